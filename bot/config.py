@@ -1,0 +1,148 @@
+"""Settings: one pydantic-settings model read from the environment and `.env`.
+
+Each provider group is its own settings class with an env prefix, so the documented variable
+names (``SPOTIFY_API_URL``, ``TELEGRAM_BOT_TOKEN`` …) work as they are, and the nested
+form (``SPOTIFY__API_URL``) works too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_FILE = ".env"
+
+
+def _config(prefix: str = "") -> SettingsConfigDict:
+    return SettingsConfigDict(
+        env_prefix=prefix,
+        env_file=ENV_FILE,
+        env_file_encoding="utf-8",
+        extra="ignore",
+        env_nested_delimiter="__",
+    )
+
+
+class TelegramSettings(BaseSettings):
+    model_config = _config("TELEGRAM_")
+
+    bot_token: SecretStr | None = None
+    api_url: str = "https://api.telegram.org"
+    # Webhook mode is on when WEBHOOK_URL is set (read by the parent settings).
+    drop_pending_updates: bool = False
+
+
+class WebhookSettings(BaseSettings):
+    model_config = _config("WEBHOOK_")
+
+    url: str | None = None
+    secret: SecretStr | None = None
+    path: str = "/telegram/webhook"
+
+
+class SpotifySettings(BaseSettings):
+    model_config = _config("SPOTIFY_")
+
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    api_url: str = "https://api.spotify.com/v1/"
+    token_url: str = "https://accounts.spotify.com/api/token"
+    timeout: float = 5.0
+    max_retries: int = 3
+    max_retry_after: float = 10.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.client_id and self.client_secret and self.client_secret.get_secret_value())
+
+
+class YouTubeSettings(BaseSettings):
+    model_config = _config("YOUTUBE_")
+
+    api_key: SecretStr | None = None
+    api_url: str = "https://www.googleapis.com/"
+    timeout: float = 5.0
+    cache_days: int = 30
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.api_key and self.api_key.get_secret_value())
+
+
+class ReccoBeatsSettings(BaseSettings):
+    model_config = _config("RECCOBEATS_")
+
+    api_url: str = "https://api.reccobeats.com/v1/"
+    enabled: bool = True
+    timeout: float = 5.0
+
+
+class HttpSettings(BaseSettings):
+    model_config = _config("HTTP_")
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 64 * 1024
+    rate_limit_per_minute: int = 600
+
+
+class Settings(BaseSettings):
+    """Everything Encore reads from its environment."""
+
+    model_config = _config()
+
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    redis_url: str | None = None
+    log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    encore_data_mirror: Path | None = None
+    model_dir: Path | None = None
+    api_keys: str = ""
+    cors_origins: str = ""
+    picks_default_hour: int = Field(default=10, ge=0, le=23)
+
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    spotify: SpotifySettings = Field(default_factory=SpotifySettings)
+    youtube: YouTubeSettings = Field(default_factory=YouTubeSettings)
+    reccobeats: ReccoBeatsSettings = Field(default_factory=ReccoBeatsSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @property
+    def db_url(self) -> str:
+        """The SQLAlchemy URL: DATABASE_URL, or a SQLite file in the data folder."""
+        if self.database_url:
+            return normalize_database_url(self.database_url)
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'encore.db').as_posix()}"
+
+    @property
+    def models_path(self) -> Path:
+        return self.model_dir or self.data_dir / "models"
+
+    @property
+    def api_key_set(self) -> frozenset[str]:
+        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        return tuple(o.strip() for o in self.cors_origins.split(",") if o.strip())
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept the usual `postgres://` / `postgresql://` / `sqlite://` forms and pick async drivers."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        return "postgresql+asyncpg://" + url[len("postgresql://") :]
+    if url.startswith("sqlite:///") or url == "sqlite://":
+        return "sqlite+aiosqlite" + url[len("sqlite") :]
+    return url

@@ -1,0 +1,237 @@
+"""The schema. Every change here comes with an alembic migration (a test checks they agree)."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, date, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from db.base import Base
+
+# The audio features every track row may carry, in one fixed order (ml/features.py shares it).
+AUDIO_FEATURE_COLUMNS = (
+    "danceability",
+    "energy",
+    "key",
+    "loudness",
+    "mode",
+    "speechiness",
+    "acousticness",
+    "instrumentalness",
+    "liveness",
+    "valence",
+    "tempo",
+    "time_signature",
+)
+
+
+class InteractionKind(enum.StrEnum):
+    SEARCHED = "searched"
+    SHOWN = "shown"
+    LIKED = "liked"
+    SKIPPED = "skipped"
+    OPENED = "opened"
+    UNLIKED = "unliked"
+
+
+class RadioState(enum.StrEnum):
+    ACTIVE = "active"
+    STOPPED = "stopped"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    telegram_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    first_name: Mapped[str | None] = mapped_column(String(256))
+    last_name: Mapped[str | None] = mapped_column(String(256))
+    username: Mapped[str | None] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
+    diversity: Mapped[float] = mapped_column(Float, default=0.3, server_default="0.3")
+    subscribed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    pick_hour: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, server_default=func.now())
+    last_seen_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=_now, server_default=func.now()
+    )
+
+    __table_args__ = (
+        CheckConstraint("pick_hour >= 0 AND pick_hour <= 23", name="pick_hour_range"),
+        CheckConstraint("diversity >= 0 AND diversity <= 1", name="diversity_range"),
+        Index("ix_users_subscribed_hour", "subscribed", "active", "pick_hour"),
+    )
+
+
+class Track(Base):
+    __tablename__ = "tracks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    spotify_id: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(512))
+    artists: Mapped[str] = mapped_column(String(1024))  # ';'-separated, as in the datasets
+    album: Mapped[str | None] = mapped_column(String(512))
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    explicit: Mapped[bool | None] = mapped_column(Boolean)
+    popularity: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(16), default="catalog", server_default="catalog")
+    # Normalised "artist - title" used for folding duplicates and for search.
+    search_key: Mapped[str] = mapped_column(String(1024), default="", server_default="")
+
+    danceability: Mapped[float | None] = mapped_column(Float)
+    energy: Mapped[float | None] = mapped_column(Float)
+    key: Mapped[float | None] = mapped_column(Float)
+    loudness: Mapped[float | None] = mapped_column(Float)
+    mode: Mapped[float | None] = mapped_column(Float)
+    speechiness: Mapped[float | None] = mapped_column(Float)
+    acousticness: Mapped[float | None] = mapped_column(Float)
+    instrumentalness: Mapped[float | None] = mapped_column(Float)
+    liveness: Mapped[float | None] = mapped_column(Float)
+    valence: Mapped[float | None] = mapped_column(Float)
+    tempo: Mapped[float | None] = mapped_column(Float)
+    time_signature: Mapped[float | None] = mapped_column(Float)
+
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, server_default=func.now())
+
+    genres: Mapped[list[TrackGenre]] = relationship(
+        back_populates="track", cascade="all, delete-orphan", lazy="selectin", order_by="TrackGenre.genre"
+    )
+
+    __table_args__ = (
+        Index("ix_tracks_search_key", "search_key"),
+        Index("ix_tracks_source", "source"),
+    )
+
+    @property
+    def has_features(self) -> bool:
+        return all(getattr(self, c) is not None for c in AUDIO_FEATURE_COLUMNS)
+
+
+class TrackGenre(Base):
+    """A dataset genre label of a track (a track can carry several)."""
+
+    __tablename__ = "track_genres"
+
+    track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), primary_key=True)
+    genre: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+    track: Mapped[Track] = relationship(back_populates="genres")
+
+    __table_args__ = (Index("ix_track_genres_genre", "genre"),)
+
+
+class TrackAlias(Base):
+    """Another Spotify id of a folded track (the same recording released under several ids)."""
+
+    __tablename__ = "track_aliases"
+
+    spotify_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), index=True)
+
+
+class RadioSession(Base):
+    __tablename__ = "radio_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    seed_track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"))
+    current_track_id: Mapped[int | None] = mapped_column(ForeignKey("tracks.id", ondelete="SET NULL"))
+    state: Mapped[RadioState] = mapped_column(
+        Enum(RadioState, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]),
+        default=RadioState.ACTIVE,
+        server_default=RadioState.ACTIVE.value,
+    )
+    # The learned taste (vector, counters) as JSON; the shown/skipped history lives in interactions.
+    taste: Mapped[dict | None] = mapped_column(JSON)
+    diversity: Mapped[float] = mapped_column(Float, default=0.3, server_default="0.3")
+    # Where the bot shows this radio (so a press on an older message can be told apart).
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=_now, server_default=func.now(), onupdate=_now
+    )
+
+
+class Interaction(Base):
+    __tablename__ = "interactions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"))
+    kind: Mapped[InteractionKind] = mapped_column(
+        Enum(InteractionKind, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
+    )
+    radio_session_id: Mapped[int | None] = mapped_column(ForeignKey("radio_sessions.id", ondelete="CASCADE"))
+    context: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, server_default=func.now())
+
+    __table_args__ = (
+        Index("ix_interactions_user_kind_created", "user_id", "kind", "created_at"),
+        Index("ix_interactions_session", "radio_session_id", "kind"),
+        Index("ix_interactions_track_kind", "track_id", "kind"),
+    )
+
+
+class Like(Base):
+    """One like per (user, track): the source of truth for /likes and for co-likes."""
+
+    __tablename__ = "likes"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, server_default=func.now())
+
+    __table_args__ = (
+        Index("ix_likes_track", "track_id"),
+        Index("ix_likes_user_created", "user_id", "created_at"),
+    )
+
+
+class CacheEntry(Base):
+    """Provider answers (Spotify, YouTube, ReccoBeats) with an expiry."""
+
+    __tablename__ = "cache_entries"
+
+    namespace: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    value: Mapped[dict | list | str | None] = mapped_column(JSON)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, server_default=func.now())
+
+
+class DailyPick(Base):
+    """A daily pick delivered (or claimed for delivery) to a user; one per user per day."""
+
+    __tablename__ = "daily_picks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    track_id: Mapped[int | None] = mapped_column(ForeignKey("tracks.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16), default="claimed", server_default="claimed")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, server_default=func.now())
+
+    __table_args__ = (UniqueConstraint("user_id", "day", name="uq_daily_picks_user_day"),)

@@ -1,0 +1,358 @@
+"""Repositories: queries over one AsyncSession. They flush when they need ids, never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import (
+    AUDIO_FEATURE_COLUMNS,
+    CacheEntry,
+    DailyPick,
+    Interaction,
+    InteractionKind,
+    Like,
+    RadioSession,
+    RadioState,
+    Track,
+    TrackAlias,
+    TrackGenre,
+    User,
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    """A dialect `INSERT` that supports ON CONFLICT (SQLite and PostgreSQL both do)."""
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"unsupported database dialect: {name}")
+
+
+class UserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def get(self, user_id: int) -> User | None:
+        return await self._s.get(User, user_id)
+
+    async def by_telegram_id(self, telegram_id: int) -> User | None:
+        return await self._s.scalar(select(User).where(User.telegram_id == telegram_id))
+
+    async def upsert_telegram(
+        self,
+        telegram_id: int,
+        *,
+        first_name: str | None,
+        last_name: str | None,
+        username: str | None,
+        language: str | None,
+        default_pick_hour: int = 10,
+    ) -> User:
+        """Insert or refresh a Telegram user in one statement (safe under concurrent updates)."""
+        now = utcnow()
+        values: dict[str, Any] = {
+            "telegram_id": telegram_id,
+            "first_name": first_name,
+            "last_name": last_name,
+            "username": username,
+            "last_seen_at": now,
+            "created_at": now,
+            "pick_hour": default_pick_hour,
+        }
+        if language:
+            values["language"] = language
+        stmt = _insert(self._s, User).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[User.telegram_id],
+            set_={"first_name": first_name, "last_name": last_name, "username": username, "last_seen_at": now},
+        )
+        await self._s.execute(stmt)
+        user = await self._s.scalar(
+            select(User).where(User.telegram_id == telegram_id).execution_options(populate_existing=True)
+        )
+        assert user is not None
+        return user
+
+    async def update(self, user_id: int, **values: Any) -> None:
+        await self._s.execute(update(User).where(User.id == user_id).values(**values))
+
+    async def due_subscribers(self, hour: int, day: date, limit: int = 1000) -> Sequence[User]:
+        """Active subscribers whose pick hour has come and who have no pick for `day` yet."""
+        already = select(DailyPick.user_id).where(DailyPick.day == day)
+        stmt = (
+            select(User)
+            .where(User.subscribed.is_(True), User.active.is_(True), User.pick_hour <= hour)
+            .where(User.id.not_in(already))
+            .order_by(User.id)
+            .limit(limit)
+        )
+        return (await self._s.scalars(stmt)).all()
+
+
+class TrackRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def get(self, track_id: int) -> Track | None:
+        return await self._s.get(Track, track_id)
+
+    async def get_many(self, track_ids: Iterable[int]) -> dict[int, Track]:
+        ids = list(dict.fromkeys(track_ids))
+        if not ids:
+            return {}
+        rows = (await self._s.scalars(select(Track).where(Track.id.in_(ids)))).all()
+        return {t.id: t for t in rows}
+
+    async def by_spotify_id(self, spotify_id: str) -> Track | None:
+        track = await self._s.scalar(select(Track).where(Track.spotify_id == spotify_id))
+        if track is not None:
+            return track
+        alias = await self._s.get(TrackAlias, spotify_id)
+        return await self._s.get(Track, alias.track_id) if alias else None
+
+    async def count(self) -> int:
+        return int(await self._s.scalar(select(func.count()).select_from(Track)) or 0)
+
+    async def add(self, track: Track) -> Track:
+        self._s.add(track)
+        await self._s.flush()
+        return track
+
+    async def set_features(self, track_id: int, features: dict[str, float]) -> None:
+        values = {k: float(v) for k, v in features.items() if k in AUDIO_FEATURE_COLUMNS}
+        if values:
+            await self._s.execute(update(Track).where(Track.id == track_id).values(**values))
+
+    async def by_artist(self, artist: str, limit: int = 50) -> Sequence[Track]:
+        pattern = f"%{artist}%"
+        stmt = select(Track).where(Track.artists.ilike(pattern)).order_by(Track.popularity.desc()).limit(limit)
+        return (await self._s.scalars(stmt)).all()
+
+    async def popular(self, genres: Sequence[str] | None = None, limit: int = 50) -> Sequence[Track]:
+        stmt: Select[tuple[Track]] = select(Track).where(Track.popularity.is_not(None))
+        if genres:
+            stmt = stmt.where(Track.id.in_(select(TrackGenre.track_id).where(TrackGenre.genre.in_(genres))))
+        stmt = stmt.order_by(Track.popularity.desc(), Track.id).limit(limit)
+        return (await self._s.scalars(stmt)).all()
+
+    async def feature_rows(self) -> Sequence[Any]:
+        """Every track with complete audio features: the recommender's in-memory catalogue."""
+        cols = [getattr(Track, c) for c in AUDIO_FEATURE_COLUMNS]
+        stmt = select(
+            Track.id,
+            Track.spotify_id,
+            Track.name,
+            Track.artists,
+            Track.search_key,
+            Track.popularity,
+            Track.duration_ms,
+            Track.explicit,
+            *cols,
+        ).where(*(c.is_not(None) for c in cols)).order_by(Track.id)
+        return (await self._s.execute(stmt)).all()
+
+    async def search_rows(self) -> Sequence[Any]:
+        stmt = select(Track.id, Track.name, Track.artists, Track.album, Track.popularity).order_by(Track.id)
+        return (await self._s.execute(stmt)).all()
+
+    async def genre_map(self) -> dict[int, list[str]]:
+        rows = (await self._s.execute(select(TrackGenre.track_id, TrackGenre.genre))).all()
+        out: dict[int, list[str]] = {}
+        for track_id, genre in rows:
+            out.setdefault(track_id, []).append(genre)
+        return out
+
+
+class InteractionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def add(
+        self,
+        track_id: int,
+        kind: InteractionKind,
+        *,
+        user_id: int | None = None,
+        radio_session_id: int | None = None,
+        context: str | None = None,
+    ) -> Interaction:
+        row = Interaction(
+            user_id=user_id, track_id=track_id, kind=kind, radio_session_id=radio_session_id, context=context
+        )
+        self._s.add(row)
+        await self._s.flush()
+        return row
+
+    async def session_track_ids(self, radio_session_id: int, kinds: Sequence[InteractionKind]) -> list[int]:
+        stmt = (
+            select(Interaction.track_id)
+            .where(Interaction.radio_session_id == radio_session_id, Interaction.kind.in_(kinds))
+            .order_by(Interaction.id)
+        )
+        return list((await self._s.scalars(stmt)).all())
+
+    async def user_track_ids(self, user_id: int, kinds: Sequence[InteractionKind], limit: int = 1000) -> list[int]:
+        stmt = (
+            select(Interaction.track_id)
+            .where(Interaction.user_id == user_id, Interaction.kind.in_(kinds))
+            .order_by(Interaction.id.desc())
+            .limit(limit)
+        )
+        return list((await self._s.scalars(stmt)).all())
+
+    async def user_history(self, user_id: int, kinds: Sequence[InteractionKind], limit: int = 500) -> Sequence[Any]:
+        """(track_id, kind, created_at) rows, newest first."""
+        stmt = (
+            select(Interaction.track_id, Interaction.kind, Interaction.created_at)
+            .where(Interaction.user_id == user_id, Interaction.kind.in_(kinds))
+            .order_by(Interaction.id.desc())
+            .limit(limit)
+        )
+        return (await self._s.execute(stmt)).all()
+
+
+class LikeRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def add(self, user_id: int, track_id: int) -> bool:
+        """Like a track; False when it was liked already (the primary key keeps one like)."""
+        stmt = (
+            _insert(self._s, Like)
+            .values(user_id=user_id, track_id=track_id, created_at=utcnow())
+            .on_conflict_do_nothing(index_elements=[Like.user_id, Like.track_id])
+        )
+        result = await self._s.execute(stmt)
+        return bool(result.rowcount)
+
+    async def remove(self, user_id: int, track_id: int) -> bool:
+        result = await self._s.execute(delete(Like).where(Like.user_id == user_id, Like.track_id == track_id))
+        return bool(result.rowcount)
+
+    async def exists(self, user_id: int, track_id: int) -> bool:
+        return await self._s.get(Like, (user_id, track_id)) is not None
+
+    async def count(self, user_id: int) -> int:
+        return int(await self._s.scalar(select(func.count()).where(Like.user_id == user_id)) or 0)
+
+    async def page(self, user_id: int, offset: int, limit: int) -> Sequence[Track]:
+        stmt = (
+            select(Track)
+            .join(Like, Like.track_id == Track.id)
+            .where(Like.user_id == user_id)
+            .order_by(Like.created_at.desc(), Track.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        return (await self._s.scalars(stmt)).all()
+
+    async def track_ids(self, user_id: int) -> list[int]:
+        stmt = select(Like.track_id).where(Like.user_id == user_id).order_by(Like.created_at.desc())
+        return list((await self._s.scalars(stmt)).all())
+
+    async def all_pairs(self) -> Sequence[Any]:
+        """(user_id, track_id) for every like: input to the co-like model."""
+        return (await self._s.execute(select(Like.user_id, Like.track_id))).all()
+
+
+class RadioRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def create(self, *, user_id: int | None, seed_track_id: int, diversity: float, taste: dict) -> RadioSession:
+        row = RadioSession(
+            user_id=user_id,
+            seed_track_id=seed_track_id,
+            diversity=diversity,
+            taste=taste,
+            state=RadioState.ACTIVE,
+        )
+        self._s.add(row)
+        await self._s.flush()
+        return row
+
+    async def get(self, radio_id: int, *, for_update: bool = False) -> RadioSession | None:
+        stmt = select(RadioSession).where(RadioSession.id == radio_id)
+        if for_update and self._s.get_bind().dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        return await self._s.scalar(stmt.execution_options(populate_existing=True))
+
+    async def latest_active(self, user_id: int) -> RadioSession | None:
+        stmt = (
+            select(RadioSession)
+            .where(RadioSession.user_id == user_id, RadioSession.state == RadioState.ACTIVE)
+            .order_by(RadioSession.id.desc())
+            .limit(1)
+        )
+        return await self._s.scalar(stmt)
+
+    async def stop_others(self, user_id: int, keep_id: int) -> None:
+        await self._s.execute(
+            update(RadioSession)
+            .where(RadioSession.user_id == user_id, RadioSession.id != keep_id)
+            .where(RadioSession.state == RadioState.ACTIVE)
+            .values(state=RadioState.STOPPED)
+        )
+
+
+class CacheRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def get(self, namespace: str, key: str, *, now: datetime | None = None) -> CacheEntry | None:
+        entry = await self._s.get(CacheEntry, (namespace, key))
+        if entry is None:
+            return None
+        expires = entry.expires_at if entry.expires_at.tzinfo else entry.expires_at.replace(tzinfo=UTC)
+        return entry if expires > (now or utcnow()) else None
+
+    async def put(self, namespace: str, key: str, value: Any, expires_at: datetime) -> None:
+        stmt = _insert(self._s, CacheEntry).values(
+            namespace=namespace, key=key, value=value, expires_at=expires_at, created_at=utcnow()
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[CacheEntry.namespace, CacheEntry.key],
+            set_={"value": stmt.excluded.value, "expires_at": stmt.excluded.expires_at},
+        )
+        await self._s.execute(stmt)
+
+    async def purge_expired(self, now: datetime | None = None) -> int:
+        result = await self._s.execute(delete(CacheEntry).where(CacheEntry.expires_at <= (now or utcnow())))
+        return int(result.rowcount or 0)
+
+
+class DailyPickRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def claim(self, user_id: int, day: date) -> bool:
+        """Claim today's pick for a user; False when any instance already claimed it."""
+        stmt = (
+            _insert(self._s, DailyPick)
+            .values(user_id=user_id, day=day, status="claimed", created_at=utcnow())
+            .on_conflict_do_nothing(index_elements=[DailyPick.user_id, DailyPick.day])
+        )
+        result = await self._s.execute(stmt)
+        return bool(result.rowcount)
+
+    async def mark(self, user_id: int, day: date, *, status: str, track_id: int | None = None) -> None:
+        await self._s.execute(
+            update(DailyPick)
+            .where(DailyPick.user_id == user_id, DailyPick.day == day)
+            .values(status=status, track_id=track_id)
+        )
+
+    async def release(self, user_id: int, day: date) -> None:
+        await self._s.execute(delete(DailyPick).where(DailyPick.user_id == user_id, DailyPick.day == day))

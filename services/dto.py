@@ -1,0 +1,165 @@
+"""Frozen DTOs that services return. Handlers render these; they never see ORM objects."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Generic, TypeVar
+from urllib.parse import quote_plus
+
+from db.models import AUDIO_FEATURE_COLUMNS
+from db.models import Track as TrackRow
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class TrackInfo:
+    id: int  # Encore's internal id (what callbacks and the API carry)
+    spotify_id: str
+    name: str
+    artists: tuple[str, ...]
+    album: str | None = None
+    duration_ms: int | None = None
+    explicit: bool | None = None
+    popularity: int | None = None
+    genres: tuple[str, ...] = ()  # labels from the dataset, when known
+    features: Mapping[str, float] | None = None  # None: no audio features known
+    source: str = "catalog"
+
+    @property
+    def artist_line(self) -> str:
+        return ", ".join(self.artists) if self.artists else "Unknown artist"
+
+    @property
+    def title(self) -> str:
+        return f"{self.artist_line} — {self.name}"
+
+    @property
+    def spotify_url(self) -> str:
+        return f"https://open.spotify.com/track/{self.spotify_id}"
+
+    @property
+    def youtube_search_url(self) -> str:
+        return "https://www.youtube.com/results?search_query=" + quote_plus(f"{self.artist_line} {self.name}")
+
+    @classmethod
+    def from_row(cls, row: TrackRow) -> TrackInfo:
+        features = None
+        if row.has_features:
+            features = MappingProxyType({c: float(getattr(row, c)) for c in AUDIO_FEATURE_COLUMNS})
+        return cls(
+            id=row.id,
+            spotify_id=row.spotify_id,
+            name=row.name,
+            artists=split_artists(row.artists),
+            album=row.album,
+            duration_ms=row.duration_ms,
+            explicit=row.explicit,
+            popularity=row.popularity,
+            genres=tuple(g.genre for g in row.genres) if "genres" in row.__dict__ else (),
+            features=features,
+            source=row.source,
+        )
+
+
+def split_artists(artists: str | None) -> tuple[str, ...]:
+    return tuple(a.strip() for a in (artists or "").split(";") if a.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class GenreGuess:
+    """The model's view of a track: fine genre and coarse family, each with probabilities."""
+
+    genre: str
+    probability: float
+    top: tuple[tuple[str, float], ...]  # best first, up to 3
+    family: str
+    family_probability: float
+    family_top: tuple[tuple[str, float], ...] = ()
+    model_version: str = ""
+
+    @property
+    def confident(self) -> bool:
+        return self.family_probability >= 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class YouTubeLink:
+    url: str
+    is_search: bool  # True: a search page (no key, quota exhausted, no match)
+    video_id: str | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackCard:
+    track: TrackInfo
+    genre: GenreGuess | None
+    youtube: YouTubeLink
+    note: str | None = None  # why something is missing (no features, provider down …)
+    liked: bool = False
+
+
+class ResolutionKind(enum.StrEnum):
+    TRACK = "track"  # one clear match
+    CANDIDATES = "candidates"  # several to choose from
+    NOT_FOUND = "not_found"
+    UNSUPPORTED = "unsupported"  # album / playlist / artist / podcast link …
+    INVALID = "invalid"  # empty, too long …
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    kind: ResolutionKind
+    tracks: tuple[TrackInfo, ...] = ()
+    message: str | None = None  # user-facing reason for NOT_FOUND / UNSUPPORTED / INVALID
+    notice: str | None = None  # e.g. "Spotify is unreachable, showing catalogue matches"
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: tuple[T, ...]
+    page: int
+    pages: int
+    total: int
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 0
+
+    @property
+    def has_next(self) -> bool:
+        return self.page + 1 < self.pages
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    id: int
+    telegram_id: int | None
+    first_name: str | None
+    language: str
+    diversity: float
+    subscribed: bool
+    pick_hour: int
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    track: TrackInfo
+    score: float
+    reason: str = ""  # "similar sound", "liked by people who liked …", "same artist" …
+
+
+@dataclass(frozen=True, slots=True)
+class RadioStep:
+    radio_id: int
+    track: TrackInfo | None  # None: nothing left to play
+    position: int  # how many tracks this radio has shown
+    likes: int = 0
+    skips: int = 0
+    stopped: bool = False
+    extra: Mapping[str, object] = field(default_factory=dict)

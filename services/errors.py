@@ -1,0 +1,57 @@
+"""Domain errors. Handlers turn them into user text or HTTP problem details."""
+
+from __future__ import annotations
+
+
+class EncoreError(Exception):
+    """Base of every error a service raises on purpose; `message` is safe to show."""
+
+    code = "error"
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class TrackNotFound(EncoreError):
+    code = "track_not_found"
+
+
+class UnsupportedInput(EncoreError):
+    """A link Encore does not handle (album, playlist, artist, podcast …)."""
+
+    code = "unsupported_input"
+
+    def __init__(self, message: str, kind: str = "unsupported") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class InvalidInput(EncoreError):
+    code = "invalid_input"
+
+
+class NoFeatures(EncoreError):
+    """No audio features are known for a track, so the model cannot place it."""
+
+    code = "no_features"
+
+
+class RadioNotFound(EncoreError):
+    code = "radio_not_found"
+
+
+class RadioForbidden(EncoreError):
+    """A radio that belongs to somebody else."""
+
+    code = "radio_forbidden"
+
+
+class ProviderUnavailable(EncoreError):
+    """An outside provider failed (timeout, quota, 5xx); callers degrade."""
+
+    code = "provider_unavailable"
+
+
+class ModelNotReady(EncoreError):
+    code = "model_not_ready"

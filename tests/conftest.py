@@ -1,0 +1,121 @@
+"""Shared fixtures: databases (SQLite and PostgreSQL), Redis, settings.
+
+PostgreSQL and Redis tests skip with a reason when the servers are unreachable — except with
+CI=true, where an unreachable server fails the run instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from db.base import Base
+from db.engine import create_engine, create_session_factory
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url.replace("+asyncpg", ""))
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, url: str, port: int) -> None:
+    """Skip (locally) or fail (CI=true) when a server the test needs is unreachable."""
+    if _reachable(url, port):
+        return
+    message = f"{name} is unreachable at {url}"
+    if IN_CI:
+        pytest.fail(f"{message}, and CI=true forbids skipping", pytrace=False)
+    pytest.skip(message)
+
+
+def _run_in_thread(coro: Any) -> Any:
+    """Run a coroutine to completion on its own loop (fixtures may be set up inside a running loop)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+@pytest.fixture(scope="session")
+def pg_database_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this pytest process, dropped at the end."""
+    require_service("PostgreSQL", PG_URL, 5432)
+    import asyncpg
+
+    name = f"encore_test_{uuid.uuid4().hex[:10]}"
+    admin = PG_URL.replace("postgresql+asyncpg://", "postgresql://")
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    _run_in_thread(run(f'CREATE DATABASE "{name}"'))
+    base, _, _ = PG_URL.rpartition("/")
+    yield f"{base}/{name}"
+    _run_in_thread(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def engine(request: pytest.FixtureRequest) -> AsyncIterator[AsyncEngine]:
+    """An engine with the schema created, once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        url = "sqlite+aiosqlite://"
+    else:
+        url = request.getfixturevalue("pg_database_url")
+    eng = create_engine(url)
+    async with eng.begin() as conn:
+        await conn.run_sync(Base.metadata.drop_all)
+        await conn.run_sync(Base.metadata.create_all)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+async def sqlite_engine() -> AsyncIterator[AsyncEngine]:
+    """In-memory SQLite only: for service tests where the backend does not matter."""
+    eng = create_engine("sqlite+aiosqlite://")
+    async with eng.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_session_factory(engine)
+
+
+@pytest.fixture
+def sqlite_sessions(sqlite_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_session_factory(sqlite_engine)
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    """The real Redis (database 15), flushed before and after."""
+    require_service("Redis", REDIS_URL, 6379)
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(REDIS_URL)
+    await client.flushdb()
+    yield REDIS_URL
+    await client.flushdb()
+    await client.aclose()
