@@ -26,10 +26,17 @@ def _config(prefix: str = "") -> SettingsConfigDict:
     )
 
 
+def _blank_to_none(value: object) -> object:
+    """An empty variable (``TELEGRAM_BOT_TOKEN=``) means "not set"."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
 class TelegramSettings(BaseSettings):
     model_config = _config("TELEGRAM_")
 
     bot_token: SecretStr | None = None
+
+    _blank = field_validator("bot_token", mode="before")(_blank_to_none)
     api_url: str = "https://api.telegram.org"
     # Webhook mode is on when WEBHOOK_URL is set (read by the parent settings).
     drop_pending_updates: bool = False
@@ -42,6 +49,8 @@ class WebhookSettings(BaseSettings):
     secret: SecretStr | None = None
     path: str = "/telegram/webhook"
 
+    _blank = field_validator("url", "secret", mode="before")(_blank_to_none)
+
 
 class SpotifySettings(BaseSettings):
     model_config = _config("SPOTIFY_")
@@ -49,6 +58,8 @@ class SpotifySettings(BaseSettings):
     client_id: str | None = None
     client_secret: SecretStr | None = None
     api_url: str = "https://api.spotify.com/v1/"
+
+    _blank = field_validator("client_id", "client_secret", mode="before")(_blank_to_none)
     token_url: str = "https://accounts.spotify.com/api/token"
     timeout: float = 5.0
     max_retries: int = 3
@@ -64,6 +75,8 @@ class YouTubeSettings(BaseSettings):
 
     api_key: SecretStr | None = None
     api_url: str = "https://www.googleapis.com/"
+
+    _blank = field_validator("api_key", mode="before")(_blank_to_none)
     timeout: float = 5.0
     cache_days: int = 30
 
@@ -97,6 +110,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     database_url: str | None = None
     redis_url: str | None = None
+
+    _blank = field_validator("database_url", "redis_url", "encore_data_mirror", "model_dir", mode="before")(
+        _blank_to_none
+    )
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
     encore_data_mirror: Path | None = None

@@ -1,0 +1,111 @@
+"""Users: who talks to Encore, their language, taste dial and daily-pick subscription."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.models import User
+from db.repositories import UserRepository
+from services.dto import UserInfo
+from services.errors import InvalidInput
+
+SUPPORTED_LANGUAGES = ("en", "ru")
+
+
+def pick_language(code: str | None) -> str:
+    """Telegram's language_code ("ru", "ru-RU", "uk" …) → one Encore speaks; English by default."""
+    base = (code or "").split("-")[0].lower()
+    return base if base in SUPPORTED_LANGUAGES else "en"
+
+
+def to_info(user: User) -> UserInfo:
+    return UserInfo(
+        id=user.id,
+        telegram_id=user.telegram_id,
+        first_name=user.first_name,
+        language=user.language,
+        diversity=user.diversity,
+        subscribed=user.subscribed,
+        pick_hour=user.pick_hour,
+        active=user.active,
+    )
+
+
+class UserService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, default_pick_hour: int = 10) -> None:
+        self._sessions = sessions
+        self._default_pick_hour = default_pick_hour
+
+    async def touch_telegram(
+        self,
+        telegram_id: int,
+        *,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        username: str | None = None,
+        language_code: str | None = None,
+    ) -> UserInfo:
+        """Create the user on first contact, refresh names and last-seen after that.
+
+        The language is taken from Telegram only on first contact; afterwards /settings owns it.
+        """
+        async with self._sessions.begin() as session:
+            repo = UserRepository(session)
+            user = await repo.upsert_telegram(
+                telegram_id,
+                first_name=_clip(first_name, 256),
+                last_name=_clip(last_name, 256),
+                username=_clip(username, 64),
+                language=pick_language(language_code),
+                default_pick_hour=self._default_pick_hour,
+            )
+            user.active = True
+            return to_info(user)
+
+    async def get(self, user_id: int) -> UserInfo | None:
+        async with self._sessions() as session:
+            user = await UserRepository(session).get(user_id)
+            return to_info(user) if user else None
+
+    async def by_telegram_id(self, telegram_id: int) -> UserInfo | None:
+        async with self._sessions() as session:
+            user = await UserRepository(session).by_telegram_id(telegram_id)
+            return to_info(user) if user else None
+
+    async def set_language(self, user_id: int, language: str) -> UserInfo:
+        if language not in SUPPORTED_LANGUAGES:
+            raise InvalidInput(f"unsupported language: {language}")
+        return await self._update(user_id, language=language)
+
+    async def set_diversity(self, user_id: int, diversity: float) -> UserInfo:
+        if not 0.0 <= diversity <= 1.0:
+            raise InvalidInput("diversity must be between 0 and 1")
+        return await self._update(user_id, diversity=round(diversity, 2))
+
+    async def subscribe(self, user_id: int, hour: int | None = None) -> UserInfo:
+        hour = self._default_pick_hour if hour is None else hour
+        if not 0 <= hour <= 23:
+            raise InvalidInput("the hour must be between 0 and 23 (UTC)")
+        return await self._update(user_id, subscribed=True, pick_hour=hour)
+
+    async def unsubscribe(self, user_id: int) -> UserInfo:
+        return await self._update(user_id, subscribed=False)
+
+    async def mark_inactive(self, user_id: int) -> None:
+        """The user blocked the bot: stop sending until they write again."""
+        async with self._sessions.begin() as session:
+            await UserRepository(session).update(user_id, active=False)
+
+    async def _update(self, user_id: int, **values: object) -> UserInfo:
+        async with self._sessions.begin() as session:
+            repo = UserRepository(session)
+            await repo.update(user_id, **values)
+            user = await repo.get(user_id)
+            if user is None:
+                raise InvalidInput("unknown user")
+            await session.refresh(user)
+            return to_info(user)
+
+
+def _clip(value: str | None, limit: int) -> str | None:
+    return value[:limit] if value else value
