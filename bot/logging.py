@@ -58,3 +58,6 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     logging.getLogger("aiogram.event").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("googleapiclient.discovery_cache").setLevel(logging.ERROR)
+    # urllib3 logs request URLs at DEBUG, and those carry user queries and API keys.
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+    logging.getLogger("spotipy").setLevel(logging.WARNING)
