@@ -81,11 +81,28 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
+    """Everything `make run` needs once: datasets, schema, catalogue, product model (each only when missing)."""
+    from handlers.cli_catalog import setup_catalog
+
+    stats = await setup_catalog(settings, progress=not args.no_progress)
+    if stats is None:
+        log.info("catalogue already imported")
+    train = build_parser().parse_args(["train", "--task", "catalog", "--quick", "--if-missing"])
+    code = await asyncio.to_thread(train.handler, train, settings)
+    if code:
+        log.error("training the genre model failed (exit %s)", code)
+    return int(code or 0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="main.py", description="Encore: music recommendations.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("serve", help="run the HTTP server and the Telegram bot").set_defaults(handler=cmd_serve)
     sub.add_parser("migrate", help="upgrade the database schema").set_defaults(handler=cmd_migrate)
+    setup = sub.add_parser("setup", help="fetch the datasets, import the catalogue, train the model when missing")
+    setup.add_argument("--no-progress", action="store_true", help="no progress bars")
+    setup.set_defaults(handler=cmd_setup)
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
