@@ -1,0 +1,388 @@
+"""Offline evaluation of the recommender against the original method and a random baseline.
+
+Seeds are tracks the index never saw: the catalogue model's held-out groups when
+`<models>/catalog/holdout.json` exists, otherwise a deterministic sample of song groups (every
+row sharing a song key or an identical feature vector with a seed is removed from the
+catalogue). A disjoint validation sample picks Encore's weights; the table reports test seeds.
+
+The original method (the seed project): predict the seed's genre, take the ten nearest tracks of
+that genre by unscaled Euclidean distance over the raw features (duration in ms included).
+The random baseline: ten random tracks of the predicted genre. All three methods get the same
+genre prediction: the catalogue model when it is there, otherwise a distance-weighted 30-NN
+vote over catalogue labels in Encore's scaled audio space (a stand-in, named in the report).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ml.features import AUDIO_FEATURES
+from services.recommender import RAW_COLUMNS, CatalogIndex, EngineWeights, recording_key
+from services.textnorm import song_key
+
+log = logging.getLogger(__name__)
+
+DATASET = "spotify_tracks_114genre_train.csv.gz"
+K = 10
+MIN_ARTISTS = 8.0  # weight selection keeps lists with at least this many distinct artists per 10
+
+
+def load_dataset(path: Path) -> pd.DataFrame:
+    frame = pd.read_csv(path)
+    frame["artists"] = frame["artists"].fillna("").astype(str)
+    frame["track_name"] = frame["track_name"].fillna("").astype(str)
+    return frame
+
+
+def fold_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per song (song key), as the catalogue import does: the most popular row, all genres."""
+    frame = frame.copy()
+    frame["song_key"] = [song_key(a, t) for a, t in zip(frame["artists"], frame["track_name"], strict=True)]
+    genres = frame.groupby("song_key")["track_genre"].agg(lambda g: tuple(sorted(set(g))))
+    ids = frame.groupby("song_key")["track_id"].agg(lambda t: tuple(sorted(set(t))))
+    frame = frame.sort_values(["popularity", "track_id"], ascending=[False, True], kind="stable")
+    folded = frame.drop_duplicates("song_key").copy()
+    folded["genres"] = folded["song_key"].map(genres)
+    folded["all_ids"] = folded["song_key"].map(ids)
+    folded = folded.sort_values("track_id", kind="stable").reset_index(drop=True)
+    folded["id"] = np.arange(1, len(folded) + 1)
+    folded["feature_key"] = [
+        hashlib.blake2b(np.round(r, 6).tobytes(), digest_size=8).hexdigest()
+        for r in folded[list(AUDIO_FEATURES)].to_numpy(dtype=np.float64)
+    ]
+    return folded
+
+
+def _stable_fraction(text: str, salt: str) -> float:
+    digest = hashlib.blake2b(f"{salt}:{text}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+@dataclass
+class Split:
+    catalog: pd.DataFrame
+    validation: pd.DataFrame
+    test: pd.DataFrame
+    note: str
+
+
+def split_seeds(
+    folded: pd.DataFrame, *, holdout_ids: set[str] | None = None, n_test: int = 1000, n_validation: int = 500
+) -> Split:
+    """Hold seed songs out of the catalogue (with every row sharing their feature vector)."""
+    if holdout_ids:
+        is_test = folded["all_ids"].map(lambda ids: any(i in holdout_ids for i in ids))
+        test_pool = folded[is_test]
+        test = test_pool[test_pool["song_key"].map(lambda k: _stable_fraction(k, "test") < 1.0)]
+        test = test.assign(_r=test["song_key"].map(lambda k: _stable_fraction(k, "pick"))).nsmallest(n_test, "_r")
+        note = f"seeds: {len(test)} of the catalogue model's held-out tracks (holdout.json)"
+        rest = folded[~is_test]
+    else:
+        r = folded["song_key"].map(lambda k: _stable_fraction(k, "encore-recs-eval"))
+        order = r.sort_values(kind="stable").index
+        test = folded.loc[order[:n_test]]
+        rest = folded.drop(index=order[:n_test])
+        note = (
+            f"seeds: a deterministic sample of {len(test)} songs (blake2b of the song key; "
+            "no holdout.json from the catalogue model was found)"
+        )
+    r = rest["song_key"].map(lambda k: _stable_fraction(k, "encore-recs-validation"))
+    val_idx = r.sort_values(kind="stable").index[:n_validation]
+    validation = rest.loc[val_idx]
+    held = set(test["feature_key"]) | set(validation["feature_key"])
+    catalog = rest.drop(index=val_idx)
+    catalog = catalog[~catalog["feature_key"].isin(held)].reset_index(drop=True)
+    return Split(catalog, validation.reset_index(drop=True), test.reset_index(drop=True), note)
+
+
+# -- methods ------------------------------------------------------------------------------------
+
+Method = Callable[[int], list[int]]  # seed row → catalogue positions
+
+
+@dataclass
+class EvalContext:
+    index: CatalogIndex
+    seeds: pd.DataFrame
+    seed_raw: np.ndarray
+    seed_genre: list[str]  # predicted genre per seed (for the baselines)
+    seed_proba: np.ndarray | None  # model probabilities per seed, in index.classes order
+    genre_rows: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        members: dict[str, list[int]] = {}
+        for i, gs in enumerate(self.index.genres):
+            for g in gs:
+                members.setdefault(g, []).append(i)
+        self.genre_rows = {g: np.asarray(v, dtype=np.int64) for g, v in members.items()}
+
+    def seed_keys(self, i: int) -> set[int]:
+        a, t = self.seeds.at[i, "artists"], self.seeds.at[i, "track_name"]
+        keys = {self.index._key_ids.get(song_key(a, t), -1), self.index._key_ids.get("r:" + recording_key(a, t), -1)}
+        return keys - {-1}
+
+
+def predicted_genres(index: CatalogIndex, seed_raw: np.ndarray, proba: np.ndarray | None) -> list[str]:
+    if proba is not None:
+        return [index.classes[int(j)] for j in np.argmax(proba, axis=1)]
+    out = []
+    for row in index.embed_audio(seed_raw):
+        dist = index.genre_distribution(row)
+        out.append(index.classes[int(np.argmax(dist))])
+    return out
+
+
+def encore_method(ctx: EvalContext, diversity: float = 0.3) -> Method:
+    def run(i: int) -> list[int]:
+        proba = None if ctx.seed_proba is None else ctx.seed_proba[i]
+        query = ctx.index.query_for_raw(ctx.seed_raw[i : i + 1], proba=proba)
+        hits = ctx.index.search(
+            query, K, exclude_keys=ctx.seed_keys(i), diversity=diversity, seed_artists=ctx.seeds.at[i, "artists"]
+        )
+        return [h.position for h in hits]
+
+    return run
+
+
+def original_method(ctx: EvalContext) -> Method:
+    """Ten nearest of the predicted genre, unscaled Euclidean over the raw features (+ duration)."""
+    raw = np.nan_to_num(ctx.index.raw, nan=0.0)
+
+    def run(i: int) -> list[int]:
+        rows = ctx.genre_rows.get(ctx.seed_genre[i], np.arange(len(ctx.index)))
+        d = np.linalg.norm(raw[rows] - np.nan_to_num(ctx.seed_raw[i], nan=0.0), axis=1)
+        k = min(K, rows.size)
+        near = rows[np.argpartition(d, k - 1)[:k]]
+        return sorted(near.tolist(), key=lambda p: float(np.linalg.norm(raw[p] - ctx.seed_raw[i])))
+
+    return run
+
+
+def random_method(ctx: EvalContext, seed: int = 7) -> Method:
+    def run(i: int) -> list[int]:
+        rows = ctx.genre_rows.get(ctx.seed_genre[i], np.arange(len(ctx.index)))
+        rng = np.random.default_rng([seed, i])
+        return rng.choice(rows, size=min(K, rows.size), replace=False).tolist()
+
+    return run
+
+
+# -- metrics ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Metrics:
+    precision: float  # genre precision@10, tracks by the seed's artists count as misses
+    precision_plain: float  # the same without the artist filter
+    unique_artists: float  # distinct main artists per list of 10
+    duplicate_rate: float  # share of items repeating the seed's or an earlier item's song
+    coverage: float  # share of the catalogue recommended at least once
+    diversity: float  # mean pairwise distance inside a list (z-scaled audio features)
+    popularity_pct: float  # mean catalogue popularity percentile of recommended tracks (0.5 = neutral)
+    popularity: float  # mean popularity (0–100) of recommended tracks
+    cap_violations: int  # lists where one artist has more than 2 tracks
+    ms_per_seed: float
+
+
+def evaluate(ctx: EvalContext, method: Method) -> Metrics:
+    index = ctx.index
+    unweighted = index.scaler.transform(index.raw).astype(np.float32)
+    seen: set[int] = set()
+    prec, prec_plain, uniq, dups, divs, pops, pcts = [], [], [], [], [], [], []
+    violations = 0
+    started = time.perf_counter()
+    lists = [method(i) for i in range(len(ctx.seeds))]
+    elapsed = time.perf_counter() - started
+    for i, recs in enumerate(lists):
+        seed_genres = set(ctx.seeds.at[i, "genres"])
+        seed_artists = {a.strip().casefold() for a in ctx.seeds.at[i, "artists"].split(";") if a.strip()}
+        hits = hits_plain = 0
+        keys = {song_key(ctx.seeds.at[i, "artists"], ctx.seeds.at[i, "track_name"])}
+        rkeys = {recording_key(ctx.seeds.at[i, "artists"], ctx.seeds.at[i, "track_name"])}
+        dup = 0
+        artist_count: dict[str, int] = {}
+        for p in recs:
+            artists = {a.strip().casefold() for a in index.artists[p].split(";") if a.strip()}
+            for a in artists:
+                artist_count[a] = artist_count.get(a, 0) + 1
+            on_genre = bool(seed_genres & set(index.genres[p]))
+            hits_plain += on_genre
+            hits += on_genre and not (artists & seed_artists)
+            sk = song_key(index.artists[p], index.names[p])
+            rk = recording_key(index.artists[p], index.names[p])
+            if sk in keys or rk in rkeys:
+                dup += 1
+            keys.add(sk)
+            rkeys.add(rk)
+        violations += any(c > 2 for c in artist_count.values())
+        prec.append(hits / K)
+        prec_plain.append(hits_plain / K)
+        uniq.append(len({index.artists[p].split(";")[0].strip().casefold() for p in recs}))
+        dups.append(dup / max(len(recs), 1))
+        seen.update(recs)
+        if len(recs) > 1:
+            v = unweighted[recs]
+            d = np.linalg.norm(v[:, None, :] - v[None, :, :], axis=2)
+            divs.append(float(d.sum() / (len(recs) * (len(recs) - 1))))
+        pcts.extend(index.popularity_pct[recs].tolist())
+        pops.extend(index.popularity[recs].tolist())
+    return Metrics(
+        precision=float(np.mean(prec)),
+        precision_plain=float(np.mean(prec_plain)),
+        unique_artists=float(np.mean(uniq)),
+        duplicate_rate=float(np.mean(dups)),
+        coverage=len(seen) / len(index),
+        diversity=float(np.mean(divs)) if divs else 0.0,
+        popularity_pct=float(np.mean(pcts)) if pcts else 0.0,
+        popularity=float(np.mean(pops)) if pops else 0.0,
+        cap_violations=int(violations),
+        ms_per_seed=1000 * elapsed / max(len(lists), 1),
+    )
+
+
+# -- weight selection and the report ---------------------------------------------------------------
+
+FLAT = EngineWeights().with_(features={c: 1.0 for c in EngineWeights().features})
+
+
+def weight_grid(has_model: bool) -> list[tuple[str, EngineWeights]]:
+    grid: list[tuple[str, EngineWeights]] = []
+    for genre in (0.0, 1.0, 2.0, 3.0, 4.0, 6.0):
+        grid.append((f"tuned features, genre {genre:g}", EngineWeights(genre=genre)))
+        grid.append((f"flat features, genre {genre:g}", FLAT.with_(genre=genre)))
+    if has_model:
+        grid += [
+            (f"tuned features, genre {g:g}, labels {m:g}", EngineWeights(genre=g, label_mix=m))
+            for g in (2.0, 3.0)
+            for m in (0.25, 0.75)
+        ]
+    return grid
+
+
+@dataclass
+class Report:
+    markdown: str
+    chosen: str
+    weights: EngineWeights
+    results: dict[str, Metrics]
+
+
+def _context(
+    index: CatalogIndex, seeds: pd.DataFrame, proba_fn: Callable[[pd.DataFrame], np.ndarray] | None
+) -> EvalContext:
+    seed_raw = seeds[list(RAW_COLUMNS)].to_numpy(dtype=np.float64)
+    proba = proba_fn(seeds) if proba_fn is not None else None
+    return EvalContext(index, seeds, seed_raw, predicted_genres(index, seed_raw, proba), proba)
+
+
+def run_evaluation(
+    dataset: Path,
+    *,
+    holdout: Path | None = None,
+    proba_fn: Callable[[pd.DataFrame], np.ndarray] | None = None,
+    proba_classes: Sequence[str] | None = None,
+    n_test: int = 1000,
+    n_validation: int = 500,
+    progress: Callable[[str], None] = lambda _m: None,
+) -> Report:
+    """Evaluate Encore (weights picked on validation seeds), the original method and random-in-genre."""
+    started = time.perf_counter()
+    folded = fold_frame(load_dataset(dataset))
+    holdout_ids = set(json.loads(holdout.read_text())) if holdout and holdout.exists() else None
+    split = split_seeds(folded, holdout_ids=holdout_ids, n_test=n_test, n_validation=n_validation)
+    progress(f"catalogue {len(split.catalog)} songs, {len(split.validation)} validation / {len(split.test)} test seeds")
+    cat_proba = None
+    if proba_fn is not None:
+        cat_proba = proba_fn(split.catalog)
+    base = CatalogIndex.from_frame(split.catalog, weights=EngineWeights(genre=0.0))
+    if proba_classes is None:
+        proba_classes = base.classes
+
+    tuning: list[tuple[str, EngineWeights, Metrics]] = []
+    for label, weights in weight_grid(cat_proba is not None):
+        index = base.with_weights(weights, cat_proba, proba_classes)
+        ctx_v = _context(index, split.validation, proba_fn)
+        m = evaluate(ctx_v, encore_method(ctx_v, 0.3))
+        tuning.append((label, weights, m))
+        progress(f"validation {label}: precision {m.precision:.3f}, artists {m.unique_artists:.2f}")
+    # The most genre-precise weights whose lists keep at least 8 distinct artists in 10.
+    varied = [t for t in tuning if t[2].unique_artists >= MIN_ARTISTS] or tuning
+    label, weights, _ = max(varied, key=lambda t: (round(t[2].precision, 3), t[2].unique_artists))
+    index = base.with_weights(weights, cat_proba, proba_classes)
+    ctx = _context(index, split.test, proba_fn)
+    results = {
+        "Encore (diversity 0.3)": evaluate(ctx, encore_method(ctx, 0.3)),
+        "Encore (diversity 0, familiar)": evaluate(ctx, encore_method(ctx, 0.0)),
+        "Encore (diversity 0.7, new)": evaluate(ctx, encore_method(ctx, 0.7)),
+        "Original (genre → 10 nearest, unscaled)": evaluate(ctx, original_method(ctx)),
+        "Random within genre": evaluate(ctx, random_method(ctx)),
+    }
+    genre_source = "the catalogue model" if proba_fn is not None else "a 30-NN label vote (no catalogue model found)"
+    accuracy = float(np.mean([g in set(gs) for g, gs in zip(ctx.seed_genre, ctx.seeds["genres"], strict=True)]))
+    md = _markdown(split, results, tuning, label, genre_source, accuracy, time.perf_counter() - started, dataset)
+    return Report(md, label, weights, results)
+
+
+def _markdown(
+    split: Split,
+    results: dict[str, Metrics],
+    tuning: list[tuple[str, EngineWeights, Metrics]],
+    chosen: str,
+    genre_source: str,
+    accuracy: float,
+    seconds: float,
+    dataset: Path,
+) -> str:
+    lines = [
+        "# Recommender evaluation",
+        "",
+        "Generated by `python main.py evaluate-recs` (services/rec_eval.py).",
+        "",
+        f"- data: `{dataset.name}` folded to one row per song; catalogue {len(split.catalog)} songs",
+        f"- {split.note}; a disjoint validation sample of {len(split.validation)} songs picked the weights",
+        "- seeds are embedded from their audio features only (the catalogue never saw them)",
+        f"- predicted genre for the original method and the random baseline: {genre_source}; "
+        f"it is one of the seed's labels for {accuracy:.1%} of seeds",
+        f"- Encore weights chosen on validation: **{chosen}** (the best genre P@10 among weights keeping "
+        f"≥ {MIN_ARTISTS:g} distinct artists per 10)",
+        f"- run time {seconds:.0f} s",
+        "",
+        "| method | genre P@10 (artist filter) | genre P@10 (no filter) | unique artists /10 | "
+        "duplicate-song rate | coverage | intra-list diversity | popularity pct | mean popularity | "
+        "lists breaking the artist cap | ms/seed |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, m in results.items():
+        lines.append(
+            f"| {name} | {m.precision:.3f} | {m.precision_plain:.3f} | {m.unique_artists:.2f} | "
+            f"{m.duplicate_rate:.3f} | {m.coverage:.3f} | {m.diversity:.2f} | {m.popularity_pct:.3f} | "
+            f"{m.popularity:.1f} | {m.cap_violations} | {m.ms_per_seed:.2f} |"
+        )
+    lines += [
+        "",
+        "Definitions: genre P@10 = share of the 10 recommendations sharing a genre label with the seed, "
+        'where tracks by any of the seed\'s artists count as misses (the "no filter" column counts them); '
+        "unique artists = distinct main artists among the 10; duplicate-song rate = share of recommendations "
+        "repeating the seed's or an earlier recommendation's song (same song key, or same main artist and "
+        "title without bracketed/dashed suffixes); coverage = share of the catalogue recommended for at "
+        "least one seed; intra-list diversity = mean pairwise Euclidean distance of the 10 tracks in "
+        "z/rank-scaled audio features (same space for every method); popularity pct = mean popularity "
+        "percentile in the catalogue (0.5 = no bias).",
+        "",
+        "## Weight selection (validation seeds, Encore at diversity 0.3)",
+        "",
+        "| weights | genre P@10 | unique artists /10 | diversity |",
+        "|---|---|---|---|",
+    ]
+    for label, _w, m in tuning:
+        lines.append(f"| {label} | {m.precision:.3f} | {m.unique_artists:.2f} | {m.diversity:.2f} |")
+    return "\n".join(lines) + "\n"

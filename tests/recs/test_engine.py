@@ -1,0 +1,127 @@
+"""The in-memory engine without a database."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ml.features import AUDIO_FEATURES
+from services.recommender import ARTIST_CAP, ARTIST_WINDOW, CatalogIndex, CoLikeModel, EngineWeights
+from tests.recs.conftest import make_tracks
+
+
+def build(weights: EngineWeights | None = None) -> CatalogIndex:
+    tracks = make_tracks()
+    raw = np.asarray([[*(getattr(t, c) for c in AUDIO_FEATURES), t.duration_ms] for t in tracks], dtype=float)
+    return CatalogIndex(
+        ids=list(range(1, len(tracks) + 1)),
+        spotify_ids=[t.spotify_id for t in tracks],
+        names=[t.name for t in tracks],
+        artists=[t.artists for t in tracks],
+        raw=raw,
+        popularity=[t.popularity for t in tracks],
+        genres=[[g.genre for g in t.genres] for t in tracks],
+        weights=weights,
+    )
+
+
+def assert_artist_cap(index: CatalogIndex, positions: list[int]) -> None:
+    for start in range(max(1, len(positions) - ARTIST_WINDOW + 1)):
+        window = positions[start : start + ARTIST_WINDOW]
+        counts: dict[int, int] = {}
+        for p in window:
+            for a in index.track_artists[p]:
+                counts[a] = counts.get(a, 0) + 1
+        assert max(counts.values()) <= ARTIST_CAP, window
+
+
+def test_artist_cap_holds_in_every_window_of_ten() -> None:
+    index = build()
+    for seed in range(0, len(index), 37):
+        for diversity in (0.0, 0.5, 1.0):
+            hits = index.search(index.query_for(seed), 30, exclude={seed}, diversity=diversity)
+            assert len(hits) == 30
+            assert_artist_cap(index, [h.position for h in hits])
+
+
+def test_artist_cap_counts_recently_shown_tracks() -> None:
+    index = build()
+    same_artist = [p for p in range(len(index)) if index.artists[p] == index.artists[1]]
+    hits = index.search(index.query_for(1), 10, exclude=set(same_artist[:2]), recent=same_artist[:2])
+    assert not {h.position for h in hits} & set(same_artist)
+
+
+def test_results_stay_in_genre_and_skip_duplicate_recordings() -> None:
+    index = build()
+    seed = 0  # the first rock song; the last row is its "- Remastered 2011" release
+    remaster = len(index) - 1
+    hits = index.search(
+        index.query_for(seed), 10, exclude={seed}, exclude_keys=index.keys_for(index.artists[0], index.names[0])
+    )
+    positions = [h.position for h in hits]
+    assert remaster not in positions
+    assert all(index.genres[p] == ("rock",) for p in positions)
+    # Without the seed excluded, the remaster and the seed never come together.
+    hits = index.search(index.query_for(seed), 10)
+    assert not {seed, remaster} <= {h.position for h in hits}
+
+
+def test_search_is_deterministic() -> None:
+    a, b = build(), build()
+    for seed in (3, 100, 250):
+        first = [h.position for h in a.search(a.query_for(seed), 10, exclude={seed}, diversity=0.4)]
+        second = [h.position for h in b.search(b.query_for(seed), 10, exclude={seed}, diversity=0.4)]
+        assert first == second
+
+
+def test_unknown_track_from_features_only() -> None:
+    index = build()
+    features = {c: float(index.raw[130, i]) for i, c in enumerate(AUDIO_FEATURES)}
+    query = index.query_for_features(features)  # genre from neighbours' labels
+    assert query.genre is not None
+    hits = index.search(query, 10)
+    assert all(index.genres[h.position] == index.genres[130] for h in hits)
+
+
+def test_diversity_dial_spreads_the_list() -> None:
+    index = build()
+
+    def spread(diversity: float) -> float:
+        total = 0.0
+        for seed in range(0, len(index), 29):
+            v = index.audio[
+                [h.position for h in index.search(index.query_for(seed), 10, exclude={seed}, diversity=diversity)]
+            ]
+            total += float(np.linalg.norm(v[:, None] - v[None], axis=2).mean())
+        return total
+
+    assert spread(1.0) > spread(0.0)
+
+
+def test_moving_the_query_towards_a_track() -> None:
+    index = build()
+    q = index.query_for(0)
+    target = index.query_for(200)  # another genre
+    moved = q.moved(target, 0.35)
+    assert np.linalg.norm(moved.audio - target.audio) < np.linalg.norm(q.audio - target.audio)
+    pushed = q.moved(target, -0.15)
+    assert np.linalg.norm(pushed.audio - target.audio) > np.linalg.norm(q.audio - target.audio)
+
+
+def test_colike_scores_need_support() -> None:
+    index = build()
+    pairs = [(u, 1) for u in range(10)] + [(u, 300) for u in range(10)] + [(99, 1), (99, 200)]
+    model = CoLikeModel(pairs, index)
+    scores = model.scores([0])  # position 0 is track id 1
+    assert 299 in scores and scores[299][1] == 10
+    assert 199 not in scores  # one common user is below the support threshold
+
+
+def test_smallest_is_exact() -> None:
+    from services.recommender import smallest
+
+    rng = np.random.default_rng(3)
+    for n, k in ((10, 3), (5000, 50), (70_000, 300), (70_000, 20_000)):
+        values = rng.normal(size=n).astype(np.float32)
+        values[rng.choice(n, size=n // 10, replace=False)] = np.inf
+        got = np.sort(values[smallest(values, k)])
+        assert np.array_equal(got, np.sort(values)[:k])
