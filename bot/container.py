@@ -14,6 +14,7 @@ from services.health import HealthService
 from services.users import UserService
 
 if TYPE_CHECKING:
+    from ml.predictor import GenrePredictor
     from services.cache import CacheService
     from services.feedback import FeedbackService
     from services.genre import GenreService
@@ -37,6 +38,7 @@ class Container:
     radio: RadioService | None = None
     feedback: FeedbackService | None = None
     cache: CacheService | None = None
+    predictor: GenrePredictor | None = None
     _closers: list[Any] = field(default_factory=list)
 
     def on_close(self, closer: Any) -> None:
@@ -79,7 +81,9 @@ async def build_container(settings: Settings) -> Container:
         health=HealthService(engine),
     )
     try:
+        _build_genre(container)
         await _build_providers(container)
+        await _build_recommender(container)
     except BaseException:
         await container.close()
         raise
@@ -126,6 +130,35 @@ async def _build_providers(c: Container) -> None:
     c.health.set_detail("catalog_tracks", len(index))
     c.tracks = TrackService(c.sessions, index, spotify, youtube, features, c.genre)
     c.cache = cache
+
+
+def _build_genre(c: Container) -> None:
+    from ml.predictor import GenrePredictor
+    from services.genre import GenreService
+
+    path = c.settings.models_path / "catalog"
+    predictor = None
+    if (path / "meta.json").exists():
+        predictor = GenrePredictor.load(path)
+        log.info("genre model %s loaded from %s", predictor.version, path)
+        c.health.set_detail("model_version", predictor.version)
+    else:
+        log.warning("no genre model at %s: run `python main.py setup` (cards will show no genre)", path)
+        c.health.set_detail("model_version", None)
+    c.predictor = predictor
+    c.genre = GenreService(predictor)
+
+
+async def _build_recommender(c: Container) -> None:
+    from services.feedback import FeedbackService
+    from services.radio import RadioService
+    from services.recommender import RecommendationService
+
+    c.recommendations = RecommendationService(c.sessions, proba=c.predictor)
+    index = await c.recommendations.index()  # build now, not on the first request
+    c.health.set_detail("recommender_tracks", len(index))
+    c.radio = RadioService(c.sessions, c.recommendations)
+    c.feedback = FeedbackService(c.sessions, genres=c.genre)
 
 
 def _sync_closer(fn: Any) -> Any:
