@@ -1,0 +1,59 @@
+"""Bot and Dispatcher factories: the bot's wiring, with nothing built at import time."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
+from aiogram.types import LinkPreviewOptions
+
+from bot.middlewares import MemoryThrottle, ThrottleBackend, setup_middlewares
+from bot.texts import Texts
+from handlers import get_routers
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.container import Container
+
+THROTTLE_LIMIT = 8  # updates per user …
+THROTTLE_WINDOW = 2.0  # … per this many seconds
+
+
+def create_bot(settings: Settings) -> Bot:
+    """A Bot talking to `TELEGRAM_API_URL` (api.telegram.org, a self-hosted server, or a test fake)."""
+    if settings.telegram.bot_token is None:
+        raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram.api_url.rstrip("/")))
+    return Bot(
+        token=settings.telegram.bot_token.get_secret_value(),
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview=LinkPreviewOptions(is_disabled=True)),
+    )
+
+
+def create_dispatcher(
+    container: Container,
+    *,
+    storage: BaseStorage | None = None,
+    events_isolation: BaseEventIsolation | None = None,
+    throttle: ThrottleBackend | None = None,
+    throttle_limit: int = THROTTLE_LIMIT,
+    throttle_window: float = THROTTLE_WINDOW,
+    texts: Texts | None = None,
+) -> Dispatcher:
+    """A Dispatcher with every router, the middlewares and the services as workflow data."""
+    texts = texts or Texts()
+    dp = Dispatcher(storage=storage, events_isolation=events_isolation)
+    dp.workflow_data.update(container.workflow_data())
+    dp["texts"] = texts
+    dp["settings"] = container.settings
+    setup_middlewares(
+        dp, texts=texts, throttle=throttle or MemoryThrottle(), limit=throttle_limit, window=throttle_window
+    )
+    dp.include_routers(*get_routers())
+    return dp

@@ -1,0 +1,23 @@
+"""Async filters for the bot's routers.
+
+aiogram runs a bare synchronous filter (a MagicFilter such as `F.text`) in a worker thread
+(`asyncio.to_thread`) on every update; under load the updates then queue for the thread pool.
+These are plain coroutines instead.
+"""
+
+from __future__ import annotations
+
+from aiogram.filters import Filter
+from aiogram.types import Message
+
+
+class SearchText(Filter):
+    """Text that is not a command: a song title, "artist — title" or a link."""
+
+    async def __call__(self, message: Message) -> bool:
+        return bool(message.text) and not message.text.startswith("/")  # type: ignore[union-attr]
+
+
+class UnknownCommand(Filter):
+    async def __call__(self, message: Message) -> bool:
+        return bool(message.text) and message.text.startswith("/")  # type: ignore[union-attr]

@@ -1,0 +1,221 @@
+"""Cross-cutting work around handlers: user upsert, throttling, callback answers, domain errors."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from aiogram import BaseMiddleware, Dispatcher
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.types import CallbackQuery, Message, TelegramObject, User
+from aiogram.utils.callback_answer import CallbackAnswer, CallbackAnswerMiddleware
+
+from bot.texts import Texts, language_of
+from services.dto import UserInfo
+from services.errors import EncoreError, RadioForbidden, TrackNotFound
+from services.users import UserService, pick_language
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+class ThrottleBackend(Protocol):
+    async def hit(self, key: str, window: float) -> int:
+        """Count one event for `key`; returns how many happened in the current window."""
+
+
+class MemoryThrottle:
+    """Fixed windows in a dict; good for one process."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._windows: dict[str, tuple[float, int]] = {}
+        self._last_sweep = clock()
+
+    async def hit(self, key: str, window: float) -> int:
+        now = self._clock()
+        if now - self._last_sweep > 60:
+            self._windows = {k: v for k, v in self._windows.items() if now - v[0] < window}
+            self._last_sweep = now
+        start, count = self._windows.get(key, (now, 0))
+        if now - start >= window:
+            start, count = now, 0
+        count += 1
+        self._windows[key] = (start, count)
+        return count
+
+
+class RedisThrottle:
+    """The same windows in Redis, shared by every instance: INCR, and PEXPIRE NX starts the window."""
+
+    def __init__(self, redis: Any, prefix: str = "encore:throttle") -> None:
+        self._redis = redis
+        self._prefix = prefix
+
+    async def hit(self, key: str, window: float) -> int:
+        name = f"{self._prefix}:{key}"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(name)
+            pipe.pexpire(name, int(window * 1000), nx=True)
+            count, _ = await pipe.execute()
+        return int(count)
+
+
+class ThrottlingMiddleware(BaseMiddleware):
+    """At most `limit` updates per user per `window` seconds; one polite note, then silence."""
+
+    def __init__(self, backend: ThrottleBackend, texts: Texts, *, limit: int = 8, window: float = 2.0) -> None:
+        self._backend = backend
+        self._texts = texts
+        self._limit = limit
+        self._window = window
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        tg_user: User | None = data.get("event_from_user")
+        if tg_user is None:
+            return await handler(event, data)
+        count = await self._backend.hit(str(tg_user.id), self._window)
+        if count <= self._limit:
+            return await handler(event, data)
+        language = pick_language(tg_user.language_code)
+        if isinstance(event, CallbackQuery):
+            # A button must always be answered, or the client shows a spinner; only the first says why.
+            note = self._texts.labels(language)("alert_throttled") if count == self._limit + 1 else None
+            await event.answer(note)
+        elif isinstance(event, Message) and count == self._limit + 1:
+            await event.answer(self._texts.render(language, "throttled"))
+        log.info("throttled user %s (%d events in %.0fs)", tg_user.id, count, self._window)
+        return None
+
+
+class UserCache:
+    """Recently seen users, so that a burst of updates does not write `last_seen` on every one.
+
+    An entry lives `ttl` seconds; the handlers that change a user (settings, subscriptions) put the
+    new state back here. Another instance sees such a change within `ttl` at the latest.
+    """
+
+    def __init__(self, ttl: float = 60.0, clock: Callable[[], float] = time.monotonic, size: int = 50_000) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._size = size
+        self._entries: dict[int, tuple[float, tuple[Any, ...], UserInfo]] = {}
+
+    def get(self, telegram_id: int, fingerprint: tuple[Any, ...]) -> UserInfo | None:
+        entry = self._entries.get(telegram_id)
+        if entry is None or entry[0] < self._clock() or entry[1] != fingerprint:
+            return None
+        return entry[2]
+
+    def put(self, telegram_id: int, fingerprint: tuple[Any, ...], user: UserInfo) -> None:
+        if len(self._entries) >= self._size:
+            now = self._clock()
+            self._entries = {k: v for k, v in self._entries.items() if v[0] >= now}
+            if len(self._entries) >= self._size:
+                self._entries.clear()
+        self._entries[telegram_id] = (self._clock() + self._ttl, fingerprint, user)
+
+    def remember(self, user: UserInfo) -> None:
+        """A handler changed `user`: keep the fresh state (same names as before)."""
+        if user.telegram_id is None:
+            return
+        entry = self._entries.get(user.telegram_id)
+        if entry is not None:
+            self._entries[user.telegram_id] = (entry[0], entry[1], user)
+
+
+def _fingerprint(tg_user: User) -> tuple[Any, ...]:
+    return (tg_user.first_name, tg_user.last_name, tg_user.username, tg_user.language_code)
+
+
+class UserMiddleware(BaseMiddleware):
+    """Creates or refreshes the Encore user behind every update and hands it over as `user`."""
+
+    def __init__(self, cache: UserCache | None = None) -> None:
+        self._cache = cache or UserCache()
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        tg_user: User | None = data.get("event_from_user")
+        data["user_cache"] = self._cache
+        if tg_user is not None and not tg_user.is_bot:
+            fingerprint = _fingerprint(tg_user)
+            user = self._cache.get(tg_user.id, fingerprint)
+            if user is None:
+                users: UserService = data["users"]
+                user = await users.touch_telegram(
+                    tg_user.id,
+                    first_name=tg_user.first_name,
+                    last_name=tg_user.last_name,
+                    username=tg_user.username,
+                    language_code=tg_user.language_code,
+                )
+                self._cache.put(tg_user.id, fingerprint, user)
+            data["user"] = user
+        return await handler(event, data)
+
+
+def alert_key(exc: EncoreError) -> str:
+    if isinstance(exc, TrackNotFound):
+        return "alert_not_found"
+    if isinstance(exc, RadioForbidden):
+        return "alert_forbidden"
+    if exc.code in ("radio_not_found", "invalid_input"):
+        return "alert_stale"
+    return "alert_error"
+
+
+class CallbackErrorMiddleware(BaseMiddleware):
+    """Inside CallbackAnswerMiddleware: a failed button press becomes a short alert, never a spinner.
+
+    Domain errors (forged or stale ids, another user's radio) end here. Anything else is
+    re-raised after setting the alert, so the error router logs it.
+    """
+
+    def __init__(self, texts: Texts) -> None:
+        self._texts = texts
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        try:
+            return await handler(event, data)
+        except TelegramBadRequest as exc:
+            if "message is not modified" in exc.message:
+                return None
+            self._alert(data, "alert_error")
+            raise
+        except EncoreError as exc:
+            log.info("callback refused: %s (%s)", exc.code, exc.message)
+            self._alert(data, alert_key(exc))
+            return None
+        except Exception:
+            self._alert(data, "alert_error")
+            raise
+
+    def _alert(self, data: dict[str, Any], key: str) -> None:
+        answer: CallbackAnswer | None = data.get("callback_answer")
+        if answer is None or answer.answered or answer.disabled:
+            return
+        user = data.get("user")
+        answer.text = self._texts.labels(language_of(getattr(user, "language", None)))(key)
+        answer.show_alert = True
+
+
+def setup_middlewares(
+    dp: Dispatcher,
+    *,
+    texts: Texts,
+    throttle: ThrottleBackend,
+    limit: int,
+    window: float,
+    user_cache: UserCache | None = None,
+) -> None:
+    throttling = ThrottlingMiddleware(throttle, texts, limit=limit, window=window)
+    users = UserMiddleware(user_cache)
+    for observer in (dp.message, dp.callback_query):
+        observer.outer_middleware(throttling)
+    for observer in (dp.message, dp.callback_query, dp.inline_query, dp.chosen_inline_result):
+        observer.outer_middleware(users)
+    dp.callback_query.middleware(CallbackAnswerMiddleware())
+    dp.callback_query.middleware(CallbackErrorMiddleware(texts))

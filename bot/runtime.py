@@ -1,0 +1,200 @@
+"""The running Telegram bot: polling or webhook, FSM storage, commands and the daily-picks scheduler.
+
+    telegram = await start_telegram(container, app)   # from main.py, when TELEGRAM_BOT_TOKEN is set
+    ...
+    await telegram.stop()
+
+Polling is the default. With WEBHOOK_URL set the bot registers a webhook and serves it from the
+aiohttp `app` at WEBHOOK_PATH, checking Telegram's secret-token header. With REDIS_URL set, FSM
+storage, per-chat event isolation and throttling live in Redis, so several webhook instances can
+serve one bot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
+from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
+from aiogram.types import BotCommand, BotCommandScopeDefault
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler
+from aiohttp import web
+
+from bot.factory import THROTTLE_LIMIT, THROTTLE_WINDOW, create_bot, create_dispatcher
+from bot.middlewares import MemoryThrottle, RedisThrottle, ThrottleBackend
+from bot.notifier import TelegramNotifier
+from bot.scheduler import create_scheduler
+from bot.texts import Texts
+from services.jobs import DailyPicksService
+from services.users import SUPPORTED_LANGUAGES
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from bot.config import Settings
+    from bot.container import Container
+
+log = logging.getLogger(__name__)
+
+COMMANDS = ("start", "help", "history", "likes", "radio", "subscribe", "unsubscribe", "settings")
+PICKS_PER_SECOND = 25.0
+
+
+def bot_commands(texts: Texts, language: str) -> list[BotCommand]:
+    labels = texts.labels(language)
+    return [BotCommand(command=name, description=labels(f"cmd_{name}")) for name in COMMANDS]
+
+
+async def register_commands(bot: Bot, texts: Texts) -> None:
+    """The command menu in English (also the default for everybody else) and Russian."""
+    await bot.set_my_commands(bot_commands(texts, "en"), scope=BotCommandScopeDefault())
+    for language in SUPPORTED_LANGUAGES:
+        await bot.set_my_commands(bot_commands(texts, language), scope=BotCommandScopeDefault(), language_code=language)
+
+
+def webhook_secret(settings: Settings) -> str:
+    """WEBHOOK_SECRET, or one derived from the token, so that every instance agrees on it."""
+    if settings.webhook.secret is not None and settings.webhook.secret.get_secret_value():
+        return settings.webhook.secret.get_secret_value()
+    assert settings.telegram.bot_token is not None
+    return hashlib.sha256(b"encore-webhook:" + settings.telegram.bot_token.get_secret_value().encode()).hexdigest()
+
+
+def webhook_url(settings: Settings) -> str:
+    assert settings.webhook.url
+    url = settings.webhook.url.rstrip("/")
+    return url if url.endswith(settings.webhook.path) else url + settings.webhook.path
+
+
+@dataclass
+class TelegramRuntime:
+    bot: Bot
+    dispatcher: Dispatcher
+    storage: BaseStorage
+    isolation: BaseEventIsolation
+    picks: DailyPicksService
+    scheduler: AsyncIOScheduler | None = None
+    polling: asyncio.Task[None] | None = None
+    webhook: SimpleRequestHandler | None = None
+    redis: Any = None
+    _stopped: bool = field(default=False, repr=False)
+
+    async def stop(self) -> None:
+        """Stop taking updates, let in-flight handlers finish, then close storage and the session."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self.polling is not None:
+            with contextlib.suppress(RuntimeError):  # polling had not started yet
+                await self.dispatcher.stop_polling()
+            try:
+                await asyncio.wait_for(asyncio.shield(self.polling), timeout=15)
+            except (TimeoutError, asyncio.CancelledError):
+                self.polling.cancel()
+            except Exception:
+                log.exception("polling ended with an error")
+        if self.webhook is not None:
+            pending = list(getattr(self.webhook, "_background_feed_update_tasks", ()))
+            if pending:
+                await asyncio.wait(pending, timeout=15)
+        await self.dispatcher.storage.close()
+        await self.dispatcher.fsm.events_isolation.close()
+        await self.bot.session.close()
+        log.info("telegram bot stopped")
+
+
+def _redis_backends(redis_url: str) -> tuple[BaseStorage, BaseEventIsolation, ThrottleBackend, Any]:
+    from aiogram.fsm.storage.redis import RedisStorage
+
+    storage = RedisStorage.from_url(redis_url)
+    # Updates of one chat wait for each other; poll the lock often so that a queue drains quickly.
+    isolation = storage.create_isolation(lock_kwargs={"timeout": 60, "sleep": 0.02, "blocking_timeout": 30})
+    return storage, isolation, RedisThrottle(storage.redis), storage.redis
+
+
+async def start_telegram(
+    container: Container,
+    app: web.Application | None = None,
+    *,
+    polling_timeout: int = 10,
+    start_scheduler: bool = True,
+    picks_rate: float = PICKS_PER_SECOND,
+    throttle_limit: int = THROTTLE_LIMIT,
+    throttle_window: float = THROTTLE_WINDOW,
+) -> TelegramRuntime:
+    """Build the bot and start taking updates (polling, or webhook routes on `app`)."""
+    settings = container.settings
+    texts = Texts()
+    bot = create_bot(settings)
+    redis = None
+    if settings.redis_url:
+        storage, isolation, throttle, redis = _redis_backends(settings.redis_url)
+    else:
+        storage, isolation, throttle = MemoryStorage(), SimpleEventIsolation(), MemoryThrottle()
+    dp = create_dispatcher(
+        container,
+        storage=storage,
+        events_isolation=isolation,
+        throttle=throttle,
+        throttle_limit=throttle_limit,
+        throttle_window=throttle_window,
+        texts=texts,
+    )
+    picks = DailyPicksService(
+        container.sessions, container.recommendations, TelegramNotifier(bot, texts), rate=picks_rate
+    )
+    runtime = TelegramRuntime(bot=bot, dispatcher=dp, storage=storage, isolation=isolation, picks=picks, redis=redis)
+
+    if settings.webhook.url:
+        if app is None or app.frozen:
+            raise RuntimeError(
+                "webhook mode needs start_telegram(container, app) before the aiohttp app is started "
+                "(runner.setup() freezes its routes)"
+            )
+        secret = webhook_secret(settings)
+        runtime.webhook = SimpleRequestHandler(dispatcher=dp, bot=bot, secret_token=secret)
+        app.router.add_post(settings.webhook.path, runtime.webhook.handle)
+
+    try:
+        await register_commands(bot, texts)
+    except (TelegramAPIError, TelegramNetworkError) as exc:
+        log.warning("could not register the command menu: %s", exc)
+
+    if settings.webhook.url:
+        await bot.set_webhook(
+            webhook_url(settings),
+            secret_token=webhook_secret(settings),
+            allowed_updates=dp.resolve_used_update_types(),
+            drop_pending_updates=settings.telegram.drop_pending_updates,
+        )
+        log.info("telegram bot: webhook at %s", settings.webhook.path)
+    else:
+        try:
+            await bot.delete_webhook(drop_pending_updates=settings.telegram.drop_pending_updates)
+        except (TelegramAPIError, TelegramNetworkError) as exc:
+            log.warning("could not delete the webhook before polling: %s", exc)
+        runtime.polling = asyncio.create_task(
+            dp.start_polling(
+                bot,
+                handle_signals=False,
+                close_bot_session=False,
+                polling_timeout=polling_timeout,
+                allowed_updates=dp.resolve_used_update_types(),
+            ),
+            name="telegram-polling",
+        )
+        log.info("telegram bot: polling %s", settings.telegram.api_url)
+
+    if start_scheduler:
+        runtime.scheduler = create_scheduler(picks)
+        runtime.scheduler.start()
+    return runtime

@@ -1,0 +1,38 @@
+"""APScheduler: once a minute, deliver the daily picks that are due."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from services.jobs import DailyPicksService
+
+log = logging.getLogger(__name__)
+
+JOB_ID = "daily_picks"
+
+
+async def run_daily_picks(picks: DailyPicksService) -> None:
+    try:
+        await picks.run_due(datetime.now(UTC))
+    except Exception:
+        log.exception("the daily picks run failed; the next minute tries again")
+
+
+def create_scheduler(picks: DailyPicksService) -> AsyncIOScheduler:
+    """Not started: the caller starts it inside the running loop and shuts it down."""
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    scheduler.add_job(
+        run_daily_picks,
+        "cron",
+        second=5,
+        args=[picks],
+        id=JOB_ID,
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=50,
+        replace_existing=True,
+    )
+    return scheduler

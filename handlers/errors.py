@@ -1,0 +1,69 @@
+"""Last in line: buttons nobody recognises (forged or from an old version) and the error handler."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiogram import Router
+from aiogram.filters import ExceptionTypeFilter
+from aiogram.types import CallbackQuery, ErrorEvent, Message
+from aiogram.utils.callback_answer import CallbackAnswer
+
+from bot.callbacks import NoopCallback
+from bot.filters import UnknownCommand
+from bot.texts import Texts, language_of
+from handlers.common import EXAMPLE_QUERY
+from services.dto import UserInfo
+from services.errors import EncoreError
+
+log = logging.getLogger(__name__)
+router = Router(name=__name__)
+
+
+@router.callback_query(NoopCallback.filter())
+async def on_noop(callback: CallbackQuery) -> None:
+    """The page counter: answered (by the middleware) and nothing else."""
+
+
+@router.callback_query()
+async def on_unknown_callback(
+    callback: CallbackQuery, callback_answer: CallbackAnswer, user: UserInfo, texts: Texts
+) -> None:
+    log.info("unknown callback data from user %s: %r", user.id, (callback.data or "")[:64])
+    callback_answer.text = texts.labels(user.language)("alert_stale")
+    callback_answer.show_alert = True
+
+
+@router.message(UnknownCommand())
+async def on_unknown_command(message: Message, user: UserInfo, texts: Texts) -> None:
+    await message.answer(texts.render(user.language, "help", bot_username=(await message.bot.me()).username))  # type: ignore[union-attr]
+
+
+@router.message()
+async def on_other_message(message: Message, user: UserInfo, texts: Texts) -> None:
+    """Stickers, photos, voice …: point at what works."""
+    await message.answer(texts.render(user.language, "not_found", kind="invalid", query="", example=EXAMPLE_QUERY))
+
+
+def _user_language(data: dict[str, Any]) -> str:
+    user = data.get("user")
+    return language_of(getattr(user, "language", None))
+
+
+@router.error(ExceptionTypeFilter(Exception))
+async def on_error(event: ErrorEvent, texts: Texts, **data: Any) -> bool:
+    """Log the failure with its traceback; tell the user only that something went wrong."""
+    update = event.update
+    if isinstance(event.exception, EncoreError):
+        log.warning("update %s ended with %s: %s", update.update_id, event.exception.code, event.exception.message)
+    else:
+        log.error("update %s failed", update.update_id, exc_info=event.exception)
+    message = update.message
+    if message is not None:
+        try:
+            await message.answer(texts.render(_user_language(data), "error"))
+        except Exception:
+            log.exception("could not tell user about the failure of update %s", update.update_id)
+    # Button presses already got an alert from CallbackErrorMiddleware; inline queries just end empty.
+    return True

@@ -1,0 +1,116 @@
+"""Inline mode: `@bot query` in any chat → up to 10 personal results; an empty query → recent likes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from aiogram import Bot, Router
+from aiogram.types import (
+    InlineQuery,
+    InlineQueryResultArticle,
+    InlineQueryResultsButton,
+    InlineQueryResultUnion,
+    InputTextMessageContent,
+)
+
+from bot.keyboards import links_keyboard
+from bot.texts import Texts, clip, percent
+from handlers.common import deep_link
+from services.dto import GenreGuess, TrackInfo, UserInfo
+from services.errors import EncoreError
+
+if TYPE_CHECKING:
+    from services.feedback import FeedbackService
+    from services.genre import GenreService
+    from services.tracks import TrackService
+
+log = logging.getLogger(__name__)
+router = Router(name=__name__)
+
+MAX_RESULTS = 10
+BUDGET_SECONDS = 0.8  # Telegram shows nothing when the answer takes longer than about a second
+CACHE_SECONDS = 5
+
+
+async def _guess(genre: GenreService | None, track: TrackInfo) -> GenreGuess | None:
+    if genre is None or not track.features:
+        return None
+    try:
+        return await genre.guess(track.features)
+    except EncoreError:
+        return None
+
+
+def _genre_line(track: TrackInfo, guess: GenreGuess | None) -> str:
+    if guess is not None:
+        return f"{guess.genre} {percent(guess.probability)}"
+    return track.genres[0] if track.genres else ""
+
+
+async def _results(
+    query: str,
+    user: UserInfo,
+    bot: Bot,
+    tracks: TrackService,
+    feedback: FeedbackService,
+    genre: GenreService | None,
+    texts: Texts,
+) -> list[InlineQueryResultUnion]:
+    if query:
+        found = await tracks.search(query, limit=MAX_RESULTS)
+    else:
+        found = list((await feedback.likes(user.id, 0, size=MAX_RESULTS)).items)
+    found = found[:MAX_RESULTS]
+    guesses = await asyncio.gather(*(_guess(genre, t) for t in found))
+    labels = texts.labels(user.language)
+    results: list[InlineQueryResultUnion] = []
+    for track, guess in zip(found, guesses, strict=True):
+        link = await deep_link(bot, track.id)
+        text = texts.render(
+            user.language,
+            "card",
+            track=track,
+            genre=guess,
+            note=None,
+            youtube_url=track.youtube_search_url,
+            deep_link=link,
+        )
+        description = " · ".join(p for p in (_genre_line(track, guess), track.album or "") if p)
+        results.append(
+            InlineQueryResultArticle(
+                id=str(track.id),
+                title=clip(track.title, 100),
+                description=clip(description, 120) or None,
+                input_message_content=InputTextMessageContent(message_text=text),
+                reply_markup=links_keyboard(track, youtube_url=track.youtube_search_url, deep_link=link, labels=labels),
+            )
+        )
+    return results
+
+
+@router.inline_query()
+async def on_inline_query(
+    inline_query: InlineQuery,
+    bot: Bot,
+    user: UserInfo,
+    tracks: TrackService,
+    feedback: FeedbackService,
+    genre: GenreService | None,
+    texts: Texts,
+) -> None:
+    query = inline_query.query.strip()[:256]
+    try:
+        results = await asyncio.wait_for(
+            _results(query, user, bot, tracks, feedback, genre, texts), timeout=BUDGET_SECONDS
+        )
+    except TimeoutError:
+        log.warning("inline query took longer than %.1fs; answering empty", BUDGET_SECONDS)
+        results = []
+    button = None
+    if not results and not query:
+        button = InlineQueryResultsButton(
+            text=texts.labels(user.language)("inline_likes_empty"), start_parameter="inline"
+        )
+    await inline_query.answer(results, cache_time=CACHE_SECONDS, is_personal=True, button=button)

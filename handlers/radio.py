@@ -1,0 +1,96 @@
+"""Radio: ▶ Start radio from a card, /radio from the latest like, and 👍 👎 ⏭ ⏹ edited in place."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.callback_answer import CallbackAnswer
+
+from bot.callbacks import LikesAction, LikesItemCallback, RadioAction, RadioCallback, TrackAction, TrackCallback
+from bot.keyboards import radio_keyboard
+from bot.texts import Texts
+from handlers.common import callback_message, edit
+from services.dto import RadioStep, UserInfo
+
+if TYPE_CHECKING:
+    from services.feedback import FeedbackService
+    from services.radio import RadioService
+
+router = Router(name=__name__)
+
+FEEDBACK: dict[RadioAction, Literal["like", "skip", "next"]] = {
+    RadioAction.LIKE: "like",
+    RadioAction.SKIP: "skip",
+    RadioAction.NEXT: "next",
+}
+
+
+def radio_view(texts: Texts, user: UserInfo, step: RadioStep) -> tuple[str, InlineKeyboardMarkup | None]:
+    if step.track is None or step.stopped:
+        return texts.render(user.language, "radio_end", step=step), None
+    return (
+        texts.render(user.language, "radio", step=step, track=step.track),
+        radio_keyboard(step, texts.labels(user.language)),
+    )
+
+
+async def start_radio(message: Message, seed_track_id: int, user: UserInfo, radio: RadioService, texts: Texts) -> None:
+    """Start a radio and post its first card; the radio remembers that message (it outlives a restart)."""
+    step = await radio.start(seed_track_id, user_id=user.id, diversity=user.diversity, chat_id=message.chat.id)
+    text, markup = radio_view(texts, user, step)
+    sent = await message.answer(text, reply_markup=markup)
+    await radio.attach_message(step.radio_id, sent.chat.id, sent.message_id)
+
+
+@router.callback_query(TrackCallback.filter(F.action == TrackAction.RADIO))
+async def on_start_radio(
+    callback: CallbackQuery, callback_data: TrackCallback, user: UserInfo, radio: RadioService, texts: Texts
+) -> None:
+    await start_radio(callback_message(callback), callback_data.track_id, user, radio, texts)
+
+
+@router.callback_query(LikesItemCallback.filter(F.action == LikesAction.RADIO))
+async def on_start_radio_from_like(
+    callback: CallbackQuery, callback_data: LikesItemCallback, user: UserInfo, radio: RadioService, texts: Texts
+) -> None:
+    await start_radio(callback_message(callback), callback_data.track_id, user, radio, texts)
+
+
+@router.message(Command("radio"))
+async def cmd_radio(
+    message: Message, user: UserInfo, radio: RadioService, feedback: FeedbackService, texts: Texts
+) -> None:
+    latest = await feedback.likes(user.id, 0, size=1)
+    if not latest.items:
+        await message.answer(texts.render(user.language, "radio_none"))
+        return
+    await start_radio(message, latest.items[0].id, user, radio, texts)
+
+
+@router.callback_query(RadioCallback.filter())
+async def on_radio_press(
+    callback: CallbackQuery,
+    callback_data: RadioCallback,
+    callback_answer: CallbackAnswer,
+    user: UserInfo,
+    radio: RadioService,
+    texts: Texts,
+) -> None:
+    """Every press edits the radio's message: the next track, or the summary after ⏹."""
+    message = callback_message(callback)
+    if callback_data.action is RadioAction.STOP:
+        step = await radio.stop(callback_data.radio_id, user_id=user.id)
+    else:
+        step = await radio.feedback(
+            callback_data.radio_id, callback_data.track_id, FEEDBACK[callback_data.action], user_id=user.id
+        )
+        labels = texts.labels(user.language)
+        if callback_data.action is RadioAction.LIKE:
+            callback_answer.text = labels("alert_radio_liked")
+        elif callback_data.action is RadioAction.SKIP:
+            callback_answer.text = labels("alert_radio_skipped")
+    text, markup = radio_view(texts, user, step)
+    await edit(message, text, markup)

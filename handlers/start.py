@@ -1,0 +1,50 @@
+"""/start (with `t_<id>` deep links) and /help."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command, CommandObject, CommandStart
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
+
+from bot.texts import Texts
+from handlers.common import DEEP_LINK_PREFIX, EXAMPLE_QUERY, send_card
+from services.dto import UserInfo
+
+if TYPE_CHECKING:
+    from services.tracks import TrackService
+
+router = Router(name=__name__)
+
+TRACK_LINK = re.compile(rf"^{DEEP_LINK_PREFIX}(\d{{1,12}})$")
+
+
+@router.message(CommandStart(deep_link=True, magic=F.args.regexp(TRACK_LINK)))
+async def cmd_start_track(
+    message: Message, command: CommandObject, user: UserInfo, tracks: TrackService, texts: Texts
+) -> None:
+    """`/start t_<id>`: someone followed a card's link back to the bot."""
+    match = TRACK_LINK.match(command.args or "")
+    assert match is not None
+    card = await tracks.card(int(match.group(1)), user_id=user.id)
+    await send_card(message, texts, user, card)
+
+
+@router.message(CommandStart())
+async def cmd_start(message: Message, user: UserInfo, texts: Texts) -> None:
+    example = InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text=f"🔎 {EXAMPLE_QUERY}", switch_inline_query_current_chat=EXAMPLE_QUERY)]
+        ]
+    )
+    await message.answer(
+        texts.render(user.language, "start", name=user.first_name, example=EXAMPLE_QUERY), reply_markup=example
+    )
+
+
+@router.message(Command("help"))
+async def cmd_help(message: Message, bot: Bot, user: UserInfo, texts: Texts) -> None:
+    me = await bot.me()
+    await message.answer(texts.render(user.language, "help", bot_username=me.username))

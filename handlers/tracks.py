@@ -1,0 +1,83 @@
+"""Buttons on track cards and track lists: open a card, 👍 / unlike, 🔎 Similar."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiogram import F, Router
+from aiogram.types import CallbackQuery
+from aiogram.utils.callback_answer import CallbackAnswer
+
+from bot.callbacks import TrackAction, TrackCallback
+from bot.keyboards import similar_keyboard, track_keyboard
+from bot.texts import Texts
+from db.models import InteractionKind
+from handlers.common import callback_message, edit_markup, send_card
+from services.dto import UserInfo
+
+if TYPE_CHECKING:
+    from services.feedback import FeedbackService
+    from services.recommender import RecommendationService
+    from services.tracks import TrackService
+
+router = Router(name=__name__)
+
+SIMILAR_COUNT = 5
+
+
+@router.callback_query(TrackCallback.filter(F.action.in_({TrackAction.CARD, TrackAction.PICK})))
+async def on_open_card(
+    callback: CallbackQuery,
+    callback_data: TrackCallback,
+    user: UserInfo,
+    tracks: TrackService,
+    feedback: FeedbackService,
+    texts: Texts,
+) -> None:
+    message = callback_message(callback)
+    card = await tracks.card(callback_data.track_id, user_id=user.id)
+    if callback_data.action is TrackAction.PICK:
+        await feedback.record(user.id, card.track.id, InteractionKind.SEARCHED, context="pick")
+    await send_card(message, texts, user, card)
+
+
+@router.callback_query(TrackCallback.filter(F.action.in_({TrackAction.LIKE, TrackAction.UNLIKE})))
+async def on_like(
+    callback: CallbackQuery,
+    callback_data: TrackCallback,
+    callback_answer: CallbackAnswer,
+    user: UserInfo,
+    tracks: TrackService,
+    feedback: FeedbackService,
+    texts: Texts,
+) -> None:
+    message = callback_message(callback)
+    track = await tracks.get(callback_data.track_id)  # TrackNotFound for a forged id
+    labels = texts.labels(user.language)
+    if callback_data.action is TrackAction.LIKE:
+        added = await feedback.like(user.id, track.id)
+        callback_answer.text = labels("alert_liked" if added else "alert_already_liked")
+        liked = True
+    else:
+        await feedback.unlike(user.id, track.id)
+        callback_answer.text = labels("alert_unliked")
+        liked = False
+    await edit_markup(message, track_keyboard(track.id, liked=liked, labels=labels))
+
+
+@router.callback_query(TrackCallback.filter(F.action == TrackAction.SIMILAR))
+async def on_similar(
+    callback: CallbackQuery,
+    callback_data: TrackCallback,
+    user: UserInfo,
+    tracks: TrackService,
+    recommendations: RecommendationService,
+    texts: Texts,
+) -> None:
+    message = callback_message(callback)
+    seed = await tracks.get(callback_data.track_id)
+    recs = await recommendations.similar(seed.id, SIMILAR_COUNT, user_id=user.id, diversity=user.diversity)
+    await message.answer(
+        texts.render(user.language, "similar", seed=seed, recommendations=recs),
+        reply_markup=similar_keyboard(recs),
+    )

@@ -1,0 +1,195 @@
+"""Daily picks: every subscriber gets one track from their taste at their hour, once a day.
+
+Delivery is claimed in the database (`daily_picks`, unique per user and day) *before* anything is
+sent, so a restart, a slow run or a second instance against the same database never sends twice.
+Sending goes through a `Notifier` (the bot implements it) and is paced to `rate` messages a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.repositories import DailyPickRepository, TrackRepository, UserRepository
+from services.dto import Recommendation, TrackInfo
+from services.errors import EncoreError
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryStatus(enum.StrEnum):
+    SENT = "sent"
+    BLOCKED = "blocked"  # the user blocked the bot (or deleted the chat): stop sending
+    FAILED = "failed"  # anything else; not retried the same day, so nobody gets a pick twice
+
+
+class Notifier(Protocol):
+    async def send_pick(self, telegram_id: int, language: str, pick: Recommendation) -> DeliveryStatus: ...
+
+
+class TasteSource(Protocol):
+    async def for_you(self, user_id: int, n: int = 10) -> list[Recommendation]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryStats:
+    due: int = 0
+    sent: int = 0
+    blocked: int = 0
+    failed: int = 0
+    taken: int = 0  # claimed by another run or instance first
+    empty: int = 0  # nothing to pick (empty catalogue)
+
+
+@dataclass(frozen=True, slots=True)
+class _Due:
+    user_id: int
+    telegram_id: int
+    language: str
+
+
+class Pacer:
+    """Spaces starts `1 / rate` seconds apart, and never lets more than `rate` start within a second.
+
+    The second check guards against timers that fire a little early.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self._interval = 1.0 / rate
+        self._clock = clock
+        self._sleep = sleep
+        self._next = 0.0
+        self._starts: deque[float] = deque(maxlen=max(1, int(rate)))
+
+    async def wait(self) -> None:
+        now = self._clock()
+        slot = max(now, self._next)
+        self._next = slot + self._interval
+        if slot > now:
+            await self._sleep(slot - now)
+        if len(self._starts) == self._starts.maxlen:
+            gap = 1.0 - (self._clock() - self._starts[0])
+            if gap > 0:
+                await self._sleep(gap + 0.001)
+        self._starts.append(self._clock())
+
+
+class DailyPicksService:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        recommendations: TasteSource | None,
+        notifier: Notifier,
+        *,
+        rate: float = 25.0,
+        batch: int = 1000,
+        concurrency: int = 25,
+    ) -> None:
+        self._sessions = sessions
+        self._recommendations = recommendations
+        self._notifier = notifier
+        self._rate = rate
+        self._batch = batch
+        self._concurrency = concurrency
+        self._lock = asyncio.Lock()
+        # Deliveries send concurrently, but their database work (claim, pick, mark) runs one at a
+        # time: an in-memory SQLite engine shares one connection, where interleaved transactions
+        # would commit or roll back each other's claims.
+        self._db = asyncio.Lock()
+
+    async def run_due(self, now: datetime | None = None) -> DeliveryStats:
+        """Deliver today's pick to every subscriber whose hour has come (UTC) and who has none yet."""
+        now = (now or datetime.now(UTC)).astimezone(UTC)
+        day = now.date()
+        async with self._lock:
+            async with self._sessions() as session:
+                rows = await UserRepository(session).due_subscribers(now.hour, day, limit=self._batch)
+                due = [_Due(u.id, u.telegram_id, u.language) for u in rows if u.telegram_id is not None]
+            if not due:
+                return DeliveryStats()
+            pacer = Pacer(self._rate)
+            gate = asyncio.Semaphore(self._concurrency)
+            results: list[str] = []
+
+            async def deliver(user: _Due) -> None:
+                async with gate:
+                    try:
+                        results.append(await self._deliver(user, day, pacer))
+                    except Exception:  # one user's failure must not stop the others
+                        log.exception("daily pick for user %s failed", user.user_id)
+                        results.append(DeliveryStatus.FAILED)
+
+            async with asyncio.TaskGroup() as group:
+                for user in due:
+                    group.create_task(deliver(user))
+        stats = DeliveryStats(
+            due=len(due),
+            sent=results.count(DeliveryStatus.SENT),
+            blocked=results.count(DeliveryStatus.BLOCKED),
+            failed=results.count(DeliveryStatus.FAILED),
+            taken=results.count("taken"),
+            empty=results.count("empty"),
+        )
+        log.info("daily picks for %s at %02d:xx: %s", day, now.hour, stats)
+        return stats
+
+    async def _deliver(self, user: _Due, day: date, pacer: Pacer) -> str:
+        async with self._db:
+            async with self._sessions.begin() as session:
+                if not await DailyPickRepository(session).claim(user.user_id, day):
+                    return "taken"
+            try:
+                pick = await self._pick(user.user_id, day)
+            except Exception:
+                log.exception("could not choose a daily pick for user %s", user.user_id)
+                pick = None
+        if pick is None:
+            async with self._db, self._sessions.begin() as session:
+                await DailyPickRepository(session).mark(user.user_id, day, status="empty")
+            return "empty"
+        await pacer.wait()
+        try:
+            status = await self._notifier.send_pick(user.telegram_id, user.language, pick)
+        except Exception:
+            log.exception("sending the daily pick to user %s failed", user.user_id)
+            status = DeliveryStatus.FAILED
+        async with self._db, self._sessions.begin() as session:
+            await DailyPickRepository(session).mark(user.user_id, day, status=status.value, track_id=pick.track.id)
+            if status is DeliveryStatus.BLOCKED:
+                await UserRepository(session).update(user.user_id, active=False)
+        if status is DeliveryStatus.BLOCKED:
+            log.info("user %s blocked the bot; marked inactive", user.user_id)
+        return status
+
+    async def _pick(self, user_id: int, day: date) -> Recommendation | None:
+        """The best match for the user's taste; popular tracks when there is no taste yet."""
+        if self._recommendations is not None:
+            try:
+                recommendations = await self._recommendations.for_you(user_id, n=5)
+            except EncoreError as exc:
+                log.info("no taste-based pick for user %s: %s", user_id, exc.code)
+                recommendations = []
+            if recommendations:
+                return recommendations[0]
+        async with self._sessions() as session:
+            popular = await TrackRepository(session).popular(limit=50)
+            if not popular:
+                return None
+            row = popular[(user_id + day.toordinal()) % len(popular)]
+            return Recommendation(track=TrackInfo.from_row(row), score=0.0, reason="popular right now")

@@ -1,0 +1,196 @@
+"""End to end: the real Bot and Dispatcher polling the fake Bot API server over HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.callbacks import ALL_CALLBACKS
+from bot.container import Container
+from bot.runtime import TelegramRuntime, start_telegram
+from db.models import User
+from tests.bot.conftest import make_container, make_settings
+from tests.bot.fakes_services import FakeServices
+from tests.fakes.telegram import ApiCall, FakeTelegram, tg_user
+
+ANN = tg_user(5001, "Ann", "en")
+BORIS = tg_user(5002, "Борис", "ru")
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[FakeTelegram]:
+    server = FakeTelegram()
+    await server.start()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+def live_container(
+    sqlite_engine: AsyncEngine,
+    sqlite_sessions: async_sessionmaker[AsyncSession],
+    fakes: FakeServices,
+    telegram: FakeTelegram,
+) -> Container:
+    return make_container(sqlite_engine, sqlite_sessions, fakes, make_settings(telegram.base_url))
+
+
+@pytest.fixture
+async def runtime(live_container: Container) -> AsyncIterator[TelegramRuntime]:
+    rt = await start_telegram(live_container, None, polling_timeout=1, start_scheduler=False)
+    yield rt
+    await rt.stop()
+
+
+def sent_to(call: ApiCall, user: dict[str, Any]) -> bool:
+    return int(call.params.get("chat_id", 0)) == user["id"]
+
+
+async def say(telegram: FakeTelegram, user: dict[str, Any], text: str) -> dict[str, Any]:
+    """Send a message as `user`; the bot's reply as the server stored it."""
+    mark = telegram.mark()
+    telegram.send_text(user, text)
+    call = await telegram.wait_for("sendMessage", lambda c: sent_to(c, user), after=mark)
+    return call.result
+
+
+async def press(
+    telegram: FakeTelegram, user: dict[str, Any], message: dict[str, Any], data: str, method: str
+) -> ApiCall:
+    """Press a button; waits for the answerCallbackQuery and returns the `method` call it caused."""
+    mark = telegram.mark()
+    update = telegram.press(user, message, data)
+    query_id = update["callback_query"]["id"]
+    await telegram.wait_for("answerCallbackQuery", lambda c: c.params["callback_query_id"] == query_id, after=mark)
+    return await telegram.wait_for(method, after=mark, within=1)
+
+
+async def test_commands_are_registered_in_both_languages(runtime: TelegramRuntime, telegram: FakeTelegram) -> None:
+    await telegram.wait_for("setMyCommands", lambda c: c.params.get("language_code") == "ru")
+    by_language = {lang: cmds for (_, lang), cmds in telegram.commands.items()}
+    assert set(by_language) == {"", "en", "ru"}
+    names = [c["command"] for c in by_language["ru"]]
+    assert names == ["start", "help", "history", "likes", "radio", "subscribe", "unsubscribe", "settings"]
+    assert by_language["ru"][0]["description"] != by_language["en"][0]["description"]
+
+
+async def test_search_card_radio_journey(
+    runtime: TelegramRuntime, telegram: FakeTelegram, fakes: FakeServices, sqlite_sessions
+) -> None:
+    listing = await say(telegram, ANN, "Song 1")
+    assert len(telegram.buttons(listing)) == 10  # 8 candidates, then "1 / 3" and ▶
+    page2 = (await press(telegram, ANN, listing, telegram.button(listing, "▶"), "editMessageText")).result
+    card_call = await press(telegram, ANN, page2, telegram.buttons(page2)[0]["callback_data"], "sendMessage")
+    card = card_call.result
+    assert "Genre" in card["text"]
+
+    radio_msg = (await press(telegram, ANN, card, telegram.button(card, "Start radio"), "sendMessage")).result
+    assert "Radio" in radio_msg["text"]
+    liked_track = fakes.radio.radios[1].current
+    edit = await press(telegram, ANN, radio_msg, telegram.button(radio_msg, "Like"), "editMessageText")
+    assert int(edit.params["message_id"]) == radio_msg["message_id"]
+    assert liked_track is not None and liked_track.name not in edit.result["text"]
+    skip = await press(telegram, ANN, edit.result, telegram.button(edit.result, "Skip"), "editMessageText")
+    assert "👍 1 · 👎 1" in skip.result["text"]
+    stop = await press(telegram, ANN, skip.result, telegram.button(skip.result, "Stop"), "editMessageText")
+    assert "stopped" in stop.result["text"]
+
+    # Stored: the like (service) and the user (database); no failed call on the wire.
+    async with sqlite_sessions() as session:
+        user = await session.scalar(select(User).where(User.telegram_id == ANN["id"]))
+    assert user is not None and user.first_name == "Ann"
+    assert fakes.feedback.liked[user.id] == [liked_track.id]
+    assert [c for c in telegram.calls if not c.ok] == []
+
+
+async def test_radio_survives_a_restart(live_container: Container, telegram: FakeTelegram, fakes: FakeServices) -> None:
+    first = await start_telegram(live_container, None, polling_timeout=1, start_scheduler=False)
+    card = await say(telegram, BORIS, "Techno Song 25")
+    assert "Жанр" in card["text"]  # Russian for a Russian client
+    radio_msg = (await press(telegram, BORIS, card, telegram.button(card, "Радио"), "sendMessage")).result
+    await first.stop()
+
+    second = await start_telegram(live_container, None, polling_timeout=1, start_scheduler=False)
+    try:
+        edit = await press(telegram, BORIS, radio_msg, telegram.button(radio_msg, "Дальше"), "editMessageText")
+        assert int(edit.params["message_id"]) == radio_msg["message_id"]
+        assert "трек 2" in edit.result["text"]
+    finally:
+        await second.stop()
+
+
+async def test_stale_and_forged_presses_get_alerts_over_the_wire(
+    runtime: TelegramRuntime, telegram: FakeTelegram
+) -> None:
+    card = await say(telegram, ANN, "Jazz Song 12")
+    radio_msg = (await press(telegram, ANN, card, telegram.button(card, "Start radio"), "sendMessage")).result
+    old_next = telegram.button(radio_msg, "Next")
+    await press(telegram, ANN, radio_msg, old_next, "editMessageText")
+    for data in (old_next, "t:l:99999", "r:1:1", "x" * 64):
+        mark = telegram.mark()
+        query_id = telegram.press(ANN, radio_msg, data)["callback_query"]["id"]
+        answer = await telegram.wait_for(
+            "answerCallbackQuery", lambda c, q=query_id: c.params["callback_query_id"] == q, after=mark
+        )
+        assert answer.params.get("show_alert") is True and answer.params["text"], (data, answer.params)
+    assert [c for c in telegram.calls if not c.ok] == []
+
+
+async def test_inline_answers_within_a_second(runtime: TelegramRuntime, telegram: FakeTelegram) -> None:
+    await say(telegram, ANN, "/start")  # warm up (getMe is cached after this)
+    mark = telegram.mark()
+    started = time.monotonic()
+    telegram.inline(ANN, "Song")
+    call = await telegram.wait_for("answerInlineQuery", after=mark)
+    assert call.at - started < 1.0
+    assert len(call.params["results"]) == 10
+    assert call.params["is_personal"] is True
+
+
+async def test_throttling_sends_one_note_not_a_flood(runtime: TelegramRuntime, telegram: FakeTelegram) -> None:
+    mark = telegram.mark()
+    for i in range(14):
+        telegram.send_text(ANN, f"Jazz Song {12 + i % 3}")
+    await telegram.wait_for("sendMessage", lambda c: "bit fast" in c.params["text"], after=mark)
+    cards = 0
+    async with asyncio.timeout(5):
+        while cards < 8:
+            await asyncio.sleep(0.05)
+            cards = sum("Jazz Song" in c.params["text"] for c in telegram.calls[mark:] if c.method == "sendMessage")
+    await asyncio.sleep(0.3)  # nothing else may arrive
+    texts = [c.params["text"] for c in telegram.calls[mark:] if c.method == "sendMessage"]
+    assert sum("bit fast" in t for t in texts) == 1
+    assert sum("Jazz Song" in t for t in texts) == 8
+    assert len(texts) == 9
+
+
+def test_every_callback_button_fits_64_bytes() -> None:
+    """Pack every CallbackData the bot can produce, with the largest values its fields can hold."""
+    from bot.callbacks import LikesAction, RadioAction, SettingsAction, TrackAction
+
+    big = 2**63 - 1  # ids are BIGINT at most
+    samples: dict[type, list[Any]] = {cls: [] for cls in ALL_CALLBACKS}
+    from bot import callbacks as cb
+
+    samples[cb.TrackCallback] = [cb.TrackCallback(action=a, track_id=big) for a in TrackAction]
+    samples[cb.SearchPageCallback] = [cb.SearchPageCallback(search_id=big, page=99)]
+    samples[cb.RadioCallback] = [cb.RadioCallback(radio_id=big, track_id=big, action=a) for a in RadioAction]
+    samples[cb.HistoryPageCallback] = [cb.HistoryPageCallback(page=big)]
+    samples[cb.LikesPageCallback] = [cb.LikesPageCallback(page=big)]
+    samples[cb.LikesItemCallback] = [cb.LikesItemCallback(action=a, track_id=big, page=big) for a in LikesAction]
+    samples[cb.SettingsCallback] = [cb.SettingsCallback(action=a, value=23) for a in SettingsAction]
+    samples[cb.NoopCallback] = [cb.NoopCallback()]
+    prefixes = [cls.__prefix__ for cls in ALL_CALLBACKS]
+    assert len(set(prefixes)) == len(prefixes)
+    for cls, values in samples.items():
+        assert values, f"no sample for {cls.__name__}"
+        for value in values:
+            packed = value.pack()
+            assert 1 <= len(packed.encode()) <= 64, packed
+            assert type(value).unpack(packed) == value

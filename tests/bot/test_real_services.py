@@ -1,0 +1,99 @@
+"""The bot end to end over the real services (TrackService, RecommendationService, RadioService,
+FeedbackService, UserService) on an in-memory SQLite catalogue, against the fake Bot API server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.container import Container
+from bot.runtime import TelegramRuntime, start_telegram
+from db.models import Interaction, InteractionKind, Like, RadioSession, User
+from services.feedback import FeedbackService
+from tests.api.test_real_services import real_container
+from tests.bot.conftest import make_settings
+from tests.fakes.telegram import ApiCall, FakeTelegram, tg_user
+
+CARLA = tg_user(7001, "Carla", "en")
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[FakeTelegram]:
+    server = FakeTelegram()
+    await server.start()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+async def real(telegram: FakeTelegram) -> AsyncIterator[Container]:
+    container = await real_container()
+    container.settings = make_settings(telegram.base_url)
+    container.feedback = FeedbackService(container.sessions, genres=container.genre)
+    yield container
+    await container.engine.dispose()
+
+
+@pytest.fixture
+async def runtime(real: Container) -> AsyncIterator[TelegramRuntime]:
+    rt = await start_telegram(real, None, polling_timeout=1, start_scheduler=False, throttle_limit=1000)
+    yield rt
+    await rt.stop()
+
+
+async def say(telegram: FakeTelegram, text: str) -> dict[str, Any]:
+    mark = telegram.mark()
+    telegram.send_text(CARLA, text)
+    return (await telegram.wait_for("sendMessage", after=mark)).result
+
+
+async def press(telegram: FakeTelegram, message: dict[str, Any], data: str, method: str) -> ApiCall:
+    mark = telegram.mark()
+    query_id = telegram.press(CARLA, message, data)["callback_query"]["id"]
+    await telegram.wait_for("answerCallbackQuery", lambda c: c.params["callback_query_id"] == query_id, after=mark)
+    return await telegram.wait_for(method, after=mark, within=1)
+
+
+async def count(real: Container, stmt: Any) -> int:
+    async with real.sessions() as session:
+        return int(await session.scalar(stmt) or 0)
+
+
+async def test_journey_over_real_services(runtime: TelegramRuntime, telegram: FakeTelegram, real: Container) -> None:
+    first = await say(telegram, "Jazz Band 3")
+    if "Several tracks" in first["text"]:
+        first = (await press(telegram, first, telegram.buttons(first)[0]["callback_data"], "sendMessage")).result
+    card = first
+    assert "Jazz Band 3" in card["text"] and "Genre" in card["text"]
+
+    await press(telegram, card, telegram.button(card, "👍"), "editMessageReplyMarkup")
+    radio_msg = (await press(telegram, card, telegram.button(card, "Start radio"), "sendMessage")).result
+    assert "Radio" in radio_msg["text"]
+    for label in ("Like", "Skip", "Next"):
+        edit = await press(telegram, radio_msg, telegram.button(radio_msg, label), "editMessageText")
+        assert int(edit.params["message_id"]) == radio_msg["message_id"]
+
+    user_id = await count(real, select(User.id).where(User.telegram_id == CARLA["id"]))
+    assert await count(real, select(func.count()).select_from(Like).where(Like.user_id == user_id)) == 2
+    skipped = select(func.count()).select_from(Interaction).where(Interaction.kind == InteractionKind.SKIPPED)
+    assert await count(real, skipped) == 1
+    radio = await count(real, select(RadioSession.message_id).where(RadioSession.user_id == user_id))
+    assert radio == radio_msg["message_id"]
+
+    likes = await say(telegram, "/likes")
+    assert "Your likes" in likes["text"] and "2" in likes["text"]
+    history = await say(telegram, "/history")
+    assert "jazz" in history["text"].lower()
+
+    mark = telegram.mark()
+    telegram.inline(CARLA, "Jazz Band")
+    answer = await telegram.wait_for("answerInlineQuery", after=mark)
+    assert 1 <= len(answer.params["results"]) <= 10
+    mark = telegram.mark()
+    telegram.inline(CARLA, "")
+    recent = await telegram.wait_for("answerInlineQuery", after=mark)
+    assert len(recent.params["results"]) == 2
+    assert [c for c in telegram.calls if not c.ok] == []

@@ -1,0 +1,142 @@
+"""Webhook mode (secret-token header) and Redis-backed FSM storage, isolation and throttling."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.config import Settings, TelegramSettings, WebhookSettings
+from bot.runtime import start_telegram, webhook_secret
+from tests.bot.conftest import make_container
+from tests.bot.fakes_services import FakeServices
+from tests.fakes.telegram import TOKEN, FakeTelegram, tg_user
+
+ANN = tg_user(6001, "Ann", "en")
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[FakeTelegram]:
+    server = FakeTelegram()
+    await server.start()
+    yield server
+    await server.close()
+
+
+def settings_for(telegram: FakeTelegram, *, redis_url: str | None = None, webhook: bool = False) -> Settings:
+    return Settings(
+        telegram=TelegramSettings(bot_token=TOKEN, api_url=telegram.base_url),
+        webhook=WebhookSettings(url="https://encore.example.com" if webhook else None, secret="s3cret-Token_1"),
+        redis_url=redis_url,
+    )
+
+
+async def test_webhook_mode_checks_the_secret_header(
+    telegram: FakeTelegram,
+    sqlite_engine: AsyncEngine,
+    sqlite_sessions: async_sessionmaker[AsyncSession],
+    fakes: FakeServices,
+) -> None:
+    settings = settings_for(telegram, webhook=True)
+    container = make_container(sqlite_engine, sqlite_sessions, fakes, settings)
+    app = web.Application()
+    runtime = await start_telegram(container, app, start_scheduler=False)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        hook = telegram.calls_of("setWebhook")[-1].params
+        assert hook["url"] == "https://encore.example.com/telegram/webhook"
+        assert hook["secret_token"] == "s3cret-Token_1" == webhook_secret(settings)
+        assert "callback_query" in hook["allowed_updates"] and "inline_query" in hook["allowed_updates"]
+        assert runtime.polling is None
+
+        update = {"update_id": 1, **telegram.message_update(ANN, "Jazz Song 12")}
+        refused = await client.post("/telegram/webhook", json=update)
+        assert refused.status == 401
+        forged = await client.post(
+            "/telegram/webhook", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "guess"}
+        )
+        assert forged.status == 401
+        await asyncio.sleep(0.2)
+        assert telegram.calls_of("sendMessage") == []
+
+        ok = await client.post(
+            "/telegram/webhook", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-Token_1"}
+        )
+        assert ok.status == 200
+        card = await telegram.wait_for("sendMessage")
+        assert "Jazz Song 12" in card.params["text"]
+    finally:
+        await runtime.stop()
+        await client.close()
+
+
+async def test_webhook_needs_the_app_before_it_starts(
+    telegram: FakeTelegram, sqlite_engine, sqlite_sessions, fakes: FakeServices
+) -> None:
+    container = make_container(sqlite_engine, sqlite_sessions, fakes, settings_for(telegram, webhook=True))
+    app = web.Application()
+    app.freeze()
+    with pytest.raises(RuntimeError, match="before the aiohttp app is started"):
+        await start_telegram(container, app, start_scheduler=False)
+
+
+@pytest.mark.redis
+async def test_redis_state_is_shared_between_instances(
+    telegram: FakeTelegram, sqlite_engine, sqlite_sessions, fakes: FakeServices, redis_url: str
+) -> None:
+    """A search listed by one instance is paged by another: the FSM data lives in Redis."""
+    container = make_container(sqlite_engine, sqlite_sessions, fakes, settings_for(telegram, redis_url=redis_url))
+    first = await start_telegram(container, None, polling_timeout=1, start_scheduler=False)
+    try:
+        mark = telegram.mark()
+        telegram.send_text(ANN, "Song 1")
+        listing = (await telegram.wait_for("sendMessage", after=mark)).result
+    finally:
+        await first.stop()
+
+    redis = Redis.from_url(redis_url)
+    try:
+        keys = [k.decode() for k in await redis.keys("fsm:*")]
+        assert any(k.endswith(":data") and str(ANN["id"]) in k for k in keys), keys
+    finally:
+        await redis.aclose()
+
+    second = await start_telegram(container, None, polling_timeout=1, start_scheduler=False)
+    try:
+        mark = telegram.mark()
+        telegram.press(ANN, listing, telegram.button(listing, "▶"))
+        edit = await telegram.wait_for("editMessageText", after=mark)
+        assert "(2/2)" in edit.params["text"]
+    finally:
+        await second.stop()
+
+
+@pytest.mark.redis
+async def test_redis_throttling_and_isolation(
+    telegram: FakeTelegram, sqlite_engine, sqlite_sessions, fakes: FakeServices, redis_url: str
+) -> None:
+    container = make_container(sqlite_engine, sqlite_sessions, fakes, settings_for(telegram, redis_url=redis_url))
+    runtime = await start_telegram(container, None, polling_timeout=1, start_scheduler=False)
+    try:
+        assert type(runtime.dispatcher.fsm.events_isolation).__name__ == "RedisEventIsolation"
+        mark = telegram.mark()
+        for _ in range(12):
+            telegram.send_text(ANN, "Jazz Song 12")
+        await telegram.wait_for("sendMessage", lambda c: "bit fast" in c.params["text"], after=mark, within=10)
+        await asyncio.sleep(0.5)
+        texts = [c.params["text"] for c in telegram.calls[mark:] if c.method == "sendMessage"]
+        assert sum("bit fast" in t for t in texts) == 1
+        assert sum("Jazz Song 12" in t for t in texts) == 8
+        redis = Redis.from_url(redis_url)
+        try:
+            assert await redis.pttl("encore:throttle:6001") > 0
+        finally:
+            await redis.aclose()
+    finally:
+        await runtime.stop()
