@@ -49,26 +49,26 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.web import create_web_app
 
     await cmd_migrate(args, settings)
-    container = await build_container(settings)
-    app = create_web_app(container)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.http.host, settings.http.port)
-    await site.start()
-    log.info("HTTP server on http://%s:%d (health: /healthz)", settings.http.host, settings.http.port)
-
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
+    container = await build_container(settings)
+    app = create_web_app(container)
     telegram = None
     if settings.telegram.bot_token is None:
         log.warning("TELEGRAM_BOT_TOKEN is not set: the Telegram bot is off, the HTTP API and page are on")
     else:
         from bot.runtime import start_telegram
 
+        # Before runner.setup(): webhook mode adds its route to the app, which setup() freezes.
         telegram = await start_telegram(container, app)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.http.host, settings.http.port)
+    await site.start()
+    log.info("HTTP server on http://%s:%d (health: /healthz)", settings.http.host, settings.http.port)
     try:
         await stop.wait()
         log.info("shutting down: finishing in-flight work")
