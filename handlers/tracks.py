@@ -11,9 +11,8 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from bot.callbacks import TrackAction, TrackCallback
 from bot.keyboards import similar_keyboard, track_keyboard
 from bot.texts import Texts
-from db.models import InteractionKind
 from handlers.common import callback_message, edit_markup, send_card
-from services.dto import UserInfo
+from services.dto import InteractionKind, UserInfo
 
 if TYPE_CHECKING:
     from services.feedback import FeedbackService

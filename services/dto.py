@@ -10,6 +10,7 @@ from typing import Generic, TypeVar
 from urllib.parse import quote_plus
 
 from db.models import AUDIO_FEATURE_COLUMNS
+from db.models import InteractionKind as InteractionKind  # re-exported for handlers
 from db.models import Track as TrackRow
 
 T = TypeVar("T")
