@@ -1,13 +1,21 @@
-"""The one place that knows audio features: names, order, valid ranges, validation.
+"""The one place that knows audio features: names, order, valid ranges, validation, engineering.
 
-Both training and prediction (and the recommender) use these definitions.
+Training, prediction and the recommender all use these definitions.
+
+Raw model input (`RAW_INPUTS`): the 12 Spotify audio features in `AUDIO_FEATURES` order, then
+`duration_ms` and `explicit` (0/1). Every track the catalog stores and every Spotify track object
+carries these 14 values. `popularity` is deliberately absent (a scrape-time snapshot a new track
+lacks). A track missing any raw input is refused (`FeatureError`), never imputed.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
+
+import numpy as np
 
 # Spotify audio features, in the fixed order models see them.
 AUDIO_FEATURES: tuple[str, ...] = (
@@ -25,6 +33,9 @@ AUDIO_FEATURES: tuple[str, ...] = (
     "time_signature",
 )
 
+# The raw columns a genre model reads, in this order (see the module docstring).
+RAW_INPUTS: tuple[str, ...] = (*AUDIO_FEATURES, "duration_ms", "explicit")
+
 # Closed ranges the Spotify Web API documents (loudness and tempo with generous bounds).
 FEATURE_RANGES: dict[str, tuple[float, float]] = {
     "danceability": (0.0, 1.0),
@@ -40,7 +51,11 @@ FEATURE_RANGES: dict[str, tuple[float, float]] = {
     "tempo": (0.0, 260.0),
     "time_signature": (0.0, 7.0),
     "duration_ms": (1_000.0, 6_000_000.0),
+    "explicit": (0.0, 1.0),
 }
+
+_TRUE = frozenset({"true", "1", "1.0", "yes"})
+_FALSE = frozenset({"false", "0", "0.0", "no"})
 
 
 class FeatureError(ValueError):
@@ -50,6 +65,18 @@ class FeatureError(ValueError):
         self.problems = dict(problems)
         detail = "; ".join(f"{k}: {v}" for k, v in self.problems.items())
         super().__init__(f"invalid audio features: {detail}")
+
+
+def _to_number(raw: Any) -> float:
+    if isinstance(raw, bool | np.bool_):
+        return float(raw)
+    if isinstance(raw, str):
+        text = raw.strip().lower()
+        if text in _TRUE:
+            return 1.0
+        if text in _FALSE:
+            return 0.0
+    return float(raw)
 
 
 def validate_features(
@@ -63,10 +90,8 @@ def validate_features(
         if raw is None:
             problems[name] = "missing"
             continue
-        if isinstance(raw, bool):
-            raw = float(raw)
         try:
-            number = float(raw)
+            number = _to_number(raw)
         except (TypeError, ValueError):
             problems[name] = "not a number"
             continue
@@ -81,3 +106,117 @@ def validate_features(
     if problems:
         raise FeatureError(problems)
     return out
+
+
+def validate_matrix(matrix: np.ndarray, names: Sequence[str] = RAW_INPUTS) -> np.ndarray:
+    """Check a (n, len(names)) float matrix; raise FeatureError naming the first bad rows."""
+    array = np.asarray(matrix, dtype=np.float64)
+    if array.ndim != 2 or array.shape[1] != len(names):
+        raise FeatureError({"matrix": f"expected shape (n, {len(names)}), got {array.shape}"})
+    problems: dict[str, str] = {}
+    finite = np.isfinite(array)
+    for j, name in enumerate(names):
+        low, high = FEATURE_RANGES.get(name, (-math.inf, math.inf))
+        bad_nan = np.flatnonzero(~finite[:, j])
+        with np.errstate(invalid="ignore"):
+            bad_range = np.flatnonzero(finite[:, j] & ((array[:, j] < low) | (array[:, j] > high)))
+        if bad_nan.size:
+            problems[name] = f"missing or not finite in rows {_rows(bad_nan)}"
+        elif bad_range.size:
+            problems[name] = f"out of range [{low:g}, {high:g}] in rows {_rows(bad_range)}"
+    if problems:
+        raise FeatureError(problems)
+    return array
+
+
+def _rows(index: np.ndarray, limit: int = 5) -> str:
+    shown = ", ".join(str(int(i)) for i in index[:limit])
+    return shown + (f" … ({index.size} rows)" if index.size > limit else "")
+
+
+def rows_to_matrix(rows: Iterable[Mapping[str, Any]], names: Sequence[str] = RAW_INPUTS) -> np.ndarray:
+    """Validate each mapping and stack them in `names` order; FeatureError says which row failed."""
+    out: list[list[float]] = []
+    for i, row in enumerate(rows):
+        try:
+            clean = validate_features(row, tuple(names))
+        except FeatureError as exc:
+            raise FeatureError({f"row {i} {k}": v for k, v in exc.problems.items()}) from None
+        out.append([clean[n] for n in names])
+    return np.asarray(out, dtype=np.float64).reshape(len(out), len(names))
+
+
+# --- engineered features ---------------------------------------------------------------------
+
+LOG_FEATURES: tuple[str, ...] = ("speechiness", "acousticness", "instrumentalness", "liveness", "duration_ms")
+_LOG_EPS = {"speechiness": 1e-3, "acousticness": 1e-6, "instrumentalness": 1e-6, "liveness": 1e-3,
+            "duration_ms": 1.0}
+EXTRA_FEATURES: tuple[str, ...] = (
+    "energy_minus_acousticness",
+    "dance_x_valence",
+    "loudness_per_energy",
+    "tempo_x_danceability",
+    "key_sin",
+    "key_cos",
+    "speech_x_explicit",  # only with explicit among the inputs
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureSpec:
+    """Which raw inputs and transforms a model uses (chosen on validation, stored in meta).
+
+    `audio_only` models read just AUDIO_FEATURES (for tracks whose duration/explicit are unknown);
+    the others read RAW_INPUTS.
+    """
+
+    log: bool = False  # replace skewed columns by log(x + eps)
+    extra: bool = False  # append EXTRA_FEATURES
+    audio_only: bool = False
+
+    def raw_names(self) -> tuple[str, ...]:
+        return AUDIO_FEATURES if self.audio_only else RAW_INPUTS
+
+    def names(self) -> tuple[str, ...]:
+        raw = self.raw_names()
+        base = tuple(f"log_{n}" if self.log and n in LOG_FEATURES else n for n in raw)
+        if not self.extra:
+            return base
+        return base + tuple(n for n in EXTRA_FEATURES if n != "speech_x_explicit" or "explicit" in raw)
+
+    def to_dict(self) -> dict[str, bool]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureSpec:
+        return cls(**{k: bool(data.get(k, False)) for k in ("log", "extra", "audio_only")})
+
+
+def build_features(raw: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """Validated matrix of `spec.raw_names()` columns → the model's feature matrix. Pure."""
+    raw = np.asarray(raw, dtype=np.float64)
+    names = spec.raw_names()
+    index = {name: i for i, name in enumerate(names)}
+    out = raw.copy()
+    if spec.log:
+        for name in LOG_FEATURES:
+            if name in index:
+                out[:, index[name]] = np.log(raw[:, index[name]] + _LOG_EPS[name])
+    if not spec.extra:
+        return out
+
+    def col(name: str) -> np.ndarray:
+        return raw[:, index[name]]
+
+    key_angle = 2 * np.pi * np.clip(col("key"), 0, 11) / 12
+    extra = [
+        col("energy") - col("acousticness"),
+        col("danceability") * col("valence"),
+        col("loudness") / (col("energy") + 0.05),
+        col("tempo") * col("danceability"),
+        np.where(col("key") < 0, 0.0, np.sin(key_angle)),
+        np.where(col("key") < 0, 0.0, np.cos(key_angle)),
+    ]
+    if "explicit" in index:
+        extra.append(col("speechiness") * col("explicit"))
+    return np.hstack([out, np.column_stack(extra)])

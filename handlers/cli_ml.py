@@ -1,0 +1,155 @@
+"""CLI commands for the genre models: `main.py train` and `main.py predict`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bot.config import Settings
+from ml.data import LABEL_COLUMNS
+from ml.features import AUDIO_FEATURES, RAW_INPUTS, FeatureError
+from ml.predictor import META_FILE, GenrePredictor
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TASKS = ("seed6", "catalog")
+
+
+def register(subparsers: Any) -> None:
+    train = subparsers.add_parser(
+        "train",
+        help="train the genre models (zoo + report, or the production model only)",
+        description=(
+            "Train the seed benchmark (seed6) and/or the product model (catalog) from <data_dir>/raw. "
+            "Artefacts go to <models_path>/<task>/, a report to <reports-dir>/<run-id>/."
+        ),
+    )
+    train.add_argument("--task", choices=(*TASKS, "all"), default="all")
+    zoo = train.add_mutually_exclusive_group()
+    zoo.add_argument("--zoo", dest="zoo", action="store_true", default=True,
+                     help="compare the whole model zoo (default)")
+    zoo.add_argument("--no-zoo", "--quick", dest="zoo", action="store_false",
+                     help="train the production model only")
+    train.add_argument("--if-missing", action="store_true", help="skip tasks whose artefact already exists")
+    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    train.add_argument("--publish", action="store_true",
+                       help="also write the report to docs/model-report.md (+ PNGs)")
+    train.set_defaults(handler=cmd_train)
+
+    predict = subparsers.add_parser(
+        "predict",
+        help="predict genres for a CSV of audio features",
+        description=(
+            "Read a CSV with the audio features (the datasets' column names) and write, per row, the "
+            "predicted genre (under the dataset's label column), its probability and the top 3. "
+            "With duration_ms and explicit columns the full model is used, without them the audio-only "
+            "one. Rows with missing, NaN or out-of-range values are refused."
+        ),
+    )
+    predict.add_argument("--input", type=Path, required=True)
+    predict.add_argument("--output", type=Path, required=True)
+    predict.add_argument("--model", choices=TASKS, default="catalog")
+    predict.set_defaults(handler=cmd_predict)
+
+
+def artefact_exists(models_path: Path, task: str) -> bool:
+    return (models_path / task / META_FILE).exists()
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from ml.train import train
+
+    tasks: tuple[str, ...] = TASKS if args.task == "all" else (args.task,)
+    if args.if_missing:
+        tasks = tuple(t for t in tasks if not artefact_exists(settings.models_path, t))
+        if not tasks:
+            print("genre models already trained; nothing to do")
+            return 0
+    started = time.perf_counter()
+    try:
+        results = train(
+            settings.data_dir, settings.models_path, tasks=tasks, zoo=args.zoo, seed=args.seed,
+            reports_dir=args.reports_dir, docs_dir=REPO_ROOT / "docs" if args.publish else None,
+        )
+    except FileNotFoundError as exc:
+        print(f"error: {exc} (run `python main.py data` first)", file=sys.stderr)
+        return 2
+    for result in results:
+        t = result.production_test
+        print(f"{result.task}: {result.production} accuracy {t['accuracy']:.4f} top-3 {t['top3']:.4f} "
+              f"→ {settings.models_path / result.task}")
+    print(f"done in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+def predict_frame(predictor: GenrePredictor, frame: pd.DataFrame, label_column: str) -> pd.DataFrame:
+    """Predictions for every row of `frame` (raises FeatureError naming bad rows/columns)."""
+    missing = [c for c in AUDIO_FEATURES if c not in frame.columns]
+    if missing:
+        raise FeatureError({c: "column missing" for c in missing})
+    has_extra = all(c in frame.columns for c in RAW_INPUTS[len(AUDIO_FEATURES):])
+    columns = list(RAW_INPUTS if has_extra else AUDIO_FEATURES)
+    data = frame[columns].copy()
+    if "explicit" in data:
+        data["explicit"] = data["explicit"].map(_flag)
+    try:
+        matrix = data.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as exc:  # pragma: no cover - to_numeric coerces
+        raise FeatureError({"input": str(exc)}) from exc
+    preds = predictor.predict_matrix(matrix)
+    out = pd.DataFrame(index=frame.index)
+    if "track_id" in frame.columns:
+        out["track_id"] = frame["track_id"]
+    out[label_column] = [p.genre for p in preds]
+    out["probability"] = [round(p.probability, 6) for p in preds]
+    for k in range(3):
+        out[f"top{k + 1}"] = [p.top[k][0] if len(p.top) > k else "" for p in preds]
+        out[f"top{k + 1}_probability"] = [round(p.top[k][1], 6) if len(p.top) > k else 0.0 for p in preds]
+    out["top_genres"] = ["|".join(g for g, _ in p.top) for p in preds]  # the top 3, best first
+    if len(predictor.families) < len(predictor.classes):
+        out["family"] = [p.family for p in preds]
+        out["family_probability"] = [round(p.family_probability, 6) for p in preds]
+    return out
+
+
+def _flag(value: Any) -> float:
+    if isinstance(value, bool | np.bool_):
+        return float(value)
+    text = str(value).strip().lower()
+    if text in ("true", "1", "1.0"):
+        return 1.0
+    if text in ("false", "0", "0.0"):
+        return 0.0
+    return float("nan")
+
+
+def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
+    path = settings.models_path / args.model
+    if not artefact_exists(settings.models_path, args.model):
+        print(f"error: no {args.model} model at {path} (run `python main.py train --task {args.model}`)",
+              file=sys.stderr)
+        return 2
+    try:
+        frame = pd.read_csv(args.input)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        print(f"error: cannot read {args.input}: {exc}", file=sys.stderr)
+        return 2
+    predictor = GenrePredictor.load(path)
+    try:
+        out = predict_frame(predictor, frame, LABEL_COLUMNS[args.model])
+    except FeatureError as exc:
+        print(f"error: refused {args.input}: {exc} (row numbers count data rows from 0)", file=sys.stderr)
+        return 2
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(args.output, index=False)
+    print(f"wrote {len(out)} predictions to {args.output} (model {predictor.version})")
+    return 0

@@ -1,0 +1,198 @@
+"""Loading the two datasets, folding duplicates into groups and splitting by group.
+
+Grouping rule (docs: /work/shared/data/SOURCES.md): two rows belong to one group when they share a
+track_id, an identical audio-feature vector, or the same artists + track name. Groups are the
+connected components of that relation (union-find). Every split here keeps a group on one side.
+
+Evaluation unit: one *track* per (group, audio-feature vector) in the test side; its label set is
+every genre that any row of its group carries. A prediction counts as right when it is any of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import unicodedata
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold
+
+from ml.features import AUDIO_FEATURES
+
+log = logging.getLogger(__name__)
+
+SEED_FILE = "seed_6genre_train.csv"
+CATALOG_FILE = "spotify_tracks_114genre_train.csv.gz"
+TASK_FILES: dict[str, str] = {"seed6": SEED_FILE, "catalog": CATALOG_FILE}
+# The dataset's own label column (predictions are written under the same name).
+LABEL_COLUMNS: dict[str, str] = {"seed6": "genre_track", "catalog": "track_genre"}
+
+_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    """Rows of one task with their labels and duplicate groups (row-aligned)."""
+
+    task: str
+    frame: pd.DataFrame  # the raw columns, index 0..n-1
+    labels: np.ndarray  # str, one per row
+    groups: np.ndarray  # int, one per row
+    data_hash: str
+
+    @property
+    def label_column(self) -> str:
+        return LABEL_COLUMNS[self.task]
+
+
+def file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _norm_text(text: object) -> str:
+    if not isinstance(text, str) or not text:
+        return ""
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return _NON_WORD.sub(" ", stripped.casefold()).strip()
+
+
+def song_key(artists: object, name: object) -> str:
+    """Equal for the same song by the same artists (order of artists, case and accents ignored)."""
+    if not isinstance(name, str) or not _norm_text(name):
+        return ""
+    parts = sorted(_norm_text(a) for a in (artists if isinstance(artists, str) else "").split(";"))
+    return " ; ".join(p for p in parts if p) + " - " + _norm_text(name)
+
+
+class _UnionFind:
+    def __init__(self, n: int) -> None:
+        self.parent = np.arange(n)
+
+    def find(self, i: int) -> int:
+        parent = self.parent
+        root = i
+        while parent[root] != root:
+            root = parent[root]
+        while parent[i] != root:
+            parent[i], i = root, parent[i]
+        return int(root)
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def feature_hash(frame: pd.DataFrame) -> np.ndarray:
+    """A 64-bit hash of each row's audio-feature vector (rounded to 1e-6)."""
+    return pd.util.hash_pandas_object(frame[list(AUDIO_FEATURES)].round(6), index=False).to_numpy()
+
+
+def duplicate_groups(frame: pd.DataFrame) -> np.ndarray:
+    """Group id per row: union of same track_id, same audio-feature vector, same artists + name."""
+    n = len(frame)
+    uf = _UnionFind(n)
+    keys: list[pd.Series] = []
+    if "track_id" in frame:
+        keys.append(frame["track_id"].astype(str))
+    keys.append(pd.Series(feature_hash(frame), index=frame.index))
+    if "artists" in frame and "track_name" in frame:
+        song = pd.Series(
+            [song_key(a, t) for a, t in zip(frame["artists"], frame["track_name"], strict=True)],
+            index=frame.index,
+        )
+        keys.append(song.where(song != "", None))
+    for key in keys:
+        first: dict[str, int] = {}
+        for i, value in enumerate(key.to_numpy()):
+            if value is None:
+                continue
+            j = first.setdefault(value, i)
+            if j != i:
+                uf.union(i, j)
+    roots = np.array([uf.find(i) for i in range(n)])
+    _, ids = np.unique(roots, return_inverse=True)
+    return ids.astype(np.int64)
+
+
+def load_task(data_dir: Path, task: str) -> Dataset:
+    """Read `<data_dir>/raw/<file>` for task `seed6` or `catalog` and attach duplicate groups."""
+    path = Path(data_dir) / "raw" / TASK_FILES[task]
+    if not path.exists():
+        raise FileNotFoundError(f"dataset for task {task!r} not found at {path}")
+    frame = pd.read_csv(path)
+    label_column = LABEL_COLUMNS[task]
+    frame = frame.dropna(subset=[*AUDIO_FEATURES, label_column]).reset_index(drop=True)
+    if "explicit" in frame:
+        frame["explicit"] = frame["explicit"].astype(str).str.lower().isin(("true", "1", "1.0"))
+    groups = duplicate_groups(frame)
+    log.info("%s: %d rows, %d duplicate groups", task, len(frame), groups.max() + 1)
+    return Dataset(
+        task=task,
+        frame=frame,
+        labels=frame[label_column].astype(str).to_numpy(),
+        groups=groups,
+        data_hash=file_hash(path),
+    )
+
+
+def group_label(labels: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """One label per row: the most common label of its group (for stratifying a grouped split)."""
+    counts = pd.DataFrame({"g": groups, "y": labels}).value_counts().reset_index(name="n")
+    counts = counts.sort_values(["g", "n", "y"], ascending=[True, False, True]).drop_duplicates("g")
+    top = counts.set_index("g")["y"]
+    return top.loc[groups].to_numpy()
+
+
+def grouped_split(
+    labels: np.ndarray, groups: np.ndarray, test_size: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (train, test), stratified by genre, no group on both sides."""
+    n_splits = max(2, round(1 / test_size))
+    train_idx, test_idx = grouped_folds(labels, groups, n_splits, seed)[0]
+    return np.sort(train_idx), np.sort(test_idx)
+
+
+def grouped_folds(
+    labels: np.ndarray, groups: np.ndarray, n_splits: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """StratifiedGroupKFold folds, stratified by each group's main genre."""
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    strat = group_label(labels, groups)
+    with warnings.catch_warnings():
+        # a genre with fewer groups than folds cannot be spread over every fold; that is fine
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        return list(splitter.split(np.zeros(len(labels)), strat, groups))
+
+
+@dataclass(frozen=True, slots=True)
+class EvalUnits:
+    """Test tracks: one row index per (group, feature vector) and that group's label set."""
+
+    rows: np.ndarray
+    label_sets: tuple[frozenset[str], ...]
+
+
+def eval_units(
+    frame: pd.DataFrame, labels: np.ndarray, groups: np.ndarray, rows: Sequence[int] | np.ndarray
+) -> EvalUnits:
+    idx = np.asarray(rows)
+    sub = pd.DataFrame({"g": groups[idx], "y": labels[idx], "row": idx})
+    sets = sub.groupby("g")["y"].agg(frozenset)
+    sub["v"] = feature_hash(frame.iloc[idx])
+    firsts = sub.drop_duplicates(["g", "v"])
+    return EvalUnits(
+        rows=firsts["row"].to_numpy(),
+        label_sets=tuple(sets.loc[firsts["g"]].tolist()),
+    )

@@ -1,0 +1,218 @@
+"""GenrePredictor: loads a trained artefact once and predicts with pure functions.
+
+Artefact folder (written by `ml.train.save_artefact`):
+  <head>.cbm | <head>.txt | <head>.joblib   fitted models (CatBoost, LightGBM booster, or sklearn)
+  meta.json                                 heads (format, file, feature spec + names, temperature,
+                                            metrics), classes, families, data hash, versions …
+
+Two heads share the classes:
+  "full"        reads RAW_INPUTS: the 12 AUDIO_FEATURES, then duration_ms and explicit (0/1);
+  "audio_only"  reads the 12 AUDIO_FEATURES — for tracks whose duration or explicit flag is unknown.
+`predict_proba(matrix)` picks the head by the number of columns (14 → full, 12 → audio_only).
+A mapping uses the full head when it carries both duration_ms and explicit (not None), else the
+audio-only head. Any value that is present must be valid: missing audio features, NaN/inf or
+out-of-range values raise `FeatureError`; nothing is imputed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ml.features import (
+    AUDIO_FEATURES,
+    FeatureError,
+    FeatureSpec,
+    build_features,
+    rows_to_matrix,
+    validate_features,
+    validate_matrix,
+)
+
+log = logging.getLogger(__name__)
+
+META_FILE = "meta.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    genre: str
+    probability: float
+    top: tuple[tuple[str, float], ...]  # best first, up to 3
+    family: str
+    family_probability: float
+    family_top: tuple[tuple[str, float], ...]
+
+
+class _ProbaModel(Protocol):
+    def __call__(self, features: np.ndarray) -> np.ndarray: ...
+
+
+def _load_model(path: Path, fmt: str, file: str) -> _ProbaModel:
+    if fmt == "catboost":
+        from catboost import CatBoostClassifier
+
+        model = CatBoostClassifier()
+        model.load_model(str(path / file))
+        return lambda x: np.asarray(model.predict_proba(x, thread_count=1))
+    if fmt == "lightgbm":
+        import lightgbm as lgb
+
+        booster = lgb.Booster(model_file=str(path / file))
+        return lambda x: np.asarray(booster.predict(x, num_threads=1))
+    if fmt == "sklearn":
+        import joblib
+
+        estimator = joblib.load(path / file)
+        return estimator.predict_proba  # type: ignore[no-any-return]
+    raise ValueError(f"unknown model format {fmt!r}")
+
+
+def apply_temperature(proba: np.ndarray, temperature: float) -> np.ndarray:
+    """Calibrate probabilities: softmax(log p / T). T = 1 leaves them unchanged."""
+    if temperature == 1.0:
+        return proba
+    logits = np.log(np.clip(proba, 1e-12, 1.0)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    out = np.exp(logits)
+    out /= out.sum(axis=1, keepdims=True)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    name: str
+    model: _ProbaModel
+    spec: FeatureSpec
+    temperature: float
+
+    @property
+    def raw_inputs(self) -> tuple[str, ...]:
+        return self.spec.raw_names()
+
+    def proba(self, raw: np.ndarray) -> np.ndarray:
+        out = np.asarray(self.model(build_features(raw, self.spec)), dtype=np.float64)
+        return apply_temperature(out.reshape(len(raw), -1), self.temperature)
+
+
+class GenrePredictor:
+    """A loaded genre model. Build with `GenrePredictor.load(dir)`; all predict methods are pure."""
+
+    def __init__(self, heads: Sequence[Head], meta: Mapping[str, Any]) -> None:
+        self.meta: dict[str, Any] = dict(meta)
+        self._heads = {len(h.raw_inputs): h for h in heads}
+        self.full = next(h for h in heads if h.name == "full") if any(h.name == "full" for h in heads) \
+            else heads[0]
+        self.classes: tuple[str, ...] = tuple(meta["classes"])
+        self.raw_inputs: tuple[str, ...] = self.full.raw_inputs
+        self.feature_names: tuple[str, ...] = self.full.spec.names()
+        self.version: str = str(meta.get("version", "unknown"))
+        self.task: str = str(meta.get("task", ""))
+        family_map: Mapping[str, str] = meta.get("family_of") or {c: c for c in self.classes}
+        self._family_of = {c: family_map.get(c, c) for c in self.classes}
+        self.families: tuple[str, ...] = tuple(sorted(set(self._family_of.values())))
+        fam_index = {f: i for i, f in enumerate(self.families)}
+        self._family_matrix = np.zeros((len(self.classes), len(self.families)))
+        for i, c in enumerate(self.classes):
+            self._family_matrix[i, fam_index[self._family_of[c]]] = 1.0
+
+    @classmethod
+    def load(cls, path: Path) -> GenrePredictor:
+        path = Path(path)
+        meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+        heads = [
+            Head(h["name"], _load_model(path, h["format"], h["file"]), FeatureSpec.from_dict(h["feature_spec"]),
+                 float(h.get("temperature", 1.0)))
+            for h in meta["heads"]
+        ]
+        predictor = cls(heads, meta)
+        log.info("loaded genre model %s (%s, %d classes, heads %s) from %s", predictor.version,
+                 predictor.task, len(predictor.classes), [h.name for h in heads], path)
+        return predictor
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        return tuple(h.name for h in self._heads.values())
+
+    def family_of(self, genre: str) -> str:
+        try:
+            return self._family_of[genre]
+        except KeyError:
+            raise KeyError(f"unknown genre {genre!r}") from None
+
+    # --- pure predictions ---------------------------------------------------------------------
+
+    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+        """(n, 14) RAW_INPUTS or (n, 12) AUDIO_FEATURES matrix → (n, classes) calibrated probabilities."""
+        array = np.asarray(matrix, dtype=np.float64)
+        if array.ndim != 2 or array.shape[1] not in self._heads:
+            raise FeatureError({"matrix": f"expected shape (n, k) with k in {sorted(self._heads)}, "
+                                          f"got {array.shape}"})
+        head = self._heads[array.shape[1]]
+        raw = validate_matrix(array, head.raw_inputs)
+        if raw.shape[0] == 0:
+            return np.zeros((0, len(self.classes)))
+        return head.proba(raw)
+
+    def family_proba(self, proba: np.ndarray) -> np.ndarray:
+        """Fine-genre probabilities → family probabilities (sum over each family's genres)."""
+        return np.asarray(proba) @ self._family_matrix
+
+    def head_for(self, features: Mapping[str, Any]) -> Head:
+        """The full head when every extra input is present (not None), else the audio-only head."""
+        if all(features.get(n) is not None for n in self.full.raw_inputs):
+            return self.full
+        return self._heads.get(len(AUDIO_FEATURES), self.full)
+
+    def predict_one(self, features: Mapping[str, Any]) -> Prediction:
+        head = self.head_for(features)
+        clean = validate_features(features, head.raw_inputs)
+        row = np.array([[clean[n] for n in head.raw_inputs]])
+        return self._predictions(head.proba(row))[0]
+
+    def predict_batch(self, rows: Iterable[Mapping[str, Any]]) -> list[Prediction]:
+        rows = list(rows)
+        by_head: dict[int, list[int]] = {}
+        for i, row in enumerate(rows):
+            by_head.setdefault(len(self.head_for(row).raw_inputs), []).append(i)
+        proba = np.zeros((len(rows), len(self.classes)))
+        for width, index in by_head.items():
+            head = self._heads[width]
+            try:
+                matrix = rows_to_matrix([rows[i] for i in index], head.raw_inputs)
+            except FeatureError as exc:
+                # report the caller's row numbers, not the position within the head's subset
+                raise FeatureError({_renumber(k, index): v for k, v in exc.problems.items()}) from None
+            proba[index] = head.proba(matrix)
+        return self._predictions(proba)
+
+    def predict_matrix(self, matrix: np.ndarray) -> list[Prediction]:
+        """Like predict_proba, but returns a Prediction per row."""
+        return self._predictions(self.predict_proba(matrix))
+
+    def _predictions(self, proba: np.ndarray) -> list[Prediction]:
+        fam = self.family_proba(proba)
+        out = []
+        for p, f in zip(proba, fam, strict=True):
+            top = _top(p, self.classes)
+            ftop = _top(f, self.families)
+            out.append(Prediction(top[0][0], top[0][1], top, ftop[0][0], ftop[0][1], ftop))
+        return out
+
+
+def _renumber(key: str, index: Sequence[int]) -> str:
+    parts = key.split(" ", 2)
+    if len(parts) == 3 and parts[0] == "row" and parts[1].isdigit():
+        return f"row {index[int(parts[1])]} {parts[2]}"
+    return key
+
+
+def _top(p: np.ndarray, names: Sequence[str], k: int = 3) -> tuple[tuple[str, float], ...]:
+    order = np.argsort(-p, kind="stable")[:k]
+    return tuple((names[i], float(p[i])) for i in order)

@@ -1,0 +1,665 @@
+"""Offline training: the model zoo, option checks, tuning, the production artefact and the report.
+
+Protocol per task (seed6, catalog), all splits by duplicate group (ml/data.py):
+  1. test   = 20% of groups, stratified by genre; nothing below ever looks at it until the end.
+  2. train  = the rest, split again into fit (85%) and validation (15%) groups.
+  3. options (log transforms, engineered features, IQR outlier removal) are tried on validation
+     and kept only when they improve validation accuracy;
+  4. hyper-parameters: GridSearchCV with StratifiedGroupKFold on the fit part (seed6), or a small
+     grid scored on the validation groups (catalog — one 114-class boosting fit costs minutes on
+     two shared cores, so k-fold CV does not fit the 15-minute budget);
+  5. every zoo model is fitted on the fit part (boosters early-stop on validation) and scored once
+     on test; the production model is the best validation candidate whose one-track latency
+     fits the budget; its temperature is fitted on validation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
+
+from ml.data import Dataset, EvalUnits, eval_units, grouped_folds, grouped_split, load_task
+from ml.features import RAW_INPUTS, FeatureSpec, build_features
+from ml.metrics import confusion, fit_temperature, scores
+from ml.predictor import META_FILE, apply_temperature
+
+log = logging.getLogger(__name__)
+
+FAMILIES_FILE = Path(__file__).with_name("genre_families.json")
+SCALED = frozenset({"svm_rbf", "mlp", "knn", "logreg"})
+BOOSTERS = frozenset({"catboost", "xgboost", "lightgbm"})
+ZOO: tuple[str, ...] = ("catboost", "xgboost", "lightgbm", "svm_rbf", "mlp", "knn", "logreg")
+# Rows the slow-to-fit models see in the catalog task (SVC is quadratic in rows).
+ROW_CAPS: dict[str, dict[str, int]] = {
+    "catalog": {"svm_rbf": 8_000, "catboost": 20_000, "xgboost": 20_000, "logreg": 20_000},
+}
+PRODUCTION_CANDIDATES: dict[str, tuple[str, ...]] = {
+    "seed6": ("catboost", "lightgbm", "mlp"),
+    "catalog": ("lightgbm", "mlp", "catboost"),
+}
+
+# Defaults; the seed6 grids and the catalog grid refine some of them.
+DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "seed6": {
+        "catboost": {"iterations": 1500, "learning_rate": 0.08, "depth": 6, "l2_leaf_reg": 3.0},
+        "xgboost": {"n_estimators": 1500, "learning_rate": 0.05, "max_depth": 6, "subsample": 0.8,
+                    "colsample_bytree": 0.8},
+        "lightgbm": {"n_estimators": 1500, "learning_rate": 0.05, "num_leaves": 31,
+                     "min_child_samples": 20, "subsample": 0.8, "colsample_bytree": 0.8},
+        "svm_rbf": {"C": 3.0, "gamma": "scale"},
+        "mlp": {"hidden_layer_sizes": (128, 64), "alpha": 1e-3, "learning_rate_init": 1e-3,
+                "batch_size": 256},
+        "knn": {"n_neighbors": 25, "weights": "distance"},
+        "logreg": {"C": 1.0},
+    },
+    "catalog": {
+        "catboost": {"iterations": 150, "learning_rate": 0.3, "depth": 6, "l2_leaf_reg": 3.0,
+                     "border_count": 64},
+        "xgboost": {"n_estimators": 100, "learning_rate": 0.2, "max_depth": 6, "subsample": 0.8,
+                    "colsample_bytree": 0.8, "max_bin": 64},
+        "lightgbm": {"n_estimators": 150, "learning_rate": 0.12, "num_leaves": 31,
+                     "min_child_samples": 40, "subsample": 0.7, "colsample_bytree": 0.8, "max_bin": 63},
+        "svm_rbf": {"C": 3.0, "gamma": "scale"},
+        "mlp": {"hidden_layer_sizes": (256, 128), "alpha": 1e-3, "learning_rate_init": 1e-3,
+                "batch_size": 256},
+        "knn": {"n_neighbors": 50, "weights": "distance"},
+        "logreg": {"C": 1.0},
+    },
+}
+SEED6_GRIDS: dict[str, dict[str, list[Any]]] = {
+    "catboost": {"depth": [5, 7], "l2_leaf_reg": [3.0, 10.0]},
+    "lightgbm": {"num_leaves": [15, 63], "min_child_samples": [20, 60]},
+    "mlp": {"alpha": [1e-4, 1e-2]},
+}
+# GridSearchCV fits boosters with a fixed, smaller budget (the final fit early-stops).
+SEARCH_ROUNDS: dict[str, dict[str, Any]] = {
+    "catboost": {"iterations": 100, "learning_rate": 0.25},
+    "lightgbm": {"n_estimators": 100, "learning_rate": 0.15},
+}
+# Catalog search: scored on the validation groups with the probe budget below.
+CATALOG_GRID: dict[str, list[dict[str, Any]]] = {
+    "lightgbm": [{"num_leaves": 15, "min_child_samples": 40}, {"num_leaves": 63, "min_child_samples": 20}],
+}
+# Option checks and the catalog search use a smaller budget (rows, boosting rounds) than final fits.
+PROBE_ROWS: dict[str, int] = {"catalog": 25_000}
+PROBE_ROUNDS: dict[str, int] = {"catalog": 60}
+# Feature options the quick (production-only) run uses, as chosen by the last full zoo run.
+# The production model and feature options the quick (production-only) run uses: what the last full
+# zoo run chose (docs/model-report.md), so `make run` rebuilds the same kind of model in minutes.
+QUICK_MODEL: dict[str, str] = {"seed6": "catboost", "catalog": "mlp"}
+QUICK_SPEC: dict[str, FeatureSpec] = {"seed6": FeatureSpec(extra=True), "catalog": FeatureSpec(log=True)}
+
+
+# --- models -----------------------------------------------------------------------------------
+
+
+def make_model(name: str, params: Mapping[str, Any], seed: int, threads: int = 1) -> Any:
+    """A fresh estimator (scaled models wrapped in a StandardScaler pipeline)."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    p = dict(params)
+    if name == "catboost":
+        from catboost import CatBoostClassifier
+
+        return CatBoostClassifier(loss_function="MultiClass", random_seed=seed, thread_count=threads,
+                                  verbose=False, od_type="Iter", od_wait=40, allow_writing_files=False, **p)
+    if name == "xgboost":
+        from xgboost import XGBClassifier
+
+        return XGBClassifier(tree_method="hist", n_jobs=threads, random_state=seed,
+                             early_stopping_rounds=30, eval_metric="mlogloss", **p)
+    if name == "lightgbm":
+        from lightgbm import LGBMClassifier
+
+        return LGBMClassifier(n_jobs=threads, random_state=seed, subsample_freq=1, verbose=-1, **p)
+    if name == "svm_rbf":
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.svm import SVC
+
+        # Platt-scaled probabilities (SVC(probability=True) is deprecated in scikit-learn 1.9)
+        svc = SVC(kernel="rbf", random_state=seed, **p)
+        return make_pipeline(StandardScaler(), CalibratedClassifierCV(svc, method="sigmoid", cv=3, ensemble=False))
+    if name == "mlp":
+        from sklearn.neural_network import MLPClassifier
+
+        return make_pipeline(StandardScaler(), MLPClassifier(
+            early_stopping=True, validation_fraction=0.1, n_iter_no_change=6, max_iter=200,
+            random_state=seed, **p))
+    if name == "knn":
+        from sklearn.neighbors import KNeighborsClassifier
+
+        return make_pipeline(StandardScaler(), KNeighborsClassifier(n_jobs=threads, **p))
+    if name == "logreg":
+        from sklearn.linear_model import LogisticRegression
+
+        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, **p))
+    raise ValueError(f"unknown model {name!r}")
+
+
+def fit_model(
+    name: str, params: Mapping[str, Any], x_fit: np.ndarray, y_fit: np.ndarray,
+    x_val: np.ndarray, y_val: np.ndarray, seed: int,
+) -> tuple[Any, dict[str, Any]]:
+    """Fit; boosters early-stop on the validation part. Returns (model, params actually used)."""
+    model = make_model(name, params, seed)
+    used = dict(params)
+    if name == "catboost":
+        model.fit(x_fit, y_fit, eval_set=(x_val, y_val), use_best_model=True)
+        used["best_iteration"] = int(model.get_best_iteration())
+    elif name == "xgboost":
+        model.fit(x_fit, y_fit, eval_set=[(x_val, y_val)], verbose=False)
+        used["best_iteration"] = int(model.best_iteration)
+    elif name == "lightgbm":
+        import lightgbm as lgb
+
+        model.fit(x_fit, y_fit, eval_X=(x_val,), eval_y=(y_val,),
+                  callbacks=[lgb.early_stopping(30, verbose=False)])
+        used["best_iteration"] = int(model.best_iteration_)
+    else:
+        with warnings.catch_warnings():
+            # MLP / logistic regression stop at their iteration budget by design
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(x_fit, y_fit)
+    return model, used
+
+
+def proba_of(model: Any, x: np.ndarray) -> np.ndarray:
+    return np.asarray(model.predict_proba(x), dtype=np.float64)
+
+
+def iqr_mask(x: np.ndarray, names: Sequence[str], k: float = 1.5) -> np.ndarray:
+    """Rows whose continuous features all lie within [Q1 - k·IQR, Q3 + k·IQR]."""
+    discrete = {"key", "mode", "time_signature", "explicit"}
+    keep = np.ones(len(x), dtype=bool)
+    for j, name in enumerate(names):
+        if name in discrete:
+            continue
+        q1, q3 = np.percentile(x[:, j], [25, 75])
+        iqr = q3 - q1
+        if iqr <= 0:
+            continue
+        keep &= (x[:, j] >= q1 - k * iqr) & (x[:, j] <= q3 + k * iqr)
+    return keep
+
+
+# --- one task ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ModelRun:
+    name: str
+    params: dict[str, Any]
+    val: dict[str, float]
+    test: dict[str, float]
+    fit_seconds: float
+    predict_ms_1000: float  # batch of 1,000 rows
+    predict_ms_one: float  # median one-row call
+    train_rows: int
+    model: Any = field(repr=False, default=None)
+    spec: FeatureSpec = field(default_factory=FeatureSpec)
+
+
+@dataclass
+class TaskResult:
+    task: str
+    data_hash: str
+    classes: tuple[str, ...]
+    runs: list[ModelRun]
+    production: str
+    temperature: float
+    production_test: dict[str, float]
+    family_test: dict[str, float]
+    options: list[dict[str, Any]]
+    searches: list[dict[str, Any]]
+    confusion: np.ndarray
+    importance: dict[str, float]
+    holdout_ids: list[str]
+    family_of: dict[str, str]
+    n_rows: dict[str, int]
+    seconds: float
+    heads: list[HeadResult] = field(default_factory=list)
+    seed: int = 0
+
+
+def load_families(classes: Sequence[str]) -> dict[str, str]:
+    data = json.loads(FAMILIES_FILE.read_text(encoding="utf-8"))
+    aliases: dict[str, str] = data.get("aliases", {})
+    lookup = {g: fam for fam, genres in data["families"].items() for g in genres}
+    return {c: lookup.get(aliases.get(c, c), "other") for c in classes}
+
+
+def _latency(model: Any, x: np.ndarray) -> tuple[float, float]:
+    batch = x[:1000]
+    start = time.perf_counter()
+    model.predict_proba(batch)
+    batch_ms = (time.perf_counter() - start) * 1000 * 1000 / len(batch)
+    times = []
+    for i in range(15):
+        row = x[i : i + 1]
+        start = time.perf_counter()
+        model.predict_proba(row)
+        times.append(time.perf_counter() - start)
+    return batch_ms, float(np.median(times) * 1000)
+
+
+def run_task(
+    ds: Dataset, *, zoo: bool, seed: int, models: Sequence[str] | None = None, fallback: bool = True,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    progress: Callable[[str], None] = log.info,
+) -> TaskResult:
+    started = time.perf_counter()
+    task = ds.task
+    classes = tuple(sorted(set(ds.labels)))
+    y_all = np.searchsorted(np.asarray(classes), ds.labels)
+    raw = ds.frame[list(RAW_INPUTS)].astype(float).to_numpy()
+    train_idx, test_idx = grouped_split(ds.labels, ds.groups, 0.2, seed)
+    fit_rel, val_rel = grouped_split(ds.labels[train_idx], ds.groups[train_idx], 0.15, seed + 1)
+    fit_idx, val_idx = train_idx[fit_rel], train_idx[val_rel]
+    val_units = eval_units(ds.frame, ds.labels, ds.groups, val_idx)
+    test_units = eval_units(ds.frame, ds.labels, ds.groups, test_idx)
+    progress(f"[{task}] rows fit={len(fit_idx)} val={len(val_idx)} test={len(test_idx)} "
+             f"(test tracks={len(test_units.rows)})")
+    rng = np.random.default_rng(seed)
+    defaults = {k: {**v, **(overrides or {}).get(k, {})} for k, v in DEFAULTS[task].items()}
+    names = list(models or (ZOO if zoo else (QUICK_MODEL[task],)))
+    options: list[dict[str, Any]] = []
+    searches: list[dict[str, Any]] = []
+
+    def subset(name: str, idx: np.ndarray) -> np.ndarray:
+        cap = ROW_CAPS.get(task, {}).get(name)
+        if cap and len(idx) > cap:
+            return np.sort(rng.choice(idx, cap, replace=False))
+        return idx
+
+    def trial(name: str, params: Mapping[str, Any], spec: FeatureSpec, iqr: bool = False,
+              probe: bool = False) -> tuple[Any, dict[str, Any], dict[str, float], float, int]:
+        idx = subset(name, fit_idx)
+        if probe:
+            cap = PROBE_ROWS.get(task)
+            if cap and len(idx) > cap:
+                idx = np.sort(rng.choice(idx, cap, replace=False))
+            params = _probe_params(name, params, PROBE_ROUNDS.get(task))
+        x_fit = build_features(raw[idx][:, _cols(spec)], spec)
+        y_fit = y_all[idx]
+        if iqr:
+            keep = iqr_mask(x_fit, spec.names())
+            x_fit, y_fit = x_fit[keep], y_fit[keep]
+        x_val = build_features(raw[val_idx][:, _cols(spec)], spec)
+        t0 = time.perf_counter()
+        model, used = fit_model(name, params, x_fit, y_fit, x_val, y_all[val_idx], seed)
+        fit_s = time.perf_counter() - t0
+        proba = _full_proba(model, build_features(raw[val_units.rows][:, _cols(spec)], spec), len(classes))
+        return model, used, scores(proba, classes, val_units.label_sets), fit_s, len(x_fit)
+
+    # -- options on validation -------------------------------------------------------------
+    scaled_spec = tree_spec = QUICK_SPEC[task]
+    use_iqr = False
+    lead = PRODUCTION_CANDIDATES[task][0]
+    if zoo:
+        probe = "knn"
+        specs = [FeatureSpec(), FeatureSpec(log=True), FeatureSpec(log=True, extra=True)]
+        probed = [trial(probe, defaults[probe], spec, probe=True)[2] for spec in specs]
+        best_i = int(np.argmax([p["accuracy"] for p in probed]))
+        scaled_spec = specs[best_i]
+        options.append({"option": "log transforms (scaled models, probe k-NN)",
+                        "without": probed[0]["accuracy"], "with": probed[1]["accuracy"],
+                        "kept": scaled_spec.log})
+        options.append({"option": "engineered features (scaled models, probe k-NN, with logs)",
+                        "without": probed[1]["accuracy"], "with": probed[2]["accuracy"],
+                        "kept": scaled_spec.extra})
+        progress(f"[{task}] options (k-NN): {options[-2:]}")
+        lead_base = trial(lead, defaults[lead], FeatureSpec(), probe=True)
+        lead_extra = trial(lead, defaults[lead], FeatureSpec(extra=True), probe=True)
+        tree_spec = FeatureSpec(extra=lead_extra[2]["accuracy"] > lead_base[2]["accuracy"])
+        options.append({"option": f"engineered features (trees, probe {lead})",
+                        "without": lead_base[2]["accuracy"], "with": lead_extra[2]["accuracy"],
+                        "kept": tree_spec.extra})
+        reference = lead_extra if tree_spec.extra else lead_base
+        lead_iqr = trial(lead, defaults[lead], tree_spec, iqr=True, probe=True)
+        use_iqr = lead_iqr[2]["accuracy"] > reference[2]["accuracy"]
+        options.append({"option": f"IQR outlier removal, k=1.5 (probe {lead})",
+                        "without": reference[2]["accuracy"], "with": lead_iqr[2]["accuracy"],
+                        "kept": use_iqr, "rows_kept": lead_iqr[4]})
+        options.append({"option": "log transforms (trees)", "without": 0.0, "with": 0.0, "kept": False,
+                        "note": "monotone transforms do not change tree splits; not tried"})
+        progress(f"[{task}] options ({lead}): {options[-3:-1]}")
+
+    # -- hyper-parameter search ------------------------------------------------------------
+    chosen = {k: dict(v) for k, v in defaults.items()}  # copies, updated by the searches
+    if zoo and task == "seed6":
+        for name, grid in SEED6_GRIDS.items():
+            if name in names:
+                chosen[name], record = _grid_search(name, grid, chosen[name], raw, y_all, ds, fit_idx,
+                                                    scaled_spec if name in SCALED else tree_spec, seed)
+                searches.append(record)
+                progress(f"[{task}] search {name}: {record['best_params']} ({record['seconds']:.0f}s)")
+    elif zoo and task == "catalog":
+        for name, candidates in CATALOG_GRID.items():
+            if name not in names:
+                continue
+            spec = scaled_spec if name in SCALED else tree_spec
+            tried = []
+            for cand in candidates:
+                params = {**chosen[name], **cand}
+                result = trial(name, params, spec, iqr=use_iqr, probe=True)
+                tried.append({"params": _jsonable(cand), "val_accuracy": result[2]["accuracy"],
+                              "val_log_loss": result[2]["log_loss"], "fit_seconds": round(result[3], 1)})
+            best_i = int(np.argmax([t["val_accuracy"] for t in tried]))
+            chosen[name] = {**chosen[name], **candidates[best_i]}
+            searches.append({"model": name, "method": "holdout grid on validation groups",
+                             "tried": tried, "best_params": _jsonable(candidates[best_i])})
+            progress(f"[{task}] search {name}: {searches[-1]}")
+
+    # -- the zoo ---------------------------------------------------------------------------
+    runs: list[ModelRun] = []
+    audio_future: Future[Any] | None = None
+    pool = ThreadPoolExecutor(max_workers=1) if (fallback and not zoo) else None
+    if pool is not None:  # production only: fit the audio-only head alongside (native code releases the GIL)
+        audio_spec = FeatureSpec(log=tree_spec.log, extra=tree_spec.extra, audio_only=True)
+        audio_future = pool.submit(trial, names[0], chosen[names[0]], audio_spec, False)
+    for name in names:
+        spec = scaled_spec if name in SCALED else tree_spec
+        model, used, val_scores, fit_s, n_fit = trial(name, chosen[name], spec, iqr=use_iqr and name == lead)
+        x_test = build_features(raw[test_units.rows][:, _cols(spec)], spec)
+        test_scores = scores(_full_proba(model, x_test, len(classes)), classes, test_units.label_sets)
+        batch_ms, one_ms = _latency(model, x_test)
+        runs.append(ModelRun(name, _jsonable(used), val_scores, test_scores, fit_s, batch_ms, one_ms,
+                             n_fit, model, spec))
+        progress(f"[{task}] {name}: val acc {val_scores['accuracy']:.4f} test acc "
+                 f"{test_scores['accuracy']:.4f} top3 {test_scores['top3']:.4f} fit {fit_s:.1f}s")
+
+    # -- soft-voting ensemble of the three best (validation) models ------------------------------
+    if zoo and len(runs) >= 3:
+        members = sorted(runs, key=lambda r: -r.val["accuracy"])[:3]
+        val_p, test_p = [], []
+        for r in members:
+            val_p.append(_full_proba(r.model, build_features(raw[val_units.rows][:, _cols(r.spec)], r.spec),
+                                     len(classes)))
+            test_p.append(_full_proba(r.model, build_features(raw[test_units.rows][:, _cols(r.spec)], r.spec),
+                                      len(classes)))
+        vote = ModelRun(
+            "soft_vote(" + "+".join(r.name for r in members) + ")", {"members": [r.name for r in members]},
+            scores(np.mean(val_p, axis=0), classes, val_units.label_sets),
+            scores(np.mean(test_p, axis=0), classes, test_units.label_sets),
+            sum(r.fit_seconds for r in members), sum(r.predict_ms_1000 for r in members),
+            sum(r.predict_ms_one for r in members), max(r.train_rows for r in members),
+        )
+        runs.append(vote)
+        progress(f"[{task}] {vote.name}: val acc {vote.val['accuracy']:.4f} test acc {vote.test['accuracy']:.4f}")
+
+    # -- production choice: best validation accuracy among fast candidates -------------------
+    eligible = [r for r in runs if r.name in PRODUCTION_CANDIDATES[task]] or runs
+    prod = max(eligible, key=lambda r: (r.val["accuracy"], -r.val["log_loss"]))
+    family_of = load_families(classes)
+    heads = [_calibrate(prod, "full", raw, val_units, test_units, classes, family_of)]
+    if fallback:
+        audio_spec = FeatureSpec(log=prod.spec.log, extra=prod.spec.extra, audio_only=True)
+        params = {k: v for k, v in prod.params.items() if k != "best_iteration"}
+        if audio_future is not None and prod.name == names[0]:
+            model, used, val_scores, fit_s, n_fit = audio_future.result()
+        else:
+            model, used, val_scores, fit_s, n_fit = trial(prod.name, params, audio_spec,
+                                                          iqr=use_iqr and prod.name == lead)
+        audio_run = ModelRun(prod.name, _jsonable(used), val_scores, {}, fit_s, 0.0, 0.0, n_fit, model,
+                             audio_spec)
+        heads.append(_calibrate(audio_run, "audio_only", raw, val_units, test_units, classes, family_of))
+    if pool is not None:
+        pool.shutdown()
+    for head in heads:
+        progress(f"[{task}] production {prod.name} head {head.name} T={head.temperature:.3f}: "
+                 f"{head.test} families {head.family_test}")
+    full = heads[0]
+    x_val_prod = build_features(raw[val_units.rows][:, _cols(prod.spec)], prod.spec)
+    holdout_ids = sorted(set(ds.frame["track_id"].iloc[test_idx].astype(str)))
+    return TaskResult(
+        task=task, data_hash=ds.data_hash, classes=classes, runs=runs, production=prod.name,
+        temperature=full.temperature, production_test=full.test, family_test=full.family_test,
+        options=options, searches=searches, confusion=full.confusion,
+        importance=_importance(prod, x_val_prod, y_all[val_units.rows], classes, seed),
+        holdout_ids=holdout_ids, family_of=family_of,
+        n_rows={"fit": len(fit_idx), "val": len(val_idx), "test": len(test_idx),
+                "test_tracks": len(test_units.rows)},
+        seconds=time.perf_counter() - started, heads=heads, seed=seed,
+    )
+
+
+@dataclass
+class HeadResult:
+    name: str
+    run: ModelRun
+    temperature: float
+    test: dict[str, float]
+    family_test: dict[str, float]
+    confusion: np.ndarray
+
+
+def _cols(spec: FeatureSpec) -> list[int]:
+    """Columns of the RAW_INPUTS matrix that `spec` reads."""
+    return [RAW_INPUTS.index(n) for n in spec.raw_names()]
+
+
+def _calibrate(run: ModelRun, name: str, raw: np.ndarray, val_units: EvalUnits, test_units: EvalUnits,
+               classes: Sequence[str], family_of: Mapping[str, str]) -> HeadResult:
+    """Fit the head's temperature on validation, then score it once on test."""
+    x_val = build_features(raw[val_units.rows][:, _cols(run.spec)], run.spec)
+    temperature = fit_temperature(_full_proba(run.model, x_val, len(classes)), classes, val_units.label_sets)
+    x_test = build_features(raw[test_units.rows][:, _cols(run.spec)], run.spec)
+    proba = apply_temperature(_full_proba(run.model, x_test, len(classes)), temperature)
+    return HeadResult(name, run, temperature, scores(proba, classes, test_units.label_sets),
+                      _family_scores(proba, classes, family_of, test_units.label_sets),
+                      confusion(proba, classes, test_units.label_sets))
+
+
+def _full_proba(model: Any, x: np.ndarray, n_classes: int) -> np.ndarray:
+    """predict_proba with columns for every class (a model fitted on a subset may miss some)."""
+    proba = proba_of(model, x)
+    if proba.shape[1] == n_classes:
+        return proba
+    seen = _model_classes(model)
+    full = np.zeros((len(x), n_classes))
+    full[:, seen] = proba
+    return full
+
+
+def _model_classes(model: Any) -> np.ndarray:
+    est = model.steps[-1][1] if hasattr(model, "steps") else model
+    return np.asarray(est.classes_, dtype=int)
+
+
+def _family_scores(proba: np.ndarray, classes: Sequence[str], family_of: Mapping[str, str],
+                   label_sets: Sequence[frozenset[str]]) -> dict[str, float]:
+    families = sorted(set(family_of.values()))
+    matrix = np.zeros((len(classes), len(families)))
+    for i, c in enumerate(classes):
+        matrix[i, families.index(family_of[c])] = 1.0
+    fam_sets = [frozenset(family_of.get(g, g) for g in s) for s in label_sets]
+    return scores(proba @ matrix, families, fam_sets)
+
+
+def _grid_search(name: str, grid: Mapping[str, list[Any]], base: Mapping[str, Any], raw: np.ndarray,
+                 y_all: np.ndarray, ds: Dataset, fit_idx: np.ndarray, spec: FeatureSpec, seed: int
+                 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """GridSearchCV over grouped 3-fold CV of the fit part (boosters with a capped, fixed budget)."""
+    from sklearn.model_selection import GridSearchCV
+
+    params = {**base, **SEARCH_ROUNDS.get(name, {})}
+    estimator = make_model(name, params, seed, threads=1) if name != "catboost" else _catboost_plain(params, seed)
+    prefix = "mlpclassifier__" if name == "mlp" else ""
+    folds = grouped_folds(ds.labels[fit_idx], ds.groups[fit_idx], 3, seed)
+    search = GridSearchCV(estimator, {prefix + k: v for k, v in grid.items()}, cv=folds,
+                          scoring="neg_log_loss", n_jobs=2, refit=False)
+    t0 = time.perf_counter()
+    search.fit(build_features(raw[fit_idx], spec), y_all[fit_idx])
+    best = {k.removeprefix(prefix): v for k, v in search.best_params_.items()}
+    record = {
+        "model": name, "method": "GridSearchCV, StratifiedGroupKFold(3) on the fit part, neg_log_loss",
+        "grid": _jsonable(grid), "best_params": _jsonable(best),
+        "best_cv_log_loss": float(-search.best_score_), "seconds": time.perf_counter() - t0,
+    }
+    return {**base, **best}, record
+
+
+def _catboost_plain(params: Mapping[str, Any], seed: int) -> Any:
+    from catboost import CatBoostClassifier
+
+    return CatBoostClassifier(loss_function="MultiClass", random_seed=seed, thread_count=1, verbose=False,
+                              allow_writing_files=False, **{k: v for k, v in params.items() if k != "od_type"})
+
+
+def _importance(run: ModelRun, x_val: np.ndarray, y_val: np.ndarray, classes: Sequence[str], seed: int
+                ) -> dict[str, float]:
+    """Permutation importance (drop in validation accuracy), model-agnostic."""
+    rng = np.random.default_rng(seed)
+    n = min(3000, len(x_val))
+    pick = rng.choice(len(x_val), n, replace=False)
+    x, y = x_val[pick], y_val[pick]
+    base = float((_full_proba(run.model, x, len(classes)).argmax(axis=1) == y).mean())
+    out = {}
+    for j, name in enumerate(run.spec.names()):
+        shuffled = x.copy()
+        shuffled[:, j] = rng.permutation(shuffled[:, j])
+        out[name] = base - float((_full_proba(run.model, shuffled, len(classes)).argmax(axis=1) == y).mean())
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+# --- artefacts --------------------------------------------------------------------------------
+
+
+def library_versions() -> dict[str, str]:
+    import catboost
+    import lightgbm
+    import pandas
+    import sklearn
+    import xgboost
+
+    return {"python": platform.python_version(), "numpy": np.__version__, "pandas": pandas.__version__,
+            "scikit-learn": sklearn.__version__, "catboost": catboost.__version__,
+            "lightgbm": lightgbm.__version__, "xgboost": xgboost.__version__}
+
+
+def save_artefact(result: TaskResult, out_dir: Path) -> Path:
+    """Write each head's model + meta.json (+ holdout.json for the catalog); returns meta path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    heads_meta = []
+    for head in result.heads:
+        run = head.run
+        if run.name == "catboost":
+            fmt, file = "catboost", f"{head.name}.cbm"
+            run.model.save_model(str(out_dir / file))
+        elif run.name == "lightgbm":
+            fmt, file = "lightgbm", f"{head.name}.txt"
+            run.model.booster_.save_model(str(out_dir / file), num_iteration=run.model.best_iteration_ or None)
+        else:
+            import joblib
+
+            fmt, file = "sklearn", f"{head.name}.joblib"
+            joblib.dump(run.model, out_dir / file)
+        heads_meta.append({
+            "name": head.name, "model": run.name, "format": fmt, "file": file,
+            "raw_inputs": list(run.spec.raw_names()), "feature_spec": run.spec.to_dict(),
+            "feature_names": list(run.spec.names()), "params": run.params, "temperature": head.temperature,
+            "metrics": {"test": head.test, "family_test": head.family_test, "validation": run.val},
+            "fit_seconds": round(run.fit_seconds, 1), "rows_fitted": run.train_rows,
+        })
+    created = datetime.now(UTC)
+    full = result.heads[0]
+    meta = {
+        "task": result.task,
+        "version": f"{result.task}-{result.production}-{created:%Y%m%d%H%M%S}",
+        "created_at": created.isoformat(timespec="seconds"),
+        "model": result.production,
+        "raw_inputs": list(RAW_INPUTS),
+        "feature_names": list(full.run.spec.names()),
+        "heads": heads_meta,
+        "classes": list(result.classes),
+        "family_of": result.family_of,
+        "metrics": {"test": full.test, "family_test": full.family_test, "validation": full.run.val},
+        "rows": result.n_rows,
+        "data_hash": result.data_hash,
+        "seed": result.seed,
+        "libraries": library_versions(),
+    }
+    path = out_dir / META_FILE
+    path.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    if result.task == "catalog":
+        (out_dir / "holdout.json").write_text(json.dumps(result.holdout_ids), encoding="utf-8")
+    return path
+
+
+def _probe_params(name: str, params: Mapping[str, Any], rounds: int | None) -> dict[str, Any]:
+    out = dict(params)
+    for key in ("n_estimators", "iterations"):
+        if key in out and rounds is not None:
+            out[key] = min(int(out[key]), rounds)
+    return out
+
+
+def train(
+    data_dir: Path, models_path: Path, *, tasks: Sequence[str] = ("seed6", "catalog"), zoo: bool = True,
+    seed: int = 42, reports_dir: Path | None = None, docs_dir: Path | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[TaskResult]:
+    """Train each task, write artefacts and (with a reports dir) the report. Returns the results."""
+    from ml.report import write_report
+
+    results = []
+    started = time.perf_counter()
+    for task in tasks:
+        ds = load_task(data_dir, task)
+        with threadpool_limits(1):  # two shared cores: one thread per fit beats oversubscription
+            result = run_task(ds, zoo=zoo, seed=seed, overrides=overrides)
+        save_artefact(result, models_path / task)
+        results.append(result)
+    total = time.perf_counter() - started
+    if reports_dir is not None:
+        run_dir = reports_dir / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        write_report(results, run_dir, total_seconds=total, seed=seed, zoo=zoo)
+        if docs_dir is not None:
+            write_report(results, docs_dir, total_seconds=total, seed=seed, zoo=zoo, name="model-report.md")
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Train Encore's genre models")
+    parser.add_argument("--data-dir", type=Path, default=Path("data"))
+    parser.add_argument("--models-path", type=Path, default=None)
+    parser.add_argument("--task", choices=("seed6", "catalog", "all"), default="all")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    parser.add_argument("--docs-dir", type=Path, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    tasks = ("seed6", "catalog") if args.task == "all" else (args.task,)
+    train(args.data_dir, args.models_path or args.data_dir / "models", tasks=tasks, zoo=not args.quick,
+          seed=args.seed, reports_dir=args.reports_dir, docs_dir=args.docs_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

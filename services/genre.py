@@ -1,0 +1,88 @@
+"""GenreService: the genre model as a use case (fine genre + coarse family, with probabilities).
+
+Prediction is CPU-bound, so the async methods run it in a worker thread. Inputs: the 12 audio
+features, optionally with `duration_ms` and `explicit` — with both, the model's full head is used
+(more accurate); without them, its audio-only head. Nothing is imputed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ml.features import AUDIO_FEATURES, FeatureError
+from ml.predictor import GenrePredictor, Prediction
+from services.dto import GenreGuess
+from services.errors import InvalidInput, ModelNotReady, NoFeatures
+
+log = logging.getLogger(__name__)
+
+
+class GenreService:
+    def __init__(self, predictor: GenrePredictor | None) -> None:
+        self._predictor = predictor
+
+    @property
+    def ready(self) -> bool:
+        return self._predictor is not None
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self._require().classes
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        return self._require().families
+
+    @property
+    def version(self) -> str:
+        return self._predictor.version if self._predictor is not None else ""
+
+    def _require(self) -> GenrePredictor:
+        if self._predictor is None:
+            raise ModelNotReady("The genre model isn't available right now.")
+        return self._predictor
+
+    def guess_sync(self, features: Mapping[str, Any] | None) -> GenreGuess:
+        """Blocking form of `guess` (for CLIs and worker threads)."""
+        predictor = self._require()
+        if features is None or any(features.get(name) is None for name in AUDIO_FEATURES):
+            raise NoFeatures("This track has no audio features, so there's no genre guess.")
+        try:
+            prediction = predictor.predict_one(features)
+        except FeatureError as exc:
+            raise InvalidInput(f"The track's audio features look wrong ({exc}).") from exc
+        return to_guess(prediction, predictor.version)
+
+    async def guess(self, features: Mapping[str, Any] | None) -> GenreGuess:
+        """Raises NoFeatures (none / incomplete), InvalidInput (bad values), ModelNotReady."""
+        self._require()
+        return await asyncio.to_thread(self.guess_sync, features)
+
+    def proba_matrix_sync(self, matrix: np.ndarray) -> np.ndarray:
+        predictor = self._require()
+        try:
+            return predictor.predict_proba(matrix)
+        except FeatureError as exc:
+            raise InvalidInput(str(exc)) from exc
+
+    async def proba_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        """(n, 12) AUDIO_FEATURES or (n, 14) RAW_INPUTS rows → (n, len(classes)) probabilities."""
+        self._require()
+        return await asyncio.to_thread(self.proba_matrix_sync, matrix)
+
+
+def to_guess(prediction: Prediction, version: str) -> GenreGuess:
+    return GenreGuess(
+        genre=prediction.genre,
+        probability=prediction.probability,
+        top=prediction.top,
+        family=prediction.family,
+        family_probability=prediction.family_probability,
+        family_top=prediction.family_top,
+        model_version=version,
+    )
