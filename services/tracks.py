@@ -222,7 +222,10 @@ class TrackService:
                 notes.append(NOTE_NO_MODEL)
             else:
                 try:
-                    genre = await self._genre.guess(track.features)
+                    # duration and explicit let the model use its full head; without them it
+                    # falls back to the audio-only head.
+                    inputs = {**track.features, "duration_ms": track.duration_ms, "explicit": track.explicit}
+                    genre = await self._genre.guess(inputs)
                 except EncoreError as exc:
                     log.info("no genre guess for track %s: %s", track.id, exc.code)
                     notes.append(exc.message or NOTE_NO_MODEL)
