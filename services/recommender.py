@@ -114,7 +114,10 @@ class FeatureScaler:
     """Robust per-feature scaling fitted on the catalogue (applied to any row, known or new)."""
 
     def __init__(self, raw: np.ndarray) -> None:
-        raw = np.asarray(raw, dtype=np.float64)
+        raw = np.asarray(raw, dtype=np.float64).reshape(-1, len(RAW_COLUMNS))
+        if raw.shape[0] == 0:
+            # An empty catalogue (before the import): a neutral scaler, so the service still starts.
+            raw = np.zeros((1, len(RAW_COLUMNS)))
         self._col = {c: i for i, c in enumerate(RAW_COLUMNS)}
         self._mean: dict[str, float] = {}
         self._std: dict[str, float] = {}

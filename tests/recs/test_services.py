@@ -224,3 +224,11 @@ async def test_model_probabilities_enter_the_index(sqlite_sessions, sqlite_catal
         s.add(fresh)
         await s.flush()
     assert sum(r.track.genres == ("techno",) for r in await recs.similar(fresh.id, 10)) >= 9
+
+
+async def test_an_empty_catalogue_starts_and_recommends_nothing(sqlite_sessions) -> None:
+    recs = RecommendationService(sqlite_sessions)
+    index = await recs.index()
+    assert len(index) == 0
+    with pytest.raises(TrackNotFound):
+        await recs.similar(1, 5)
