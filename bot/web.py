@@ -64,8 +64,12 @@ class WebConfig:
     cors_origins: tuple[str, ...] = ()
     max_body_bytes: int = 64 * 1024
     rate_limit_per_minute: int = 600  # 0 turns the limiter off
-    similar_cache_ttl: float = 30.0  # seconds; 0 turns the cache off
+    # Anonymous "similar" answers change only when the catalogue is re-imported.
+    similar_cache_ttl: float = 300.0  # seconds; 0 turns the cache off
+    similar_cache_stale: float = 600.0  # seconds an expired answer is still served while refreshed
     similar_cache_size: int = 4096
+    # Never rate limited: probes, scrapers and the Telegram webhook (Telegram retries on its own).
+    unlimited_paths: frozenset[str] = UNLIMITED_PATHS
 
     @classmethod
     def from_container(cls, container: Container) -> WebConfig:
@@ -75,6 +79,7 @@ class WebConfig:
             cors_origins=settings.cors_origin_list,
             max_body_bytes=settings.http.max_body_bytes,
             rate_limit_per_minute=settings.http.rate_limit_per_minute,
+            unlimited_paths=UNLIMITED_PATHS | {settings.webhook.path},
         )
 
     def key_ok(self, presented: str | None) -> bool:
@@ -155,7 +160,11 @@ def _wants_html(request: web.Request) -> bool:
 def problem_response(request: web.Request, problem: Problem) -> web.Response:
     headers = dict(problem.headers)
     if _wants_html(request) and jinja_key in request.app:
-        html = request.app[jinja_key].get_template("error.html").render(problem=problem)
+        html = (
+            request.app[jinja_key]
+            .get_template("error.html")
+            .render(problem=problem, static=request.app[static_urls_key], path=request.path, query="")
+        )
         return web.Response(status=problem.status, text=html, content_type="text/html", headers=headers)
     text = json.dumps(problem_body(problem, request.path), ensure_ascii=False)
     headers[hdrs.CONTENT_TYPE] = PROBLEM_JSON
@@ -315,7 +324,8 @@ def client_id(request: web.Request) -> str:
 @web.middleware
 async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     limiter = request.app.get(limiter_key)
-    if limiter is None or request.path in UNLIMITED_PATHS or request.path.startswith("/static/"):
+    unlimited = request.app[config_key].unlimited_paths
+    if limiter is None or request.path in unlimited or request.path.startswith("/static/"):
         return await handler(request)
     wait = await limiter.acquire(client_id(request))
     if wait > 0:
@@ -394,7 +404,9 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if request.method == "OPTIONS" and request.headers.get(hdrs.ACCESS_CONTROL_REQUEST_METHOD):
         # A preflight: answered here, before routing, rate limiting or key checks.
         if origin is None:
-            raise Problem(403, "This origin may not call the API.", code="cors_origin_refused")
+            return problem_response(
+                request, Problem(403, "This origin may not call the API.", code="cors_origin_refused")
+            )
         return web.Response(
             status=204,
             headers={
@@ -414,9 +426,8 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def route_template(request: web.Request) -> str:
-    route = request.match_info.route
-    resource = route.resource
-    if resource is None or isinstance(request.match_info, web.MatchInfoError):  # type: ignore[attr-defined]
+    resource = request.match_info.route.resource
+    if resource is None:  # no route matched (404/405)
         return "unmatched"
     if request.path.startswith("/static/"):
         return "/static"
@@ -470,6 +481,8 @@ metrics_key = web.AppKey("metrics", HttpMetrics)
 jinja_key = web.AppKey("jinja", jinja2.Environment)
 limiter_key = web.AppKey("limiter", RateLimiter)
 openapi_key = web.AppKey("openapi", bytes)
+static_urls_key = web.AppKey("static_urls", dict)
+STATIC_FILES = ("app.css", "app.js")
 
 
 def _model_version_of(container: Container) -> Callable[[], str | None]:
@@ -539,7 +552,9 @@ def create_web_app(
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
+    app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)
+    # Versioned URLs (?v=<hash>) computed once: the files do not change while the app runs.
+    app[static_urls_key] = {name: str(app.router["static"].url_for(filename=name)) for name in STATIC_FILES}
     api.setup_routes(app, config)
     web_page.setup_routes(app)
-    app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)
     return app

@@ -1,0 +1,378 @@
+"""Load-test GET /api/v1/tracks/{id}/similar over real HTTP, with the load generator in another process.
+
+    .venv/bin/python bench/bench_http.py [--duration 60] [--warmup 5] [--connections 16] [--ids popular|uniform|hot]
+                                         [--db PATH | --csv PATH] [--tool wrk|aiohttp] [--no-cache]
+
+1. Builds a catalogue: ``--db`` (an Encore SQLite file), else imports ``--csv`` (default: the
+   114-genre dataset in data/raw/ or /work/shared/data/) into a temporary SQLite file with the real
+   ``CatalogImporter``.
+2. Starts the real app in a child process on 127.0.0.1 (``create_web_app`` with the real
+   ``RecommendationService``, ``TrackService`` and ``RadioService``; every middleware on, the rate
+   limiter with a budget the load cannot exhaust) and warms the recommender index up.
+3. Loads it with ``wrk`` (Debian's package) when installed, else with an aiohttp client in another
+   process: ``--connections`` keep-alive connections for ``--duration`` seconds (bounded), after a
+   5 s warm-up. Track ids are drawn either uniformly from the catalogue or, by default, weighted
+   towards popular tracks (Zipf over the popularity rank, s=1.1: what real traffic looks like).
+4. Prints requests/s, p50/p90/p99 latency, non-2xx answers, the similar-cache hit ratio (from
+   /metrics) and the server's RSS at the start, its peak and at the end of the run, sampled every
+   second from /proc.
+
+Targets (issue #7): >= 1,000 requests/s with p99 < 50 ms on 2 cores, memory steady over 60 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TARGET_RPS = 1000.0
+TARGET_P99_MS = 50.0
+CSV_CANDIDATES = (
+    ROOT / "data" / "raw" / "spotify_tracks_114genre_train.csv.gz",
+    Path("/work/shared/data/spotify_tracks_114genre_train.csv.gz"),
+)
+WRK_SCRIPT = r"""
+local ids = {}
+for line in io.lines(os.getenv("ENCORE_IDS_FILE")) do ids[#ids + 1] = line end
+local counter = 0
+request = function()
+  counter = counter + 1
+  local id = ids[(counter * 7919 + math.random(#ids)) % #ids + 1]
+  return wrk.format("GET", "/api/v1/tracks/" .. id .. "/similar?limit=10")
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests": %d, "duration_us": %d, "socket_errors": %d, "non2xx": %d, ' ..
+    '"p50_us": %d, "p90_us": %d, "p99_us": %d, "max_us": %d}\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# The server process
+
+
+async def serve(db: Path, port: int, cache: bool) -> None:
+    from aiohttp import web
+
+    from bot.config import Settings
+    from bot.container import Container
+    from bot.web import WebConfig, create_web_app
+    from db.engine import create_engine, create_session_factory
+    from services.health import HealthService
+    from services.radio import RadioService
+    from services.recommender import RecommendationService
+    from services.search import SearchIndex
+    from services.tracks import TrackService
+    from services.users import UserService
+
+    settings = Settings(_env_file=None, database_url=f"sqlite:///{db}")  # type: ignore[call-arg]
+    engine = create_engine(settings.db_url)
+    sessions = create_session_factory(engine)
+    recs = RecommendationService(sessions)
+    await recs.index()  # built once, before the first request
+    tracks = TrackService(sessions, await SearchIndex.load(sessions), None, None, None, None)
+    container = Container(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        users=UserService(sessions),
+        health=HealthService(engine),
+        tracks=tracks,
+        recommendations=recs,
+        radio=RadioService(sessions, recs),
+    )
+    config = WebConfig(rate_limit_per_minute=10**9)  # every middleware on; the budget cannot run out
+    if not cache:
+        config = dataclasses.replace(config, similar_cache_ttl=0.0)
+    runner = web.AppRunner(create_web_app(container, config=config), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    print("READY", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+    await engine.dispose()
+
+
+# ---------------------------------------------------------------------------------------------
+# The aiohttp load generator (used when wrk is not installed), also a separate process
+
+
+async def load(url: str, ids: list[str], duration: float, connections: int) -> dict[str, int]:
+    import aiohttp
+
+    latencies: list[float] = []
+    non2xx = errors = 0
+    deadline = time.perf_counter() + duration
+    rng = random.Random(7)
+    connector = aiohttp.TCPConnector(limit=connections, force_close=False)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            nonlocal non2xx, errors
+            while time.perf_counter() < deadline:
+                path = f"{url}/api/v1/tracks/{rng.choice(ids)}/similar?limit=10"
+                started = time.perf_counter()
+                try:
+                    async with session.get(path) as resp:
+                        await resp.read()
+                        if not 200 <= resp.status < 300:
+                            non2xx += 1
+                except aiohttp.ClientError:
+                    errors += 1
+                    continue
+                latencies.append(time.perf_counter() - started)
+
+        await asyncio.gather(*(worker() for _ in range(connections)))
+    latencies.sort()
+
+    def pct(q: float) -> int:
+        return int(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1e6) if latencies else 0
+
+    return {
+        "requests": len(latencies),
+        "duration_us": int(duration * 1e6),
+        "socket_errors": errors,
+        "non2xx": non2xx,
+        "p50_us": pct(0.50),
+        "p90_us": pct(0.90),
+        "p99_us": pct(0.99),
+        "max_us": int(latencies[-1] * 1e6) if latencies else 0,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The driver
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_mib(pid: int) -> float:
+    text = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"VmRSS:\s+(\d+) kB", text)
+    return int(match.group(1)) / 1024 if match else float("nan")
+
+
+async def build_db(csv: Path, target: Path) -> None:
+    from db.base import Base
+    from db.engine import create_engine, create_session_factory
+    from services.catalog import CatalogImporter
+
+    engine = create_engine(f"sqlite+aiosqlite:///{target}")
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    stats = await CatalogImporter(create_session_factory(engine)).import_file(csv, progress=False)
+    await engine.dispose()
+    print(f"catalogue: imported {stats.tracks_inserted} tracks from {csv.name} in {stats.seconds:.1f} s")
+
+
+def catalogue_ids(db: Path, how: str, n: int = 200_000) -> list[str]:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT id FROM tracks WHERE danceability IS NOT NULL ORDER BY popularity DESC, id"
+        ).fetchall()
+    ids = [str(r[0]) for r in rows]
+    rng = random.Random(11)
+    if how == "uniform":
+        return [rng.choice(ids) for _ in range(n)]
+    if how == "hot":
+        return [rng.choice(ids[:1000]) for _ in range(n)]
+    weights = [1.0 / (rank + 1) ** 1.1 for rank in range(len(ids))]
+    return rng.choices(ids, weights=weights, k=n)
+
+
+def run_wrk(url: str, ids_file: Path, seconds: int, connections: int, script: Path) -> dict[str, int]:
+    env = {**os.environ, "ENCORE_IDS_FILE": str(ids_file)}
+    done = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", str(script), url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    )
+    match = re.search(r"WRKJSON (\{.*\})", done.stdout)
+    if match is None:
+        raise RuntimeError(f"wrk said: {done.stdout}\n{done.stderr}")
+    return dict(json.loads(match.group(1)))
+
+
+def run_aiohttp(url: str, ids_file: Path, seconds: int, connections: int, out: Path) -> dict[str, int]:
+    subprocess.run(
+        [sys.executable, __file__, "load", url, str(ids_file), str(seconds), str(connections), str(out)],
+        check=True,
+        timeout=seconds + 60,
+    )
+    return dict(json.loads(out.read_text()))
+
+
+def scrape(url: str, name: str) -> dict[str, float]:
+    from urllib.request import urlopen
+
+    with urlopen(url + "/metrics", timeout=5) as resp:  # 127.0.0.1 only
+        text = resp.read().decode()
+    found = {}
+    for line in text.splitlines():
+        if line.startswith(name):
+            labels, _, value = line.rpartition(" ")
+            found[labels] = float(value)
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:
+        asyncio.run(serve(Path(argv[1]), int(argv[2]), argv[3] == "cache"))
+        return 0
+    if argv[:1] == ["load"]:
+        target, id_path, secs, conns, out = argv[1:6]
+        result = asyncio.run(load(target, Path(id_path).read_text().split(), float(secs), int(conns)))
+        Path(out).write_text(json.dumps(result))
+        return 0
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=60, help="seconds of measured load (max 300)")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--ids",
+        choices=("popular", "uniform", "hot"),
+        default="popular",
+        help="popular: Zipf over popularity rank; uniform: any track; hot: the 1,000 most popular (cache-bound)",
+    )
+    parser.add_argument("--db", type=Path, help="an Encore SQLite database with a catalogue")
+    parser.add_argument("--csv", type=Path, help="the 114-genre CSV to import (default: the dataset)")
+    parser.add_argument("--tool", choices=("wrk", "aiohttp"), default="wrk" if shutil.which("wrk") else "aiohttp")
+    parser.add_argument("--warmup", type=int, default=5, help="seconds of load before measuring")
+    parser.add_argument("--no-cache", action="store_true", help="turn the HTTP layer's similar cache off")
+    args = parser.parse_args(argv)
+    duration = max(5, min(args.duration, 300))
+
+    with tempfile.TemporaryDirectory(prefix="encore-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        db = args.db
+        if db is None:
+            csv = args.csv or next((p for p in CSV_CANDIDATES if p.exists()), None)
+            if csv is None:
+                print("no catalogue: pass --db or --csv (the 114-genre dataset)", file=sys.stderr)
+                return 2
+            db = tmp / "bench.db"
+            asyncio.run(build_db(csv, db))
+        ids_file = tmp / "ids.txt"
+        ids = catalogue_ids(db, args.ids)
+        ids_file.write_text("\n".join(ids) + "\n")
+        script = tmp / "similar.lua"
+        script.write_text(WRK_SCRIPT)
+
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen(
+            [sys.executable, __file__, "serve", str(db), str(port), "nocache" if args.no_cache else "cache"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert server.stdout is not None
+            line = server.stdout.readline()
+            if "READY" not in line:
+                print(f"the server did not start: {line!r}", file=sys.stderr)
+                return 1
+
+            def run(seconds: int) -> dict[str, int]:
+                if args.tool == "wrk":
+                    return run_wrk(url, ids_file, seconds, args.connections, script)
+                return run_aiohttp(url, ids_file, seconds, args.connections, tmp / "load.json")
+
+            run(max(1, min(args.warmup, 120)))  # warm-up
+            rss_start = rss_mib(server.pid)
+            samples: list[float] = []
+            sampling = True
+
+            async def sample() -> None:
+                while sampling:
+                    samples.append(rss_mib(server.pid))
+                    await asyncio.sleep(1.0)
+
+            async def measured() -> dict[str, int]:
+                nonlocal sampling
+                sampler = asyncio.create_task(sample())
+                result = await asyncio.to_thread(run, duration)
+                sampling = False
+                await sampler
+                return result
+
+            result = asyncio.run(measured())
+            rss_end = rss_mib(server.pid)
+            cache = scrape(url, "encore_cache_requests_total")
+            entries = sum(scrape(url, "encore_cache_entries").values())
+        finally:
+            server.send_signal(signal.SIGINT)
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+    seconds = result["duration_us"] / 1e6
+    rps = result["requests"] / seconds
+    p99 = result["p99_us"] / 1000
+    hits = sum(v for k, v in cache.items() if 'result="hit"' in k or 'result="stale"' in k)
+    misses = sum(v for k, v in cache.items() if 'result="miss"' in k or 'result="coalesced"' in k)
+    half = len(samples) // 2
+    print(
+        f"GET /api/v1/tracks/{{id}}/similar?limit=10 · {args.tool}, {args.connections} connections, "
+        f"{seconds:.0f} s after {args.warmup} s warm-up, ids {args.ids}, cache {'off' if args.no_cache else 'on'}"
+    )
+    print(
+        f"requests: {result['requests']}  ({rps:,.0f} req/s)   non-2xx: {result['non2xx']}  "
+        f"socket errors: {result['socket_errors']}"
+    )
+    print(
+        f"latency: p50 {result['p50_us'] / 1000:.1f} ms · p90 {result['p90_us'] / 1000:.1f} ms · "
+        f"p99 {p99:.1f} ms · max {result['max_us'] / 1000:.1f} ms"
+    )
+    if hits + misses:
+        print(
+            f"similar cache: {hits / (hits + misses):.0%} hits "
+            f"({int(hits)} answered from it, {int(misses)} computed or waited for; {int(entries)} entries held)"
+        )
+    if samples:
+        first, second = statistics.mean(samples[:half] or samples), statistics.mean(samples[half:])
+        print(
+            f"server RSS: {rss_start:.0f} MiB at start, {max(samples):.0f} MiB peak, {rss_end:.0f} MiB at end "
+            f"(mean {first:.0f} MiB first half, {second:.0f} MiB second half)"
+        )
+    ok = rps >= TARGET_RPS and p99 < TARGET_P99_MS and result["non2xx"] == 0
+    print(f"target >= {TARGET_RPS:.0f} req/s with p99 < {TARGET_P99_MS:.0f} ms: {'met' if ok else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
