@@ -155,6 +155,7 @@ class TrackRepository:
             Track.spotify_id,
             Track.name,
             Track.artists,
+            Track.album,
             Track.search_key,
             Track.popularity,
             Track.duration_ms,

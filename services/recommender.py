@@ -231,6 +231,8 @@ class CatalogIndex:
         proba: np.ndarray | None = None,
         proba_classes: Sequence[str] | None = None,
         weights: EngineWeights | None = None,
+        albums: Sequence[str | None] | None = None,
+        explicit: Sequence[bool | None] | None = None,
     ) -> None:
         n = len(ids)
         if raw.shape != (n, len(RAW_COLUMNS)):
@@ -240,6 +242,9 @@ class CatalogIndex:
         self.spotify_ids = list(spotify_ids)
         self.names = list(names)
         self.artists = list(artists)
+        # Kept so that a recommendation is built from memory, with no database round trip.
+        self.albums: list[str | None] = list(albums) if albums is not None else [None] * n
+        self.explicit: list[bool | None] = list(explicit) if explicit is not None else [None] * n
         self.raw = np.asarray(raw, dtype=np.float64)
         self.genres: list[tuple[str, ...]] = [tuple(g) for g in (genres or [()] * n)]
         pop = np.asarray([np.nan if p is None else float(p) for p in (popularity or [None] * n)], dtype=np.float64)
@@ -343,6 +348,8 @@ class CatalogIndex:
             raw=raw,
             popularity=[r.popularity for r in rows],
             genres=[genre_map.get(r.id, ()) for r in rows],
+            albums=[getattr(r, "album", None) for r in rows],
+            explicit=[getattr(r, "explicit", None) for r in rows],
             proba=proba,
             proba_classes=proba_classes,
             weights=weights,
@@ -443,6 +450,8 @@ class CatalogIndex:
             spotify_id=self.spotify_ids[position],
             name=self.names[position],
             artists=split_artists(self.artists[position]),
+            album=self.albums[position],
+            explicit=self.explicit[position],
             duration_ms=int(duration) if math.isfinite(duration) else None,
             popularity=int(self.popularity[position]),
             genres=self.genres[position],
@@ -877,7 +886,9 @@ class RecommendationService:
         boost = await self.colike_boost([pos]) if pos is not None else {}
         if diversity is None:  # the user's own setting, else the service default
             diversity = await self.user_diversity(user_id) if user_id is not None else self.default_diversity
-        hits = index.search(
+        # CPU-bound (numpy releases the GIL for the heavy part): keep the event loop free.
+        hits = await asyncio.to_thread(
+            index.search,
             query,
             n,
             exclude=exclude,
@@ -886,7 +897,7 @@ class RecommendationService:
             boost=boost,
             seed_artists=";".join(seed.artists),
         )
-        return await self._to_recommendations(index, hits)
+        return self._to_recommendations(index, hits)
 
     async def for_you(self, user_id: int, n: int = 10) -> list[Recommendation]:
         """From the user's likes and skips; popular tracks of searched genres, then overall, when cold."""
@@ -905,8 +916,8 @@ class RecommendationService:
         exclude = set(liked_pos) | set(skipped_pos) | set(index.positions(shown[:50]))
         boost = await self.colike_boost(liked_pos[:50])
         diversity = await self.user_diversity(user_id)
-        hits = index.search(query, n, exclude=exclude, diversity=diversity, boost=boost)
-        return await self._to_recommendations(index, hits, default_reason="from your likes")
+        hits = await asyncio.to_thread(index.search, query, n, exclude=exclude, diversity=diversity, boost=boost)
+        return self._to_recommendations(index, hits, default_reason="from your likes")
 
     async def user_diversity(self, user_id: int) -> float:
         async with self._sessions() as s:
@@ -943,16 +954,14 @@ class RecommendationService:
                     picked.append(Recommendation(info, float(row.popularity or 0) / 100.0, reason))
         return picked
 
-    async def _to_recommendations(
-        self, index: CatalogIndex, hits: Sequence[Hit], default_reason: str | None = None
+    @staticmethod
+    def _to_recommendations(
+        index: CatalogIndex, hits: Sequence[Hit], default_reason: str | None = None
     ) -> list[Recommendation]:
-        ids = [int(index.ids[h.position]) for h in hits]
-        async with self._sessions() as s:
-            rows = await TrackRepository(s).get_many(ids)
-            infos = {i: TrackInfo.from_row(r) for i, r in rows.items()}
+        """Built from the in-memory index: no database read on the hot path."""
         out = []
-        for h, track_id in zip(hits, ids, strict=True):
-            info = infos.get(track_id) or index.track_info(h.position)
+        for h in hits:
+            info = index.track_info(h.position)
             reason = h.reason if h.reason != "similar sound" or default_reason is None else default_reason
             out.append(Recommendation(info, round(h.score, 4), reason))
         return out
