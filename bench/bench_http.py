@@ -46,7 +46,7 @@ TARGET_RPS = 1000.0
 TARGET_P99_MS = 50.0
 CSV_CANDIDATES = (
     ROOT / "data" / "raw" / "spotify_tracks_114genre_train.csv.gz",
-    Path("/work/shared/data/spotify_tracks_114genre_train.csv.gz"),
+    ROOT.parent / "shared" / "data" / "spotify_tracks_114genre_train.csv.gz",
 )
 WRK_SCRIPT = r"""
 local ids = {}

@@ -33,11 +33,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import catalog_csv
 from services.radio import LiveRadio
 from services.rec_eval import fold_frame, load_dataset
 from services.recommender import RAW_COLUMNS, CatalogIndex
 
-DEFAULT_CSV = Path("/work/shared/data/spotify_tracks_114genre_train.csv.gz")
 TARGET_MS = 5.0
 
 
@@ -47,11 +47,12 @@ def pct(values: list[float], q: float) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
+    parser.add_argument("--csv", type=Path, default=None, help="114-genre CSV (default: data/raw, ../shared/data)")
     parser.add_argument("--seeds", type=int, default=500)
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
+    args.csv = args.csv or catalog_csv()
 
     started = time.perf_counter()
     frame = fold_frame(load_dataset(args.csv))

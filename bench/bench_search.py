@@ -22,9 +22,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import catalog_csv
 from services.search import SearchIndex, SearchRow
 
-DEFAULT_CSV = Path("/work/shared/data/spotify_tracks_114genre_train.csv.gz")
 TARGET_MS = 20.0
 ACCENTED = {"a": "á", "e": "é", "i": "í", "o": "ö", "u": "ü", "n": "ñ", "c": "ç"}
 
@@ -94,10 +94,11 @@ def make_queries(df: pd.DataFrame, n: int, rng: random.Random) -> list[tuple[str
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
+    parser.add_argument("--csv", type=Path, default=None, help="114-genre CSV (default: data/raw, ../shared/data)")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
+    args.csv = args.csv or catalog_csv()
     rng = random.Random(args.seed)
 
     df = pd.read_csv(args.csv, usecols=["track_id", "artists", "album_name", "track_name", "popularity"])

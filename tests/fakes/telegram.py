@@ -3,10 +3,11 @@
 It answers `/bot{token}/{method}` on 127.0.0.1 with the real wire format: form-encoded or
 multipart requests whose nested fields are JSON-encoded, `{"ok": true, "result": …}` answers and
 long-polling `getUpdates` with offset semantics. Every call is checked against the official spec
-(`/work/shared/telegram/bot-api-spec.json`): an unknown method, a missing required field, a field
-the method does not take, a value of the wrong type, text outside 1–4096 characters after entity
-parsing, malformed HTML, `callback_data` outside 1–64 bytes, more than 50 inline results, answering
-a callback query twice or editing a message that does not exist are refused with HTTP 400 and
+(`tests/fakes/data/bot-api-spec.json`, a copy of shared/telegram/bot-api-spec.json): an unknown
+method, a missing required field, a field the method does not take, a value of the wrong type,
+text outside 1–4096 characters after entity parsing, malformed HTML, `callback_data` outside
+1–64 bytes, more than 50 inline results, answering a callback query twice or editing a message
+that does not exist are refused with HTTP 400 and
 `{"ok": false, "error_code": 400, "description": "Bad Request: …"}`, as Telegram would.
 """
 
@@ -25,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-SPEC_PATH = Path("/work/shared/telegram/bot-api-spec.json")
+SPEC_PATH = Path(__file__).resolve().parent / "data" / "bot-api-spec.json"
 TOKEN = "123456789:AAFakeTokenForEncoreTestsOnly_000000000"
 BOT_USER = {
     "id": 123456789,
