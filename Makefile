@@ -34,7 +34,7 @@ data: install
 	$(PY) main.py data
 
 train: install
-	$(PY) main.py train
+	$(PY) main.py train --publish
 
 bench: install
 	$(PY) -m bench

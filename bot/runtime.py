@@ -195,6 +195,6 @@ async def start_telegram(
         log.info("telegram bot: polling %s", settings.telegram.api_url)
 
     if start_scheduler:
-        runtime.scheduler = create_scheduler(picks)
+        runtime.scheduler = create_scheduler(picks, container.cache)
         runtime.scheduler.start()
     return runtime

@@ -1,4 +1,4 @@
-"""APScheduler: once a minute, deliver the daily picks that are due."""
+"""APScheduler: once a minute, deliver the daily picks that are due; hourly, drop expired cache rows."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from services.cache import CacheService
 from services.jobs import DailyPicksService
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,15 @@ async def run_daily_picks(picks: DailyPicksService) -> None:
         log.exception("the daily picks run failed; the next minute tries again")
 
 
-def create_scheduler(picks: DailyPicksService) -> AsyncIOScheduler:
+async def purge_cache(cache: CacheService) -> None:
+    try:
+        removed = await cache.purge_expired()
+        log.info("provider cache: %d expired answers removed", removed)
+    except Exception:
+        log.exception("purging the provider cache failed; the next run tries again")
+
+
+def create_scheduler(picks: DailyPicksService, cache: CacheService | None = None) -> AsyncIOScheduler:
     """Not started: the caller starts it inside the running loop and shuts it down."""
     scheduler = AsyncIOScheduler(timezone=UTC)
     scheduler.add_job(
@@ -35,4 +44,9 @@ def create_scheduler(picks: DailyPicksService) -> AsyncIOScheduler:
         misfire_grace_time=50,
         replace_existing=True,
     )
+    if cache is not None:
+        # Expired answers are never served (reads check the expiry); this only reclaims the space.
+        scheduler.add_job(
+            purge_cache, "cron", minute=17, args=[cache], id="purge_cache", max_instances=1, coalesce=True
+        )
     return scheduler

@@ -201,6 +201,31 @@ async def test_scheduler_runs_every_minute_and_survives_errors(caplog: pytest.Lo
     assert Broken.calls == 1 and "daily picks run failed" in caplog.text
 
 
+async def test_cache_purge_job_removes_expired_answers(sqlite_sessions: async_sessionmaker[AsyncSession]) -> None:
+    from datetime import timedelta
+
+    from bot.scheduler import purge_cache
+    from services.cache import MISS, CacheService
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    clock = {"now": now}
+    cache = CacheService(sqlite_sessions, clock=lambda: clock["now"])
+    await cache.put("yt", "old", {"v": 1}, timedelta(minutes=1))
+    await cache.put("yt", "new", {"v": 2}, timedelta(days=1))
+    clock["now"] = now + timedelta(hours=1)
+    scheduler = create_scheduler(None, cache)  # type: ignore[arg-type]
+    assert scheduler.get_job("purge_cache") is not None
+    await purge_cache(cache)
+    assert await cache.get("yt", "old") is MISS
+    assert await cache.get("yt", "new") == {"v": 2}
+    async with sqlite_sessions() as session:
+        from sqlalchemy import func, select
+
+        from db.models import CacheEntry
+
+        assert await session.scalar(select(func.count()).select_from(CacheEntry)) == 1
+
+
 async def test_daily_pick_e2e_over_the_wire(sqlite_sessions: async_sessionmaker[AsyncSession]) -> None:
     """The real Bot through AiohttpSession to the fake server: 403 → inactive, and the card is strict-valid."""
     from aiogram import Bot
