@@ -24,22 +24,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from db.base import Base
+from ml.features import AUDIO_FEATURES
 
-# The audio features every track row may carry, in one fixed order (ml/features.py shares it).
-AUDIO_FEATURE_COLUMNS = (
-    "danceability",
-    "energy",
-    "key",
-    "loudness",
-    "mode",
-    "speechiness",
-    "acousticness",
-    "instrumentalness",
-    "liveness",
-    "valence",
-    "tempo",
-    "time_signature",
-)
+# The audio features every track row may carry, in the fixed order ml/features.py defines.
+AUDIO_FEATURE_COLUMNS = AUDIO_FEATURES
 
 
 class InteractionKind(enum.StrEnum):

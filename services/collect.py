@@ -25,22 +25,14 @@ from typing import Any
 
 from db.models import AUDIO_FEATURE_COLUMNS
 from services.audio_features import AudioFeatureChain
+from services.catalog import REQUIRED_COLUMNS
 from services.errors import ProviderUnavailable
 from services.spotify import SEARCH_PAGE_MAX, SpotifyClient, SpotifyTrack
 
 log = logging.getLogger(__name__)
 
-CSV_COLUMNS = (
-    "track_id",
-    "artists",
-    "album_name",
-    "track_name",
-    "popularity",
-    "duration_ms",
-    "explicit",
-    *AUDIO_FEATURE_COLUMNS,
-    "track_genre",
-)
+# A collected CSV has the 114-genre dataset's columns, so training and import accept it as it is.
+CSV_COLUMNS = REQUIRED_COLUMNS
 INT_FEATURES = frozenset({"key", "mode", "time_signature"})
 MAX_OFFSET = 1000  # Spotify search returns nothing past offset 1000
 FIRST_YEAR = 1950
