@@ -1,0 +1,111 @@
+"""Small, picklable model wrappers the production artefact can hold (saved with joblib).
+
+* `CompactForest` — a fitted scikit-learn random forest / extra-trees turned into flat numpy arrays
+  (each leaf keeps its `top_k` classes; the trees keep only their split structure). scikit-learn's
+  forest `predict_proba` validates input and dispatches per tree through joblib, ~10 ms for one row
+  with 100 trees; calling each slim tree's Cython `apply` directly costs a few microseconds per tree,
+  and dropping the node × 114-class value table makes the artefact a fraction of the pickled forest.
+* `SoftVote` — weighted mean of members' probabilities over a fixed class index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+class CompactForest:
+    """Flat, vectorised copy of a fitted sklearn forest classifier (`predict_proba` only)."""
+
+    def __init__(self, forest: Any, n_classes: int, top_k: int = 8) -> None:
+        slots = []
+        leaf_cls, leaf_p = [], []
+        offset = n_leaves = 0
+        depth = 0
+        classes = np.asarray(forest.classes_, dtype=int)
+        for est in forest.estimators_:
+            t = est.tree_
+            n = t.node_count
+            leaf = t.children_left == -1
+            slot = np.full(n, -1, dtype=np.int64)
+            slot[leaf] = np.arange(leaf.sum()) + n_leaves
+            slots.append(slot)
+            values = t.value[leaf][:, 0, :].astype(np.float64)
+            values /= np.clip(values.sum(axis=1, keepdims=True), 1e-12, None)
+            k = min(top_k, values.shape[1])
+            top = np.argsort(-values, axis=1)[:, :k]
+            p = np.take_along_axis(values, top, axis=1)
+            p /= np.clip(p.sum(axis=1, keepdims=True), 1e-12, None)
+            leaf_cls.append(classes[top].astype(np.int16))
+            leaf_p.append(p.astype(np.float32))
+            offset += n
+            n_leaves += int(leaf.sum())
+            depth = max(depth, int(est.get_depth()))
+        self.leaf_slot = np.concatenate(slots).astype(np.int32)
+        self.leaf_cls = np.concatenate(leaf_cls)
+        self.leaf_p = np.concatenate(leaf_p)
+        self.roots = np.cumsum([0] + [e.tree_.node_count for e in forest.estimators_[:-1]]).astype(np.int32)
+        self.depth = depth
+        self.trees = [_slim_tree(e.tree_) for e in forest.estimators_]
+        self.n_classes = n_classes
+        self.classes_ = np.arange(n_classes)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        x32 = np.ascontiguousarray(x, dtype=np.float32)
+        n, n_trees = len(x32), len(self.trees)
+        node = np.empty((n, n_trees), dtype=np.int64)
+        for j, tree in enumerate(self.trees):  # Cython tree walk, no input validation
+            node[:, j] = tree.apply(x32)
+        node += self.roots
+        slot = self.leaf_slot[node]  # (n, trees)
+        cls = self.leaf_cls[slot].astype(np.int64)  # (n, trees, k)
+        p = self.leaf_p[slot].astype(np.float64)
+        flat = (np.arange(n)[:, None, None] * self.n_classes + cls).ravel()
+        out = np.bincount(flat, weights=p.ravel(), minlength=n * self.n_classes).reshape(n, self.n_classes)
+        return out / n_trees
+
+
+class SoftVote:
+    """Weighted mean of members' class probabilities (members see the same feature matrix)."""
+
+    def __init__(self, members: Sequence[Any], weights: Sequence[float], n_classes: int,
+                 names: Sequence[str] = ()) -> None:
+        self.members = list(members)
+        w = np.asarray(weights, dtype=np.float64)
+        self.weights = w / w.sum()
+        self.n_classes = n_classes
+        self.names = list(names)
+        self.classes_ = np.arange(n_classes)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(x), self.n_classes))
+        for model, w in zip(self.members, self.weights, strict=True):
+            out += w * member_proba(model, x, self.n_classes)
+        return out
+
+
+def member_proba(model: Any, x: np.ndarray, n_classes: int) -> np.ndarray:
+    """predict_proba over all `n_classes` columns, one thread for CatBoost."""
+    if type(model).__name__ == "CatBoostClassifier":
+        proba = np.asarray(model.predict_proba(x, thread_count=1), dtype=np.float64)
+    else:
+        proba = np.asarray(model.predict_proba(x), dtype=np.float64)
+    if proba.shape[1] == n_classes:
+        return proba
+    est = model.steps[-1][1] if hasattr(model, "steps") else model
+    full = np.zeros((len(x), n_classes))
+    full[:, np.asarray(est.classes_, dtype=int)] = proba
+    return full
+
+
+def _slim_tree(tree: Any) -> Any:
+    """The same split structure with a one-value-per-node payload (keeps `apply`, drops the
+    node × class probability table that makes a pickled 114-class forest huge)."""
+    from sklearn.tree._tree import Tree
+
+    state = tree.__getstate__()
+    slim = Tree(tree.n_features, np.array([1], dtype=np.intp), 1)
+    slim.__setstate__({**state, "values": np.zeros((tree.node_count, 1, 1))})
+    return slim
