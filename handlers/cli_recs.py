@@ -18,7 +18,7 @@ import pandas as pd
 
 from bot.config import Settings
 from ml.features import AUDIO_FEATURES, FeatureError, validate_features
-from services.recommender import CatalogIndex, Hit, RecommendationService, raw_row
+from services.recommender import CatalogIndex, Hit, RecommendationService, raw_row, routed_proba
 
 log = logging.getLogger(__name__)
 
@@ -313,7 +313,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
                     for c in predictor.raw_inputs
                 ]
             )
-            return np.asarray(predictor.predict_proba(matrix))
+            return routed_proba(predictor, matrix)
 
     report = run_evaluation(
         path,

@@ -30,7 +30,9 @@ NOTES = """## How to read this report
   (never helped: it throws away the genres whose features are extreme, which are the easy ones);
   GridSearchCV with grouped 3-fold CV on the seed task and a validation-holdout grid on the catalog;
   a soft vote of the three best models; the production soft vote CatBoost + random forest with the
-  CatBoost weight chosen on validation; temperature calibration.
+  CatBoost weight chosen on validation; temperature calibration. A label co-occurrence re-scoring
+  of the probabilities (`(1-α)·p + α·p·C`, C from fit-part label sets) and a coverage-greedy top-3
+  were measured on validation and rejected (no top-1 gain, lower top-3 / families).
 - **Budgets.** CatBoost and the random forest fit with two threads, everything else with one. For
   the catalog, CatBoost fits on every fit row (~1 s per boosting round: 114-class gradients), with
   the round budget the 3-minute product-model limit allows; SVM / XGBoost / logistic regression fit

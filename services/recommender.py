@@ -42,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import InteractionKind
 from db.repositories import InteractionRepository, LikeRepository, TrackRepository, UserRepository
-from ml.features import AUDIO_FEATURES
+from ml.features import AUDIO_FEATURES, FEATURE_RANGES, FeatureError
 from services.dto import Recommendation, TrackInfo, split_artists
 from services.errors import NoFeatures, TrackNotFound
 from services.textnorm import normalize, song_key
@@ -750,6 +750,30 @@ def proba_inputs(model: ProbaModel, rows: Sequence[Any]) -> np.ndarray:
     )
 
 
+def routed_proba(model: ProbaModel, matrix: np.ndarray) -> np.ndarray:
+    """Genre probabilities for many rows at once, never refused wholesale for one odd row.
+
+    The model's full head also reads duration and explicit; rows where those are missing or out of
+    range (a 0 ms track, a 3-hour mix) go to its audio-only head instead. Rows whose audio features
+    themselves are invalid still raise `FeatureError`.
+    """
+    n_audio = len(AUDIO_FEATURES)
+    extra_names = tuple(model.raw_inputs[n_audio:])
+    if tuple(model.raw_inputs[:n_audio]) != AUDIO_FEATURES or not extra_names or matrix.shape[1] == n_audio:
+        return np.asarray(model.predict_proba(matrix))  # no audio-only head to fall back to
+    ok = np.ones(matrix.shape[0], dtype=bool)
+    for j, name in enumerate(extra_names, start=n_audio):
+        low, high = FEATURE_RANGES.get(name, (-math.inf, math.inf))
+        column = matrix[:, j]
+        ok &= np.isfinite(column) & (column >= low) & (column <= high)
+    out = np.empty((matrix.shape[0], len(model.classes)), dtype=np.float64)
+    if ok.any():
+        out[ok] = model.predict_proba(matrix[ok])
+    if not ok.all():
+        out[~ok] = model.predict_proba(matrix[~ok, :n_audio])
+    return out
+
+
 class RecommendationService:
     """Similar tracks, "for you" and the shared in-memory index (built lazily from the DB)."""
 
@@ -800,7 +824,7 @@ class RecommendationService:
             genre_map = await repo.genre_map()
         proba = None
         if self._proba is not None and rows:
-            proba = await asyncio.to_thread(self._proba.predict_proba, proba_inputs(self._proba, rows))
+            proba = await asyncio.to_thread(routed_proba, self._proba, proba_inputs(self._proba, rows))
         index = await asyncio.to_thread(
             CatalogIndex.from_rows,
             rows,
@@ -864,7 +888,10 @@ class RecommendationService:
                     }
                 ],
             )
-            proba = (await asyncio.to_thread(self._proba.predict_proba, inputs))[0]
+            try:
+                proba = (await asyncio.to_thread(routed_proba, self._proba, inputs))[0]
+            except FeatureError as exc:
+                raise NoFeatures(f"the audio features of this track are not usable: {exc}") from exc
         query = index.query_for_features(info.features, duration_ms=info.duration_ms, proba=proba, genres=info.genres)
         return query, None, info
 

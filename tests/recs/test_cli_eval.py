@@ -121,3 +121,25 @@ def test_evaluation_with_model_probabilities_and_holdout(dataset: Path, tmp_path
     assert "held-out tracks (holdout.json)" in report.markdown
     assert "the catalogue model" in report.markdown
     assert report.results["Encore (diversity 0.3)"].cap_violations == 0
+
+
+def test_with_a_holdout_both_seed_sets_are_held_out_and_disjoint() -> None:
+    import pandas as pd
+
+    from services.rec_eval import split_seeds
+
+    n = 200
+    folded = pd.DataFrame(
+        {
+            "all_ids": [(f"id{i}",) for i in range(n)],
+            "song_key": [f"artist {i} - song {i}" for i in range(n)],
+            "feature_key": [f"f{i}" for i in range(n)],
+        }
+    )
+    holdout = {f"id{i}" for i in range(0, n, 2)}  # the even songs were never fitted
+    split = split_seeds(folded, holdout_ids=holdout, n_test=30, n_validation=20)
+    test_ids = {ids[0] for ids in split.test["all_ids"]}
+    val_ids = {ids[0] for ids in split.validation["all_ids"]}
+    assert len(test_ids) == 30 and len(val_ids) == 20
+    assert test_ids <= holdout and val_ids <= holdout and not test_ids & val_ids
+    assert not {ids[0] for ids in split.catalog["all_ids"]} & holdout

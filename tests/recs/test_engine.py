@@ -125,3 +125,28 @@ def test_smallest_is_exact() -> None:
         values[rng.choice(n, size=n // 10, replace=False)] = np.inf
         got = np.sort(values[smallest(values, k)])
         assert np.array_equal(got, np.sort(values)[:k])
+
+
+def test_routed_proba_sends_rows_with_odd_duration_to_the_audio_only_head() -> None:
+    import numpy as np
+
+    from ml.features import AUDIO_FEATURES
+    from services.recommender import routed_proba
+
+    class TwoHeads:
+        classes = ("a", "b")
+        raw_inputs = (*AUDIO_FEATURES, "duration_ms", "explicit")
+        def __init__(self) -> None:
+            self.calls: list[int] = []
+
+        def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+            self.calls.append(matrix.shape[1])
+            full = matrix.shape[1] == len(self.raw_inputs)
+            return np.tile([1.0, 0.0] if full else [0.0, 1.0], (matrix.shape[0], 1))
+
+    audio = np.full((3, len(AUDIO_FEATURES)), 0.5)
+    extra = np.array([[200_000.0, 0.0], [0.0, 0.0], [180_000.0, np.nan]])  # fine, 0 ms, no explicit flag
+    model = TwoHeads()
+    out = routed_proba(model, np.hstack([audio, extra]))
+    assert out.tolist() == [[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]
+    assert sorted(model.calls) == [len(AUDIO_FEATURES), len(AUDIO_FEATURES) + 2]
