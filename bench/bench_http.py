@@ -1,21 +1,23 @@
 """Load-test GET /api/v1/tracks/{id}/similar over real HTTP, with the load generator in another process.
 
     .venv/bin/python bench/bench_http.py [--duration 60] [--warmup 5] [--connections 16] [--ids popular|uniform|hot]
-                                         [--db PATH | --csv PATH] [--tool wrk|aiohttp] [--no-cache]
+                                         [--db PATH | --csv PATH] [--tool wrk|aiohttp] [--no-cache] [--workers N]
 
 1. Builds a catalogue: ``--db`` (an Encore SQLite file), else imports ``--csv`` (default: the
    114-genre dataset in data/raw/ or /work/shared/data/) into a temporary SQLite file with the real
    ``CatalogImporter``.
 2. Starts the real app in a child process on 127.0.0.1 (``create_web_app`` with the real
    ``RecommendationService``, ``TrackService`` and ``RadioService``; every middleware on, the rate
-   limiter with a budget the load cannot exhaust) and warms the recommender index up.
+   limiter with a budget the load cannot exhaust) and warms the recommender index up. ``--workers N``
+   runs N such processes on the port (SO_REUSEPORT), started and stopped by main.py's ``HttpWorkers``,
+   exactly as ``HTTP_WORKERS=N python main.py serve`` does.
 3. Loads it with ``wrk`` (Debian's package) when installed, else with an aiohttp client in another
    process: ``--connections`` keep-alive connections for ``--duration`` seconds (bounded), after a
    5 s warm-up. Track ids are drawn either uniformly from the catalogue or, by default, weighted
    towards popular tracks (Zipf over the popularity rank, s=1.1: what real traffic looks like).
 4. Prints requests/s, p50/p90/p99 latency, non-2xx answers, the similar-cache hit ratio (from
-   /metrics) and the server's RSS at the start, its peak and at the end of the run, sampled every
-   second from /proc.
+   /metrics, summed over the processes) and the server's RSS (all its processes) at the start, its
+   peak and at the end of the run, sampled every second from /proc.
 
 Targets (issue #7): >= 1,000 requests/s with p99 < 50 ms on 2 cores, memory steady over 60 s.
 """
@@ -72,7 +74,35 @@ end
 # The server process
 
 
-async def serve(db: Path, port: int, cache: bool) -> None:
+async def serve(db: Path, port: int, cache: bool, workers: int) -> None:
+    """The primary server process: starts workers - 1 more (as `serve-worker`), serves, stops them all."""
+    from main import HttpWorkers
+
+    extra = None
+    if workers > 1:
+        extra = HttpWorkers(
+            [sys.executable, __file__, "serve-worker", str(db), str(port), "cache" if cache else "nocache"],
+            workers - 1,
+        )
+        extra.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await serve_app(db, port, cache, stop, reuse_port=extra is not None)
+    finally:
+        if extra is not None:
+            await extra.stop()
+
+
+async def serve_worker(db: Path, port: int, cache: bool) -> None:
+    from main import run_http_worker
+
+    await run_http_worker(lambda stop: serve_app(db, port, cache, stop, reuse_port=True))
+
+
+async def serve_app(db: Path, port: int, cache: bool, stop: asyncio.Event, *, reuse_port: bool) -> None:
     from aiohttp import web
 
     from bot.config import Settings
@@ -105,14 +135,10 @@ async def serve(db: Path, port: int, cache: bool) -> None:
     config = WebConfig(rate_limit_per_minute=10**9)  # every middleware on; the budget cannot run out
     if not cache:
         config = dataclasses.replace(config, similar_cache_ttl=0.0)
-    runner = web.AppRunner(create_web_app(container, config=config), access_log=None)
+    runner = web.AppRunner(create_web_app(container, config=config), handle_signals=False, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await web.TCPSite(runner, "127.0.0.1", port, reuse_port=reuse_port or None).start()
     print("READY", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await runner.cleanup()
     await engine.dispose()
@@ -176,9 +202,39 @@ def free_port() -> int:
 
 
 def rss_mib(pid: int) -> float:
-    text = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"VmRSS:\s+(\d+) kB", text)
-    return int(match.group(1)) / 1024 if match else float("nan")
+    """RSS of the process and its children (the HTTP workers)."""
+    total = 0.0
+    for one in (pid, *server_children(pid)):
+        try:
+            text = Path(f"/proc/{one}/status").read_text()
+        except FileNotFoundError:
+            continue
+        match = re.search(r"VmRSS:\s+(\d+) kB", text)
+        total += int(match.group(1)) / 1024 if match else float("nan")
+    return total
+
+
+def server_children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        found.extend(int(c) for c in task.read_text().split())
+    return found
+
+
+def wait_for_workers(url: str, workers: int, timeout: float = 180.0) -> set[str]:
+    """Poll /healthz on fresh connections until `workers` distinct processes have answered."""
+    from urllib.error import URLError
+    from urllib.request import urlopen
+
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout
+    while len(seen) < workers and time.monotonic() < deadline:
+        try:
+            with urlopen(url + "/healthz", timeout=5) as resp:  # 127.0.0.1 only
+                seen.add(resp.headers["X-Encore-Pid"])
+        except (URLError, OSError):
+            time.sleep(0.2)
+    return seen
 
 
 async def build_db(csv: Path, target: Path) -> None:
@@ -235,23 +291,43 @@ def run_aiohttp(url: str, ids_file: Path, seconds: int, connections: int, out: P
     return dict(json.loads(out.read_text()))
 
 
-def scrape(url: str, name: str) -> dict[str, float]:
-    from urllib.request import urlopen
+def scrape(port: int, names: tuple[str, ...], workers: int) -> dict[str, dict[str, float]]:
+    """The named /metrics series summed over every server process (each keeps its own)."""
+    from http.client import HTTPConnection
 
-    with urlopen(url + "/metrics", timeout=5) as resp:  # 127.0.0.1 only
-        text = resp.read().decode()
-    found = {}
-    for line in text.splitlines():
-        if line.startswith(name):
-            labels, _, value = line.rpartition(" ")
-            found[labels] = float(value)
+    found: dict[str, dict[str, float]] = {name: {} for name in names}
+    seen: set[str] = set()
+    for _ in range(200 * workers):
+        if len(seen) == workers:
+            break
+        conn = HTTPConnection("127.0.0.1", port, timeout=5)  # one connection: one process answers both
+        try:
+            conn.request("GET", "/healthz")
+            health = conn.getresponse()
+            health.read()
+            pid = health.headers["X-Encore-Pid"]
+            conn.request("GET", "/metrics")
+            text = conn.getresponse().read().decode()
+        finally:
+            conn.close()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        for line in text.splitlines():
+            for name in names:
+                if line.startswith(name):
+                    labels, _, value = line.rpartition(" ")
+                    found[name][labels] = found[name].get(labels, 0.0) + float(value)
     return found
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["serve"]:
-        asyncio.run(serve(Path(argv[1]), int(argv[2]), argv[3] == "cache"))
+        asyncio.run(serve(Path(argv[1]), int(argv[2]), argv[3] == "cache", int(argv[4])))
+        return 0
+    if argv[:1] == ["serve-worker"]:
+        asyncio.run(serve_worker(Path(argv[1]), int(argv[2]), argv[3] == "cache"))
         return 0
     if argv[:1] == ["load"]:
         target, id_path, secs, conns, out = argv[1:6]
@@ -273,8 +349,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tool", choices=("wrk", "aiohttp"), default="wrk" if shutil.which("wrk") else "aiohttp")
     parser.add_argument("--warmup", type=int, default=5, help="seconds of load before measuring")
     parser.add_argument("--no-cache", action="store_true", help="turn the HTTP layer's similar cache off")
+    parser.add_argument("--workers", type=int, default=1, help="server processes on the port (HTTP_WORKERS)")
     args = parser.parse_args(argv)
     duration = max(5, min(args.duration, 300))
+    workers = max(1, args.workers)
 
     with tempfile.TemporaryDirectory(prefix="encore-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -295,7 +373,15 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         server = subprocess.Popen(
-            [sys.executable, __file__, "serve", str(db), str(port), "nocache" if args.no_cache else "cache"],
+            [
+                sys.executable,
+                __file__,
+                "serve",
+                str(db),
+                str(port),
+                "nocache" if args.no_cache else "cache",
+                str(workers),
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -304,6 +390,10 @@ def main(argv: list[str] | None = None) -> int:
             line = server.stdout.readline()
             if "READY" not in line:
                 print(f"the server did not start: {line!r}", file=sys.stderr)
+                return 1
+            answered = wait_for_workers(url, workers)
+            if len(answered) < workers:
+                print(f"only {len(answered)} of {workers} server processes answered", file=sys.stderr)
                 return 1
 
             def run(seconds: int) -> dict[str, int]:
@@ -331,8 +421,9 @@ def main(argv: list[str] | None = None) -> int:
 
             result = asyncio.run(measured())
             rss_end = rss_mib(server.pid)
-            cache = scrape(url, "encore_cache_requests_total")
-            entries = sum(scrape(url, "encore_cache_entries").values())
+            scraped = scrape(port, ("encore_cache_requests_total", "encore_cache_entries"), workers)
+            cache = scraped["encore_cache_requests_total"]
+            entries = sum(scraped["encore_cache_entries"].values())
         finally:
             server.send_signal(signal.SIGINT)
             try:
@@ -348,7 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     half = len(samples) // 2
     print(
         f"GET /api/v1/tracks/{{id}}/similar?limit=10 · {args.tool}, {args.connections} connections, "
-        f"{seconds:.0f} s after {args.warmup} s warm-up, ids {args.ids}, cache {'off' if args.no_cache else 'on'}"
+        f"{seconds:.0f} s after {args.warmup} s warm-up, ids {args.ids}, cache {'off' if args.no_cache else 'on'}, "
+        f"{workers} server process{'es' if workers > 1 else ''}"
     )
     print(
         f"requests: {result['requests']}  ({rps:,.0f} req/s)   non-2xx: {result['non2xx']}  "

@@ -98,6 +98,8 @@ class HttpSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8080
+    # Processes serving HTTP on host:port (SO_REUSEPORT); only the first runs migrations, bot, scheduler.
+    workers: int = Field(default=1, ge=1)
     max_body_bytes: int = 64 * 1024
     rate_limit_per_minute: int = 600
 

@@ -22,6 +22,7 @@ import hmac
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -464,7 +465,9 @@ async def healthz(request: web.Request) -> web.Response:
         "version": report.version,
         **report.details,
     }
-    return web.json_response(body, status=200 if report.database else 503)
+    # Which process answered (HTTP_WORKERS > 1 runs several on one port); a header keeps the body's shape.
+    headers = {"X-Encore-Pid": str(os.getpid())}
+    return web.json_response(body, status=200 if report.database else 503, headers=headers)
 
 
 async def metrics_view(request: web.Request) -> web.Response:
