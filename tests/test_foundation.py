@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import signal
-import socket
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +15,7 @@ from bot.config import Settings, normalize_database_url
 from bot.logging import JsonFormatter, RedactingFilter, redact
 from db.engine import create_engine
 from services.health import HealthService
+from tests.serving import start_serve
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,31 +81,8 @@ async def test_health_reports_database_state(reachable: bool, tmp_path: Path) ->
     assert report.version == "9.9"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def test_serve_answers_healthz_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATA_DIR": str(tmp_path / "data"),
-        "HTTP_PORT": str(port),
-        "LOG_FORMAT": "json",
-        "TELEGRAM_BOT_TOKEN": "",
-    }
-    env.pop("DATABASE_URL", None)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(ROOT / "main.py"),
-        "serve",
-        cwd=tmp_path,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc, port = await start_serve(tmp_path)
     try:
         body = None
         deadline = asyncio.get_running_loop().time() + 60

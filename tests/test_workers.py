@@ -6,19 +6,13 @@ import asyncio
 import json
 import os
 import signal
-import socket
-import sys
 from pathlib import Path
 
 from aiohttp import ClientSession, TCPConnector
 
+from tests.serving import start_serve
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _children(pid: int) -> set[int]:
@@ -34,29 +28,6 @@ def _alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return state != "Z"
-
-
-async def _start(tmp_path: Path, workers: int) -> tuple[asyncio.subprocess.Process, int]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATA_DIR": str(tmp_path / "data"),
-        "HTTP_PORT": str(port),
-        "HTTP_WORKERS": str(workers),
-        "LOG_FORMAT": "json",
-        "TELEGRAM_BOT_TOKEN": "",
-    }
-    env.pop("DATABASE_URL", None)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(ROOT / "main.py"),
-        "serve",
-        cwd=tmp_path,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    return proc, port
 
 
 async def _answering_pids(port: int, want: int, seconds: float = 90) -> set[int]:
@@ -88,7 +59,7 @@ async def _stop(proc: asyncio.subprocess.Process) -> list[str]:
 
 
 async def test_two_workers_share_the_port_and_stop_cleanly_on_sigint(tmp_path: Path) -> None:
-    proc, port = await _start(tmp_path, workers=2)
+    proc, port = await start_serve(tmp_path, workers=2)
     try:
         pids = await _answering_pids(port, want=2)
         workers = _children(proc.pid)
@@ -104,7 +75,7 @@ async def test_two_workers_share_the_port_and_stop_cleanly_on_sigint(tmp_path: P
 
 
 async def test_a_dead_worker_is_logged_and_the_primary_keeps_serving(tmp_path: Path) -> None:
-    proc, port = await _start(tmp_path, workers=2)
+    proc, port = await start_serve(tmp_path, workers=2)
     try:
         pids = await _answering_pids(port, want=2)
         (worker,) = pids - {proc.pid}

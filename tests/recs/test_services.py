@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import pytest
 
 from db.models import InteractionKind, Track, User
+from ml.features import AUDIO_FEATURES
 from services.dto import GenreGuess
 from services.errors import InvalidInput, NoFeatures, TrackNotFound
 from services.feedback import FeedbackService
@@ -30,20 +31,7 @@ async def test_similar_for_a_track_added_after_the_index(sessions, catalog: Cata
     template = catalog.tracks[catalog.by_genre["techno"][0] - 1]
     async with sessions.begin() as s:
         new = Track(spotify_id="newtrack0000000000000x", name="Fresh", artists="Someone New", source="spotify")
-        for c in (
-            "danceability",
-            "energy",
-            "key",
-            "loudness",
-            "mode",
-            "speechiness",
-            "acousticness",
-            "instrumentalness",
-            "liveness",
-            "valence",
-            "tempo",
-            "time_signature",
-        ):
+        for c in AUDIO_FEATURES:
             setattr(new, c, getattr(template, c))
         bare = Track(spotify_id="nofeatures000000000000", name="Bare", artists="Nobody")
         s.add_all([new, bare])
@@ -206,20 +194,7 @@ async def test_model_probabilities_enter_the_index(sqlite_sessions, sqlite_catal
     assert sum(r.track.genres == ("techno",) for r in result) >= 9
     async with sqlite_sessions.begin() as s:
         fresh = Track(spotify_id="probaonly0000000000000", name="Nu", artists="Nobody Yet", duration_ms=None)
-        for c in (
-            "danceability",
-            "energy",
-            "key",
-            "loudness",
-            "mode",
-            "speechiness",
-            "acousticness",
-            "instrumentalness",
-            "liveness",
-            "valence",
-            "tempo",
-            "time_signature",
-        ):
+        for c in AUDIO_FEATURES:
             setattr(fresh, c, getattr(sqlite_catalog.tracks[seed - 1], c))
         s.add(fresh)
         await s.flush()
