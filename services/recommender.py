@@ -6,10 +6,13 @@
   well-behaved ones, a quantile (rank) transform for the skewed ones (speechiness, acousticness,
   instrumentalness, liveness), log duration, key as a point on the pitch circle (sin, cos) —
   each column multiplied by its weight;
-- genre (sparse): the Hellinger embedding (square root) of each track's genre distribution —
-  its dataset labels, mixed with the genre model's probabilities when given (top classes kept) —
-  so that the squared distance of two distributions is 2 − 2·Bhattacharyya; scaled by the
-  genre weight.
+- genre (sparse): per track, how likely it shares a genre with a query — 1 per dataset label
+  (damped for tracks filed under many genres), mixed with the genre model's probabilities when
+  given (top classes kept); a query carries a genre distribution q (the model's probabilities for
+  a new track, the labels of a catalogue track), so `block @ q` is the chance of a shared genre and
+  the squared distance grows by 2·w²·(1 − that chance). The earlier Hellinger embedding (√ of
+  both distributions, Bhattacharyya similarity) stays selectable (`genre_metric`); the evaluation
+  compares both (docs/recs-eval.md).
 
 A query is a point in the same space. For a track the catalogue never saw, its genre part comes
 from the model's probabilities, or else from the labels of its audio nearest neighbours.
@@ -34,7 +37,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from scipy import sparse
@@ -97,14 +100,26 @@ class EngineWeights:
             }
         )
     )
-    genre: float = 6.0  # weight of the genre block (0: audio only); chosen by services/rec_eval.py
-    label_mix: float = 0.5  # catalogue genre vector: this share labels, the rest model probabilities
+    # genre, label_mix, label_damping: chosen on validation seeds by services/rec_eval.py (docs/recs-eval.md)
+    genre: float = 12.0  # weight of the genre block (0: audio only)
+    label_mix: float = 1.0  # a labelled catalogue track's genre vector: this share labels, the rest model probabilities
     genre_top: int = 5  # model probabilities kept per catalogue track (the genre block is sparse)
+    # "match": a track's genre score is the probability that it shares a genre with the query — the
+    # query's genre distribution summed over the track's labels (mixed with its model probabilities);
+    # "hellinger": Bhattacharyya similarity of the two distributions.
+    genre_metric: Literal["match", "hellinger"] = "match"
+    # match: each label of a track carrying L labels counts L^-damping — 0 is the exact shared-genre
+    # chance, which lets tracks filed under many genres come back for every seed
+    label_damping: float = 0.25
     knn_genre: int = 30  # neighbours voting the genre of a track that has neither labels nor probabilities
     pool: int = 200  # candidate pool re-ranked after the distance scan
     popularity_tilt: float = 0.15  # how far the familiar ↔ new dial tilts towards popular / less-known tracks
     max_mmr: float = 0.6  # MMR weight of novelty at diversity = 1
     artist_repeat: float = 0.1  # soft penalty per track of the same artist already in the window of 10
+
+    def __post_init__(self) -> None:
+        if self.genre_metric not in ("match", "hellinger"):
+            raise ValueError(f"genre_metric must be 'match' or 'hellinger', not {self.genre_metric!r}")
 
     def with_(self, **changes: Any) -> EngineWeights:
         return replace(self, **changes)
@@ -299,7 +314,7 @@ class CatalogIndex:
             dist = labels
         self.has_genre = has_label | (proba is not None)
         self.has_proba = proba is not None
-        self._setup_genre_block(dist)
+        self._setup_genre_block(dist, labels > 0, proba)
 
     # -- construction helpers -------------------------------------------------------------------
 
@@ -309,20 +324,31 @@ class CatalogIndex:
     def _artist(self, name: str) -> int:
         return self._artist_ids.setdefault(normalize(name) or name, len(self._artist_ids))
 
-    def _setup_genre_block(self, dist: np.ndarray) -> None:
-        """Sparse Hellinger block: sqrt of each track's genre distribution (top classes only)."""
+    def _setup_genre_block(self, dist: np.ndarray, member: np.ndarray, proba: np.ndarray | None) -> None:
+        """The genre block: per track, its distribution (queries) and what a query is scored against.
+
+        hellinger: both are the square root of the distribution (top classes only);
+        match: the scored side is membership — 1 for each label, mixed with the model probabilities
+        (top classes) — so that `block @ q` is the chance the track shares a genre with a query whose
+        distribution is q.
+        """
         n, k = dist.shape
         self.genre_on = k > 0 and self.weights.genre > 0 and bool(self.has_genre.any())
         if not self.genre_on:
-            self.genre = sparse.csr_matrix((n, k), dtype=np.float32)
+            self.genre = self.genre_dist = sparse.csr_matrix((n, k), dtype=np.float32)
             return
         top = self.weights.genre_top
-        if k > top:
-            cut = -np.partition(-dist, top - 1, axis=1)[:, top - 1 : top]
-            dist = np.where(dist >= cut, dist, 0.0)
-        total = dist.sum(axis=1, keepdims=True)
-        dist = np.divide(dist, total, out=np.zeros_like(dist), where=total > 0)
-        self.genre = sparse.csr_matrix(np.sqrt(dist), dtype=np.float32)
+        dist = _top_normalized(dist, top)
+        if self.weights.genre_metric == "match":
+            self.genre_dist = sparse.csr_matrix(dist, dtype=np.float32)
+            mix = self.weights.label_mix
+            p = _top_normalized(proba, top) if proba is not None else np.zeros_like(dist)
+            labelled = member.any(axis=1, keepdims=True)
+            member = member / np.maximum(member.sum(axis=1, keepdims=True), 1.0) ** self.weights.label_damping
+            score = np.where(labelled, mix * member + (1 - mix) * p, p) if proba is not None else member * 1.0
+            self.genre = sparse.csr_matrix(score, dtype=np.float32)
+        else:
+            self.genre = self.genre_dist = sparse.csr_matrix(np.sqrt(dist), dtype=np.float32)
 
     @classmethod
     def from_rows(
@@ -438,7 +464,17 @@ class CatalogIndex:
     def signature(self) -> str:
         """Changes when vectors from an older index would not fit this one."""
         w = self.weights
-        text = repr((sorted(w.features.items()), w.genre, w.label_mix, w.genre_top, self.has_proba, self.classes))
+        text = repr(
+            (
+                sorted(w.features.items()),
+                w.genre,
+                w.label_mix,
+                w.genre_top,
+                w.genre_metric,
+                self.has_proba,
+                self.classes,
+            )
+        )
         return f"{len(self)}:{hashlib.blake2b(text.encode(), digest_size=6).hexdigest()}"
 
     def track_info(self, position: int) -> TrackInfo:
@@ -461,7 +497,7 @@ class CatalogIndex:
     # -- embedding -------------------------------------------------------------------------------
 
     def query_for(self, position: int) -> Query:
-        genre = self.genre[position].toarray().ravel() if self.genre_on and self.has_genre[position] else None
+        genre = self.genre_dist[position].toarray().ravel() if self.genre_on and self.has_genre[position] else None
         if genre is None:
             genre = self._knn_genre(self.audio[position])
         return Query(self.audio[position].copy(), genre)
@@ -513,7 +549,8 @@ class CatalogIndex:
 
     def _embed_dist(self, dist: np.ndarray) -> np.ndarray:
         dist = np.clip(np.asarray(dist, dtype=np.float64), 0.0, None)
-        return np.sqrt(dist / dist.sum()).astype(np.float32)
+        dist = dist / dist.sum()
+        return (dist if self.weights.genre_metric == "match" else np.sqrt(dist)).astype(np.float32)
 
     def genre_distribution(
         self, audio: np.ndarray, k: int | None = None, audio_d2: np.ndarray | None = None
@@ -545,13 +582,22 @@ class CatalogIndex:
     def distances2(self, query: Query) -> np.ndarray:
         """Squared distances of every track to the query (float32).
 
-        Genre part: w² · ‖√p − √q‖² = w² · (2 − 2·BC(p, q)); tracks without any genre count BC = ½.
+        Genre part: 2w² · (1 − s), s the genre similarity in [0, 1] — the chance of a shared genre
+        ("match"), or Bhattacharyya: w² · ‖√p − √q‖² = w² · (2 − 2·BC(p, q)) ("hellinger"); tracks
+        without any genre count s = ½ · (the query's top genre share) ("match") or BC = ½.
         """
         d2 = self.audio_distances2(query.audio) if query.audio_d2 is None else query.audio_d2.copy()
         if query.genre is not None and self.genre_on:
-            bc = self.genre @ query.genre.astype(np.float32, copy=False)
-            bc = np.where(self.has_genre, bc, 0.5)
-            d2 += (2.0 * self.weights.genre**2) * (1.0 - bc)
+            q = query.genre.astype(np.float32, copy=False)
+            if self.weights.genre_metric == "match":
+                q = np.clip(q, 0.0, None)
+                q = q / q.sum() if q.sum() > 0 else q
+                unknown = 0.5 * float(q.max(initial=0.0))
+            else:
+                unknown = 0.5
+            s = self.genre @ q
+            s = np.where(self.has_genre, s, unknown)
+            d2 += (2.0 * self.weights.genre**2) * (1.0 - s)
         return d2
 
     def search(
@@ -664,6 +710,15 @@ class CatalogIndex:
                 diff = vectors - vectors[j]
                 novelty = np.minimum(novelty, np.sqrt(np.einsum("ij,ij->i", diff, diff)) / scale)
         return hits
+
+
+def _top_normalized(dist: np.ndarray, top: int) -> np.ndarray:
+    """Each row keeps its `top` largest entries, renormalised to sum 1 (all-zero rows stay zero)."""
+    if dist.shape[1] > top:
+        cut = -np.partition(-dist, top - 1, axis=1)[:, top - 1 : top]
+        dist = np.where(dist >= cut, dist, 0.0)
+    total = dist.sum(axis=1, keepdims=True)
+    return np.divide(dist, total, out=np.zeros_like(dist, dtype=np.float64), where=total > 0)
 
 
 def smallest(values: np.ndarray, k: int) -> np.ndarray:

@@ -85,6 +85,7 @@ async def test_recommend_many_seeds_from_csv(dataset: Path, tmp_path: Path) -> N
 def test_evaluation_report(dataset: Path, tmp_path: Path) -> None:
     report = run_evaluation(dataset, n_test=40, n_validation=20)
     assert "| Original (genre → 10 nearest, unscaled) |" in report.markdown
+    assert "95% paired bootstrap interval" in report.markdown
     encore = report.results["Encore (diversity 0.3)"]
     original = report.results["Original (genre → 10 nearest, unscaled)"]
     assert encore.cap_violations == 0
@@ -143,3 +144,14 @@ def test_with_a_holdout_both_seed_sets_are_held_out_and_disjoint() -> None:
     assert len(test_ids) == 30 and len(val_ids) == 20
     assert test_ids <= holdout and val_ids <= holdout and not test_ids & val_ids
     assert not {ids[0] for ids in split.catalog["all_ids"]} & holdout
+
+
+def test_paired_bootstrap_interval() -> None:
+    from services.rec_eval import paired_bootstrap
+
+    better = [0.5, 0.6, 0.4, 0.5] * 50
+    worse = [0.3, 0.4, 0.3, 0.2] * 50
+    lo, hi = paired_bootstrap(better, worse)
+    assert 0.0 < lo <= 0.2 <= hi  # the mean difference is 0.5 − 0.3
+    lo, hi = paired_bootstrap(worse, worse)
+    assert lo == hi == 0.0

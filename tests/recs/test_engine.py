@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from ml.features import AUDIO_FEATURES
 from services.recommender import ARTIST_CAP, ARTIST_WINDOW, CatalogIndex, CoLikeModel, EngineWeights
@@ -136,6 +137,7 @@ def test_routed_proba_sends_rows_with_odd_duration_to_the_audio_only_head() -> N
     class TwoHeads:
         classes = ("a", "b")
         raw_inputs = (*AUDIO_FEATURES, "duration_ms", "explicit")
+
         def __init__(self) -> None:
             self.calls: list[int] = []
 
@@ -150,3 +152,49 @@ def test_routed_proba_sends_rows_with_odd_duration_to_the_audio_only_head() -> N
     out = routed_proba(model, np.hstack([audio, extra]))
     assert out.tolist() == [[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]
     assert sorted(model.calls) == [len(AUDIO_FEATURES), len(AUDIO_FEATURES) + 2]
+
+
+def _genre_index(genres: list[list[str]], weights: EngineWeights) -> CatalogIndex:
+    """Identical sound for every track, so only the genre block orders them."""
+    n = len(genres)
+    row = [0.5, 0.5, 5, -8.0, 1, 0.1, 0.2, 0.0, 0.1, 0.5, 120.0, 4, 200_000.0]
+    return CatalogIndex(
+        ids=list(range(1, n + 1)),
+        spotify_ids=[f"id{i:020d}" for i in range(n)],
+        names=[f"song {i}" for i in range(n)],
+        artists=[f"artist {i}" for i in range(n)],
+        raw=np.asarray([row] * n, dtype=float),
+        genres=genres,
+        weights=weights,
+    )
+
+
+def test_match_score_is_the_chance_of_a_shared_genre() -> None:
+    index = _genre_index([["b"], ["a"], ["a", "b"], ["c"]], EngineWeights(genre=4.0, label_damping=0.0))
+    q = np.zeros(len(index.classes))
+    q[index.classes.index("a")], q[index.classes.index("b")] = 0.6, 0.4
+    query = index.query_for_features({c: float(index.raw[0, i]) for i, c in enumerate(AUDIO_FEATURES)}, proba=q)
+    ranked = [index.genres[h.position] for h in index.search(query, 4, diversity=0.0)]
+    # a+b covers the whole query (1.0), then a (0.6), b (0.4), c (0).
+    assert ranked == [("a", "b"), ("a",), ("b",), ("c",)]
+
+
+def test_label_damping_pulls_many_genre_tracks_back() -> None:
+    genres = [["a"], ["a", "b", "c", "d"]]
+    q = np.asarray([0.7, 0.1, 0.1, 0.1])  # classes a, b, c, d
+    features = {c: 0.5 for c in AUDIO_FEATURES} | {"key": 5, "loudness": -8.0, "tempo": 120.0, "time_signature": 4}
+
+    def first(damping: float) -> tuple[str, ...]:
+        index = _genre_index(genres, EngineWeights(genre=4.0, label_damping=damping))
+        return index.genres[index.search(index.query_for_features(features, proba=q), 1)[0].position]
+
+    assert first(0.0) == ("a", "b", "c", "d")  # 1.0 against 0.7
+    assert first(1.0) == ("a",)  # each of four labels counts 1/4: 0.25 against 0.7
+
+
+def test_hellinger_metric_stays_available_and_bad_metrics_are_refused() -> None:
+    index = build(EngineWeights(genre_metric="hellinger"))
+    hits = index.search(index.query_for(0), 10, exclude={0})
+    assert all(index.genres[h.position] == ("rock",) for h in hits)
+    with pytest.raises(ValueError, match="genre_metric"):
+        EngineWeights(genre_metric="cosine")  # type: ignore[arg-type]
