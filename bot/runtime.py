@@ -102,10 +102,15 @@ class TelegramRuntime:
                 self.polling.cancel()
             except Exception:
                 log.exception("polling ended with an error")
-        if self.webhook is not None:
-            pending = list(getattr(self.webhook, "_background_feed_update_tasks", ()))
-            if pending:
-                await asyncio.wait(pending, timeout=15)
+        # Polling runs each update as its own task and does not wait for them when it stops (nor does the
+        # webhook handler for its background feeds): wait here, so that no handler is cut off between
+        # its reply and its state write, or holding a chat's Redis lock when the storage closes.
+        pending = [
+            *getattr(self.dispatcher, "_handle_update_tasks", ()),
+            *(getattr(self.webhook, "_background_feed_update_tasks", ()) if self.webhook is not None else ()),
+        ]
+        if pending:
+            await asyncio.wait(pending, timeout=15)
         await self.dispatcher.storage.close()
         await self.dispatcher.fsm.events_isolation.close()
         await self.bot.session.close()

@@ -194,3 +194,26 @@ def test_every_callback_button_fits_64_bytes() -> None:
             packed = value.pack()
             assert 1 <= len(packed.encode()) <= 64, packed
             assert type(value).unpack(packed) == value
+
+
+async def test_stop_lets_a_handler_in_flight_finish(
+    live_container: Container, telegram: FakeTelegram, fakes: FakeServices
+) -> None:
+    """Stopping mid-update: the reply still goes out before the bot session and storage close."""
+    started = asyncio.Event()
+    resolve = fakes.tracks.resolve
+
+    async def slow_resolve(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        await asyncio.sleep(0.5)
+        return await resolve(*args, **kwargs)
+
+    fakes.tracks.resolve = slow_resolve  # type: ignore[method-assign]
+    rt = await start_telegram(live_container, None, polling_timeout=1, start_scheduler=False)
+    mark = telegram.mark()
+    telegram.send_text(ANN, "Techno Song 25")
+    await asyncio.wait_for(started.wait(), 5)
+    await rt.stop()
+    replies = [c for c in telegram.calls[mark:] if c.method == "sendMessage" and sent_to(c, ANN)]
+    assert len(replies) == 1 and replies[0].ok
+    assert not getattr(rt.dispatcher, "_handle_update_tasks", set())
