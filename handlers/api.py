@@ -461,6 +461,16 @@ async def radio_feedback(request: web.Request) -> web.Response:
     return json_response(radio_json(step))
 
 
+async def get_radio(request: web.Request) -> web.Response:
+    radio_id = path_id(request, "radio_id")
+    return json_response(radio_json(await _service(request, "radio").current(radio_id, user_id=None)))
+
+
+async def stop_radio(request: web.Request) -> web.Response:
+    radio_id = path_id(request, "radio_id")
+    return json_response(radio_json(await _service(request, "radio").stop(radio_id, user_id=None)))
+
+
 async def openapi_document(request: web.Request) -> web.Response:
     return web.Response(body=request.app[openapi_key], content_type="application/json")
 
@@ -482,4 +492,6 @@ def setup_routes(app: web.Application, config: WebConfig) -> None:
     router.add_get(f"{API}/tracks/{ID % 'track_id'}/similar", similar_tracks)
     router.add_post(f"{API}/genre", guess_genre)
     router.add_post(f"{API}/radio", start_radio)
+    router.add_get(f"{API}/radio/{ID % 'radio_id'}", get_radio)
     router.add_post(f"{API}/radio/{ID % 'radio_id'}/feedback", radio_feedback)
+    router.add_post(f"{API}/radio/{ID % 'radio_id'}/stop", stop_radio)

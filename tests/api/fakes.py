@@ -265,7 +265,9 @@ class FakeRadioService:
         self, radio_id: int, track_id: int, action: Literal["like", "skip", "next"], *, user_id: int | None
     ) -> RadioStep:
         radio = self._get(radio_id, user_id)
-        if radio.stopped or radio.current != track_id:
+        if radio.stopped:  # as RadioService: a stopped radio answers its stopped step
+            return await self._step(radio)
+        if radio.current != track_id:
             raise errors.InvalidInput("That is not the radio's current track.")
         radio.likes += action == "like"
         radio.skips += action == "skip"
@@ -279,8 +281,12 @@ class FakeRadioService:
         radio.stopped = True
         return await self._step(radio)
 
+    async def current(self, radio_id: int, *, user_id: int | None) -> RadioStep:
+        return await self._step(self._get(radio_id, user_id))
+
     async def _step(self, radio: _Radio) -> RadioStep:
-        track = await self._tracks.get(radio.current) if radio.current is not None else None
+        playing = radio.current is not None and not radio.stopped
+        track = await self._tracks.get(radio.current) if playing else None
         return RadioStep(radio.id, track, radio.position, radio.likes, radio.skips, radio.stopped)
 
 

@@ -372,3 +372,16 @@ async def test_response_cache_serves_stale_while_one_refresh_runs() -> None:
         await cache.get_or_compute((i,), compute)
     assert len(cache._items) == 2  # LRU bound
     await cache.close()
+
+
+async def test_radio_get_and_stop(client: TestClient, container: Any) -> None:
+    step = await (await client.post("/api/v1/radio", json={"track_id": 1})).json()
+    url = f"/api/v1/radio/{step['radio_id']}"
+    assert (await (await client.get(url)).json())["track"]["id"] == 1
+    stopped = await (await client.post(f"{url}/stop")).json()
+    assert stopped["stopped"] is True and stopped["track"] is None
+    await problem(await client.get("/api/v1/radio/77"), 404)
+    await problem(await client.post("/api/v1/radio/77/stop"), 404)
+    other = await container.radio.start(1, user_id=42)
+    await problem(await client.get(f"/api/v1/radio/{other.radio_id}"), 403)
+    await problem(await client.post(f"/api/v1/radio/{other.radio_id}/stop"), 403)

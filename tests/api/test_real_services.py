@@ -139,6 +139,19 @@ async def test_search_card_similar_and_radio_end_to_end(rclient: TestClient) -> 
     stale = await rclient.post(f"/api/v1/radio/{radio}/feedback", json={"track_id": track["id"], "action": "like"})
     assert stale.status == 409
 
+    now = await (await rclient.get(f"/api/v1/radio/{radio}")).json()
+    assert (now["track"]["id"], now["position"], now["likes"], now["skips"]) == (current, 4, 1, 1)
+    stopped = await rclient.post(f"/api/v1/radio/{radio}/stop")
+    assert stopped.status == 200
+    body = await stopped.json()
+    assert body["stopped"] is True and body["track"] is None and body["position"] == 4
+    # Feedback after the stop moves nothing and records nothing: the radio stays where it stopped.
+    late = await rclient.post(f"/api/v1/radio/{radio}/feedback", json={"track_id": current, "action": "like"})
+    assert late.status == 200 and (await late.json())["stopped"] is True
+    again = await (await rclient.get(f"/api/v1/radio/{radio}")).json()
+    assert (again["stopped"], again["likes"], again["position"]) == (True, 1, 4)
+    assert (await rclient.post(f"/api/v1/radio/{radio}/stop")).status == 200  # stopping twice is harmless
+
 
 async def test_real_errors_map_to_problems(rclient: TestClient) -> None:
     assert (await rclient.get("/api/v1/tracks/99999")).status == 404
@@ -146,6 +159,8 @@ async def test_real_errors_map_to_problems(rclient: TestClient) -> None:
     assert (await rclient.post("/api/v1/radio", json={"track_id": 99999})).status == 404
     resp = await rclient.post("/api/v1/radio/99999/feedback", json={"track_id": 1, "action": "like"})
     assert resp.status == 404 and resp.content_type == "application/problem+json"
+    for resp in (await rclient.get("/api/v1/radio/99999"), await rclient.post("/api/v1/radio/99999/stop")):
+        assert resp.status == 404 and resp.content_type == "application/problem+json"
 
 
 async def test_track_without_features(rclient: TestClient, real: Container) -> None:
