@@ -9,7 +9,7 @@ from ml import experiments
 
 def test_experiments_write_one_row_per_variant(tiny_data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "experiments.md"
-    assert experiments.main(["--data", str(tiny_data_dir), "--out", str(out)]) == 0
+    assert experiments.main(["--data", str(tiny_data_dir), "--out", str(out), "--rounds", "60"]) == 0
     rows = [
         line for line in out.read_text().splitlines() if line.startswith("| seed6 |") or line.startswith("| catalog |")
     ]
