@@ -1,4 +1,9 @@
-"""Inline mode: `@bot query` in any chat → up to 10 personal results; an empty query → recent likes."""
+"""Inline mode: `@bot query` in any chat → up to 10 personal results; an empty query → recent likes.
+
+When inline feedback is switched on for the bot (BotFather → /setinlinefeedback), Telegram reports
+each result a user sends; it is recorded as a search of that track (context "inline"), so it counts
+in the user's genre history and cold-start picks like a search in private chat.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from aiogram import Bot, Router
 from aiogram.types import (
+    ChosenInlineResult,
     InlineQuery,
     InlineQueryResultArticle,
     InlineQueryResultsButton,
@@ -17,9 +23,10 @@ from aiogram.types import (
 
 from bot.keyboards import links_keyboard
 from bot.texts import Texts, clip, percent
+from db.models import InteractionKind
 from handlers.common import deep_link
 from services.dto import GenreGuess, TrackInfo, UserInfo
-from services.errors import EncoreError
+from services.errors import EncoreError, TrackNotFound
 
 if TYPE_CHECKING:
     from services.feedback import FeedbackService
@@ -114,3 +121,14 @@ async def on_inline_query(
             text=texts.labels(user.language)("inline_likes_empty"), start_parameter="inline"
         )
     await inline_query.answer(results, cache_time=CACHE_SECONDS, is_personal=True, button=button)
+
+
+@router.chosen_inline_result()
+async def on_chosen_inline_result(chosen: ChosenInlineResult, user: UserInfo, feedback: FeedbackService) -> None:
+    if not chosen.result_id.isdecimal() or len(chosen.result_id) > 18:
+        log.info("chosen inline result with a foreign id ignored")
+        return
+    try:
+        await feedback.record(user.id, int(chosen.result_id), InteractionKind.SEARCHED, "inline")
+    except TrackNotFound:
+        log.info("chosen inline result for a track that no longer exists: %s", chosen.result_id)

@@ -3,6 +3,7 @@ FeedbackService, UserService) on an in-memory SQLite catalogue, against the fake
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -96,4 +97,23 @@ async def test_journey_over_real_services(runtime: TelegramRuntime, telegram: Fa
     telegram.inline(CARLA, "")
     recent = await telegram.wait_for("answerInlineQuery", after=mark)
     assert len(recent.params["results"]) == 2
+
+    # A sent inline result is recorded as a search of that track; foreign or unknown ids are ignored.
+    sent_id = int(answer.params["results"][0]["id"])
+    inline_searches = (
+        select(func.count())
+        .select_from(Interaction)
+        .where(Interaction.user_id == user_id, Interaction.context == "inline")
+    )
+    for result_id in ("not-a-track", "999999999", str(sent_id)):
+        telegram.choose_inline(CARLA, result_id, "Jazz Band")
+    for _ in range(100):
+        if await count(real, inline_searches):
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)  # the two ignored ones came first; nothing else may land
+    assert await count(real, inline_searches) == 1
+    tracked = select(Interaction.track_id, Interaction.kind).where(Interaction.context == "inline")
+    async with real.sessions() as s:
+        assert (await s.execute(tracked)).one() == (sent_id, InteractionKind.SEARCHED)
     assert [c for c in telegram.calls if not c.ok] == []

@@ -451,6 +451,10 @@ class FakeTelegram:
     def inline(self, user: dict[str, Any], query: str) -> dict[str, Any]:
         return self.enqueue(self.inline_update(user, query))
 
+    def choose_inline(self, user: dict[str, Any], result_id: str, query: str) -> dict[str, Any]:
+        """The user sent inline result `result_id` (reported when inline feedback is on)."""
+        return self.enqueue({"chosen_inline_result": {"result_id": result_id, "from": user, "query": query}})
+
     @staticmethod
     def buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
         markup = message.get("reply_markup") or {}
