@@ -23,9 +23,8 @@ from aiogram.types import (
 
 from bot.keyboards import links_keyboard
 from bot.texts import Texts, clip, percent
-from db.models import InteractionKind
 from handlers.common import deep_link
-from services.dto import GenreGuess, TrackInfo, UserInfo
+from services.dto import GenreGuess, InteractionKind, TrackInfo, UserInfo
 from services.errors import EncoreError, TrackNotFound
 
 if TYPE_CHECKING:
