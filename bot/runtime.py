@@ -13,7 +13,6 @@ serve one bot.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from bot.middlewares import MemoryThrottle, RedisThrottle, ThrottleBackend
 from bot.notifier import TelegramNotifier
 from bot.scheduler import create_scheduler
 from bot.texts import Texts
-from services.jobs import DailyPicksService
+from services.jobs import DailyPicksService, SharedPacer
 from services.users import SUPPORTED_LANGUAGES
 
 if TYPE_CHECKING:
@@ -94,8 +93,10 @@ class TelegramRuntime:
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         if self.polling is not None:
-            with contextlib.suppress(RuntimeError):  # polling had not started yet
+            try:
                 await self.dispatcher.stop_polling()
+            except RuntimeError:  # polling had not started yet: nothing in flight, so cancel its start
+                self.polling.cancel()
             try:
                 await asyncio.wait_for(asyncio.shield(self.polling), timeout=15)
             except (TimeoutError, asyncio.CancelledError):
@@ -154,8 +155,10 @@ async def start_telegram(
         throttle_window=throttle_window,
         texts=texts,
     )
+    # With Redis, every instance draws its sends from one pace: Telegram's limit is per bot.
+    shared_pace = (lambda: SharedPacer(redis, picks_rate)) if redis is not None else None
     picks = DailyPicksService(
-        container.sessions, container.recommendations, TelegramNotifier(bot, texts), rate=picks_rate
+        container.sessions, container.recommendations, TelegramNotifier(bot, texts), rate=picks_rate, pacer=shared_pace
     )
     runtime = TelegramRuntime(bot=bot, dispatcher=dp, storage=storage, isolation=isolation, picks=picks, redis=redis)
 

@@ -2,7 +2,9 @@
 
 Delivery is claimed in the database (`daily_picks`, unique per user and day) *before* anything is
 sent, so a restart, a slow run or a second instance against the same database never sends twice.
-Sending goes through a `Notifier` (the bot implements it) and is paced to `rate` messages a second.
+Sending goes through a `Notifier` (the bot implements it) and is paced to `rate` messages a second:
+per process by default, or across every instance sharing one Redis (`SharedPacer`), since Telegram's
+limit (about 30 messages a second) is per bot, not per process.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -90,6 +92,48 @@ class Pacer:
         self._starts.append(self._clock())
 
 
+class Pacing(Protocol):
+    async def wait(self) -> None: ...
+
+
+class SharedPacer:
+    """`rate` starts a second across every process that shares one Redis key.
+
+    Each start reserves the next free slot atomically (a Lua script on Redis's own clock, so hosts'
+    clocks need not agree) and sleeps until it; slots are `1 / rate` apart for all instances together.
+    """
+
+    _RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local interval = tonumber(ARGV[1])
+local slot = tonumber(redis.call('GET', KEYS[1]) or '0')
+if slot < now then slot = now end
+local ttl = math.ceil((slot + interval - now) * 1000) + 1000
+redis.call('SET', KEYS[1], string.format('%.6f', slot + interval), 'PX', ttl)
+return string.format('%.6f', slot - now)
+"""
+
+    def __init__(
+        self,
+        redis: Any,
+        rate: float,
+        key: str = "encore:picks:pace",
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self._interval = 1.0 / rate
+        self._key = key
+        self._sleep = sleep
+        self._reserve = redis.register_script(self._RESERVE)
+
+    async def wait(self) -> None:
+        delay = float(await self._reserve(keys=[self._key], args=[repr(self._interval)]))
+        if delay > 0:
+            await self._sleep(delay)
+
+
 class DailyPicksService:
     def __init__(
         self,
@@ -100,11 +144,13 @@ class DailyPicksService:
         rate: float = 25.0,
         batch: int = 1000,
         concurrency: int = 25,
+        pacer: Callable[[], Pacing] | None = None,
     ) -> None:
+        """`pacer` makes the pacing for one run (default: `Pacer(rate)` in this process)."""
         self._sessions = sessions
         self._recommendations = recommendations
         self._notifier = notifier
-        self._rate = rate
+        self._new_pacer: Callable[[], Pacing] = pacer or (lambda: Pacer(rate))
         self._batch = batch
         self._concurrency = concurrency
         self._lock = asyncio.Lock()
@@ -123,7 +169,7 @@ class DailyPicksService:
                 due = [_Due(u.id, u.telegram_id, u.language) for u in rows if u.telegram_id is not None]
             if not due:
                 return DeliveryStats()
-            pacer = Pacer(self._rate)
+            pacer = self._new_pacer()
             gate = asyncio.Semaphore(self._concurrency)
             results: list[str] = []
 
@@ -149,7 +195,7 @@ class DailyPicksService:
         log.info("daily picks for %s at %02d:xx: %s", day, now.hour, stats)
         return stats
 
-    async def _deliver(self, user: _Due, day: date, pacer: Pacer) -> str:
+    async def _deliver(self, user: _Due, day: date, pacer: Pacing) -> str:
         async with self._db:
             async with self._sessions.begin() as session:
                 if not await DailyPickRepository(session).claim(user.user_id, day):

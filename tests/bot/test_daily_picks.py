@@ -254,3 +254,34 @@ async def test_daily_pick_e2e_over_the_wire(sqlite_sessions: async_sessionmaker[
     finally:
         await bot.session.close()
         await server.close()
+
+
+@pytest.mark.redis
+async def test_shared_pacer_paces_two_instances_together(redis_url: str) -> None:
+    """Two processes' pacers on one Redis: 40 starts at 50/s take ≥ 0.78 s (alone, each would take 0.38 s)."""
+    from redis.asyncio import Redis
+
+    from services.jobs import SharedPacer
+
+    clients = [Redis.from_url(redis_url), Redis.from_url(redis_url)]
+    try:
+        pacers = [SharedPacer(c, 50, key="encore:test:pace") for c in clients]
+        starts: list[float] = []
+
+        async def instance(pacer: SharedPacer) -> None:
+            for _ in range(20):
+                await pacer.wait()
+                starts.append(time.monotonic())
+
+        began = time.monotonic()
+        await asyncio.gather(*(instance(p) for p in pacers))
+        starts.sort()
+        assert len(starts) == 40
+        assert starts[-1] - began >= 39 / 50 - 0.02
+        for i, start in enumerate(starts):  # never more than the rate (+1 for timer jitter) in a second
+            assert sum(1 for t in starts[i:] if t - start < 1.0) <= 51
+        assert 0 < await clients[0].pttl("encore:test:pace") <= 2000  # the key expires on its own
+    finally:
+        for c in clients:
+            await c.aclose()
+

@@ -217,3 +217,12 @@ async def test_stop_lets_a_handler_in_flight_finish(
     replies = [c for c in telegram.calls[mark:] if c.method == "sendMessage" and sent_to(c, ANN)]
     assert len(replies) == 1 and replies[0].ok
     assert not getattr(rt.dispatcher, "_handle_update_tasks", set())
+
+
+async def test_stop_right_after_start_does_not_hang(live_container: Container) -> None:
+    """Stopped before polling began: stop() cancels the start instead of waiting out its 15 s grace."""
+    rt = await start_telegram(live_container, None, polling_timeout=1, start_scheduler=False)
+    began = time.monotonic()
+    await rt.stop()  # awaited directly: the polling task has not run yet
+    assert time.monotonic() - began < 5  # a hang guard: the old behaviour waited the whole 15 s
+    assert rt.polling is not None and rt.polling.done()

@@ -140,3 +140,18 @@ async def test_redis_throttling_and_isolation(
             await redis.aclose()
     finally:
         await runtime.stop()
+
+
+@pytest.mark.redis
+async def test_daily_picks_share_one_pace_through_redis(
+    telegram: FakeTelegram, sqlite_engine, sqlite_sessions, fakes: FakeServices, redis_url: str
+) -> None:
+    """Telegram's send limit is per bot: with Redis, every instance's daily picks draw from one pace."""
+    from services.jobs import SharedPacer
+
+    container = make_container(sqlite_engine, sqlite_sessions, fakes, settings_for(telegram, redis_url=redis_url))
+    runtime = await start_telegram(container, None, polling_timeout=1, start_scheduler=False)
+    try:
+        assert isinstance(runtime.picks._new_pacer(), SharedPacer)
+    finally:
+        await runtime.stop()
