@@ -14,7 +14,8 @@ def test_experiments_write_one_row_per_variant(tiny_data_dir: Path, tmp_path: Pa
         line for line in out.read_text().splitlines() if line.startswith("| seed6 |") or line.startswith("| catalog |")
     ]
     assert sum(r.startswith("| seed6 |") for r in rows) == 4
-    assert sum(r.startswith("| catalog |") for r in rows) == 5
+    assert sum(r.startswith("| catalog |") for r in rows) == 9
+    assert sum("vote 0.4" in r and "best iteration" in r for r in rows) == 2
     cleaned = [r for r in rows if "cleaned" in r]
     assert all("fit rows dropped" in r for r in cleaned)
     forests = [r for r in rows if "random forest" in r]
