@@ -279,16 +279,20 @@ FLAT = EngineWeights().with_(features={c: 1.0 for c in EngineWeights().features}
 
 
 def weight_grid(has_model: bool) -> list[tuple[str, EngineWeights]]:
-    """Hellinger (the earlier genre similarity) for reference, then the shared-genre score."""
-    hellinger = EngineWeights(genre_metric="hellinger")
+    """The earlier engine (Hellinger genre similarity, labels mixed half and half with the model's
+    probabilities, genre 6) and its neighbours for reference, then the shared-genre score."""
+    hellinger = EngineWeights(genre_metric="hellinger", genre=6.0, label_mix=0.5)
     grid: list[tuple[str, EngineWeights]] = [
         ("audio only (genre 0)", hellinger.with_(genre=0.0)),
         ("flat features, audio only", FLAT.with_(genre=0.0)),
+        ("hellinger, genre 3, labels 0.5", hellinger.with_(genre=3.0)),
+        ("hellinger, genre 6, labels 0.5 (the earlier engine)", hellinger),
     ]
-    for genre in (3.0, 6.0):
-        grid.append((f"hellinger, genre {genre:g}", hellinger.with_(genre=genre)))
     if has_model:
-        grid.append(("hellinger, genre 6, labels 0.75", hellinger.with_(genre=6.0, label_mix=0.75)))
+        grid += [
+            (f"hellinger, genre {g:g}, labels {m:g}", hellinger.with_(genre=g, label_mix=m))
+            for g, m in ((6.0, 0.75), (6.0, 1.0), (12.0, 1.0))
+        ]
     for genre in (4.0, 8.0, 12.0, 16.0):
         for damping in (0.0, 0.25, 0.5):
             for mix in (0.75, 1.0) if has_model else (1.0,):
@@ -350,7 +354,7 @@ def run_evaluation(
             f"validation {label}: precision {m.precision:.3f}, artists {m.unique_artists:.2f}, "
             f"coverage {m.coverage:.3f}"
         )
-    # The most genre-precise weights whose lists keep at least 8 distinct artists in 10.
+    # The most genre-precise weights whose lists keep 8+ distinct artists in 10 and enough catalogue coverage.
     ctx_r = _context(base, split.validation, proba_fn)
     min_coverage = MIN_COVERAGE_SHARE * evaluate(ctx_r, random_method(ctx_r)).coverage
     varied = [t for t in tuning if t[2].unique_artists >= MIN_ARTISTS and t[2].coverage >= min_coverage] or tuning

@@ -341,11 +341,11 @@ class CatalogIndex:
         dist = _top_normalized(dist, top)
         if self.weights.genre_metric == "match":
             self.genre_dist = sparse.csr_matrix(dist, dtype=np.float32)
-            mix = self.weights.label_mix
-            p = _top_normalized(proba, top) if proba is not None else np.zeros_like(dist)
             labelled = member.any(axis=1, keepdims=True)
-            member = member / np.maximum(member.sum(axis=1, keepdims=True), 1.0) ** self.weights.label_damping
-            score = np.where(labelled, mix * member + (1 - mix) * p, p) if proba is not None else member * 1.0
+            score = member / np.maximum(member.sum(axis=1, keepdims=True), 1.0) ** self.weights.label_damping
+            if proba is not None:
+                p, mix = _top_normalized(proba, top), self.weights.label_mix
+                score = np.where(labelled, mix * score + (1 - mix) * p, p)
             self.genre = sparse.csr_matrix(score, dtype=np.float32)
         else:
             self.genre = self.genre_dist = sparse.csr_matrix(np.sqrt(dist), dtype=np.float32)
