@@ -28,7 +28,7 @@ import numpy as np
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
 
-from ml.data import Dataset, eval_units, grouped_split, load_task
+from ml.data import Dataset, eval_units, load_task, task_split
 from ml.ensemble import CompactForest
 from ml.features import RAW_INPUTS, build_features
 from ml.metrics import scores
@@ -65,9 +65,7 @@ def split_task(ds: Dataset) -> Split:
     classes = tuple(sorted(set(ds.labels)))
     y = np.searchsorted(np.asarray(classes), ds.labels)
     raw = ds.frame[list(RAW_INPUTS)].astype(float).to_numpy()
-    train_idx, _test = grouped_split(ds.labels, ds.groups, 0.2, SEED)
-    fit_rel, val_rel = grouped_split(ds.labels[train_idx], ds.groups[train_idx], 0.15, SEED + 1)
-    fit, val = train_idx[fit_rel], train_idx[val_rel]
+    fit, val, _test = task_split(ds.labels, ds.groups, SEED)
     units = eval_units(ds.frame, ds.labels, ds.groups, val)
     x = build_features(raw, QUICK_SPEC[ds.task])
     return Split(x, y, fit, val, units.rows, units.label_sets, classes, ds.groups)

@@ -33,7 +33,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
-from ml.data import Dataset, EvalUnits, eval_units, grouped_folds, grouped_split, load_task
+from ml.data import Dataset, EvalUnits, eval_units, grouped_folds, load_task, task_split
 from ml.features import RAW_INPUTS, FeatureSpec, build_features
 from ml.metrics import confusion, fit_temperature, scores
 from ml.predictor import META_FILE, apply_temperature
@@ -297,9 +297,7 @@ def run_task(
     classes = tuple(sorted(set(ds.labels)))
     y_all = np.searchsorted(np.asarray(classes), ds.labels)
     raw = ds.frame[list(RAW_INPUTS)].astype(float).to_numpy()
-    train_idx, test_idx = grouped_split(ds.labels, ds.groups, 0.2, seed)
-    fit_rel, val_rel = grouped_split(ds.labels[train_idx], ds.groups[train_idx], 0.15, seed + 1)
-    fit_idx, val_idx = train_idx[fit_rel], train_idx[val_rel]
+    fit_idx, val_idx, test_idx = task_split(ds.labels, ds.groups, seed)
     val_units = eval_units(ds.frame, ds.labels, ds.groups, val_idx)
     test_units = eval_units(ds.frame, ds.labels, ds.groups, test_idx)
     progress(f"[{task}] rows fit={len(fit_idx)} val={len(val_idx)} test={len(test_idx)} "

@@ -5,7 +5,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ml.data import duplicate_groups, eval_units, grouped_split, song_key
+from ml.data import duplicate_groups, eval_units, grouped_split, song_key, task_split
 from ml.features import AUDIO_FEATURES
 from tests.ml.conftest import make_catalog_frame
 
@@ -49,6 +49,18 @@ def test_grouped_split_never_puts_a_group_on_both_sides(rows: list[tuple[int, st
     assert len(train) + len(test) == len(rows)
     assert not set(groups[train]) & set(groups[test])
     assert len(test) > 0 and len(train) > 0
+
+
+def test_task_split_keeps_fit_validation_and_test_groups_apart() -> None:
+    frame = make_catalog_frame(per_genre=30)
+    groups = duplicate_groups(frame)
+    labels = frame["track_genre"].to_numpy()
+    fit, val, test = task_split(labels, groups, 42)
+    assert sorted([*fit, *val, *test]) == list(range(len(frame)))
+    parts = [set(groups[p]) for p in (fit, val, test)]
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert len(test) > len(val) > 0
+    assert [a.tolist() for a in task_split(labels, groups, 42)] == [fit.tolist(), val.tolist(), test.tolist()]
 
 
 def test_eval_units_collect_every_label_of_a_group() -> None:

@@ -129,20 +129,7 @@ async def test_feedback_likes_pages_and_genre_history(sessions, catalog: Catalog
     async with sessions.begin() as s:
         unlabeled = Track(spotify_id="unlabeled0000000000000", name="Drift", artists="Ambienteer")
         for c, v in catalog.tracks[0].__dict__.items():
-            if c in (
-                "danceability",
-                "energy",
-                "key",
-                "loudness",
-                "mode",
-                "speechiness",
-                "acousticness",
-                "instrumentalness",
-                "liveness",
-                "valence",
-                "tempo",
-                "time_signature",
-            ):
+            if c in AUDIO_FEATURES:
                 setattr(unlabeled, c, v)
         s.add(unlabeled)
         await s.flush()
