@@ -1,10 +1,10 @@
 """Encore's one entry point.
 
-    python main.py [serve]        apply migrations, start the HTTP server and (with a token) the bot;
-                                  HTTP_WORKERS=N adds N-1 processes serving HTTP on the same port
-    python main.py migrate        upgrade the database schema to the latest migration
-    python main.py setup          datasets, catalogue import and the genre model, when missing
-    python main.py <command> -h   help for any other command (train, predict, collect, recommend …)
+python main.py [serve]        apply migrations, start the HTTP server and (with a token) the bot;
+                              HTTP_WORKERS=N adds N-1 processes serving HTTP on the same port
+python main.py migrate        upgrade the database schema to the latest migration
+python main.py setup          datasets, catalogue import and the genre model, when missing
+python main.py <command> -h   help for any other command (train, predict, collect, recommend …)
 """
 
 from __future__ import annotations
@@ -12,30 +12,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import inspect
 import logging
 import os
 import signal
-import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from bot.config import Settings
 from bot.logging import setup_logging
 
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from services.container import Services
+
 log = logging.getLogger("encore")
 
 STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
-
-# Modules that add their own subcommands (each has `register(subparsers)`).
-COMMAND_MODULES = (
-    "handlers.cli_catalog",
-    "handlers.cli_ml",
-    "handlers.cli_providers",
-    "handlers.cli_recs",
-)
 
 
 async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -50,8 +45,8 @@ async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from aiohttp import web
 
-    from bot.container import build_container
-    from bot.web import create_web_app
+    from bot.http.workers import HttpWorkers
+    from bot.scheduler import create_scheduler
 
     await cmd_migrate(args, settings)
     stop = asyncio.Event()
@@ -66,20 +61,25 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         log.warning("HTTP_WORKERS=%d ignored: webhook mode serves HTTP from one process", count)
         count = 1
     if count > 1:
-        # After the migrations, so the workers find the schema ready; they build their containers meanwhile.
+        # After the migrations, so the workers find the schema ready; they build their services meanwhile.
         workers = HttpWorkers([sys.executable, __file__, "serve-http-worker"], count - 1)
         workers.start()
     try:
-        container = await build_container(settings)
-        app = create_web_app(container)
+        services = await build_services(settings)
+        await services.warm_up()
+        app = create_http_app(services, settings)
         telegram = None
         if settings.telegram.bot_token is None:
             log.warning("TELEGRAM_BOT_TOKEN is not set: the Telegram bot is off, the HTTP API and page are on")
         else:
-            from bot.runtime import start_telegram
+            from bot.telegram.runtime import start_telegram
+            from handlers.telegram import get_routers
 
             # Before runner.setup(): webhook mode adds its route to the app, which setup() freezes.
-            telegram = await start_telegram(container, app)
+            telegram = await start_telegram(settings, services, get_routers(), app)
+        # Hourly cache purge always; daily picks once the bot has attached itself to deliver them.
+        scheduler = create_scheduler(services.picks, services.cache)
+        scheduler.start()
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         if workers is None:
@@ -99,10 +99,11 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             if workers is not None:
                 workers.terminate()
+            scheduler.shutdown(wait=False)
             if telegram is not None:
                 await telegram.stop()
             await runner.cleanup()
-            await container.close()
+            await services.close()
     finally:
         if workers is not None:
             await workers.stop()
@@ -114,13 +115,13 @@ async def cmd_serve_http_worker(args: argparse.Namespace, settings: Settings) ->
     """An extra HTTP process started by `serve` (HTTP_WORKERS > 1): no migrations, bot or scheduler."""
     from aiohttp import web
 
-    from bot.container import build_container
-    from bot.web import create_web_app
+    from bot.http.workers import run_http_worker
 
     async def serve(stop: asyncio.Event) -> None:
-        container = await build_container(settings)
+        services = await build_services(settings)
         try:
-            runner = web.AppRunner(create_web_app(container), handle_signals=False, access_log=None)
+            await services.warm_up()
+            runner = web.AppRunner(create_http_app(services, settings), handle_signals=False, access_log=None)
             await runner.setup()
             try:
                 if not stop.is_set():
@@ -130,115 +131,16 @@ async def cmd_serve_http_worker(args: argparse.Namespace, settings: Settings) ->
             finally:
                 await runner.cleanup()
         finally:
-            await container.close()
+            await services.close()
         log.info("HTTP worker %d stopped", os.getpid())
 
     await run_http_worker(serve)
     return 0
 
 
-class HttpWorkers:
-    """Extra processes that serve HTTP on the primary's host:port, the kernel spreading connections
-    over every listener (SO_REUSEPORT). The primary starts them, logs one that dies and stops them."""
-
-    def __init__(self, command: Sequence[str], count: int, *, stop_timeout: float = 20.0) -> None:
-        self._command = list(command)
-        self._count = count
-        self._stop_timeout = stop_timeout
-        self._procs: list[subprocess.Popen[bytes]] = []
-        self._watcher: asyncio.Task[None] | None = None
-        self._reported: set[int] = set()
-
-    @property
-    def pids(self) -> list[int]:
-        return [p.pid for p in self._procs]
-
-    def start(self) -> None:
-        """Start the processes (and, inside an event loop, a watcher that logs unexpected exits).
-
-        They start with SIGINT and SIGTERM blocked and unblock them once their handlers are in place
-        (`run_http_worker`), so a Ctrl-C during their start-up cannot end in a traceback."""
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-        try:
-            for _ in range(self._count):
-                self._procs.append(subprocess.Popen(self._command, stdin=subprocess.DEVNULL))
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
-        log.info("started %d HTTP worker process(es): %s", self._count, ", ".join(map(str, self.pids)))
-        with contextlib.suppress(RuntimeError):  # no running loop: nobody to watch
-            self._watcher = asyncio.get_running_loop().create_task(self._watch())
-
-    async def _watch(self) -> None:
-        while True:
-            await asyncio.sleep(0.5)
-            for proc in self._procs:
-                code = proc.poll()
-                if code is not None and proc.pid not in self._reported:
-                    self._reported.add(proc.pid)
-                    log.error("HTTP worker %d exited unexpectedly (exit code %s)", proc.pid, code)
-
-    def terminate(self) -> None:
-        """Ask every live worker to finish its in-flight requests and stop (SIGTERM)."""
-        if self._watcher is not None:
-            self._watcher.cancel()
-        for proc in self._procs:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
-
-    async def stop(self) -> None:
-        """terminate(), wait up to stop_timeout seconds, then kill whatever is left."""
-        self.terminate()
-        if self._watcher is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
-            self._watcher = None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._stop_timeout
-        for proc in self._procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                await asyncio.to_thread(proc.wait, max(0.0, deadline - loop.time()))
-            if proc.returncode is None:
-                log.warning("HTTP worker %d did not stop in %.0f s: killing it", proc.pid, self._stop_timeout)
-                proc.kill()
-                proc.wait()
-            elif proc.returncode != 0 and proc.pid not in self._reported:
-                log.warning("HTTP worker %d exited with code %s", proc.pid, proc.returncode)
-
-
-async def run_http_worker(serve: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-    """Run `serve(stop)` in a process started by HttpWorkers: stop is set by SIGINT/SIGTERM or when
-    the primary goes away (so a killed primary leaves no worker behind)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in STOP_SIGNALS:
-        loop.add_signal_handler(sig, stop.set)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by HttpWorkers.start()
-    parent = os.getppid()
-
-    async def orphaned() -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            if os.getppid() != parent:
-                break
-        log.warning("HTTP worker %d: the primary process is gone, stopping", os.getpid())
-        stop.set()
-
-    watchdog = asyncio.create_task(orphaned())
-    try:
-        await serve(stop)
-    finally:
-        # Ctrl-C reaches every process and the primary then sends SIGTERM too: keep that late signal
-        # pending once the loop (and its handlers) are gone, rather than die of it.
-        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-        watchdog.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watchdog
-
-
 async def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
     """Everything `make run` needs once: datasets, schema, catalogue, product model (each only when missing)."""
-    from handlers.cli_catalog import setup_catalog
+    from handlers.cli.catalog import setup_catalog
 
     stats = await setup_catalog(settings, progress=not args.no_progress)
     if stats is None:
@@ -248,6 +150,119 @@ async def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
     if code:
         log.error("training the genre model failed (exit %s)", code)
     return int(code or 0)
+
+
+# -- composition ---------------------------------------------------------------------------------
+
+
+async def build_services(settings: Settings) -> Services:
+    """Every service, built once from the settings; what is heavy loads on first use (or warm_up()).
+
+    Providers whose keys are missing are simply absent and the services fall back to the catalogue
+    and search links.
+    """
+    from db.engine import create_engine, create_session_factory
+    from ml.predictor import GenrePredictor
+    from services.audio_features import AudioFeatureChain, ReccoBeatsClient
+    from services.cache import CacheService
+    from services.container import Services
+    from services.feedback import FeedbackService
+    from services.genre import GenreService
+    from services.health import HealthService
+    from services.jobs import DailyPicksService
+    from services.radio import RadioService
+    from services.recommender import RecommendationService
+    from services.spotify import SpotifyClient
+    from services.tracks import TrackService
+    from services.users import UserService
+    from services.youtube import YouTubeService
+
+    engine = create_engine(settings.db_url)
+    sessions = create_session_factory(engine)
+    closers: list[Callable[[], Awaitable[None]]] = [engine.dispose]
+    health = HealthService(engine)
+
+    model_path = settings.models_path / "catalog"
+
+    def load_model() -> GenrePredictor | None:
+        if not (model_path / "meta.json").exists():
+            log.warning("no genre model at %s: run `python main.py setup` (cards will show no genre)", model_path)
+            health.set_detail("model_version", None)
+            return None
+        predictor = GenrePredictor.load(model_path)
+        log.info("genre model %s loaded from %s", predictor.version, model_path)
+        health.set_detail("model_version", predictor.version)
+        return predictor
+
+    genre = GenreService(loader=load_model)
+    cache = CacheService(sessions)
+    spotify = None
+    if settings.spotify.enabled:
+        sp = settings.spotify
+        assert sp.client_id and sp.client_secret
+        spotify = SpotifyClient(
+            sp.client_id,
+            sp.client_secret.get_secret_value(),
+            sp.api_url,
+            sp.token_url,
+            sp.timeout,
+            sp.max_retries,
+            sp.max_retry_after,
+        )
+        closers.append(_async(spotify.close))
+    else:
+        log.info("Spotify keys are not set: searching the bundled catalogue only")
+    reccobeats = None
+    if settings.reccobeats.enabled:
+        reccobeats = ReccoBeatsClient(settings.reccobeats.api_url, timeout=settings.reccobeats.timeout)
+        closers.append(reccobeats.close)
+    yt = settings.youtube
+    youtube_key = yt.api_key.get_secret_value() if yt.api_key and yt.enabled else None
+    if youtube_key is None:
+        log.info("YOUTUBE_API_KEY is not set: track cards link to a YouTube search")
+    youtube = YouTubeService(cache, youtube_key, yt.api_url, timeout=yt.timeout, cache_days=yt.cache_days)
+    features = AudioFeatureChain(sessions, cache, spotify=spotify, reccobeats=reccobeats)
+    tracks = TrackService(sessions, None, spotify, youtube, features, genre)
+    recommendations = RecommendationService(sessions, proba_source=genre.predictor)
+
+    async def warm_genre() -> None:
+        await genre.load()
+
+    async def warm_tracks() -> None:
+        health.set_detail("catalog_tracks", len(await tracks.index()))
+
+    async def warm_recommender() -> None:
+        health.set_detail("recommender_tracks", len(await recommendations.index()))
+
+    services = Services(
+        users=UserService(sessions, default_pick_hour=settings.picks_default_hour),
+        health=health,
+        genre=genre,
+        tracks=tracks,
+        recommendations=recommendations,
+        radio=RadioService(sessions, recommendations),
+        feedback=FeedbackService(sessions, genres=genre),
+        cache=cache,
+        picks=DailyPicksService(sessions, recommendations),
+        warmers=[warm_genre, warm_tracks, warm_recommender],
+    )
+    for closer in closers:
+        services.on_close(closer)
+    return services
+
+
+def create_http_app(services: Services, settings: Settings) -> web.Application:
+    from bot.http.config import WebConfig
+    from handlers.http import create_app
+
+    return create_app(services, WebConfig.from_settings(settings))
+
+
+def _async(fn: Callable[[], object]) -> Callable[[], Awaitable[None]]:
+    async def call() -> None:
+        fn()
+
+    return call
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -260,14 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     setup = sub.add_parser("setup", help="fetch the datasets, import the catalogue, train the model when missing")
     setup.add_argument("--no-progress", action="store_true", help="no progress bars")
     setup.set_defaults(handler=cmd_setup)
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        module.register(sub)
+    from handlers.cli import register_all
+
+    register_all(sub)
     return parser
 
 

@@ -34,12 +34,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
 
-from bot.callbacks import TrackAction, TrackCallback
 from bot.config import Settings, TelegramSettings
-from bot.container import Container
-from bot.factory import create_bot, create_dispatcher
+from bot.telegram.callbacks import TrackAction, TrackCallback
+from bot.telegram.factory import create_bot, create_dispatcher
 from db.base import Base
 from db.engine import create_engine, create_session_factory
+from handlers.telegram import get_routers
+from services.container import Services
 from services.health import HealthService
 from services.users import UserService
 from tests.bot.fakes_services import fake_services
@@ -48,17 +49,14 @@ from tests.fakes.telegram import BOT_USER, TOKEN, FakeTelegram, tg_user
 TARGET_PER_SECOND = 300.0
 
 
-async def build(api_url: str, db_path: Path) -> tuple[Any, Any, Container]:
+async def build(api_url: str, db_path: Path) -> tuple[Any, Any, Services]:
     engine = create_engine(f"sqlite+aiosqlite:///{db_path}")  # a file, as in production
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
     sessions = create_session_factory(engine)
     fakes = fake_services()
     settings = Settings(telegram=TelegramSettings(bot_token=TOKEN, api_url=api_url))
-    container = Container(
-        settings=settings,
-        engine=engine,
-        sessions=sessions,
+    services = Services(
         users=UserService(sessions),
         health=HealthService(engine),
         tracks=fakes.tracks,  # type: ignore[arg-type]
@@ -67,9 +65,10 @@ async def build(api_url: str, db_path: Path) -> tuple[Any, Any, Container]:
         radio=fakes.radio,  # type: ignore[arg-type]
         feedback=fakes.feedback,  # type: ignore[arg-type]
     )
+    services.on_close(engine.dispose)
     bot = create_bot(settings)
-    dp = create_dispatcher(container, storage=MemoryStorage(), events_isolation=SimpleEventIsolation())
-    return bot, dp, container
+    dp = create_dispatcher(services, get_routers(), storage=MemoryStorage(), events_isolation=SimpleEventIsolation())
+    return bot, dp, services
 
 
 def card_message(server: FakeTelegram, user: dict[str, Any], track_id: int) -> dict[str, Any]:
@@ -218,7 +217,7 @@ async def main(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     base_url = await loop.run_in_executor(None, parent.recv)
     tmp = tempfile.TemporaryDirectory()
-    bot, dp, container = await build(base_url, Path(tmp.name) / "bench.db")
+    bot, dp, services = await build(base_url, Path(tmp.name) / "bench.db")
     polling = asyncio.create_task(
         dp.start_polling(bot, handle_signals=False, close_bot_session=False, polling_timeout=5)
     )
@@ -230,7 +229,7 @@ async def main(args: argparse.Namespace) -> int:
         await polling
         parent.send("stopped")
         await bot.session.close()
-        await container.engine.dispose()
+        await services.close()
         tmp.cleanup()
         fake.join(timeout=10)
     return 0 if ok else 1

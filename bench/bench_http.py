@@ -6,10 +6,10 @@
 1. Builds a catalogue: ``--db`` (an Encore SQLite file), else imports ``--csv`` (default: the
    114-genre dataset in data/raw/ or /work/shared/data/) into a temporary SQLite file with the real
    ``CatalogImporter``.
-2. Starts the real app in a child process on 127.0.0.1 (``create_web_app`` with the real
+2. Starts the real app in a child process on 127.0.0.1 (``main.build_services`` and the real
    ``RecommendationService``, ``TrackService`` and ``RadioService``; every middleware on, the rate
    limiter with a budget the load cannot exhaust) and warms the recommender index up. ``--workers N``
-   runs N such processes on the port (SO_REUSEPORT), started and stopped by main.py's ``HttpWorkers``,
+   runs N such processes on the port (SO_REUSEPORT), started and stopped by ``bot.http.workers.HttpWorkers``,
    exactly as ``HTTP_WORKERS=N python main.py serve`` does.
 3. Loads it with ``wrk`` (Debian's package) when installed, else with an aiohttp client in another
    process: ``--connections`` keep-alive connections for ``--duration`` seconds (bounded), after a
@@ -76,7 +76,7 @@ end
 
 async def serve(db: Path, port: int, cache: bool, workers: int) -> None:
     """The primary server process: starts workers - 1 more (as `serve-worker`), serves, stops them all."""
-    from main import HttpWorkers
+    from bot.http.workers import HttpWorkers
 
     extra = None
     if workers > 1:
@@ -97,7 +97,7 @@ async def serve(db: Path, port: int, cache: bool, workers: int) -> None:
 
 
 async def serve_worker(db: Path, port: int, cache: bool) -> None:
-    from main import run_http_worker
+    from bot.http.workers import run_http_worker
 
     await run_http_worker(lambda stop: serve_app(db, port, cache, stop, reuse_port=True))
 
@@ -105,43 +105,30 @@ async def serve_worker(db: Path, port: int, cache: bool) -> None:
 async def serve_app(db: Path, port: int, cache: bool, stop: asyncio.Event, *, reuse_port: bool) -> None:
     from aiohttp import web
 
-    from bot.config import Settings
-    from bot.container import Container
-    from bot.web import WebConfig, create_web_app
-    from db.engine import create_engine, create_session_factory
-    from services.health import HealthService
-    from services.radio import RadioService
-    from services.recommender import RecommendationService
-    from services.search import SearchIndex
-    from services.tracks import TrackService
-    from services.users import UserService
+    from bot.config import ReccoBeatsSettings, Settings
+    from bot.http.config import WebConfig
+    from handlers.http import create_app
+    from main import build_services
 
-    settings = Settings(_env_file=None, database_url=f"sqlite:///{db}")  # type: ignore[call-arg]
-    engine = create_engine(settings.db_url)
-    sessions = create_session_factory(engine)
-    recs = RecommendationService(sessions)
-    await recs.index()  # built once, before the first request
-    tracks = TrackService(sessions, await SearchIndex.load(sessions), None, None, None, None)
-    container = Container(
-        settings=settings,
-        engine=engine,
-        sessions=sessions,
-        users=UserService(sessions),
-        health=HealthService(engine),
-        tracks=tracks,
-        recommendations=recs,
-        radio=RadioService(sessions, recs),
+    # The real composition (main.build_services) on the benchmark's database; no model in data_dir.
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        database_url=f"sqlite:///{db}",
+        data_dir=db.parent,
+        reccobeats=ReccoBeatsSettings(enabled=False),
     )
+    services = await build_services(settings)
+    await services.warm_up()  # indices built once, before the first request
     config = WebConfig(rate_limit_per_minute=10**9)  # every middleware on; the budget cannot run out
     if not cache:
         config = dataclasses.replace(config, similar_cache_ttl=0.0)
-    runner = web.AppRunner(create_web_app(container, config=config), handle_signals=False, access_log=None)
+    runner = web.AppRunner(create_app(services, config), handle_signals=False, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port, reuse_port=reuse_port or None).start()
     print("READY", flush=True)
     await stop.wait()
     await runner.cleanup()
-    await engine.dispose()
+    await services.close()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""APScheduler: once a minute, deliver the daily picks that are due; hourly, drop expired cache rows."""
+"""APScheduler: hourly, drop expired cache rows; once a minute, deliver the daily picks that are due
+(when a bot is there to deliver them). It runs whether or not the Telegram bot does."""
 
 from __future__ import annotations
 
@@ -30,9 +31,20 @@ async def purge_cache(cache: CacheService) -> None:
         log.exception("purging the provider cache failed; the next run tries again")
 
 
-def create_scheduler(picks: DailyPicksService, cache: CacheService | None = None) -> AsyncIOScheduler:
+def create_scheduler(picks: DailyPicksService | None, cache: CacheService | None = None) -> AsyncIOScheduler:
     """Not started: the caller starts it inside the running loop and shuts it down."""
     scheduler = AsyncIOScheduler(timezone=UTC)
+    if picks is not None:
+        _add_picks(scheduler, picks)
+    if cache is not None:
+        # Expired answers are never served (reads check the expiry); this only reclaims the space.
+        scheduler.add_job(
+            purge_cache, "cron", minute=17, args=[cache], id="purge_cache", max_instances=1, coalesce=True
+        )
+    return scheduler
+
+
+def _add_picks(scheduler: AsyncIOScheduler, picks: DailyPicksService) -> None:
     scheduler.add_job(
         run_daily_picks,
         "cron",
@@ -44,9 +56,3 @@ def create_scheduler(picks: DailyPicksService, cache: CacheService | None = None
         misfire_grace_time=50,
         replace_existing=True,
     )
-    if cache is not None:
-        # Expired answers are never served (reads check the expiry); this only reclaims the space.
-        scheduler.add_job(
-            purge_cache, "cron", minute=17, args=[cache], id="purge_cache", max_instances=1, coalesce=True
-        )
-    return scheduler

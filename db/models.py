@@ -62,9 +62,7 @@ class User(Base):
     pick_hour: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, server_default=func.now())
-    last_seen_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=_now, server_default=func.now()
-    )
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, server_default=func.now())
 
     __table_args__ = (
         CheckConstraint("pick_hour >= 0 AND pick_hour <= 23", name="pick_hour_range"),

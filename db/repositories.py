@@ -150,18 +150,22 @@ class TrackRepository:
     async def feature_rows(self) -> Sequence[Any]:
         """Every track with complete audio features: the recommender's in-memory catalogue."""
         cols = [getattr(Track, c) for c in AUDIO_FEATURE_COLUMNS]
-        stmt = select(
-            Track.id,
-            Track.spotify_id,
-            Track.name,
-            Track.artists,
-            Track.album,
-            Track.search_key,
-            Track.popularity,
-            Track.duration_ms,
-            Track.explicit,
-            *cols,
-        ).where(*(c.is_not(None) for c in cols)).order_by(Track.id)
+        stmt = (
+            select(
+                Track.id,
+                Track.spotify_id,
+                Track.name,
+                Track.artists,
+                Track.album,
+                Track.search_key,
+                Track.popularity,
+                Track.duration_ms,
+                Track.explicit,
+                *cols,
+            )
+            .where(*(c.is_not(None) for c in cols))
+            .order_by(Track.id)
+        )
         return (await self._s.execute(stmt)).all()
 
     async def search_rows(self) -> Sequence[Any]:

@@ -155,9 +155,7 @@ def group_label(labels: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return top.loc[groups].to_numpy()
 
 
-def grouped_split(
-    labels: np.ndarray, groups: np.ndarray, test_size: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
+def grouped_split(labels: np.ndarray, groups: np.ndarray, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Row indices (train, test), stratified by genre, no group on both sides."""
     n_splits = max(2, round(1 / test_size))
     train_idx, test_idx = grouped_folds(labels, groups, n_splits, seed)[0]

@@ -70,8 +70,9 @@ class CompactForest:
 class SoftVote:
     """Weighted mean of members' class probabilities (members see the same feature matrix)."""
 
-    def __init__(self, members: Sequence[Any], weights: Sequence[float], n_classes: int,
-                 names: Sequence[str] = ()) -> None:
+    def __init__(
+        self, members: Sequence[Any], weights: Sequence[float], n_classes: int, names: Sequence[str] = ()
+    ) -> None:
         self.members = list(members)
         w = np.asarray(weights, dtype=np.float64)
         self.weights = w / w.sum()

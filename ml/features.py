@@ -79,9 +79,7 @@ def _to_number(raw: Any) -> float:
     return float(raw)
 
 
-def validate_features(
-    values: Mapping[str, Any], names: tuple[str, ...] = AUDIO_FEATURES
-) -> dict[str, float]:
+def validate_features(values: Mapping[str, Any], names: tuple[str, ...] = AUDIO_FEATURES) -> dict[str, float]:
     """Return `names` → float, or raise FeatureError listing every problem (never guesses)."""
     problems: dict[str, str] = {}
     out: dict[str, float] = {}
@@ -149,8 +147,7 @@ def rows_to_matrix(rows: Iterable[Mapping[str, Any]], names: Sequence[str] = RAW
 # --- engineered features ---------------------------------------------------------------------
 
 LOG_FEATURES: tuple[str, ...] = ("speechiness", "acousticness", "instrumentalness", "liveness", "duration_ms")
-_LOG_EPS = {"speechiness": 1e-3, "acousticness": 1e-6, "instrumentalness": 1e-6, "liveness": 1e-3,
-            "duration_ms": 1.0}
+_LOG_EPS = {"speechiness": 1e-3, "acousticness": 1e-6, "instrumentalness": 1e-6, "liveness": 1e-3, "duration_ms": 1.0}
 EXTRA_FEATURES: tuple[str, ...] = (
     "energy_minus_acousticness",
     "dance_x_valence",

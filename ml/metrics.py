@@ -26,9 +26,7 @@ def scores(proba: np.ndarray, classes: Sequence[str], label_sets: Sequence[froze
     top1 = np.array([p in s for p, s in zip(pred, label_sets, strict=True)])
     top3 = np.array([any(classes_arr[k] in s for k in row) for row, s in zip(order, label_sets, strict=True)])
     index = {c: i for i, c in enumerate(classes)}
-    true_mass = np.array(
-        [sum(proba[i, index[c]] for c in s if c in index) for i, s in enumerate(label_sets)]
-    )
+    true_mass = np.array([sum(proba[i, index[c]] for c in s if c in index) for i, s in enumerate(label_sets)])
     truth = reduce_labels(pred, label_sets)
     return {
         "accuracy": float(top1.mean()),
@@ -38,9 +36,7 @@ def scores(proba: np.ndarray, classes: Sequence[str], label_sets: Sequence[froze
     }
 
 
-def confusion(
-    proba: np.ndarray, classes: Sequence[str], label_sets: Sequence[frozenset[str]]
-) -> np.ndarray:
+def confusion(proba: np.ndarray, classes: Sequence[str], label_sets: Sequence[frozenset[str]]) -> np.ndarray:
     pred = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
     truth = reduce_labels(pred, label_sets)
     return confusion_matrix(truth, pred, labels=list(classes), normalize="true")

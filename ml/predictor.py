@@ -107,8 +107,7 @@ class GenrePredictor:
     def __init__(self, heads: Sequence[Head], meta: Mapping[str, Any]) -> None:
         self.meta: dict[str, Any] = dict(meta)
         self._heads = {len(h.raw_inputs): h for h in heads}
-        self.full = next(h for h in heads if h.name == "full") if any(h.name == "full" for h in heads) \
-            else heads[0]
+        self.full = next(h for h in heads if h.name == "full") if any(h.name == "full" for h in heads) else heads[0]
         self.classes: tuple[str, ...] = tuple(meta["classes"])
         self.raw_inputs: tuple[str, ...] = self.full.raw_inputs
         self.feature_names: tuple[str, ...] = self.full.spec.names()
@@ -127,13 +126,23 @@ class GenrePredictor:
         path = Path(path)
         meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
         heads = [
-            Head(h["name"], _load_model(path, h["format"], h["file"]), FeatureSpec.from_dict(h["feature_spec"]),
-                 float(h.get("temperature", 1.0)))
+            Head(
+                h["name"],
+                _load_model(path, h["format"], h["file"]),
+                FeatureSpec.from_dict(h["feature_spec"]),
+                float(h.get("temperature", 1.0)),
+            )
             for h in meta["heads"]
         ]
         predictor = cls(heads, meta)
-        log.info("loaded genre model %s (%s, %d classes, heads %s) from %s", predictor.version,
-                 predictor.task, len(predictor.classes), [h.name for h in heads], path)
+        log.info(
+            "loaded genre model %s (%s, %d classes, heads %s) from %s",
+            predictor.version,
+            predictor.task,
+            len(predictor.classes),
+            [h.name for h in heads],
+            path,
+        )
         return predictor
 
     @property
@@ -152,8 +161,7 @@ class GenrePredictor:
         """(n, 14) RAW_INPUTS or (n, 12) AUDIO_FEATURES matrix → (n, classes) calibrated probabilities."""
         array = np.asarray(matrix, dtype=np.float64)
         if array.ndim != 2 or array.shape[1] not in self._heads:
-            raise FeatureError({"matrix": f"expected shape (n, k) with k in {sorted(self._heads)}, "
-                                          f"got {array.shape}"})
+            raise FeatureError({"matrix": f"expected shape (n, k) with k in {sorted(self._heads)}, got {array.shape}"})
         head = self._heads[array.shape[1]]
         raw = validate_matrix(array, head.raw_inputs)
         if raw.shape[0] == 0:

@@ -99,7 +99,12 @@ def _fmt(value: float) -> str:
 
 
 def write_report(
-    results: Sequence[TaskResult], out_dir: Path, *, total_seconds: float, seed: int, zoo: bool,
+    results: Sequence[TaskResult],
+    out_dir: Path,
+    *,
+    total_seconds: float,
+    seed: int,
+    zoo: bool,
     name: str = "report.md",
 ) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -151,8 +156,11 @@ def write_report(
                 f"{_fmt(f['accuracy'])}, top-3 {_fmt(f['top3'])}, log-loss {_fmt(f['log_loss'])}."
             )
         if result.heads:
-            lines += ["", "| head | inputs | accuracy | top-3 | macro-F1 | log-loss | family acc | family top-3 |"
-                      " temperature |", "|---|---|---|---|---|---|---|---|---|"]
+            lines += [
+                "",
+                "| head | inputs | accuracy | top-3 | macro-F1 | log-loss | family acc | family top-3 | temperature |",
+                "|---|---|---|---|---|---|---|---|---|",
+            ]
             for head in result.heads:
                 lines.append(
                     f"| {head.name} | {len(head.run.spec.raw_names())} raw → {len(head.run.spec.names())} | "
@@ -162,24 +170,41 @@ def write_report(
                 )
             lines.append("")
         if targets:
-            got = {"accuracy": p["accuracy"], "top3": p["top3"],
-                   "family_accuracy": result.family_test.get("accuracy", 0.0)}
-            cells = [f"{k} {got[k]:.4f} vs ≥ {v} → {'met' if got[k] >= v else 'NOT met'}"
-                     for k, v in targets.items()]
+            got = {
+                "accuracy": p["accuracy"],
+                "top3": p["top3"],
+                "family_accuracy": result.family_test.get("accuracy", 0.0),
+            }
+            cells = [f"{k} {got[k]:.4f} vs ≥ {v} → {'met' if got[k] >= v else 'NOT met'}" for k, v in targets.items()]
             lines.append("Targets: " + "; ".join(cells) + ".")
-        lines += ["", "Options tried on validation:", "", "| option | without | with | kept |",
-                  "|---|---|---|---|"]
+        lines += ["", "Options tried on validation:", "", "| option | without | with | kept |", "|---|---|---|---|"]
         for opt in result.options:
             if "note" in opt:
                 lines.append(f"| {opt['option']} | n/a | n/a | {opt['kept']} ({opt['note']}) |")
             else:
                 lines.append(f"| {opt['option']} | {_fmt(opt['without'])} | {_fmt(opt['with'])} | {opt['kept']} |")
         if result.searches:
-            lines += ["", "Hyper-parameter searches:", "", "```json",
-                      "\n".join(json.dumps(x, default=str) for x in result.searches), "```"]
-        lines += ["", "Chosen hyper-parameters (as fitted):", "", "```json",
-                  "\n".join(json.dumps({r.name: r.params}, default=_default) for r in result.runs), "```",
-                  "", f"![confusion matrix]({cm_name})", "", f"![feature importance]({fi_name})", ""]
+            lines += [
+                "",
+                "Hyper-parameter searches:",
+                "",
+                "```json",
+                "\n".join(json.dumps(x, default=str) for x in result.searches),
+                "```",
+            ]
+        lines += [
+            "",
+            "Chosen hyper-parameters (as fitted):",
+            "",
+            "```json",
+            "\n".join(json.dumps({r.name: r.params}, default=_default) for r in result.runs),
+            "```",
+            "",
+            f"![confusion matrix]({cm_name})",
+            "",
+            f"![feature importance]({fi_name})",
+            "",
+        ]
     path = out_dir / name
     path.write_text("\n".join(lines), encoding="utf-8")
     return path

@@ -69,13 +69,23 @@ THREADS: dict[str, int] = {"catboost": 2, "random_forest": 2}
 DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "seed6": {
         "catboost": {"iterations": 1500, "learning_rate": 0.08, "depth": 6, "l2_leaf_reg": 3.0},
-        "xgboost": {"n_estimators": 1500, "learning_rate": 0.05, "max_depth": 6, "subsample": 0.8,
-                    "colsample_bytree": 0.8},
-        "lightgbm": {"n_estimators": 1500, "learning_rate": 0.05, "num_leaves": 31,
-                     "min_child_samples": 20, "subsample": 0.8, "colsample_bytree": 0.8},
+        "xgboost": {
+            "n_estimators": 1500,
+            "learning_rate": 0.05,
+            "max_depth": 6,
+            "subsample": 0.8,
+            "colsample_bytree": 0.8,
+        },
+        "lightgbm": {
+            "n_estimators": 1500,
+            "learning_rate": 0.05,
+            "num_leaves": 31,
+            "min_child_samples": 20,
+            "subsample": 0.8,
+            "colsample_bytree": 0.8,
+        },
         "svm_rbf": {"C": 3.0, "gamma": "scale"},
-        "mlp": {"hidden_layer_sizes": (128, 64), "alpha": 1e-3, "learning_rate_init": 1e-3,
-                "batch_size": 256},
+        "mlp": {"hidden_layer_sizes": (128, 64), "alpha": 1e-3, "learning_rate_init": 1e-3, "batch_size": 256},
         "knn": {"n_neighbors": 25, "weights": "distance"},
         "logreg": {"C": 1.0},
         "random_forest": {"n_estimators": 100, "min_samples_leaf": 2, "max_features": 0.5},
@@ -83,15 +93,26 @@ DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "catalog": {
         # ~1.2 s per round on all 62k fit rows with 2 threads (114-class gradients): the round budget is
         # what the 3-minute product-model limit allows; validation accuracy still rises at the end.
-        "catboost": {"iterations": 100, "learning_rate": 0.4, "depth": 6, "l2_leaf_reg": 3.0,
-                     "border_count": 64},
-        "xgboost": {"n_estimators": 100, "learning_rate": 0.2, "max_depth": 6, "subsample": 0.8,
-                    "colsample_bytree": 0.8, "max_bin": 64},
-        "lightgbm": {"n_estimators": 150, "learning_rate": 0.12, "num_leaves": 31,
-                     "min_child_samples": 40, "subsample": 0.7, "colsample_bytree": 0.8, "max_bin": 63},
+        "catboost": {"iterations": 100, "learning_rate": 0.4, "depth": 6, "l2_leaf_reg": 3.0, "border_count": 64},
+        "xgboost": {
+            "n_estimators": 100,
+            "learning_rate": 0.2,
+            "max_depth": 6,
+            "subsample": 0.8,
+            "colsample_bytree": 0.8,
+            "max_bin": 64,
+        },
+        "lightgbm": {
+            "n_estimators": 150,
+            "learning_rate": 0.12,
+            "num_leaves": 31,
+            "min_child_samples": 40,
+            "subsample": 0.7,
+            "colsample_bytree": 0.8,
+            "max_bin": 63,
+        },
         "svm_rbf": {"C": 3.0, "gamma": "scale"},
-        "mlp": {"hidden_layer_sizes": (256, 128), "alpha": 1e-3, "learning_rate_init": 1e-3,
-                "batch_size": 256},
+        "mlp": {"hidden_layer_sizes": (256, 128), "alpha": 1e-3, "learning_rate_init": 1e-3, "batch_size": 256},
         "knn": {"n_neighbors": 50, "weights": "distance"},
         "logreg": {"C": 1.0},
         "random_forest": {"n_estimators": 60, "min_samples_leaf": 3, "max_features": 0.5},
@@ -137,13 +158,22 @@ def make_model(name: str, params: Mapping[str, Any], seed: int, threads: int = 1
     if name == "catboost":
         from catboost import CatBoostClassifier
 
-        return CatBoostClassifier(loss_function="MultiClass", random_seed=seed, thread_count=threads,
-                                  verbose=False, od_type="Iter", od_wait=40, allow_writing_files=False, **p)
+        return CatBoostClassifier(
+            loss_function="MultiClass",
+            random_seed=seed,
+            thread_count=threads,
+            verbose=False,
+            od_type="Iter",
+            od_wait=40,
+            allow_writing_files=False,
+            **p,
+        )
     if name == "xgboost":
         from xgboost import XGBClassifier
 
-        return XGBClassifier(tree_method="hist", n_jobs=threads, random_state=seed,
-                             early_stopping_rounds=30, eval_metric="mlogloss", **p)
+        return XGBClassifier(
+            tree_method="hist", n_jobs=threads, random_state=seed, early_stopping_rounds=30, eval_metric="mlogloss", **p
+        )
     if name == "lightgbm":
         from lightgbm import LGBMClassifier
 
@@ -162,9 +192,12 @@ def make_model(name: str, params: Mapping[str, Any], seed: int, threads: int = 1
     if name == "mlp":
         from sklearn.neural_network import MLPClassifier
 
-        return make_pipeline(StandardScaler(), MLPClassifier(
-            early_stopping=True, validation_fraction=0.1, n_iter_no_change=6, max_iter=200,
-            random_state=seed, **p))
+        return make_pipeline(
+            StandardScaler(),
+            MLPClassifier(
+                early_stopping=True, validation_fraction=0.1, n_iter_no_change=6, max_iter=200, random_state=seed, **p
+            ),
+        )
     if name == "knn":
         from sklearn.neighbors import KNeighborsClassifier
 
@@ -177,8 +210,13 @@ def make_model(name: str, params: Mapping[str, Any], seed: int, threads: int = 1
 
 
 def fit_model(
-    name: str, params: Mapping[str, Any], x_fit: np.ndarray, y_fit: np.ndarray,
-    x_val: np.ndarray, y_val: np.ndarray, seed: int,
+    name: str,
+    params: Mapping[str, Any],
+    x_fit: np.ndarray,
+    y_fit: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    seed: int,
 ) -> tuple[Any, dict[str, Any]]:
     """Fit; boosters early-stop on the validation part. Returns (model, params actually used)."""
     model = make_model(name, params, seed)
@@ -192,8 +230,7 @@ def fit_model(
     elif name == "lightgbm":
         import lightgbm as lgb
 
-        model.fit(x_fit, y_fit, eval_X=(x_val,), eval_y=(y_val,),
-                  callbacks=[lgb.early_stopping(30, verbose=False)])
+        model.fit(x_fit, y_fit, eval_X=(x_val,), eval_y=(y_val,), callbacks=[lgb.early_stopping(30, verbose=False)])
         used["best_iteration"] = int(model.best_iteration_)
     elif name == "random_forest":
         from ml.ensemble import CompactForest
@@ -288,7 +325,12 @@ def _latency(model: Any, x: np.ndarray) -> tuple[float, float]:
 
 
 def run_task(
-    ds: Dataset, *, zoo: bool, seed: int, models: Sequence[str] | None = None, fallback: bool = True,
+    ds: Dataset,
+    *,
+    zoo: bool,
+    seed: int,
+    models: Sequence[str] | None = None,
+    fallback: bool = True,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     progress: Callable[[str], None] = log.info,
 ) -> TaskResult:
@@ -300,8 +342,9 @@ def run_task(
     fit_idx, val_idx, test_idx = task_split(ds.labels, ds.groups, seed)
     val_units = eval_units(ds.frame, ds.labels, ds.groups, val_idx)
     test_units = eval_units(ds.frame, ds.labels, ds.groups, test_idx)
-    progress(f"[{task}] rows fit={len(fit_idx)} val={len(val_idx)} test={len(test_idx)} "
-             f"(test tracks={len(test_units.rows)})")
+    progress(
+        f"[{task}] rows fit={len(fit_idx)} val={len(val_idx)} test={len(test_idx)} (test tracks={len(test_units.rows)})"
+    )
     rng = np.random.default_rng(seed)
     defaults = {k: {**v, **(overrides or {}).get(k, {})} for k, v in DEFAULTS[task].items()}
     quick = QUICK_MODEL[task]
@@ -315,8 +358,9 @@ def run_task(
             return np.sort(rng.choice(idx, cap, replace=False))
         return idx
 
-    def trial(name: str, params: Mapping[str, Any], spec: FeatureSpec, iqr: bool = False,
-              probe: bool = False) -> tuple[Any, dict[str, Any], dict[str, float], float, int]:
+    def trial(
+        name: str, params: Mapping[str, Any], spec: FeatureSpec, iqr: bool = False, probe: bool = False
+    ) -> tuple[Any, dict[str, Any], dict[str, float], float, int]:
         idx = subset(name, fit_idx)
         if probe:
             cap = PROBE_ROWS.get(task)
@@ -345,27 +389,55 @@ def run_task(
         probed = [trial(probe, defaults[probe], spec, probe=True)[2] for spec in specs]
         best_i = int(np.argmax([p["accuracy"] for p in probed]))
         scaled_spec = specs[best_i]
-        options.append({"option": "log transforms (scaled models, probe k-NN)",
-                        "without": probed[0]["accuracy"], "with": probed[1]["accuracy"],
-                        "kept": scaled_spec.log})
-        options.append({"option": "engineered features (scaled models, probe k-NN, with logs)",
-                        "without": probed[1]["accuracy"], "with": probed[2]["accuracy"],
-                        "kept": scaled_spec.extra})
+        options.append(
+            {
+                "option": "log transforms (scaled models, probe k-NN)",
+                "without": probed[0]["accuracy"],
+                "with": probed[1]["accuracy"],
+                "kept": scaled_spec.log,
+            }
+        )
+        options.append(
+            {
+                "option": "engineered features (scaled models, probe k-NN, with logs)",
+                "without": probed[1]["accuracy"],
+                "with": probed[2]["accuracy"],
+                "kept": scaled_spec.extra,
+            }
+        )
         progress(f"[{task}] options (k-NN): {options[-2:]}")
         lead_base = trial(lead, defaults[lead], FeatureSpec(), probe=True)
         lead_extra = trial(lead, defaults[lead], FeatureSpec(extra=True), probe=True)
         tree_spec = FeatureSpec(extra=lead_extra[2]["accuracy"] > lead_base[2]["accuracy"])
-        options.append({"option": f"engineered features (trees, probe {lead})",
-                        "without": lead_base[2]["accuracy"], "with": lead_extra[2]["accuracy"],
-                        "kept": tree_spec.extra})
+        options.append(
+            {
+                "option": f"engineered features (trees, probe {lead})",
+                "without": lead_base[2]["accuracy"],
+                "with": lead_extra[2]["accuracy"],
+                "kept": tree_spec.extra,
+            }
+        )
         reference = lead_extra if tree_spec.extra else lead_base
         lead_iqr = trial(lead, defaults[lead], tree_spec, iqr=True, probe=True)
         use_iqr = lead_iqr[2]["accuracy"] > reference[2]["accuracy"]
-        options.append({"option": f"IQR outlier removal, k=1.5 (probe {lead})",
-                        "without": reference[2]["accuracy"], "with": lead_iqr[2]["accuracy"],
-                        "kept": use_iqr, "rows_kept": lead_iqr[4]})
-        options.append({"option": "log transforms (trees)", "without": 0.0, "with": 0.0, "kept": False,
-                        "note": "monotone transforms do not change tree splits; not tried"})
+        options.append(
+            {
+                "option": f"IQR outlier removal, k=1.5 (probe {lead})",
+                "without": reference[2]["accuracy"],
+                "with": lead_iqr[2]["accuracy"],
+                "kept": use_iqr,
+                "rows_kept": lead_iqr[4],
+            }
+        )
+        options.append(
+            {
+                "option": "log transforms (trees)",
+                "without": 0.0,
+                "with": 0.0,
+                "kept": False,
+                "note": "monotone transforms do not change tree splits; not tried",
+            }
+        )
         progress(f"[{task}] options ({lead}): {options[-3:-1]}")
 
     # -- hyper-parameter search ------------------------------------------------------------
@@ -373,8 +445,17 @@ def run_task(
     if zoo and task == "seed6":
         for name, grid in SEED6_GRIDS.items():
             if name in names:
-                chosen[name], record = _grid_search(name, grid, chosen[name], raw, y_all, ds, fit_idx,
-                                                    scaled_spec if name in SCALED else tree_spec, seed)
+                chosen[name], record = _grid_search(
+                    name,
+                    grid,
+                    chosen[name],
+                    raw,
+                    y_all,
+                    ds,
+                    fit_idx,
+                    scaled_spec if name in SCALED else tree_spec,
+                    seed,
+                )
                 searches.append(record)
                 progress(f"[{task}] search {name}: {record['best_params']} ({record['seconds']:.0f}s)")
     elif zoo and task == "catalog":
@@ -386,12 +467,24 @@ def run_task(
             for cand in candidates:
                 params = {**chosen[name], **cand}
                 result = trial(name, params, spec, iqr=use_iqr, probe=True)
-                tried.append({"params": _jsonable(cand), "val_accuracy": result[2]["accuracy"],
-                              "val_log_loss": result[2]["log_loss"], "fit_seconds": round(result[3], 1)})
+                tried.append(
+                    {
+                        "params": _jsonable(cand),
+                        "val_accuracy": result[2]["accuracy"],
+                        "val_log_loss": result[2]["log_loss"],
+                        "fit_seconds": round(result[3], 1),
+                    }
+                )
             best_i = int(np.argmax([t["val_accuracy"] for t in tried]))
             chosen[name] = {**chosen[name], **candidates[best_i]}
-            searches.append({"model": name, "method": "holdout grid on validation groups",
-                             "tried": tried, "best_params": _jsonable(candidates[best_i])})
+            searches.append(
+                {
+                    "model": name,
+                    "method": "holdout grid on validation groups",
+                    "tried": tried,
+                    "best_params": _jsonable(candidates[best_i]),
+                }
+            )
             progress(f"[{task}] search {name}: {searches[-1]}")
 
     # -- the zoo ---------------------------------------------------------------------------
@@ -411,26 +504,34 @@ def run_task(
         x_test = build_features(raw[test_units.rows][:, _cols(spec)], spec)
         test_scores = scores(_full_proba(model, x_test, len(classes)), classes, test_units.label_sets)
         batch_ms, one_ms = _latency(model, x_test)
-        runs.append(ModelRun(name, _jsonable(used), val_scores, test_scores, fit_s, batch_ms, one_ms,
-                             n_fit, model, spec))
-        progress(f"[{task}] {name}: val acc {val_scores['accuracy']:.4f} test acc "
-                 f"{test_scores['accuracy']:.4f} top3 {test_scores['top3']:.4f} fit {fit_s:.1f}s")
+        runs.append(
+            ModelRun(name, _jsonable(used), val_scores, test_scores, fit_s, batch_ms, one_ms, n_fit, model, spec)
+        )
+        progress(
+            f"[{task}] {name}: val acc {val_scores['accuracy']:.4f} test acc "
+            f"{test_scores['accuracy']:.4f} top3 {test_scores['top3']:.4f} fit {fit_s:.1f}s"
+        )
 
     # -- soft-voting ensemble of the three best (validation) models ------------------------------
     if zoo and len(runs) >= 3:
         members = sorted(runs, key=lambda r: -r.val["accuracy"])[:3]
         val_p, test_p = [], []
         for r in members:
-            val_p.append(_full_proba(r.model, build_features(raw[val_units.rows][:, _cols(r.spec)], r.spec),
-                                     len(classes)))
-            test_p.append(_full_proba(r.model, build_features(raw[test_units.rows][:, _cols(r.spec)], r.spec),
-                                      len(classes)))
+            val_p.append(
+                _full_proba(r.model, build_features(raw[val_units.rows][:, _cols(r.spec)], r.spec), len(classes))
+            )
+            test_p.append(
+                _full_proba(r.model, build_features(raw[test_units.rows][:, _cols(r.spec)], r.spec), len(classes))
+            )
         vote = ModelRun(
-            "soft_vote(" + "+".join(r.name for r in members) + ")", {"members": [r.name for r in members]},
+            "soft_vote(" + "+".join(r.name for r in members) + ")",
+            {"members": [r.name for r in members]},
             scores(np.mean(val_p, axis=0), classes, val_units.label_sets),
             scores(np.mean(test_p, axis=0), classes, test_units.label_sets),
-            sum(r.fit_seconds for r in members), sum(r.predict_ms_1000 for r in members),
-            sum(r.predict_ms_one for r in members), max(r.train_rows for r in members),
+            sum(r.fit_seconds for r in members),
+            sum(r.predict_ms_1000 for r in members),
+            sum(r.predict_ms_one for r in members),
+            max(r.train_rows for r in members),
         )
         runs.append(vote)
         progress(f"[{task}] {vote.name}: val acc {vote.val['accuracy']:.4f} test acc {vote.test['accuracy']:.4f}")
@@ -438,14 +539,21 @@ def run_task(
     # -- the production soft vote: CatBoost + random forest, weight chosen on validation ----------
     by_name = {r.name: r for r in runs}
     if all(m in by_name for m in VOTE_MEMBERS):
-        vote_run, tried = _vote(
-            [by_name[m] for m in VOTE_MEMBERS], raw, val_units, test_units, classes)
+        vote_run, tried = _vote([by_name[m] for m in VOTE_MEMBERS], raw, val_units, test_units, classes)
         runs.append(vote_run)
-        searches.append({"model": VOTE_NAME, "method": "CatBoost weight chosen on validation groups",
-                         "tried": tried, "best_params": {"weights": vote_run.params["weights"]}})
-        progress(f"[{task}] {vote_run.name}: weights {vote_run.params['weights']} val acc "
-                 f"{vote_run.val['accuracy']:.4f} test acc {vote_run.test['accuracy']:.4f} "
-                 f"one-row {vote_run.predict_ms_one:.2f} ms")
+        searches.append(
+            {
+                "model": VOTE_NAME,
+                "method": "CatBoost weight chosen on validation groups",
+                "tried": tried,
+                "best_params": {"weights": vote_run.params["weights"]},
+            }
+        )
+        progress(
+            f"[{task}] {vote_run.name}: weights {vote_run.params['weights']} val acc "
+            f"{vote_run.val['accuracy']:.4f} test acc {vote_run.test['accuracy']:.4f} "
+            f"one-row {vote_run.predict_ms_one:.2f} ms"
+        )
 
     # -- production choice: best validation accuracy among fast candidates -------------------
     eligible = [r for r in runs if r.name in PRODUCTION_CANDIDATES[task] and r.model is not None] or runs
@@ -459,33 +567,46 @@ def run_task(
             model, used, val_scores, fit_s, n_fit = audio_future.result()
         else:
             params = {k: v for k, v in by_name[audio_name].params.items() if k != "best_iteration"}
-            model, used, val_scores, fit_s, n_fit = trial(audio_name, params, audio_spec,
-                                                          iqr=use_iqr and audio_name == lead)
-        audio_run = ModelRun(audio_name, _jsonable(used), val_scores, {}, fit_s, 0.0, 0.0, n_fit, model,
-                             audio_spec)
+            model, used, val_scores, fit_s, n_fit = trial(
+                audio_name, params, audio_spec, iqr=use_iqr and audio_name == lead
+            )
+        audio_run = ModelRun(audio_name, _jsonable(used), val_scores, {}, fit_s, 0.0, 0.0, n_fit, model, audio_spec)
         heads.append(_calibrate(audio_run, "audio_only", raw, val_units, test_units, classes, family_of))
     if pool is not None:
         pool.shutdown()
     for head in heads:
-        progress(f"[{task}] production {prod.name} head {head.name} T={head.temperature:.3f}: "
-                 f"{head.test} families {head.family_test}")
+        progress(
+            f"[{task}] production {prod.name} head {head.name} T={head.temperature:.3f}: "
+            f"{head.test} families {head.family_test}"
+        )
     full = heads[0]
     x_val_prod = build_features(raw[val_units.rows][:, _cols(prod.spec)], prod.spec)
     holdout_ids = sorted(set(ds.frame["track_id"].iloc[test_idx].astype(str)))
     return TaskResult(
-        task=task, data_hash=ds.data_hash, classes=classes, runs=runs, production=prod.name,
-        temperature=full.temperature, production_test=full.test, family_test=full.family_test,
-        options=options, searches=searches, confusion=full.confusion,
+        task=task,
+        data_hash=ds.data_hash,
+        classes=classes,
+        runs=runs,
+        production=prod.name,
+        temperature=full.temperature,
+        production_test=full.test,
+        family_test=full.family_test,
+        options=options,
+        searches=searches,
+        confusion=full.confusion,
         importance=_importance(prod, x_val_prod, y_all[val_units.rows], classes, seed),
-        holdout_ids=holdout_ids, family_of=family_of,
-        n_rows={"fit": len(fit_idx), "val": len(val_idx), "test": len(test_idx),
-                "test_tracks": len(test_units.rows)},
-        seconds=time.perf_counter() - started, heads=heads, seed=seed,
+        holdout_ids=holdout_ids,
+        family_of=family_of,
+        n_rows={"fit": len(fit_idx), "val": len(val_idx), "test": len(test_idx), "test_tracks": len(test_units.rows)},
+        seconds=time.perf_counter() - started,
+        heads=heads,
+        seed=seed,
     )
 
 
-def _vote(members: Sequence[ModelRun], raw: np.ndarray, val_units: EvalUnits, test_units: EvalUnits,
-          classes: Sequence[str]) -> tuple[ModelRun, list[dict[str, Any]]]:
+def _vote(
+    members: Sequence[ModelRun], raw: np.ndarray, val_units: EvalUnits, test_units: EvalUnits, classes: Sequence[str]
+) -> tuple[ModelRun, list[dict[str, Any]]]:
     """Soft vote of `members` (same feature spec); the first member's weight is chosen on validation."""
     from ml.ensemble import SoftVote
 
@@ -505,11 +626,19 @@ def _vote(members: Sequence[ModelRun], raw: np.ndarray, val_units: EvalUnits, te
     x_test = build_features(raw[test_units.rows][:, _cols(spec)], spec)
     test_scores = scores(_full_proba(model, x_test, len(classes)), classes, test_units.label_sets)
     batch_ms, one_ms = _latency(model, x_test)
-    params = {"members": [r.name for r in members], "weights": weights,
-              **{r.name: r.params for r in members}}
-    return ModelRun(VOTE_NAME, _jsonable(params), val_scores, test_scores,
-                    sum(r.fit_seconds for r in members), batch_ms, one_ms,
-                    max(r.train_rows for r in members), model, spec), tried
+    params = {"members": [r.name for r in members], "weights": weights, **{r.name: r.params for r in members}}
+    return ModelRun(
+        VOTE_NAME,
+        _jsonable(params),
+        val_scores,
+        test_scores,
+        sum(r.fit_seconds for r in members),
+        batch_ms,
+        one_ms,
+        max(r.train_rows for r in members),
+        model,
+        spec,
+    ), tried
 
 
 @dataclass
@@ -527,16 +656,28 @@ def _cols(spec: FeatureSpec) -> list[int]:
     return [RAW_INPUTS.index(n) for n in spec.raw_names()]
 
 
-def _calibrate(run: ModelRun, name: str, raw: np.ndarray, val_units: EvalUnits, test_units: EvalUnits,
-               classes: Sequence[str], family_of: Mapping[str, str]) -> HeadResult:
+def _calibrate(
+    run: ModelRun,
+    name: str,
+    raw: np.ndarray,
+    val_units: EvalUnits,
+    test_units: EvalUnits,
+    classes: Sequence[str],
+    family_of: Mapping[str, str],
+) -> HeadResult:
     """Fit the head's temperature on validation, then score it once on test."""
     x_val = build_features(raw[val_units.rows][:, _cols(run.spec)], run.spec)
     temperature = fit_temperature(_full_proba(run.model, x_val, len(classes)), classes, val_units.label_sets)
     x_test = build_features(raw[test_units.rows][:, _cols(run.spec)], run.spec)
     proba = apply_temperature(_full_proba(run.model, x_test, len(classes)), temperature)
-    return HeadResult(name, run, temperature, scores(proba, classes, test_units.label_sets),
-                      _family_scores(proba, classes, family_of, test_units.label_sets),
-                      confusion(proba, classes, test_units.label_sets))
+    return HeadResult(
+        name,
+        run,
+        temperature,
+        scores(proba, classes, test_units.label_sets),
+        _family_scores(proba, classes, family_of, test_units.label_sets),
+        confusion(proba, classes, test_units.label_sets),
+    )
 
 
 def _full_proba(model: Any, x: np.ndarray, n_classes: int) -> np.ndarray:
@@ -551,8 +692,9 @@ def _model_classes(model: Any) -> np.ndarray:
     return np.asarray(est.classes_, dtype=int)
 
 
-def _family_scores(proba: np.ndarray, classes: Sequence[str], family_of: Mapping[str, str],
-                   label_sets: Sequence[frozenset[str]]) -> dict[str, float]:
+def _family_scores(
+    proba: np.ndarray, classes: Sequence[str], family_of: Mapping[str, str], label_sets: Sequence[frozenset[str]]
+) -> dict[str, float]:
     families = sorted(set(family_of.values()))
     matrix = np.zeros((len(classes), len(families)))
     for i, c in enumerate(classes):
@@ -561,9 +703,17 @@ def _family_scores(proba: np.ndarray, classes: Sequence[str], family_of: Mapping
     return scores(proba @ matrix, families, fam_sets)
 
 
-def _grid_search(name: str, grid: Mapping[str, list[Any]], base: Mapping[str, Any], raw: np.ndarray,
-                 y_all: np.ndarray, ds: Dataset, fit_idx: np.ndarray, spec: FeatureSpec, seed: int
-                 ) -> tuple[dict[str, Any], dict[str, Any]]:
+def _grid_search(
+    name: str,
+    grid: Mapping[str, list[Any]],
+    base: Mapping[str, Any],
+    raw: np.ndarray,
+    y_all: np.ndarray,
+    ds: Dataset,
+    fit_idx: np.ndarray,
+    spec: FeatureSpec,
+    seed: int,
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """GridSearchCV over grouped 3-fold CV of the fit part (boosters with a capped, fixed budget)."""
     from sklearn.model_selection import GridSearchCV
 
@@ -571,15 +721,19 @@ def _grid_search(name: str, grid: Mapping[str, list[Any]], base: Mapping[str, An
     estimator = make_model(name, params, seed, threads=1) if name != "catboost" else _catboost_plain(params, seed)
     prefix = "mlpclassifier__" if name == "mlp" else ""
     folds = grouped_folds(ds.labels[fit_idx], ds.groups[fit_idx], 3, seed)
-    search = GridSearchCV(estimator, {prefix + k: v for k, v in grid.items()}, cv=folds,
-                          scoring="neg_log_loss", n_jobs=2, refit=False)
+    search = GridSearchCV(
+        estimator, {prefix + k: v for k, v in grid.items()}, cv=folds, scoring="neg_log_loss", n_jobs=2, refit=False
+    )
     t0 = time.perf_counter()
     search.fit(build_features(raw[fit_idx], spec), y_all[fit_idx])
     best = {k.removeprefix(prefix): v for k, v in search.best_params_.items()}
     record = {
-        "model": name, "method": "GridSearchCV, StratifiedGroupKFold(3) on the fit part, neg_log_loss",
-        "grid": _jsonable(grid), "best_params": _jsonable(best),
-        "best_cv_log_loss": float(-search.best_score_), "seconds": time.perf_counter() - t0,
+        "model": name,
+        "method": "GridSearchCV, StratifiedGroupKFold(3) on the fit part, neg_log_loss",
+        "grid": _jsonable(grid),
+        "best_params": _jsonable(best),
+        "best_cv_log_loss": float(-search.best_score_),
+        "seconds": time.perf_counter() - t0,
     }
     return {**base, **best}, record
 
@@ -587,12 +741,19 @@ def _grid_search(name: str, grid: Mapping[str, list[Any]], base: Mapping[str, An
 def _catboost_plain(params: Mapping[str, Any], seed: int) -> Any:
     from catboost import CatBoostClassifier
 
-    return CatBoostClassifier(loss_function="MultiClass", random_seed=seed, thread_count=1, verbose=False,
-                              allow_writing_files=False, **{k: v for k, v in params.items() if k != "od_type"})
+    return CatBoostClassifier(
+        loss_function="MultiClass",
+        random_seed=seed,
+        thread_count=1,
+        verbose=False,
+        allow_writing_files=False,
+        **{k: v for k, v in params.items() if k != "od_type"},
+    )
 
 
-def _importance(run: ModelRun, x_val: np.ndarray, y_val: np.ndarray, classes: Sequence[str], seed: int
-                ) -> dict[str, float]:
+def _importance(
+    run: ModelRun, x_val: np.ndarray, y_val: np.ndarray, classes: Sequence[str], seed: int
+) -> dict[str, float]:
     """Permutation importance (drop in validation accuracy), model-agnostic."""
     rng = np.random.default_rng(seed)
     n = min(3000, len(x_val))
@@ -627,9 +788,15 @@ def library_versions() -> dict[str, str]:
     import sklearn
     import xgboost
 
-    return {"python": platform.python_version(), "numpy": np.__version__, "pandas": pandas.__version__,
-            "scikit-learn": sklearn.__version__, "catboost": catboost.__version__,
-            "lightgbm": lightgbm.__version__, "xgboost": xgboost.__version__}
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "pandas": pandas.__version__,
+        "scikit-learn": sklearn.__version__,
+        "catboost": catboost.__version__,
+        "lightgbm": lightgbm.__version__,
+        "xgboost": xgboost.__version__,
+    }
 
 
 def save_artefact(result: TaskResult, out_dir: Path) -> Path:
@@ -649,13 +816,22 @@ def save_artefact(result: TaskResult, out_dir: Path) -> Path:
 
             fmt, file = "sklearn", f"{head.name}.joblib"
             joblib.dump(run.model, out_dir / file)
-        heads_meta.append({
-            "name": head.name, "model": run.name, "format": fmt, "file": file,
-            "raw_inputs": list(run.spec.raw_names()), "feature_spec": run.spec.to_dict(),
-            "feature_names": list(run.spec.names()), "params": run.params, "temperature": head.temperature,
-            "metrics": {"test": head.test, "family_test": head.family_test, "validation": run.val},
-            "fit_seconds": round(run.fit_seconds, 1), "rows_fitted": run.train_rows,
-        })
+        heads_meta.append(
+            {
+                "name": head.name,
+                "model": run.name,
+                "format": fmt,
+                "file": file,
+                "raw_inputs": list(run.spec.raw_names()),
+                "feature_spec": run.spec.to_dict(),
+                "feature_names": list(run.spec.names()),
+                "params": run.params,
+                "temperature": head.temperature,
+                "metrics": {"test": head.test, "family_test": head.family_test, "validation": run.val},
+                "fit_seconds": round(run.fit_seconds, 1),
+                "rows_fitted": run.train_rows,
+            }
+        )
     created = datetime.now(UTC)
     full = result.heads[0]
     meta = {
@@ -696,8 +872,14 @@ def _probe_params(name: str, params: Mapping[str, Any], rounds: int | None) -> d
 
 
 def train(
-    data_dir: Path, models_path: Path, *, tasks: Sequence[str] = ("seed6", "catalog"), zoo: bool = True,
-    seed: int = 42, reports_dir: Path | None = None, docs_dir: Path | None = None,
+    data_dir: Path,
+    models_path: Path,
+    *,
+    tasks: Sequence[str] = ("seed6", "catalog"),
+    zoo: bool = True,
+    seed: int = 42,
+    reports_dir: Path | None = None,
+    docs_dir: Path | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[TaskResult]:
     """Train each task, write artefacts and (with a reports dir) the report. Returns the results."""
@@ -732,8 +914,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     tasks = ("seed6", "catalog") if args.task == "all" else (args.task,)
-    train(args.data_dir, args.models_path or args.data_dir / "models", tasks=tasks, zoo=not args.quick,
-          seed=args.seed, reports_dir=args.reports_dir, docs_dir=args.docs_dir)
+    train(
+        args.data_dir,
+        args.models_path or args.data_dir / "models",
+        tasks=tasks,
+        zoo=not args.quick,
+        seed=args.seed,
+        reports_dir=args.reports_dir,
+        docs_dir=args.docs_dir,
+    )
     return 0
 
 

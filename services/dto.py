@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import MappingProxyType
 from typing import Generic, TypeVar
 from urllib.parse import quote_plus
@@ -164,3 +165,22 @@ class RadioStep:
     skips: int = 0
     stopped: bool = False
     extra: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class GenreHistoryEntry:
+    genre: str
+    count: int  # searches + likes that landed in this genre
+    searched: int
+    liked: int
+    tracks: tuple[TrackInfo, ...]  # the latest ones, newest first, up to 3 distinct
+    last_at: datetime
+    predicted: bool = False  # True: the genre comes from the model, not dataset labels
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    status: str  # "ok" | "degraded"
+    database: bool
+    version: str
+    details: dict[str, object] = field(default_factory=dict)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -20,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import Interaction, InteractionKind, Like
 from db.repositories import InteractionRepository, LikeRepository, TrackRepository
-from services.dto import GenreGuess, Page, TrackInfo
+from services.dto import GenreGuess, GenreHistoryEntry, Page, TrackInfo
 from services.errors import EncoreError, InvalidInput, TrackNotFound
 
 UNKNOWN_GENRE = "unknown"
@@ -31,17 +30,6 @@ class GenreGuesser(Protocol):
     """`services.genre.GenreService` fits."""
 
     async def guess(self, features: Mapping[str, float]) -> GenreGuess: ...
-
-
-@dataclass(frozen=True, slots=True)
-class GenreHistoryEntry:
-    genre: str
-    count: int  # searches + likes that landed in this genre
-    searched: int
-    liked: int
-    tracks: tuple[TrackInfo, ...]  # the latest ones, newest first, up to 3 distinct
-    last_at: datetime
-    predicted: bool = False  # True: the genre comes from the model, not dataset labels
 
 
 class FeedbackService:

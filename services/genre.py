@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -23,11 +24,33 @@ log = logging.getLogger(__name__)
 
 
 class GenreService:
-    def __init__(self, predictor: GenrePredictor | None) -> None:
+    """`predictor`: a loaded model; or `loader`, called once on first use (None: no model)."""
+
+    def __init__(
+        self,
+        predictor: GenrePredictor | None = None,
+        *,
+        loader: Callable[[], GenrePredictor | None] | None = None,
+    ) -> None:
         self._predictor = predictor
+        self._loader = None if predictor is not None else loader
+        self._lock = threading.Lock()
+
+    def predictor(self) -> GenrePredictor | None:
+        """The model, loaded on the first call (blocking: call it from a worker thread)."""
+        if self._loader is not None:
+            with self._lock:
+                if self._loader is not None:
+                    self._predictor = self._loader()
+                    self._loader = None
+        return self._predictor
+
+    async def load(self) -> GenrePredictor | None:
+        return await asyncio.to_thread(self.predictor)
 
     @property
     def ready(self) -> bool:
+        """A model is loaded (False before the first use of a lazily loaded one)."""
         return self._predictor is not None
 
     @property
@@ -43,9 +66,10 @@ class GenreService:
         return self._predictor.version if self._predictor is not None else ""
 
     def _require(self) -> GenrePredictor:
-        if self._predictor is None:
+        predictor = self.predictor()
+        if predictor is None:
             raise ModelNotReady("The genre model isn't available right now.")
-        return self._predictor
+        return predictor
 
     def guess_sync(self, features: Mapping[str, Any] | None) -> GenreGuess:
         """Blocking form of `guess` (for CLIs and worker threads)."""
@@ -60,7 +84,6 @@ class GenreService:
 
     async def guess(self, features: Mapping[str, Any] | None) -> GenreGuess:
         """Raises NoFeatures (none / incomplete), InvalidInput (bad values), ModelNotReady."""
-        self._require()
         return await asyncio.to_thread(self.guess_sync, features)
 
     def proba_matrix_sync(self, matrix: np.ndarray) -> np.ndarray:
@@ -72,7 +95,6 @@ class GenreService:
 
     async def proba_matrix(self, matrix: np.ndarray) -> np.ndarray:
         """(n, 12) AUDIO_FEATURES or (n, 14) RAW_INPUTS rows → (n, len(classes)) probabilities."""
-        self._require()
         return await asyncio.to_thread(self.proba_matrix_sync, matrix)
 
 

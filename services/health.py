@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 from importlib import metadata
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.dto import HealthReport
 
 log = logging.getLogger(__name__)
 
@@ -18,14 +19,6 @@ def encore_version() -> str:
         return metadata.version("encore")
     except metadata.PackageNotFoundError:
         return "0.0.0+local"
-
-
-@dataclass(frozen=True, slots=True)
-class HealthReport:
-    status: str  # "ok" | "degraded"
-    database: bool
-    version: str
-    details: dict[str, object] = field(default_factory=dict)
 
 
 class HealthService:

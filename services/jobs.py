@@ -139,17 +139,19 @@ class DailyPicksService:
         self,
         sessions: async_sessionmaker[AsyncSession],
         recommendations: TasteSource | None,
-        notifier: Notifier,
+        notifier: Notifier | None = None,
         *,
         rate: float = 25.0,
         batch: int = 1000,
         concurrency: int = 25,
         pacer: Callable[[], Pacing] | None = None,
     ) -> None:
-        """`pacer` makes the pacing for one run (default: `Pacer(rate)` in this process)."""
+        """`pacer` makes the pacing for one run (default: `Pacer(rate)` in this process). Nothing is
+        delivered until a `notifier` is given here or attached (the bot attaches itself when it runs)."""
         self._sessions = sessions
         self._recommendations = recommendations
         self._notifier = notifier
+        self._rate = rate
         self._new_pacer: Callable[[], Pacing] = pacer or (lambda: Pacer(rate))
         self._batch = batch
         self._concurrency = concurrency
@@ -159,8 +161,24 @@ class DailyPicksService:
         # would commit or roll back each other's claims.
         self._db = asyncio.Lock()
 
+    @property
+    def rate(self) -> float:
+        return self._rate
+
+    @property
+    def can_deliver(self) -> bool:
+        return self._notifier is not None
+
+    def attach(self, notifier: Notifier, pacer: Callable[[], Pacing] | None = None) -> None:
+        """Deliver through `notifier` from now on (and pace with `pacer`, when given)."""
+        self._notifier = notifier
+        if pacer is not None:
+            self._new_pacer = pacer
+
     async def run_due(self, now: datetime | None = None) -> DeliveryStats:
         """Deliver today's pick to every subscriber whose hour has come (UTC) and who has none yet."""
+        if self._notifier is None:
+            return DeliveryStats()
         now = (now or datetime.now(UTC)).astimezone(UTC)
         day = now.date()
         async with self._lock:
@@ -210,6 +228,7 @@ class DailyPicksService:
                 await DailyPickRepository(session).mark(user.user_id, day, status="empty")
             return "empty"
         await pacer.wait()
+        assert self._notifier is not None  # run_due checked
         try:
             status = await self._notifier.send_pick(user.telegram_id, user.language, pick)
         except Exception:

@@ -34,7 +34,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Literal, Protocol
@@ -837,6 +837,7 @@ class RecommendationService:
         sessions: async_sessionmaker[AsyncSession],
         *,
         proba: ProbaModel | None = None,
+        proba_source: Callable[[], ProbaModel | None] | None = None,
         weights: EngineWeights | None = None,
         default_diversity: float = 0.3,
         colike_weight: float = 1.0,
@@ -845,6 +846,8 @@ class RecommendationService:
     ) -> None:
         self._sessions = sessions
         self._proba = proba
+        # Loads the genre model on first use (blocking; run in a worker thread) when `proba` is not given.
+        self._proba_source = None if proba is not None else proba_source
         self._weights = weights
         self.default_diversity = default_diversity
         self.colike_weight = colike_weight
@@ -873,6 +876,9 @@ class RecommendationService:
 
     async def _build_index(self) -> CatalogIndex:
         started = time.perf_counter()
+        if self._proba_source is not None:
+            self._proba = await asyncio.to_thread(self._proba_source)
+            self._proba_source = None
         async with self._sessions() as s:
             repo = TrackRepository(s)
             rows = list(await repo.feature_rows())

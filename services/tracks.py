@@ -10,6 +10,7 @@ except the documented `TrackNotFound` from `get` / `card`.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
@@ -68,7 +69,7 @@ class TrackService:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
-        index: SearchIndex,
+        index: SearchIndex | None,
         spotify: SpotifyClient | None,
         youtube: YouTubeService | None,
         features: AudioFeatureChain | None,
@@ -80,6 +81,15 @@ class TrackService:
         self._youtube = youtube
         self._features = features
         self._genre = genre
+        self._index_lock = asyncio.Lock()
+
+    async def index(self) -> SearchIndex:
+        """The catalogue's search index, built from the database on first use when none was given."""
+        if self._index is None:
+            async with self._index_lock:
+                if self._index is None:
+                    self._index = await SearchIndex.load(self._sessions)
+        return self._index
 
     # -- resolve ----------------------------------------------------------------------------
     async def resolve(self, text: str, *, user_id: int | None = None, limit: int = 8) -> Resolution:
@@ -165,7 +175,7 @@ class TrackService:
         return top - second >= CLEAR_MARGIN
 
     async def _catalog_search(self, query: str, limit: int) -> list[tuple[TrackInfo, float]]:
-        hits = self._index.search(query, limit)
+        hits = (await self.index()).search(query, limit)
         if not hits:
             return []
         async with self._sessions() as session:
@@ -275,8 +285,9 @@ class TrackService:
                     row = await repo.by_spotify_id(found.id)
                     assert row is not None
             info = TrackInfo.from_row(row)
-        if info.id not in self._index:
-            self._index.add([SearchRow(info.id, info.name, ";".join(info.artists), info.album, info.popularity)])
+        index = await self.index()
+        if info.id not in index:
+            index.add([SearchRow(info.id, info.name, ";".join(info.artists), info.album, info.popularity)])
         return info
 
 

@@ -4,9 +4,7 @@ from db.repositories import LikeRepository, TrackRepository, UserRepository
 
 async def test_like_is_unique_per_user_and_track(sessions):
     async with sessions.begin() as s:
-        user = await UserRepository(s).upsert_telegram(
-            1, first_name="A", last_name=None, username=None, language="en"
-        )
+        user = await UserRepository(s).upsert_telegram(1, first_name="A", last_name=None, username=None, language="en")
         track = await TrackRepository(s).add(
             Track(spotify_id="x" * 22, name="Song", artists="Artist", genres=[TrackGenre(genre="rock")])
         )

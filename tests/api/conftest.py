@@ -1,4 +1,4 @@
-"""Fixtures for the HTTP tests: fake services in a Container, the app, a client, a live server."""
+"""Fixtures for the HTTP tests: fake services in a Wiring, the app, a client, a live server."""
 
 from __future__ import annotations
 
@@ -12,27 +12,27 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from bot.container import Container
-from bot.web import WebConfig, create_web_app
+from bot.http.config import WebConfig
 from tests.api.fakes import fake_container
+from tests.wiring import Wiring
 
 ClientFactory = Callable[..., Any]
 
 
 @pytest.fixture
-async def container() -> AsyncIterator[Container]:
+async def container() -> AsyncIterator[Wiring]:
     c = fake_container()
     yield c
-    await c.engine.dispose()
+    await c.close()
 
 
 @pytest.fixture
-def make_client(aiohttp_client: ClientFactory, container: Container) -> Callable[..., Any]:
+def make_client(aiohttp_client: ClientFactory, container: Wiring) -> Callable[..., Any]:
     """Build the app with a given WebConfig (defaults: no keys, no CORS, a generous rate limit)."""
 
     async def make(config: WebConfig | None = None, **kwargs: Any) -> TestClient:
         config = config or WebConfig(rate_limit_per_minute=10_000)
-        return await aiohttp_client(create_web_app(container, config=config, **kwargs))
+        return await aiohttp_client(container.http_app(config, **kwargs))
 
     return make
 
@@ -83,11 +83,11 @@ class LiveServer:
 
 @pytest.fixture(scope="module")
 def live_server() -> Iterator[LiveServer]:
-    holder: dict[str, Container] = {}
+    holder: dict[str, Wiring] = {}
 
     def factory() -> web.Application:
         holder["container"] = fake_container()
-        return create_web_app(holder["container"], config=WebConfig(rate_limit_per_minute=1_000_000))
+        return holder["container"].http_app(WebConfig(rate_limit_per_minute=1_000_000))
 
     server = LiveServer(factory).start()
     yield server

@@ -9,10 +9,10 @@ from types import MappingProxyType
 from typing import Literal
 
 from bot.config import Settings
-from bot.container import Container
 from db.engine import create_engine, create_session_factory
 from db.models import AUDIO_FEATURE_COLUMNS
 from services import errors
+from services.container import Services
 from services.dto import (
     GenreGuess,
     RadioStep,
@@ -25,6 +25,7 @@ from services.dto import (
 )
 from services.health import HealthService
 from services.users import UserService
+from tests.wiring import Wiring
 
 MODEL_VERSION = "seed6-test-1"
 GENRES = ("rock", "pop", "hip-hop", "edm", "jazz", "classical")
@@ -119,6 +120,10 @@ class FakeGenreService:
     def __init__(self, *, ready: bool = True) -> None:
         self.ready = ready
         self.calls: list[dict[str, float]] = []
+
+    @property
+    def version(self) -> str:
+        return MODEL_VERSION if self.ready else ""
 
     async def guess(self, features: Mapping[str, float]) -> GenreGuess:
         if not self.ready:
@@ -292,22 +297,21 @@ class FakeRadioService:
 
 def fake_container(
     settings: Settings | None = None, catalog: Sequence[TrackInfo] | None = None, *, model_ready: bool = True
-) -> Container:
-    """A Container whose services are the fakes above (an in-memory SQLite engine for health)."""
+) -> Wiring:
+    """The fakes above as the services (an in-memory SQLite engine for health and users)."""
     settings = settings or Settings(_env_file=None)  # type: ignore[call-arg]
     engine = create_engine("sqlite+aiosqlite://")
     sessions = create_session_factory(engine)
     genre = FakeGenreService(ready=model_ready)
     tracks = FakeTrackService(catalog if catalog is not None else default_catalog(), genre)
     recs = FakeRecommendationService(tracks)
-    return Container(
-        settings=settings,
-        engine=engine,
-        sessions=sessions,
+    services = Services(
         users=UserService(sessions),
         health=HealthService(engine, version="test"),
         tracks=tracks,  # type: ignore[arg-type]
         genre=genre,  # type: ignore[arg-type]
         recommendations=recs,  # type: ignore[arg-type]
         radio=FakeRadioService(tracks, recs),  # type: ignore[arg-type]
+        feedback=None,  # type: ignore[arg-type]
     )
+    return Wiring(settings, services, engine, sessions)

@@ -140,13 +140,13 @@ async def test_similar_returns_scored_tracks(client: TestClient, container: Any)
     assert len(body["items"]) == 3 and all(item["track"]["id"] != 1 for item in body["items"])
     scores = [item["score"] for item in body["items"]]
     assert scores == sorted(scores, reverse=True)
-    assert container.recommendations.calls == [(1, 3, 0.25)]
+    assert container.services.recommendations.calls == [(1, 3, 0.25)]
 
 
 async def test_similar_is_cached_and_counted(client: TestClient, container: Any) -> None:
     first = await (await client.get("/api/v1/tracks/2/similar")).read()
     second = await (await client.get("/api/v1/tracks/2/similar")).read()
-    assert first == second and len(container.recommendations.calls) == 1
+    assert first == second and len(container.services.recommendations.calls) == 1
     metrics = await (await client.get("/metrics")).text()
     assert 'encore_cache_requests_total{cache="similar",result="hit"} 1.0' in metrics
     assert 'encore_cache_requests_total{cache="similar",result="miss"} 1.0' in metrics
@@ -156,7 +156,7 @@ async def test_similar_is_cached_and_counted(client: TestClient, container: Any)
 async def test_similar_concurrent_misses_share_one_computation(client: TestClient, container: Any) -> None:
     import asyncio
 
-    recs = container.recommendations
+    recs = container.services.recommendations
     original = recs.similar
     gate = asyncio.Event()
 
@@ -209,7 +209,7 @@ async def test_genre_from_features(client: TestClient, container: Any) -> None:
     body = await resp.json()
     assert body["genre"] == body["top"][0]["genre"] and body["model_version"] == MODEL_VERSION
     assert 0 < sum(p["probability"] for p in body["family_top"]) <= 1 + 1e-9
-    assert container.genre.calls[-1]["key"] == 5.0
+    assert container.services.genre.calls[-1]["key"] == 5.0
 
 
 async def test_genre_accepts_whole_floats_for_integer_features(client: TestClient) -> None:
@@ -261,7 +261,7 @@ async def test_genre_wrong_content_type_is_415(client: TestClient) -> None:
 
 
 async def test_genre_model_not_ready_is_503(make_client: Any, container: Any) -> None:
-    container.genre.ready = False
+    container.services.genre.ready = False
     client = await make_client()
     resp = await client.post("/api/v1/genre", json=FEATURES)
     await problem(resp, 503)
@@ -307,14 +307,14 @@ async def test_radio_errors(client: TestClient) -> None:
 
 
 async def test_radio_of_another_user_is_403(client: TestClient, container: Any) -> None:
-    step = await container.radio.start(1, user_id=42)
+    step = await container.services.radio.start(1, user_id=42)
     await problem(
         await client.post(f"/api/v1/radio/{step.radio_id}/feedback", json={"track_id": 1, "action": "like"}), 403
     )
 
 
 async def test_missing_service_is_503_not_500(make_client: Any, container: Any) -> None:
-    container.recommendations = None
+    container.services.recommendations = None
     client = await make_client()
     await problem(await client.get("/api/v1/tracks/1/similar"), 503)
 
@@ -323,7 +323,7 @@ async def test_a_bug_in_a_service_is_a_500_problem_without_details(make_client: 
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret internals")
 
-    container.tracks.card = broken
+    container.services.tracks.card = broken
     client = await make_client()
     body = await problem(await client.get("/api/v1/tracks/1"), 500)
     assert "secret" not in body["detail"]
@@ -339,7 +339,7 @@ async def test_openapi_document_is_served(client: TestClient) -> None:
 async def test_response_cache_serves_stale_while_one_refresh_runs() -> None:
     import asyncio
 
-    from handlers.api import ResponseCache
+    from bot.http.cache import ResponseCache
 
     now = [0.0]
     cache = ResponseCache(ttl=10, size=2, stale_for=100, clock=lambda: now[0])
@@ -382,6 +382,6 @@ async def test_radio_get_and_stop(client: TestClient, container: Any) -> None:
     assert stopped["stopped"] is True and stopped["track"] is None
     await problem(await client.get("/api/v1/radio/77"), 404)
     await problem(await client.post("/api/v1/radio/77/stop"), 404)
-    other = await container.radio.start(1, user_id=42)
+    other = await container.services.radio.start(1, user_id=42)
     await problem(await client.get(f"/api/v1/radio/{other.radio_id}"), 403)
     await problem(await client.post(f"/api/v1/radio/{other.radio_id}/stop"), 403)

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from bot.web import MemoryRateLimiter, RedisRateLimiter, WebConfig
+from bot.http.config import WebConfig
+from bot.http.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from tests.api.fakes import MODEL_VERSION
 from tests.api.test_api import FEATURES, problem
 
@@ -148,7 +149,8 @@ async def test_metrics_count_requests_by_route_template(client: Any) -> None:
 
 
 async def test_model_version_from_answers_when_the_service_does_not_say(client: Any, container: Any) -> None:
-    container.genre = type("NoVersion", (), {"guess": container.genre.guess})()
+    # A model loaded lazily says its version only once loaded; the answers name it meanwhile.
+    container.services.genre = type("NotLoaded", (), {"guess": container.services.genre.guess, "version": ""})()
     text = await (await client.get("/metrics")).text()
     assert "encore_model_info{" not in text
     await client.post("/api/v1/genre", json=FEATURES)
@@ -183,11 +185,9 @@ async def test_redis_rate_limiter_fails_open() -> None:
 async def test_telegram_webhook_path_is_not_rate_limited(aiohttp_client: Any, container: Any) -> None:
     from aiohttp import web
 
-    from bot.web import create_web_app
-
-    config = WebConfig.from_container(container)
+    config = WebConfig.from_settings(container.settings)
     assert container.settings.webhook.path in config.unlimited_paths
-    app = create_web_app(container, config=config, rate_limiter=MemoryRateLimiter(1, Clock()))
+    app = container.http_app(config, rate_limiter=MemoryRateLimiter(1, Clock()))
 
     async def webhook(request: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -203,12 +203,12 @@ async def test_telegram_webhook_path_is_not_rate_limited(aiohttp_client: Any, co
 @pytest.mark.redis
 async def test_redis_url_selects_the_shared_limiter(aiohttp_client: Any, redis_url: str) -> None:
     from bot.config import Settings
-    from bot.web import create_web_app, limiter_key
+    from bot.http.keys import limiter_key
     from tests.api.fakes import fake_container
 
     container = fake_container(Settings(_env_file=None, redis_url=redis_url))  # type: ignore[call-arg]
     try:
-        app = create_web_app(container, config=WebConfig(rate_limit_per_minute=2))
+        app = container.http_app(WebConfig(rate_limit_per_minute=2, redis_url=redis_url))
         assert isinstance(app[limiter_key], RedisRateLimiter)
         client = await aiohttp_client(app)
         assert (await client.get("/api/v1/tracks/1")).status == 200
@@ -216,4 +216,4 @@ async def test_redis_url_selects_the_shared_limiter(aiohttp_client: Any, redis_u
         resp = await client.get("/api/v1/tracks/1")
         assert resp.status == 429 and int(resp.headers["Retry-After"]) >= 1
     finally:
-        await container.engine.dispose()
+        await container.close()

@@ -10,7 +10,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from bot.web import OPENAPI_PATH, WebConfig, create_web_app
+from bot.http.config import WebConfig
+from handlers.http.api import OPENAPI_PATH
 from tests.api.conftest import LiveServer
 from tests.api.fakes import fake_container
 
@@ -20,7 +21,7 @@ PAGE_PREFIXES = ("/static", "/track/", "/radio")
 
 
 def app_routes() -> set[tuple[str, str]]:
-    app = create_web_app(fake_container(), config=WebConfig())
+    app = fake_container().http_app(WebConfig())
     found = set()
     for route in app.router.routes():
         info = route.resource.get_info() if route.resource else {}

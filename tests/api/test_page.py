@@ -127,7 +127,7 @@ async def test_radio_end_page(client: TestClient, container: Any) -> None:
 
 
 async def test_a_spotify_link_opens_its_card(client: TestClient, container: Any) -> None:
-    track = await container.tracks.get(5)
+    track = await container.services.tracks.get(5)
     resp = await client.get("/", params={"q": f"{track.spotify_url}?si=abc"}, allow_redirects=False)
     assert resp.status == 303 and resp.headers["Location"] == "/track/5"
     html = await page(client, "/?q=https://open.spotify.com/album/xyz")

@@ -14,11 +14,13 @@ from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, settings
 
 from bot.config import Settings
-from bot.container import Container
-from bot.web import OPENAPI_PATH, WebConfig, create_web_app
+from bot.http.config import WebConfig
 from db.base import Base
 from db.engine import create_engine, create_session_factory
 from db.models import AUDIO_FEATURE_COLUMNS, Track, TrackGenre
+from handlers.http.api import OPENAPI_PATH
+from services.container import Services
+from services.feedback import FeedbackService
 from services.genre import GenreService
 from services.health import HealthService
 from services.radio import RadioService
@@ -30,6 +32,7 @@ from services.users import UserService
 from tests.api.conftest import LiveServer
 from tests.api.fakes import FakeGenreService
 from tests.api.test_api import FEATURES
+from tests.wiring import Wiring
 
 CENTRES = {
     "rock": {"energy": 0.85, "acousticness": 0.08, "danceability": 0.45, "loudness": -5.0, "tempo": 140.0},
@@ -74,7 +77,7 @@ def catalogue_rows(seed: int = 3) -> list[Track]:
     return rows
 
 
-async def real_container(*, genre: Any = None) -> Container:
+async def real_container(*, genre: Any = None) -> Wiring:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     engine = create_engine("sqlite+aiosqlite://")
     async with engine.begin() as conn:
@@ -85,29 +88,28 @@ async def real_container(*, genre: Any = None) -> Container:
     genre = genre if genre is not None else FakeGenreService()
     recs = RecommendationService(sessions)
     tracks = TrackService(sessions, await SearchIndex.load(sessions), None, None, None, genre)
-    return Container(
-        settings=settings,
-        engine=engine,
-        sessions=sessions,
+    services = Services(
         users=UserService(sessions),
         health=HealthService(engine, version="test"),
         tracks=tracks,
         genre=genre,
         recommendations=recs,
         radio=RadioService(sessions, recs),
+        feedback=FeedbackService(sessions, genres=genre),
     )
+    return Wiring(settings, services, engine, sessions)
 
 
 @pytest.fixture
-async def real() -> AsyncIterator[Container]:
+async def real() -> AsyncIterator[Wiring]:
     container = await real_container()
     yield container
-    await container.engine.dispose()
+    await container.close()
 
 
 @pytest.fixture
-async def rclient(aiohttp_client: Any, real: Container) -> TestClient:
-    return await aiohttp_client(create_web_app(real, config=WebConfig(rate_limit_per_minute=0)))
+async def rclient(aiohttp_client: Any, real: Wiring) -> TestClient:
+    return await aiohttp_client(real.http_app(WebConfig(rate_limit_per_minute=0)))
 
 
 async def test_search_card_similar_and_radio_end_to_end(rclient: TestClient) -> None:
@@ -163,7 +165,7 @@ async def test_real_errors_map_to_problems(rclient: TestClient) -> None:
         assert resp.status == 404 and resp.content_type == "application/problem+json"
 
 
-async def test_track_without_features(rclient: TestClient, real: Container) -> None:
+async def test_track_without_features(rclient: TestClient, real: Wiring) -> None:
     found = await (await rclient.get("/api/v1/tracks/search", params={"q": "Lost Demo"})).json()
     track_id = found["items"][0]["id"]
     card = await (await rclient.get(f"/api/v1/tracks/{track_id}")).json()
@@ -185,7 +187,7 @@ async def test_page_over_real_services(rclient: TestClient) -> None:
 async def test_real_genre_service_without_a_model_is_503(aiohttp_client: Any) -> None:
     container = await real_container(genre=GenreService(None))
     try:
-        client = await aiohttp_client(create_web_app(container, config=WebConfig(rate_limit_per_minute=0)))
+        client = await aiohttp_client(container.http_app(WebConfig(rate_limit_per_minute=0)))
         resp = await client.post("/api/v1/genre", json=FEATURES)
         assert resp.status == 503 and resp.headers["Retry-After"]
         assert (await resp.json(content_type=None))["code"] == "model_not_ready"
@@ -194,7 +196,7 @@ async def test_real_genre_service_without_a_model_is_503(aiohttp_client: Any) ->
         metrics = await (await client.get("/metrics")).text()
         assert "encore_model_info{" not in metrics
     finally:
-        await container.engine.dispose()
+        await container.close()
 
 
 schema = schemathesis.openapi.from_path(OPENAPI_PATH)
@@ -202,15 +204,15 @@ schema = schemathesis.openapi.from_path(OPENAPI_PATH)
 
 @pytest.fixture(scope="module")
 def real_live_server() -> Iterator[LiveServer]:
-    holder: dict[str, Container] = {}
+    holder: dict[str, Wiring] = {}
 
     async def factory() -> web.Application:
         holder["c"] = await real_container()
-        return create_web_app(holder["c"], config=WebConfig(rate_limit_per_minute=1_000_000))
+        return holder["c"].http_app(WebConfig(rate_limit_per_minute=1_000_000))
 
     server = LiveServer(factory).start()
     yield server
-    server.run(holder["c"].engine.dispose())
+    server.run(holder["c"].close())
     server.stop()
 
 
@@ -222,9 +224,9 @@ def test_schemathesis_against_the_real_services(case: Any, real_live_server: Liv
 
 
 async def test_composition_root_build_container_then_create_web_app(aiohttp_client: Any, tmp_path: Any) -> None:
-    """What main.py does: Settings → build_container → create_web_app (no network: no provider keys)."""
+    """What main.py does: Settings → build_services → the web app (no network: no provider keys)."""
     from bot.config import ReccoBeatsSettings
-    from bot.container import build_container
+    from main import build_services
 
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None, data_dir=tmp_path, reccobeats=ReccoBeatsSettings(enabled=False), api_keys="secret"
@@ -236,9 +238,11 @@ async def test_composition_root_build_container_then_create_web_app(aiohttp_clie
         s.add_all(catalogue_rows())
     await engine.dispose()
 
-    container = await build_container(settings)
+    services = await build_services(settings)
+    container = Wiring(settings, services, None, None)  # type: ignore[arg-type]
     try:
-        client = await aiohttp_client(create_web_app(container))
+        await services.warm_up()
+        client = await aiohttp_client(container.http_app())
         health = await (await client.get("/healthz")).json()
         assert health["status"] == "ok" and health["database"] == "ok"
         found = await (await client.get("/api/v1/tracks/search", params={"q": "Rock Band 2"})).json()
@@ -255,7 +259,7 @@ async def test_composition_root_build_container_then_create_web_app(aiohttp_clie
         page = await client.get(f"/track/{track_id}")
         assert page.status == 200 and "Rock Band 2" in await page.text()
     finally:
-        await container.close()
+        await services.close()
 
 
 def write_catalogue_csv(path: Any, per_genre: int = 60, seed: int = 5) -> None:
@@ -296,12 +300,12 @@ def write_catalogue_csv(path: Any, per_genre: int = 60, seed: int = 5) -> None:
 
 
 async def test_with_a_real_trained_genre_model(aiohttp_client: Any, tmp_path: Any) -> None:
-    """A tiny model trained by ml/train.py and loaded by build_container: the card and POST /genre
+    """A tiny model trained by ml/train.py and loaded by build_services: the card and POST /genre
     answer with its probabilities, and /metrics names its version."""
     import asyncio
 
     from bot.config import ReccoBeatsSettings
-    from bot.container import build_container
+    from main import build_services
     from ml.train import train
     from services.catalog import CatalogImporter
 
@@ -327,13 +331,15 @@ async def test_with_a_real_trained_genre_model(aiohttp_client: Any, tmp_path: An
     await CatalogImporter(create_session_factory(engine)).import_file(csv, progress=False)
     await engine.dispose()
 
-    container = await build_container(settings)
+    services = await build_services(settings)
+    container = Wiring(settings, services, None, None)  # type: ignore[arg-type]
     try:
-        assert container.genre is not None and container.genre.ready
-        client = await aiohttp_client(create_web_app(container))
-        version = container.genre.version
+        await services.warm_up()
+        assert services.genre.ready
+        client = await aiohttp_client(container.http_app())
+        version = services.genre.version
         guess = await (await client.post("/api/v1/genre", json=FEATURES)).json()
-        assert guess["model_version"] == version and guess["genre"] in container.genre.classes
+        assert guess["model_version"] == version and guess["genre"] in services.genre.classes  # type: ignore[attr-defined]
         assert 0 < guess["probability"] <= 1 and len(guess["top"]) >= 1
         found = await (await client.get("/api/v1/tracks/search", params={"q": "Song 4-3"})).json()
         card = await (await client.get(f"/api/v1/tracks/{found['items'][0]['id']}")).json()
@@ -343,4 +349,4 @@ async def test_with_a_real_trained_genre_model(aiohttp_client: Any, tmp_path: An
         html = await (await client.get(f"/track/{card['track']['id']}")).text()
         assert "Genre probabilities" in html
     finally:
-        await container.close()
+        await services.close()

@@ -12,13 +12,16 @@ from aiogram.types import Update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings, TelegramSettings
-from bot.container import Container
-from bot.factory import create_dispatcher
+from bot.telegram.factory import create_dispatcher
+from handlers.telegram import get_routers
+from services.container import Services
 from services.health import HealthService
+from services.jobs import DailyPicksService
 from services.users import UserService
 from tests.bot.fakes_services import FakeServices, fake_services
 from tests.fakes.bot import RecordingBot
 from tests.fakes.telegram import TOKEN, tg_user
+from tests.wiring import Wiring
 
 
 def make_settings(api_url: str = "http://127.0.0.1:1", **extra: Any) -> Settings:
@@ -27,11 +30,8 @@ def make_settings(api_url: str = "http://127.0.0.1:1", **extra: Any) -> Settings
 
 def make_container(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], fakes: FakeServices, settings: Settings
-) -> Container:
-    return Container(
-        settings=settings,
-        engine=engine,
-        sessions=sessions,
+) -> Wiring:
+    services = Services(
         users=UserService(sessions),
         health=HealthService(engine),
         tracks=fakes.tracks,  # type: ignore[arg-type]
@@ -39,7 +39,9 @@ def make_container(
         recommendations=fakes.recommendations,  # type: ignore[arg-type]
         radio=fakes.radio,  # type: ignore[arg-type]
         feedback=fakes.feedback,  # type: ignore[arg-type]
+        picks=DailyPicksService(sessions, fakes.recommendations),
     )
+    return Wiring(settings, services, engine, sessions)
 
 
 @pytest.fixture
@@ -50,13 +52,13 @@ def fakes() -> FakeServices:
 @pytest.fixture
 def container(
     sqlite_engine: AsyncEngine, sqlite_sessions: async_sessionmaker[AsyncSession], fakes: FakeServices
-) -> Container:
+) -> Wiring:
     return make_container(sqlite_engine, sqlite_sessions, fakes, make_settings())
 
 
 @pytest.fixture
-def dp(container: Container) -> Dispatcher:
-    return create_dispatcher(container, storage=MemoryStorage())
+def dp(container: Wiring) -> Dispatcher:
+    return create_dispatcher(container.services, get_routers(), storage=MemoryStorage())
 
 
 @pytest.fixture

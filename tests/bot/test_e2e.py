@@ -11,13 +11,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.callbacks import ALL_CALLBACKS
-from bot.container import Container
-from bot.runtime import TelegramRuntime, start_telegram
+from bot.telegram.callbacks import ALL_CALLBACKS
+from bot.telegram.runtime import TelegramRuntime
 from db.models import User
 from tests.bot.conftest import make_container, make_settings
 from tests.bot.fakes_services import FakeServices
 from tests.fakes.telegram import ApiCall, FakeTelegram, tg_user
+from tests.wiring import Wiring
 
 ANN = tg_user(5001, "Ann", "en")
 BORIS = tg_user(5002, "Борис", "ru")
@@ -37,13 +37,13 @@ def live_container(
     sqlite_sessions: async_sessionmaker[AsyncSession],
     fakes: FakeServices,
     telegram: FakeTelegram,
-) -> Container:
+) -> Wiring:
     return make_container(sqlite_engine, sqlite_sessions, fakes, make_settings(telegram.base_url))
 
 
 @pytest.fixture
-async def runtime(live_container: Container) -> AsyncIterator[TelegramRuntime]:
-    rt = await start_telegram(live_container, None, polling_timeout=1, start_scheduler=False)
+async def runtime(live_container: Wiring) -> AsyncIterator[TelegramRuntime]:
+    rt = await live_container.start(polling_timeout=1)
     yield rt
     await rt.stop()
 
@@ -109,14 +109,14 @@ async def test_search_card_radio_journey(
     assert [c for c in telegram.calls if not c.ok] == []
 
 
-async def test_radio_survives_a_restart(live_container: Container, telegram: FakeTelegram, fakes: FakeServices) -> None:
-    first = await start_telegram(live_container, None, polling_timeout=1, start_scheduler=False)
+async def test_radio_survives_a_restart(live_container: Wiring, telegram: FakeTelegram, fakes: FakeServices) -> None:
+    first = await live_container.start(polling_timeout=1)
     card = await say(telegram, BORIS, "Techno Song 25")
     assert "Жанр" in card["text"]  # Russian for a Russian client
     radio_msg = (await press(telegram, BORIS, card, telegram.button(card, "Радио"), "sendMessage")).result
     await first.stop()
 
-    second = await start_telegram(live_container, None, polling_timeout=1, start_scheduler=False)
+    second = await live_container.start(polling_timeout=1)
     try:
         edit = await press(telegram, BORIS, radio_msg, telegram.button(radio_msg, "Дальше"), "editMessageText")
         assert int(edit.params["message_id"]) == radio_msg["message_id"]
@@ -172,11 +172,11 @@ async def test_throttling_sends_one_note_not_a_flood(runtime: TelegramRuntime, t
 
 def test_every_callback_button_fits_64_bytes() -> None:
     """Pack every CallbackData the bot can produce, with the largest values its fields can hold."""
-    from bot.callbacks import LikesAction, RadioAction, SettingsAction, TrackAction
+    from bot.telegram.callbacks import LikesAction, RadioAction, SettingsAction, TrackAction
 
     big = 2**63 - 1  # ids are BIGINT at most
     samples: dict[type, list[Any]] = {cls: [] for cls in ALL_CALLBACKS}
-    from bot import callbacks as cb
+    from bot.telegram import callbacks as cb
 
     samples[cb.TrackCallback] = [cb.TrackCallback(action=a, track_id=big) for a in TrackAction]
     samples[cb.SearchPageCallback] = [cb.SearchPageCallback(search_id=big, page=99)]
@@ -197,7 +197,7 @@ def test_every_callback_button_fits_64_bytes() -> None:
 
 
 async def test_stop_lets_a_handler_in_flight_finish(
-    live_container: Container, telegram: FakeTelegram, fakes: FakeServices
+    live_container: Wiring, telegram: FakeTelegram, fakes: FakeServices
 ) -> None:
     """Stopping mid-update: the reply still goes out before the bot session and storage close."""
     started = asyncio.Event()
@@ -209,7 +209,7 @@ async def test_stop_lets_a_handler_in_flight_finish(
         return await resolve(*args, **kwargs)
 
     fakes.tracks.resolve = slow_resolve  # type: ignore[method-assign]
-    rt = await start_telegram(live_container, None, polling_timeout=1, start_scheduler=False)
+    rt = await live_container.start(polling_timeout=1)
     mark = telegram.mark()
     telegram.send_text(ANN, "Techno Song 25")
     await asyncio.wait_for(started.wait(), 5)
@@ -219,9 +219,9 @@ async def test_stop_lets_a_handler_in_flight_finish(
     assert not getattr(rt.dispatcher, "_handle_update_tasks", set())
 
 
-async def test_stop_right_after_start_does_not_hang(live_container: Container) -> None:
+async def test_stop_right_after_start_does_not_hang(live_container: Wiring) -> None:
     """Stopped before polling began: stop() cancels the start instead of waiting out its 15 s grace."""
-    rt = await start_telegram(live_container, None, polling_timeout=1, start_scheduler=False)
+    rt = await live_container.start(polling_timeout=1)
     began = time.monotonic()
     await rt.stop()  # awaited directly: the polling task has not run yet
     assert time.monotonic() - began < 5  # a hang guard: the old behaviour waited the whole 15 s

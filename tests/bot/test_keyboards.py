@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.callbacks import (
+from bot.telegram.callbacks import (
     LikesItemCallback,
     NoopCallback,
     RadioAction,
@@ -11,7 +11,7 @@ from bot.callbacks import (
     SettingsAction,
     SettingsCallback,
 )
-from bot.keyboards import (
+from bot.telegram.keyboards import (
     candidates_keyboard,
     dial_step,
     likes_keyboard,
@@ -19,7 +19,7 @@ from bot.keyboards import (
     settings_keyboard,
     track_keyboard,
 )
-from bot.texts import BUTTON_TEXT_LIMIT, Texts
+from bot.telegram.texts import BUTTON_TEXT_LIMIT, Texts
 from services.dto import Page, RadioStep, UserInfo
 from tests.bot.fakes_services import make_track
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import Dispatcher
 
-from bot.callbacks import RadioAction, RadioCallback
+from bot.telegram.callbacks import RadioAction, RadioCallback
 from services.users import UserService
 from tests.bot.conftest import Chat
 from tests.bot.fakes_services import FakeServices
@@ -120,7 +120,7 @@ async def test_radio_command_starts_from_latest_like(chat: Chat, fakes: FakeServ
 
 
 async def test_settings_language_dial_and_subscription(chat: Chat, container) -> None:
-    users: UserService = container.users
+    users: UserService = container.services.users
     await chat.send("/settings")
     panel = chat.last()
     await chat.press(panel, chat.bot.server.button(panel, "Русский"))
@@ -140,10 +140,10 @@ async def test_subscribe_with_hour_and_unsubscribe(chat: Chat, container) -> Non
     assert "7:00 UTC" in chat.last()["text"]
     await chat.send("/subscribe 25")
     assert "0 to 23" in chat.last()["text"]
-    user = await container.users.by_telegram_id(chat.user["id"])
+    user = await container.services.users.by_telegram_id(chat.user["id"])
     assert (user.subscribed, user.pick_hour) == (True, 7)
     await chat.send("/unsubscribe")
-    user = await container.users.by_telegram_id(chat.user["id"])
+    user = await container.services.users.by_telegram_id(chat.user["id"])
     assert user.subscribed is False
 
 

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.container import Container
-from bot.runtime import TelegramRuntime, start_telegram
+from bot.telegram.runtime import TelegramRuntime
 from db.models import Interaction, InteractionKind, Like, RadioSession, User
 from services.feedback import FeedbackService
 from tests.api.test_real_services import real_container
 from tests.bot.conftest import make_settings
 from tests.fakes.telegram import ApiCall, FakeTelegram, tg_user
+from tests.wiring import Wiring
 
 CARLA = tg_user(7001, "Carla", "en")
 
@@ -30,17 +30,17 @@ async def telegram() -> AsyncIterator[FakeTelegram]:
 
 
 @pytest.fixture
-async def real(telegram: FakeTelegram) -> AsyncIterator[Container]:
+async def real(telegram: FakeTelegram) -> AsyncIterator[Wiring]:
     container = await real_container()
     container.settings = make_settings(telegram.base_url)
-    container.feedback = FeedbackService(container.sessions, genres=container.genre)
+    container.services.feedback = FeedbackService(container.sessions, genres=container.services.genre)
     yield container
     await container.engine.dispose()
 
 
 @pytest.fixture
-async def runtime(real: Container) -> AsyncIterator[TelegramRuntime]:
-    rt = await start_telegram(real, None, polling_timeout=1, start_scheduler=False, throttle_limit=1000)
+async def runtime(real: Wiring) -> AsyncIterator[TelegramRuntime]:
+    rt = await real.start(polling_timeout=1, throttle_limit=1000)
     yield rt
     await rt.stop()
 
@@ -58,12 +58,12 @@ async def press(telegram: FakeTelegram, message: dict[str, Any], data: str, meth
     return await telegram.wait_for(method, after=mark, within=1)
 
 
-async def count(real: Container, stmt: Any) -> int:
+async def count(real: Wiring, stmt: Any) -> int:
     async with real.sessions() as session:
         return int(await session.scalar(stmt) or 0)
 
 
-async def test_journey_over_real_services(runtime: TelegramRuntime, telegram: FakeTelegram, real: Container) -> None:
+async def test_journey_over_real_services(runtime: TelegramRuntime, telegram: FakeTelegram, real: Wiring) -> None:
     first = await say(telegram, "Jazz Band 3")
     if "Several tracks" in first["text"]:
         first = (await press(telegram, first, telegram.buttons(first)[0]["callback_data"], "sendMessage")).result

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.callbacks import SearchPageCallback, TrackAction, TrackCallback
+from bot.telegram.callbacks import SearchPageCallback, TrackAction, TrackCallback
 from db.models import InteractionKind
 from tests.bot.conftest import Chat
 from tests.bot.fakes_services import FakeServices, make_track

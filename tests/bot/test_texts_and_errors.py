@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from bot.texts import MESSAGE_LIMIT, TEMPLATES_DIR, Texts, fit, visible_length
+from bot.telegram.texts import MESSAGE_LIMIT, TEMPLATES_DIR, Texts, fit, visible_length
 from services.dto import GenreGuess, Page, RadioStep, Recommendation, UserInfo
 from tests.bot.conftest import Chat
 from tests.bot.fakes_services import FakeServices, GenreHistoryEntry, make_track

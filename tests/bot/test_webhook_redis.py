@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings, TelegramSettings, WebhookSettings
-from bot.runtime import start_telegram, webhook_secret
+from bot.telegram.runtime import webhook_secret
 from tests.bot.conftest import make_container
 from tests.bot.fakes_services import FakeServices
 from tests.fakes.telegram import TOKEN, FakeTelegram, tg_user
@@ -45,7 +45,7 @@ async def test_webhook_mode_checks_the_secret_header(
     settings = settings_for(telegram, webhook=True)
     container = make_container(sqlite_engine, sqlite_sessions, fakes, settings)
     app = web.Application()
-    runtime = await start_telegram(container, app, start_scheduler=False)
+    runtime = await container.start(app)
     client = TestClient(TestServer(app))
     await client.start_server()
     try:
@@ -83,7 +83,7 @@ async def test_webhook_needs_the_app_before_it_starts(
     app = web.Application()
     app.freeze()
     with pytest.raises(RuntimeError, match="before the aiohttp app is started"):
-        await start_telegram(container, app, start_scheduler=False)
+        await container.start(app)
 
 
 @pytest.mark.redis
@@ -92,7 +92,7 @@ async def test_redis_state_is_shared_between_instances(
 ) -> None:
     """A search listed by one instance is paged by another: the FSM data lives in Redis."""
     container = make_container(sqlite_engine, sqlite_sessions, fakes, settings_for(telegram, redis_url=redis_url))
-    first = await start_telegram(container, None, polling_timeout=1, start_scheduler=False)
+    first = await container.start(polling_timeout=1)
     try:
         mark = telegram.mark()
         telegram.send_text(ANN, "Song 1")
@@ -107,7 +107,7 @@ async def test_redis_state_is_shared_between_instances(
     finally:
         await redis.aclose()
 
-    second = await start_telegram(container, None, polling_timeout=1, start_scheduler=False)
+    second = await container.start(polling_timeout=1)
     try:
         mark = telegram.mark()
         telegram.press(ANN, listing, telegram.button(listing, "▶"))
@@ -122,7 +122,7 @@ async def test_redis_throttling_and_isolation(
     telegram: FakeTelegram, sqlite_engine, sqlite_sessions, fakes: FakeServices, redis_url: str
 ) -> None:
     container = make_container(sqlite_engine, sqlite_sessions, fakes, settings_for(telegram, redis_url=redis_url))
-    runtime = await start_telegram(container, None, polling_timeout=1, start_scheduler=False)
+    runtime = await container.start(polling_timeout=1)
     try:
         assert type(runtime.dispatcher.fsm.events_isolation).__name__ == "RedisEventIsolation"
         mark = telegram.mark()
@@ -150,7 +150,7 @@ async def test_daily_picks_share_one_pace_through_redis(
     from services.jobs import SharedPacer
 
     container = make_container(sqlite_engine, sqlite_sessions, fakes, settings_for(telegram, redis_url=redis_url))
-    runtime = await start_telegram(container, None, polling_timeout=1, start_scheduler=False)
+    runtime = await container.start(polling_timeout=1)
     try:
         assert isinstance(runtime.picks._new_pacer(), SharedPacer)
     finally:

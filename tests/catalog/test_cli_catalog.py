@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from handlers import cli_catalog
+from handlers.cli import catalog as cli_catalog
 from services.dataset import DATASETS
 from tests.catalog.conftest import (
     CATALOG_HEADER,

@@ -89,8 +89,18 @@ def trained_models(tiny_data_dir: Path) -> Path:
     from ml.train import train
 
     models = tiny_data_dir / "models"
-    small = {"catboost": {"iterations": 80}, "lightgbm": {"n_estimators": 40},
-             "mlp": {"hidden_layer_sizes": (32,), "batch_size": 32}}
-    train(tiny_data_dir, models, tasks=("seed6", "catalog"), zoo=False, seed=3,
-          reports_dir=tiny_data_dir / "reports", overrides=small)
+    small = {
+        "catboost": {"iterations": 80},
+        "lightgbm": {"n_estimators": 40},
+        "mlp": {"hidden_layer_sizes": (32,), "batch_size": 32},
+    }
+    train(
+        tiny_data_dir,
+        models,
+        tasks=("seed6", "catalog"),
+        zoo=False,
+        seed=3,
+        reports_dir=tiny_data_dir / "reports",
+        overrides=small,
+    )
     return models

@@ -16,14 +16,16 @@ def _frame(rows: list[dict[str, object]]) -> pd.DataFrame:
 
 
 def test_groups_are_transitive_over_id_vector_and_song() -> None:
-    frame = _frame([
-        {"track_id": "a", "artists": "X", "track_name": "One", "energy": 0.1},
-        {"track_id": "a", "artists": "Y", "track_name": "Two", "energy": 0.2},  # same id as row 0
-        {"track_id": "b", "artists": "Z", "track_name": "Three", "energy": 0.2},  # same vector as row 1? no
-        {"track_id": "c", "artists": "Y", "track_name": "two!", "energy": 0.3},  # same song as row 1
-        {"track_id": "d", "artists": "Q", "track_name": "Four", "energy": 0.3},  # same vector as row 3
-        {"track_id": "e", "artists": "R", "track_name": "Five", "energy": 0.9},  # alone
-    ])
+    frame = _frame(
+        [
+            {"track_id": "a", "artists": "X", "track_name": "One", "energy": 0.1},
+            {"track_id": "a", "artists": "Y", "track_name": "Two", "energy": 0.2},  # same id as row 0
+            {"track_id": "b", "artists": "Z", "track_name": "Three", "energy": 0.2},  # same vector as row 1? no
+            {"track_id": "c", "artists": "Y", "track_name": "two!", "energy": 0.3},  # same song as row 1
+            {"track_id": "d", "artists": "Q", "track_name": "Four", "energy": 0.3},  # same vector as row 3
+            {"track_id": "e", "artists": "R", "track_name": "Five", "energy": 0.9},  # alone
+        ]
+    )
     frame.loc[2, "danceability"] = 0.9  # row 2 differs from row 1 in another feature
     groups = duplicate_groups(frame)
     assert groups[0] == groups[1] == groups[3] == groups[4]

@@ -17,9 +17,20 @@ from ml.features import (
 )
 
 GOOD = {
-    "danceability": 0.5, "energy": 0.7, "key": 5, "loudness": -6.0, "mode": 1, "speechiness": 0.05,
-    "acousticness": 0.1, "instrumentalness": 0.0, "liveness": 0.1, "valence": 0.4, "tempo": 120.0,
-    "time_signature": 4, "duration_ms": 200_000, "explicit": False,
+    "danceability": 0.5,
+    "energy": 0.7,
+    "key": 5,
+    "loudness": -6.0,
+    "mode": 1,
+    "speechiness": 0.05,
+    "acousticness": 0.1,
+    "instrumentalness": 0.0,
+    "liveness": 0.1,
+    "valence": 0.4,
+    "tempo": 120.0,
+    "time_signature": 4,
+    "duration_ms": 200_000,
+    "explicit": False,
 }
 
 
@@ -31,8 +42,13 @@ def test_valid_row_round_trips_in_raw_order() -> None:
 
 @pytest.mark.parametrize(
     ("name", "value", "reason"),
-    [("energy", None, "missing"), ("energy", math.nan, "finite"), ("tempo", 900, "out of range"),
-     ("loudness", "loud", "not a number"), ("duration_ms", -1, "out of range")],
+    [
+        ("energy", None, "missing"),
+        ("energy", math.nan, "finite"),
+        ("tempo", 900, "out of range"),
+        ("loudness", "loud", "not a number"),
+        ("duration_ms", -1, "out of range"),
+    ],
 )
 def test_bad_values_are_refused_with_the_reason(name: str, value: object, reason: str) -> None:
     with pytest.raises(FeatureError) as err:
@@ -49,8 +65,10 @@ def test_matrix_validation_names_bad_rows_and_shape() -> None:
         validate_matrix(np.zeros((2, 3)))
 
 
-@pytest.mark.parametrize("spec", [FeatureSpec(), FeatureSpec(log=True), FeatureSpec(log=True, extra=True),
-                                  FeatureSpec(extra=True, audio_only=True)])
+@pytest.mark.parametrize(
+    "spec",
+    [FeatureSpec(), FeatureSpec(log=True), FeatureSpec(log=True, extra=True), FeatureSpec(extra=True, audio_only=True)],
+)
 def test_build_features_matches_declared_names(spec: FeatureSpec) -> None:
     raw = rows_to_matrix([GOOD, GOOD], spec.raw_names())
     out = build_features(raw, spec)

@@ -104,8 +104,13 @@ def test_zoo_runs_every_model_and_writes_the_report(tiny_data_dir: Path, tmp_pat
     from ml.report import write_report
     from ml.train import ZOO, run_task
 
-    small = {"catboost": {"iterations": 30}, "xgboost": {"n_estimators": 20}, "lightgbm": {"n_estimators": 20},
-             "mlp": {"hidden_layer_sizes": (16,), "batch_size": 32}, "knn": {"n_neighbors": 5}}
+    small = {
+        "catboost": {"iterations": 30},
+        "xgboost": {"n_estimators": 20},
+        "lightgbm": {"n_estimators": 20},
+        "mlp": {"hidden_layer_sizes": (16,), "batch_size": 32},
+        "knn": {"n_neighbors": 5},
+    }
     result = run_task(load_task(tiny_data_dir, "catalog"), zoo=True, seed=5, overrides=small)
     names = [r.name for r in result.runs]
     assert set(ZOO) <= set(names)

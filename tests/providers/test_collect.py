@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.config import Settings
 from db.base import Base
 from db.engine import create_engine
-from handlers import cli_providers
+from handlers.cli import providers as cli_providers
 from services.audio_features import AudioFeatureChain, ReccoBeatsClient
 from services.cache import CacheService
 from services.collect import CSV_COLUMNS, GenreCollector, genre_queries

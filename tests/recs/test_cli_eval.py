@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from bot.config import Settings
-from handlers.cli_recs import cmd_evaluate, cmd_recommend, register
+from handlers.cli.recs import cmd_evaluate, cmd_recommend, register
 from ml.features import AUDIO_FEATURES
 from services.rec_eval import run_evaluation
 from tests.recs.conftest import make_tracks

@@ -9,7 +9,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.callbacks import (
+from bot.telegram.callbacks import (
     HistoryPageCallback,
     LikesAction,
     LikesItemCallback,
@@ -23,7 +23,7 @@ from bot.callbacks import (
     TrackAction,
     TrackCallback,
 )
-from bot.texts import BUTTON_TEXT_LIMIT, Labels, clip
+from bot.telegram.texts import BUTTON_TEXT_LIMIT, Labels, clip
 from services.dto import Page, RadioStep, Recommendation, TrackInfo, UserInfo
 from services.users import SUPPORTED_LANGUAGES
 

@@ -18,14 +18,14 @@ from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
 
-from bot.web import Problem, container_key, jinja_key, static_urls_key
-from handlers.api import MAX_ID, MAX_QUERY_CHARS, clean_query
+from bot.http.keys import jinja_key, services_key, static_urls_key
+from bot.http.problems import Problem
+from handlers.http.params import ID, MAX_ID, MAX_QUERY_CHARS, clean_query, service
 from services import errors
 from services.dto import Recommendation, Resolution, ResolutionKind
 
 log = logging.getLogger(__name__)
 
-ID = r"{%s:[0-9]{1,18}}"
 SIMILAR_ON_CARD = 6
 CSP = (
     "default-src 'self'; img-src 'self' data: https://i.scdn.co https://i.ytimg.com; "
@@ -53,13 +53,6 @@ def render(request: web.Request, template: str, *, status: int = 200, **context:
     )
 
 
-def _service(request: web.Request, name: str) -> Any:
-    service = getattr(request.app[container_key], name)
-    if service is None:
-        raise Problem(503, f"The {name} service is not running yet.", code="service_unavailable")
-    return service
-
-
 def _form_id(form: Any, name: str) -> int:
     raw = form.get(name)
     if not isinstance(raw, str) or not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_ID:
@@ -80,7 +73,7 @@ async def index(request: web.Request) -> web.Response:
     if not query:
         return render(request, "index.html", query="", resolution=None)
     try:
-        resolution = await _service(request, "tracks").resolve(query, user_id=None, limit=10)
+        resolution = await service(request, "tracks").resolve(query, user_id=None, limit=10)
     except (errors.UnsupportedInput, errors.InvalidInput) as exc:
         kind = ResolutionKind.UNSUPPORTED if isinstance(exc, errors.UnsupportedInput) else ResolutionKind.INVALID
         resolution = Resolution(kind, message=exc.message)
@@ -90,7 +83,7 @@ async def index(request: web.Request) -> web.Response:
 
 
 async def _similar(request: web.Request, track_id: int) -> tuple[list[Recommendation], str | None]:
-    recommendations = request.app[container_key].recommendations
+    recommendations = request.app[services_key].recommendations
     if recommendations is None:
         return [], "Recommendations are not available yet."
     try:
@@ -101,7 +94,7 @@ async def _similar(request: web.Request, track_id: int) -> tuple[list[Recommenda
 
 async def track_page(request: web.Request) -> web.Response:
     track_id = int(request.match_info["track_id"])
-    card = await _service(request, "tracks").card(track_id, user_id=None)
+    card = await service(request, "tracks").card(track_id, user_id=None)
     similar, similar_note = await _similar(request, track_id)
     return render(request, "track.html", card=card, similar=similar, similar_note=similar_note)
 
@@ -110,7 +103,7 @@ async def start_radio(request: web.Request) -> web.Response:
     _same_origin(request)
     form = await request.post()
     track_id = _form_id(form, "track_id")
-    step = await _service(request, "radio").start(track_id, user_id=None)
+    step = await service(request, "radio").start(track_id, user_id=None)
     raise web.HTTPSeeOther(_radio_url(step.radio_id, step.track.id if step.track else None))
 
 
@@ -125,7 +118,7 @@ async def radio_page(request: web.Request) -> web.Response:
         return render(request, "radio.html", radio_id=radio_id, card=None)
     if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
         raise Problem(404, "There is no such radio track.", code="track_not_found")
-    card = await _service(request, "tracks").card(int(raw), user_id=None)
+    card = await service(request, "tracks").card(int(raw), user_id=None)
     return render(request, "radio.html", radio_id=radio_id, card=card)
 
 
@@ -138,7 +131,7 @@ async def radio_feedback(request: web.Request) -> web.Response:
     if action not in ("like", "skip", "next"):
         raise Problem(400, "Choose 👍, 👎 or next.", code="invalid_form")
     try:
-        step = await _service(request, "radio").feedback(radio_id, track_id, action, user_id=None)
+        step = await service(request, "radio").feedback(radio_id, track_id, action, user_id=None)
     except errors.InvalidInput:
         # Pressed twice, or an old tab: the radio has moved on. Show where it is now.
         raise Problem(409, "This radio has already moved on to another track.", code="stale_track") from None

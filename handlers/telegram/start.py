@@ -9,19 +9,16 @@ from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
 
-from bot.texts import Texts
-from handlers.common import DEEP_LINK_PREFIX, EXAMPLE_QUERY, send_card
+from bot.telegram.texts import Texts
+from handlers.telegram.common import DEEP_LINK_PREFIX, EXAMPLE_QUERY, send_card
 from services.dto import UserInfo
 
 if TYPE_CHECKING:
     from services.tracks import TrackService
 
-router = Router(name=__name__)
-
 TRACK_LINK = re.compile(rf"^{DEEP_LINK_PREFIX}(\d{{1,12}})$")
 
 
-@router.message(CommandStart(deep_link=True, magic=F.args.regexp(TRACK_LINK)))
 async def cmd_start_track(
     message: Message, command: CommandObject, user: UserInfo, tracks: TrackService, texts: Texts
 ) -> None:
@@ -32,7 +29,6 @@ async def cmd_start_track(
     await send_card(message, texts, user, card)
 
 
-@router.message(CommandStart())
 async def cmd_start(message: Message, user: UserInfo, texts: Texts) -> None:
     example = InlineKeyboardMarkup(
         inline_keyboard=[
@@ -44,7 +40,15 @@ async def cmd_start(message: Message, user: UserInfo, texts: Texts) -> None:
     )
 
 
-@router.message(Command("help"))
 async def cmd_help(message: Message, bot: Bot, user: UserInfo, texts: Texts) -> None:
     me = await bot.me()
     await message.answer(texts.render(user.language, "help", bot_username=me.username))
+
+
+def create_router() -> Router:
+    """A new router with this module's handlers (a Router belongs to one Dispatcher only)."""
+    router = Router(name=__name__)
+    router.message.register(cmd_start_track, CommandStart(deep_link=True, magic=F.args.regexp(TRACK_LINK)))
+    router.message.register(cmd_start, CommandStart())
+    router.message.register(cmd_help, Command("help"))
+    return router

@@ -1,6 +1,6 @@
-"""The running Telegram bot: polling or webhook, FSM storage, commands and the daily-picks scheduler.
+"""The running Telegram bot: polling or webhook, FSM storage, commands and the daily-picks sender.
 
-    telegram = await start_telegram(container, app)   # from main.py, when TELEGRAM_BOT_TOKEN is set
+    telegram = await start_telegram(settings, services, get_routers(), app)   # main.py, with a bot token
     ...
     await telegram.stop()
 
@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aiogram import Bot, Dispatcher
+from aiogram import Bot, Dispatcher, Router
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
@@ -26,24 +27,20 @@ from aiogram.types import BotCommand, BotCommandScopeDefault
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
-from bot.factory import THROTTLE_LIMIT, THROTTLE_WINDOW, create_bot, create_dispatcher
-from bot.middlewares import MemoryThrottle, RedisThrottle, ThrottleBackend
-from bot.notifier import TelegramNotifier
-from bot.scheduler import create_scheduler
-from bot.texts import Texts
+from bot.telegram.factory import THROTTLE_LIMIT, THROTTLE_WINDOW, create_bot, create_dispatcher
+from bot.telegram.middlewares import MemoryThrottle, RedisThrottle, ThrottleBackend, UpdateTracker
+from bot.telegram.notifier import TelegramNotifier
+from bot.telegram.texts import Texts
 from services.jobs import DailyPicksService, SharedPacer
 from services.users import SUPPORTED_LANGUAGES
 
 if TYPE_CHECKING:
-    from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
     from bot.config import Settings
-    from bot.container import Container
+    from services.container import Services
 
 log = logging.getLogger(__name__)
 
 COMMANDS = ("start", "help", "history", "likes", "radio", "subscribe", "unsubscribe", "settings")
-PICKS_PER_SECOND = 25.0
 
 
 def bot_commands(texts: Texts, language: str) -> list[BotCommand]:
@@ -78,11 +75,12 @@ class TelegramRuntime:
     dispatcher: Dispatcher
     storage: BaseStorage
     isolation: BaseEventIsolation
-    picks: DailyPicksService
-    scheduler: AsyncIOScheduler | None = None
+    picks: DailyPicksService | None
     polling: asyncio.Task[None] | None = None
     webhook: SimpleRequestHandler | None = None
     redis: Any = None
+    updates: UpdateTracker = field(default_factory=UpdateTracker)
+    grace: float = 15.0
     _stopped: bool = field(default=False, repr=False)
 
     async def stop(self) -> None:
@@ -90,8 +88,6 @@ class TelegramRuntime:
         if self._stopped:
             return
         self._stopped = True
-        if self.scheduler is not None and self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
         if self.polling is not None:
             try:
                 await self.dispatcher.stop_polling()
@@ -104,14 +100,10 @@ class TelegramRuntime:
             except Exception:
                 log.exception("polling ended with an error")
         # Polling runs each update as its own task and does not wait for them when it stops (nor does the
-        # webhook handler for its background feeds): wait here, so that no handler is cut off between
-        # its reply and its state write, or holding a chat's Redis lock when the storage closes.
-        pending = [
-            *getattr(self.dispatcher, "_handle_update_tasks", ()),
-            *(getattr(self.webhook, "_background_feed_update_tasks", ()) if self.webhook is not None else ()),
-        ]
-        if pending:
-            await asyncio.wait(pending, timeout=15)
+        # webhook handler for its background feeds): let them finish, so that no handler is cut off
+        # between its reply and its state write; cancel what is still running after the grace period, so
+        # that nothing holds a chat's Redis lock or uses the storage once it is closed.
+        await self.updates.drain(self.grace)
         await self.dispatcher.storage.close()
         await self.dispatcher.fsm.events_isolation.close()
         await self.bot.session.close()
@@ -128,17 +120,18 @@ def _redis_backends(redis_url: str) -> tuple[BaseStorage, BaseEventIsolation, Th
 
 
 async def start_telegram(
-    container: Container,
+    settings: Settings,
+    services: Services,
+    routers: Sequence[Router],
     app: web.Application | None = None,
     *,
     polling_timeout: int = 10,
-    start_scheduler: bool = True,
-    picks_rate: float = PICKS_PER_SECOND,
     throttle_limit: int = THROTTLE_LIMIT,
     throttle_window: float = THROTTLE_WINDOW,
 ) -> TelegramRuntime:
-    """Build the bot and start taking updates (polling, or webhook routes on `app`)."""
-    settings = container.settings
+    """Build the bot and start taking updates (polling, or webhook routes on `app`).
+
+    The daily picks (`services.picks`) are delivered through this bot from now on."""
     texts = Texts()
     bot = create_bot(settings)
     redis = None
@@ -146,8 +139,11 @@ async def start_telegram(
         storage, isolation, throttle, redis = _redis_backends(settings.redis_url)
     else:
         storage, isolation, throttle = MemoryStorage(), SimpleEventIsolation(), MemoryThrottle()
+    updates = UpdateTracker()
     dp = create_dispatcher(
-        container,
+        services,
+        routers,
+        updates=updates,
         storage=storage,
         events_isolation=isolation,
         throttle=throttle,
@@ -155,17 +151,20 @@ async def start_telegram(
         throttle_window=throttle_window,
         texts=texts,
     )
-    # With Redis, every instance draws its sends from one pace: Telegram's limit is per bot.
-    shared_pace = (lambda: SharedPacer(redis, picks_rate)) if redis is not None else None
-    picks = DailyPicksService(
-        container.sessions, container.recommendations, TelegramNotifier(bot, texts), rate=picks_rate, pacer=shared_pace
+    picks = services.picks
+    if picks is not None:
+        # With Redis, every instance draws its sends from one pace: Telegram's limit is per bot.
+        rate = picks.rate
+        shared_pace = (lambda: SharedPacer(redis, rate)) if redis is not None else None
+        picks.attach(TelegramNotifier(bot, texts), pacer=shared_pace)
+    runtime = TelegramRuntime(
+        bot=bot, dispatcher=dp, storage=storage, isolation=isolation, picks=picks, redis=redis, updates=updates
     )
-    runtime = TelegramRuntime(bot=bot, dispatcher=dp, storage=storage, isolation=isolation, picks=picks, redis=redis)
 
     if settings.webhook.url:
         if app is None or app.frozen:
             raise RuntimeError(
-                "webhook mode needs start_telegram(container, app) before the aiohttp app is started "
+                "webhook mode needs start_telegram(…, app) before the aiohttp app is started "
                 "(runner.setup() freezes its routes)"
             )
         secret = webhook_secret(settings)
@@ -202,7 +201,4 @@ async def start_telegram(
         )
         log.info("telegram bot: polling %s", settings.telegram.api_url)
 
-    if start_scheduler:
-        runtime.scheduler = create_scheduler(picks, container.cache)
-        runtime.scheduler.start()
     return runtime

@@ -8,10 +8,10 @@ from aiogram import F, Router
 from aiogram.types import CallbackQuery
 from aiogram.utils.callback_answer import CallbackAnswer
 
-from bot.callbacks import TrackAction, TrackCallback
-from bot.keyboards import similar_keyboard, track_keyboard
-from bot.texts import Texts
-from handlers.common import callback_message, edit_markup, send_card
+from bot.telegram.callbacks import TrackAction, TrackCallback
+from bot.telegram.keyboards import similar_keyboard, track_keyboard
+from bot.telegram.texts import Texts
+from handlers.telegram.common import callback_message, edit_markup, send_card
 from services.dto import InteractionKind, UserInfo
 
 if TYPE_CHECKING:
@@ -19,12 +19,9 @@ if TYPE_CHECKING:
     from services.recommender import RecommendationService
     from services.tracks import TrackService
 
-router = Router(name=__name__)
-
 SIMILAR_COUNT = 5
 
 
-@router.callback_query(TrackCallback.filter(F.action.in_({TrackAction.CARD, TrackAction.PICK})))
 async def on_open_card(
     callback: CallbackQuery,
     callback_data: TrackCallback,
@@ -40,7 +37,6 @@ async def on_open_card(
     await send_card(message, texts, user, card)
 
 
-@router.callback_query(TrackCallback.filter(F.action.in_({TrackAction.LIKE, TrackAction.UNLIKE})))
 async def on_like(
     callback: CallbackQuery,
     callback_data: TrackCallback,
@@ -64,7 +60,6 @@ async def on_like(
     await edit_markup(message, track_keyboard(track.id, liked=liked, labels=labels))
 
 
-@router.callback_query(TrackCallback.filter(F.action == TrackAction.SIMILAR))
 async def on_similar(
     callback: CallbackQuery,
     callback_data: TrackCallback,
@@ -80,3 +75,14 @@ async def on_similar(
         texts.render(user.language, "similar", seed=seed, recommendations=recs),
         reply_markup=similar_keyboard(recs),
     )
+
+
+def create_router() -> Router:
+    """A new router with this module's handlers (a Router belongs to one Dispatcher only)."""
+    router = Router(name=__name__)
+    router.callback_query.register(
+        on_open_card, TrackCallback.filter(F.action.in_({TrackAction.CARD, TrackAction.PICK}))
+    )
+    router.callback_query.register(on_like, TrackCallback.filter(F.action.in_({TrackAction.LIKE, TrackAction.UNLIKE})))
+    router.callback_query.register(on_similar, TrackCallback.filter(F.action == TrackAction.SIMILAR))
+    return router

@@ -22,7 +22,7 @@ from services.recommender import CatalogIndex, Hit, RecommendationService, raw_r
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DATASET_FILE = "spotify_tracks_114genre_train.csv.gz"
 _SPOTIFY_ID = re.compile(r"(?:open\.spotify\.com/(?:intl-[a-z]+/)?track/|spotify:track:)?([A-Za-z0-9]{22})\b")
 

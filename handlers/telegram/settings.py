@@ -7,28 +7,24 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
-from bot.callbacks import SettingsAction, SettingsCallback
-from bot.keyboards import DIAL_STEPS, dial_step, settings_keyboard
-from bot.middlewares import UserCache
-from bot.texts import Texts
-from handlers.common import callback_message, edit
+from bot.telegram.callbacks import SettingsAction, SettingsCallback
+from bot.telegram.keyboards import DIAL_STEPS, dial_step, settings_keyboard
+from bot.telegram.middlewares import UserCache
+from bot.telegram.texts import Texts
+from handlers.telegram.common import callback_message, edit
 from services.dto import UserInfo
 from services.errors import InvalidInput
 from services.users import SUPPORTED_LANGUAGES, UserService
-
-router = Router(name=__name__)
 
 
 def settings_text(texts: Texts, user: UserInfo) -> str:
     return texts.render(user.language, "settings", user=user, dial=dial_step(user.diversity))
 
 
-@router.message(Command("settings"))
 async def cmd_settings(message: Message, user: UserInfo, texts: Texts) -> None:
     await message.answer(settings_text(texts, user), reply_markup=settings_keyboard(user, texts.labels(user.language)))
 
 
-@router.callback_query(SettingsCallback.filter())
 async def on_settings(
     callback: CallbackQuery,
     callback_data: SettingsCallback,
@@ -58,7 +54,6 @@ async def on_settings(
     await edit(message, settings_text(texts, user), settings_keyboard(user, texts.labels(user.language)))
 
 
-@router.message(Command("subscribe"))
 async def cmd_subscribe(
     message: Message,
     command: CommandObject,
@@ -79,10 +74,19 @@ async def cmd_subscribe(
     await message.answer(texts.render(user.language, "subscribed", user=user))
 
 
-@router.message(Command("unsubscribe"))
 async def cmd_unsubscribe(
     message: Message, user: UserInfo, users: UserService, user_cache: UserCache, texts: Texts
 ) -> None:
     user = await users.unsubscribe(user.id)
     user_cache.remember(user)
     await message.answer(texts.render(user.language, "unsubscribed"))
+
+
+def create_router() -> Router:
+    """A new router with this module's handlers (a Router belongs to one Dispatcher only)."""
+    router = Router(name=__name__)
+    router.message.register(cmd_settings, Command("settings"))
+    router.callback_query.register(on_settings, SettingsCallback.filter())
+    router.message.register(cmd_subscribe, Command("subscribe"))
+    router.message.register(cmd_unsubscribe, Command("unsubscribe"))
+    return router

@@ -8,8 +8,8 @@ import logging
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramNetworkError, TelegramRetryAfter
 
-from bot.keyboards import track_keyboard
-from bot.texts import Texts
+from bot.telegram.keyboards import track_keyboard
+from bot.telegram.texts import Texts
 from services.dto import Recommendation
 from services.jobs import DeliveryStatus
 

@@ -23,7 +23,7 @@ from services.dataset import (
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def register(subparsers: Any) -> None:

@@ -9,17 +9,22 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
-from bot.callbacks import LikesAction, LikesItemCallback, RadioAction, RadioCallback, TrackAction, TrackCallback
-from bot.keyboards import radio_keyboard
-from bot.texts import Texts
-from handlers.common import callback_message, edit
+from bot.telegram.callbacks import (
+    LikesAction,
+    LikesItemCallback,
+    RadioAction,
+    RadioCallback,
+    TrackAction,
+    TrackCallback,
+)
+from bot.telegram.keyboards import radio_keyboard
+from bot.telegram.texts import Texts
+from handlers.telegram.common import callback_message, edit
 from services.dto import RadioStep, UserInfo
 
 if TYPE_CHECKING:
     from services.feedback import FeedbackService
     from services.radio import RadioService
-
-router = Router(name=__name__)
 
 FEEDBACK: dict[RadioAction, Literal["like", "skip", "next"]] = {
     RadioAction.LIKE: "like",
@@ -45,21 +50,18 @@ async def start_radio(message: Message, seed_track_id: int, user: UserInfo, radi
     await radio.attach_message(step.radio_id, sent.chat.id, sent.message_id)
 
 
-@router.callback_query(TrackCallback.filter(F.action == TrackAction.RADIO))
 async def on_start_radio(
     callback: CallbackQuery, callback_data: TrackCallback, user: UserInfo, radio: RadioService, texts: Texts
 ) -> None:
     await start_radio(callback_message(callback), callback_data.track_id, user, radio, texts)
 
 
-@router.callback_query(LikesItemCallback.filter(F.action == LikesAction.RADIO))
 async def on_start_radio_from_like(
     callback: CallbackQuery, callback_data: LikesItemCallback, user: UserInfo, radio: RadioService, texts: Texts
 ) -> None:
     await start_radio(callback_message(callback), callback_data.track_id, user, radio, texts)
 
 
-@router.message(Command("radio"))
 async def cmd_radio(
     message: Message, user: UserInfo, radio: RadioService, feedback: FeedbackService, texts: Texts
 ) -> None:
@@ -70,7 +72,6 @@ async def cmd_radio(
     await start_radio(message, latest.items[0].id, user, radio, texts)
 
 
-@router.callback_query(RadioCallback.filter())
 async def on_radio_press(
     callback: CallbackQuery,
     callback_data: RadioCallback,
@@ -94,3 +95,13 @@ async def on_radio_press(
             callback_answer.text = labels("alert_radio_skipped")
     text, markup = radio_view(texts, user, step)
     await edit(message, text, markup)
+
+
+def create_router() -> Router:
+    """A new router with this module's handlers (a Router belongs to one Dispatcher only)."""
+    router = Router(name=__name__)
+    router.callback_query.register(on_start_radio, TrackCallback.filter(F.action == TrackAction.RADIO))
+    router.callback_query.register(on_start_radio_from_like, LikesItemCallback.filter(F.action == LikesAction.RADIO))
+    router.message.register(cmd_radio, Command("radio"))
+    router.callback_query.register(on_radio_press, RadioCallback.filter())
+    return router

@@ -1,4 +1,4 @@
-"""User-visible text: jinja2 templates in `bot/templates/<language>/`, rendered for Telegram's HTML.
+"""User-visible text: jinja2 templates in `bot/telegram/templates/<language>/`, rendered for Telegram's HTML.
 
 One Environment with autoescape on (titles, artists and queries are user data), `trim_blocks` and
 `lstrip_blocks`. Every rendered message is kept within Telegram's 4,096-character limit.

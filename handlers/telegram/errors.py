@@ -10,23 +10,20 @@ from aiogram.filters import ExceptionTypeFilter
 from aiogram.types import CallbackQuery, ErrorEvent, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
-from bot.callbacks import NoopCallback
-from bot.filters import UnknownCommand
-from bot.texts import Texts, language_of
-from handlers.common import EXAMPLE_QUERY
+from bot.telegram.callbacks import NoopCallback
+from bot.telegram.filters import UnknownCommand
+from bot.telegram.texts import Texts, language_of
+from handlers.telegram.common import EXAMPLE_QUERY
 from services.dto import UserInfo
 from services.errors import EncoreError
 
 log = logging.getLogger(__name__)
-router = Router(name=__name__)
 
 
-@router.callback_query(NoopCallback.filter())
 async def on_noop(callback: CallbackQuery) -> None:
     """The page counter: answered (by the middleware) and nothing else."""
 
 
-@router.callback_query()
 async def on_unknown_callback(
     callback: CallbackQuery, callback_answer: CallbackAnswer, user: UserInfo, texts: Texts
 ) -> None:
@@ -35,12 +32,10 @@ async def on_unknown_callback(
     callback_answer.show_alert = True
 
 
-@router.message(UnknownCommand())
 async def on_unknown_command(message: Message, user: UserInfo, texts: Texts) -> None:
     await message.answer(texts.render(user.language, "help", bot_username=(await message.bot.me()).username))  # type: ignore[union-attr]
 
 
-@router.message()
 async def on_other_message(message: Message, user: UserInfo, texts: Texts) -> None:
     """Stickers, photos, voice …: point at what works."""
     await message.answer(texts.render(user.language, "not_found", kind="invalid", query="", example=EXAMPLE_QUERY))
@@ -51,7 +46,6 @@ def _user_language(data: dict[str, Any]) -> str:
     return language_of(getattr(user, "language", None))
 
 
-@router.error(ExceptionTypeFilter(Exception))
 async def on_error(event: ErrorEvent, texts: Texts, **data: Any) -> bool:
     """Log the failure with its traceback; tell the user only that something went wrong."""
     update = event.update
@@ -67,3 +61,14 @@ async def on_error(event: ErrorEvent, texts: Texts, **data: Any) -> bool:
             log.exception("could not tell user about the failure of update %s", update.update_id)
     # Button presses already got an alert from CallbackErrorMiddleware; inline queries just end empty.
     return True
+
+
+def create_router() -> Router:
+    """A new router with this module's handlers (a Router belongs to one Dispatcher only)."""
+    router = Router(name=__name__)
+    router.callback_query.register(on_noop, NoopCallback.filter())
+    router.callback_query.register(on_unknown_callback)
+    router.message.register(on_unknown_command, UnknownCommand())
+    router.message.register(on_other_message)
+    router.error.register(on_error, ExceptionTypeFilter(Exception))
+    return router

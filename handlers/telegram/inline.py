@@ -21,9 +21,9 @@ from aiogram.types import (
     InputTextMessageContent,
 )
 
-from bot.keyboards import links_keyboard
-from bot.texts import Texts, clip, percent
-from handlers.common import deep_link
+from bot.telegram.keyboards import links_keyboard
+from bot.telegram.texts import Texts, clip, percent
+from handlers.telegram.common import deep_link
 from services.dto import GenreGuess, InteractionKind, TrackInfo, UserInfo
 from services.errors import EncoreError, TrackNotFound
 
@@ -33,8 +33,6 @@ if TYPE_CHECKING:
     from services.tracks import TrackService
 
 log = logging.getLogger(__name__)
-router = Router(name=__name__)
-
 MAX_RESULTS = 10
 BUDGET_SECONDS = 0.8  # Telegram shows nothing when the answer takes longer than about a second
 CACHE_SECONDS = 5
@@ -96,7 +94,6 @@ async def _results(
     return results
 
 
-@router.inline_query()
 async def on_inline_query(
     inline_query: InlineQuery,
     bot: Bot,
@@ -122,7 +119,6 @@ async def on_inline_query(
     await inline_query.answer(results, cache_time=CACHE_SECONDS, is_personal=True, button=button)
 
 
-@router.chosen_inline_result()
 async def on_chosen_inline_result(chosen: ChosenInlineResult, user: UserInfo, feedback: FeedbackService) -> None:
     if not chosen.result_id.isdecimal() or len(chosen.result_id) > 18:
         log.info("chosen inline result with a foreign id ignored")
@@ -131,3 +127,11 @@ async def on_chosen_inline_result(chosen: ChosenInlineResult, user: UserInfo, fe
         await feedback.record(user.id, int(chosen.result_id), InteractionKind.SEARCHED, "inline")
     except TrackNotFound:
         log.info("chosen inline result for a track that no longer exists: %s", chosen.result_id)
+
+
+def create_router() -> Router:
+    """A new router with this module's handlers (a Router belongs to one Dispatcher only)."""
+    router = Router(name=__name__)
+    router.inline_query.register(on_inline_query)
+    router.chosen_inline_result.register(on_chosen_inline_result)
+    return router

@@ -9,16 +9,14 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
-from bot.callbacks import HistoryPageCallback, LikesAction, LikesItemCallback, LikesPageCallback
-from bot.keyboards import history_keyboard, likes_keyboard
-from bot.texts import Texts
-from handlers.common import callback_message, edit
+from bot.telegram.callbacks import HistoryPageCallback, LikesAction, LikesItemCallback, LikesPageCallback
+from bot.telegram.keyboards import history_keyboard, likes_keyboard
+from bot.telegram.texts import Texts
+from handlers.telegram.common import callback_message, edit
 from services.dto import UserInfo
 
 if TYPE_CHECKING:
     from services.feedback import FeedbackService
-
-router = Router(name=__name__)
 
 PAGE_SIZE = 5
 
@@ -48,13 +46,11 @@ async def likes_view(
     )
 
 
-@router.message(Command("history"))
 async def cmd_history(message: Message, user: UserInfo, feedback: FeedbackService, texts: Texts) -> None:
     text, markup = await history_view(feedback, texts, user, 0)
     await message.answer(text, reply_markup=markup)
 
 
-@router.callback_query(HistoryPageCallback.filter())
 async def on_history_page(
     callback: CallbackQuery,
     callback_data: HistoryPageCallback,
@@ -67,13 +63,11 @@ async def on_history_page(
     await edit(message, text, markup)
 
 
-@router.message(Command("likes"))
 async def cmd_likes(message: Message, user: UserInfo, feedback: FeedbackService, texts: Texts) -> None:
     text, markup = await likes_view(feedback, texts, user, 0)
     await message.answer(text, reply_markup=markup)
 
 
-@router.callback_query(LikesPageCallback.filter())
 async def on_likes_page(
     callback: CallbackQuery, callback_data: LikesPageCallback, user: UserInfo, feedback: FeedbackService, texts: Texts
 ) -> None:
@@ -82,7 +76,6 @@ async def on_likes_page(
     await edit(message, text, markup)
 
 
-@router.callback_query(LikesItemCallback.filter(F.action == LikesAction.UNLIKE))
 async def on_likes_unlike(
     callback: CallbackQuery,
     callback_data: LikesItemCallback,
@@ -96,3 +89,14 @@ async def on_likes_unlike(
     callback_answer.text = texts.labels(user.language)("alert_unliked" if removed else "alert_stale")
     text, markup = await likes_view(feedback, texts, user, callback_data.page)
     await edit(message, text, markup)
+
+
+def create_router() -> Router:
+    """A new router with this module's handlers (a Router belongs to one Dispatcher only)."""
+    router = Router(name=__name__)
+    router.message.register(cmd_history, Command("history"))
+    router.callback_query.register(on_history_page, HistoryPageCallback.filter())
+    router.message.register(cmd_likes, Command("likes"))
+    router.callback_query.register(on_likes_page, LikesPageCallback.filter())
+    router.callback_query.register(on_likes_unlike, LikesItemCallback.filter(F.action == LikesAction.UNLIKE))
+    return router

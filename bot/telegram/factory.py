@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from aiogram import Bot, Dispatcher
+from aiogram import Bot, Dispatcher, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
@@ -12,13 +13,12 @@ from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.types import LinkPreviewOptions
 
-from bot.middlewares import MemoryThrottle, ThrottleBackend, setup_middlewares
-from bot.texts import Texts
-from handlers import get_routers
+from bot.telegram.middlewares import MemoryThrottle, ThrottleBackend, UpdateTracker, setup_middlewares
+from bot.telegram.texts import Texts
 
 if TYPE_CHECKING:
     from bot.config import Settings
-    from bot.container import Container
+    from services.container import Services
 
 THROTTLE_LIMIT = 8  # updates per user …
 THROTTLE_WINDOW = 2.0  # … per this many seconds
@@ -37,7 +37,8 @@ def create_bot(settings: Settings) -> Bot:
 
 
 def create_dispatcher(
-    container: Container,
+    services: Services,
+    routers: Sequence[Router],
     *,
     storage: BaseStorage | None = None,
     events_isolation: BaseEventIsolation | None = None,
@@ -45,15 +46,20 @@ def create_dispatcher(
     throttle_limit: int = THROTTLE_LIMIT,
     throttle_window: float = THROTTLE_WINDOW,
     texts: Texts | None = None,
+    updates: UpdateTracker | None = None,
 ) -> Dispatcher:
-    """A Dispatcher with every router, the middlewares and the services as workflow data."""
+    """A Dispatcher with the delivery layer's routers, the middlewares and the services as workflow data."""
     texts = texts or Texts()
     dp = Dispatcher(storage=storage, events_isolation=events_isolation)
-    dp.workflow_data.update(container.workflow_data())
+    dp.workflow_data.update(services.workflow_data())
     dp["texts"] = texts
-    dp["settings"] = container.settings
     setup_middlewares(
-        dp, texts=texts, throttle=throttle or MemoryThrottle(), limit=throttle_limit, window=throttle_window
+        dp,
+        texts=texts,
+        throttle=throttle or MemoryThrottle(),
+        limit=throttle_limit,
+        window=throttle_window,
+        updates=updates,
     )
-    dp.include_routers(*get_routers())
+    dp.include_routers(*routers)
     return dp

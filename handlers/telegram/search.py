@@ -8,18 +8,16 @@ from aiogram import Router
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
-from bot.callbacks import SearchPageCallback
-from bot.filters import SearchText
-from bot.keyboards import candidates_keyboard
-from bot.texts import Texts
-from handlers.common import EXAMPLE_QUERY, callback_message, edit, send_card
+from bot.telegram.callbacks import SearchPageCallback
+from bot.telegram.filters import SearchText
+from bot.telegram.keyboards import candidates_keyboard
+from bot.telegram.texts import Texts
+from handlers.telegram.common import EXAMPLE_QUERY, callback_message, edit, send_card
 from services.dto import ResolutionKind, TrackInfo, UserInfo
 from services.errors import InvalidInput
 
 if TYPE_CHECKING:
     from services.tracks import TrackService
-
-router = Router(name=__name__)
 
 PAGE_SIZE = 8
 MAX_CANDIDATES = 20  # TrackService.resolve returns at most 20
@@ -35,7 +33,6 @@ def _candidate_page(candidates: list[TrackInfo], page: int) -> list[TrackInfo]:
     return candidates[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
 
 
-@router.message(SearchText())
 async def on_text(message: Message, user: UserInfo, tracks: TrackService, texts: Texts, state: FSMContext) -> None:
     query = (message.text or "").strip()
     if not query or len(query) > MAX_QUERY:
@@ -79,7 +76,6 @@ async def on_text(message: Message, user: UserInfo, tracks: TrackService, texts:
     )
 
 
-@router.callback_query(SearchPageCallback.filter())
 async def on_search_page(
     callback: CallbackQuery, callback_data: SearchPageCallback, user: UserInfo, texts: Texts, state: FSMContext
 ) -> None:
@@ -117,3 +113,11 @@ def _pack(track: TrackInfo) -> dict[str, Any]:
 
 def _unpack(data: dict[str, Any]) -> TrackInfo:
     return TrackInfo(id=int(data["id"]), spotify_id=str(data["s"]), name=str(data["n"]), artists=tuple(data["a"]))
+
+
+def create_router() -> Router:
+    """A new router with this module's handlers (a Router belongs to one Dispatcher only)."""
+    router = Router(name=__name__)
+    router.message.register(on_text, SearchText())
+    router.callback_query.register(on_search_page, SearchPageCallback.filter())
+    return router

@@ -6,8 +6,8 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
-from bot.keyboards import track_keyboard
-from bot.texts import Texts
+from bot.telegram.keyboards import track_keyboard
+from bot.telegram.texts import Texts
 from services.dto import TrackCard, UserInfo
 from services.errors import InvalidInput
 

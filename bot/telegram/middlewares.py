@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -12,7 +13,7 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery, Message, TelegramObject, User
 from aiogram.utils.callback_answer import CallbackAnswer, CallbackAnswerMiddleware
 
-from bot.texts import Texts, language_of
+from bot.telegram.texts import Texts, language_of
 from services.dto import UserInfo
 from services.errors import EncoreError, RadioForbidden, TrackNotFound
 from services.users import UserService, pick_language
@@ -20,6 +21,40 @@ from services.users import UserService, pick_language
 log = logging.getLogger(__name__)
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+class UpdateTracker(BaseMiddleware):
+    """Knows which updates are being handled (outermost on `update`), so that shutdown can wait for
+    them and then cancel what is left. Polling and the webhook run each update as its own task."""
+
+    def __init__(self) -> None:
+        self._running: set[asyncio.Task[Any]] = set()
+
+    def __len__(self) -> int:
+        return len(self._running)
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - aiogram always runs handlers in a task
+            return await handler(event, data)
+        self._running.add(task)
+        try:
+            return await handler(event, data)
+        finally:
+            self._running.discard(task)
+
+    async def drain(self, grace: float) -> int:
+        """Wait up to `grace` seconds for running updates, then cancel the rest; how many were cancelled."""
+        current = asyncio.current_task()
+        pending = {t for t in self._running if t is not current and not t.done()}
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning("shutdown: %d update handler(s) still running after %.0f s were cancelled", len(pending), grace)
+            await asyncio.gather(*pending, return_exceptions=True)
+        return len(pending)
 
 
 class ThrottleBackend(Protocol):
@@ -210,7 +245,18 @@ def setup_middlewares(
     limit: int,
     window: float,
     user_cache: UserCache | None = None,
+    updates: UpdateTracker | None = None,
 ) -> None:
+    if updates is not None:
+        # Outermost of all, before the Dispatcher's own (errors, FSM context and the per-chat lock), so
+        # that an update waiting for its chat's lock is known too.
+        outer = dp.update.outer_middleware
+        builtin = list(outer)
+        for middleware in builtin:
+            outer.unregister(middleware)
+        outer.register(updates)
+        for middleware in builtin:
+            outer.register(middleware)
     throttling = ThrottlingMiddleware(throttle, texts, limit=limit, window=window)
     users = UserMiddleware(user_cache)
     for observer in (dp.message, dp.callback_query):

@@ -19,7 +19,7 @@ from ml.predictor import META_FILE, GenrePredictor
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TASKS = ("seed6", "catalog")
 
 
@@ -34,15 +34,14 @@ def register(subparsers: Any) -> None:
     )
     train.add_argument("--task", choices=(*TASKS, "all"), default="all")
     zoo = train.add_mutually_exclusive_group()
-    zoo.add_argument("--zoo", dest="zoo", action="store_true", default=True,
-                     help="compare the whole model zoo (default)")
-    zoo.add_argument("--no-zoo", "--quick", dest="zoo", action="store_false",
-                     help="train the production model only")
+    zoo.add_argument(
+        "--zoo", dest="zoo", action="store_true", default=True, help="compare the whole model zoo (default)"
+    )
+    zoo.add_argument("--no-zoo", "--quick", dest="zoo", action="store_false", help="train the production model only")
     train.add_argument("--if-missing", action="store_true", help="skip tasks whose artefact already exists")
     train.add_argument("--seed", type=int, default=42)
     train.add_argument("--reports-dir", type=Path, default=Path("reports"))
-    train.add_argument("--publish", action="store_true",
-                       help="also write the report to docs/model-report.md (+ PNGs)")
+    train.add_argument("--publish", action="store_true", help="also write the report to docs/model-report.md (+ PNGs)")
     train.set_defaults(handler=cmd_train)
 
     predict = subparsers.add_parser(
@@ -77,16 +76,23 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     started = time.perf_counter()
     try:
         results = train(
-            settings.data_dir, settings.models_path, tasks=tasks, zoo=args.zoo, seed=args.seed,
-            reports_dir=args.reports_dir, docs_dir=REPO_ROOT / "docs" if args.publish else None,
+            settings.data_dir,
+            settings.models_path,
+            tasks=tasks,
+            zoo=args.zoo,
+            seed=args.seed,
+            reports_dir=args.reports_dir,
+            docs_dir=REPO_ROOT / "docs" if args.publish else None,
         )
     except FileNotFoundError as exc:
         print(f"error: {exc} (run `python main.py data` first)", file=sys.stderr)
         return 2
     for result in results:
         t = result.production_test
-        print(f"{result.task}: {result.production} accuracy {t['accuracy']:.4f} top-3 {t['top3']:.4f} "
-              f"→ {settings.models_path / result.task}")
+        print(
+            f"{result.task}: {result.production} accuracy {t['accuracy']:.4f} top-3 {t['top3']:.4f} "
+            f"→ {settings.models_path / result.task}"
+        )
     print(f"done in {time.perf_counter() - started:.0f} s")
     return 0
 
@@ -96,7 +102,7 @@ def predict_frame(predictor: GenrePredictor, frame: pd.DataFrame, label_column: 
     missing = [c for c in AUDIO_FEATURES if c not in frame.columns]
     if missing:
         raise FeatureError({c: "column missing" for c in missing})
-    has_extra = all(c in frame.columns for c in RAW_INPUTS[len(AUDIO_FEATURES):])
+    has_extra = all(c in frame.columns for c in RAW_INPUTS[len(AUDIO_FEATURES) :])
     columns = list(RAW_INPUTS if has_extra else AUDIO_FEATURES)
     data = frame[columns].copy()
     if "explicit" in data:
@@ -135,8 +141,9 @@ def _flag(value: Any) -> float:
 def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
     path = settings.models_path / args.model
     if not artefact_exists(settings.models_path, args.model):
-        print(f"error: no {args.model} model at {path} (run `python main.py train --task {args.model}`)",
-              file=sys.stderr)
+        print(
+            f"error: no {args.model} model at {path} (run `python main.py train --task {args.model}`)", file=sys.stderr
+        )
         return 2
     try:
         frame = pd.read_csv(args.input)

@@ -1,0 +1,138 @@
+"""The aiohttp application factory: middlewares, health, metrics, static files, page templates.
+
+The routes themselves come from the delivery layer (`handlers.http.setup_routes`), passed in by
+the composition root; this package never imports handlers.
+
+Middlewares, outermost first:
+
+1. ``metrics_middleware`` — request counts and latencies by route template;
+2. ``cors_middleware`` — answers preflights and adds CORS headers for the configured origins;
+3. ``problem_middleware`` — every error becomes an RFC 9457 problem (``application/problem+json``;
+   an HTML page for the web page's routes); anything unexpected is logged and becomes a 500;
+4. ``rate_limit_middleware`` — a token bucket per client (in memory, or in Redis when
+   ``REDIS_URL`` is set); 429 with ``Retry-After``;
+5. ``body_limit_middleware`` — 413 for a declared ``Content-Length`` over ``HTTP_MAX_BODY_BYTES``
+   (aiohttp's ``client_max_size`` catches chunked bodies while they are read);
+6. ``api_key_middleware`` — with ``API_KEYS`` set, the API's write endpoints need ``X-API-Key``
+   (or ``Authorization: Bearer``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import jinja2
+from aiohttp import hdrs, web
+
+from bot.http.config import WebConfig
+from bot.http.keys import RateLimiter, config_key, jinja_key, limiter_key, metrics_key, services_key, static_urls_key
+from bot.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from bot.http.metrics import HttpMetrics
+from bot.http.middlewares import api_key_middleware, body_limit_middleware, cors_middleware, metrics_middleware
+from bot.http.problems import problem_middleware
+from bot.http.ratelimit import MemoryRateLimiter, RedisRateLimiter, rate_limit_middleware
+from services.container import Services
+
+log = logging.getLogger(__name__)
+
+HTTP_DIR = Path(__file__).resolve().parent
+TEMPLATES_DIR = HTTP_DIR / "templates"
+STATIC_DIR = HTTP_DIR / "static"
+
+Routes = Callable[[web.Application], None]
+
+
+# ---------------------------------------------------------------------------------------------
+# Views owned by the factory: health and metrics
+
+
+async def healthz(request: web.Request) -> web.Response:
+    report = await request.app[services_key].health.check()
+    body = {
+        "status": report.status,
+        "database": "ok" if report.database else "unreachable",
+        "version": report.version,
+        **report.details,
+    }
+    # Which process answered (HTTP_WORKERS > 1 runs several on one port); a header keeps the body's shape.
+    headers = {"X-Encore-Pid": str(os.getpid())}
+    return web.json_response(body, status=200 if report.database else 503, headers=headers)
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    body = request.app[metrics_key].render()
+    return web.Response(body=body, headers={hdrs.CONTENT_TYPE: METRICS_CONTENT_TYPE})
+
+
+STATIC_FILES = ("app.css", "app.js")
+
+
+def _model_version_of(services: Services) -> Callable[[], str | None]:
+    def version() -> str | None:
+        return services.genre.version or None
+
+    return version
+
+
+def create_jinja_env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["pct"] = lambda value: f"{100 * float(value):.0f}%"
+    return env
+
+
+def create_web_app(
+    services: Services,
+    config: WebConfig,
+    routes: Sequence[Routes] = (),
+    *,
+    rate_limiter: RateLimiter | None = None,
+) -> web.Application:
+    """Build the app with the delivery layer's `routes` (each adds its views to the router).
+
+    ``rate_limiter`` defaults to an in-memory token bucket, or a Redis one when ``config.redis_url``
+    is set."""
+    app = web.Application(
+        client_max_size=config.max_body_bytes,
+        middlewares=[
+            metrics_middleware,
+            cors_middleware,
+            problem_middleware,
+            rate_limit_middleware,
+            body_limit_middleware,
+            api_key_middleware,
+        ],
+    )
+    app[services_key] = services
+    app[config_key] = config
+    app[metrics_key] = HttpMetrics(_model_version_of(services))
+    app[jinja_key] = create_jinja_env()
+    if rate_limiter is None and config.rate_limit_per_minute > 0:
+        if config.redis_url:
+            rate_limiter = RedisRateLimiter.from_url(config.redis_url, config.rate_limit_per_minute)
+        else:
+            rate_limiter = MemoryRateLimiter(config.rate_limit_per_minute)
+    if rate_limiter is not None:
+        app[limiter_key] = rate_limiter
+
+        async def close_limiter(_: web.Application) -> None:
+            await rate_limiter.close()
+
+        app.on_cleanup.append(close_limiter)
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_view)
+    app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)
+    # Versioned URLs (?v=<hash>) computed once: the files do not change while the app runs.
+    app[static_urls_key] = {name: str(app.router["static"].url_for(filename=name)) for name in STATIC_FILES}
+    for add_routes in routes:
+        add_routes(app)
+    return app

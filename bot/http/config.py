@@ -1,0 +1,49 @@
+"""What the web app reads from Settings (or is given directly in tests)."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from bot.config import Settings
+
+API_PREFIX = "/api/"
+# Paths nobody is rate limited on: probes and scrapers must always get through.
+UNLIMITED_PATHS = frozenset({"/healthz", "/metrics"})
+
+
+@dataclass(frozen=True, slots=True)
+class WebConfig:
+    api_keys: frozenset[str] = frozenset()
+    cors_origins: tuple[str, ...] = ()
+    max_body_bytes: int = 64 * 1024
+    rate_limit_per_minute: int = 600  # 0 turns the limiter off
+    # Anonymous "similar" answers change only when the catalogue is re-imported.
+    similar_cache_ttl: float = 300.0  # seconds; 0 turns the cache off
+    similar_cache_stale: float = 600.0  # seconds an expired answer is still served while refreshed
+    similar_cache_size: int = 4096
+    # Never rate limited: probes, scrapers and the Telegram webhook (Telegram retries on its own).
+    unlimited_paths: frozenset[str] = UNLIMITED_PATHS
+
+    redis_url: str | None = None  # a shared rate limiter for every instance
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WebConfig:
+        return cls(
+            api_keys=settings.api_key_set,
+            cors_origins=settings.cors_origin_list,
+            max_body_bytes=settings.http.max_body_bytes,
+            rate_limit_per_minute=settings.http.rate_limit_per_minute,
+            unlimited_paths=UNLIMITED_PATHS | {settings.webhook.path},
+            redis_url=settings.redis_url,
+        )
+
+    def key_ok(self, presented: str | None) -> bool:
+        if not presented:
+            return False
+        given = presented.encode()
+        # Compare against every key in constant time (no early exit on the first match).
+        found = False
+        for key in self.api_keys:
+            found |= hmac.compare_digest(given, key.encode())
+        return found

@@ -1,0 +1,128 @@
+"""Problem details (RFC 9457): every error the web app answers, as JSON or as an HTML page."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import hdrs, web
+
+from bot.http.config import API_PREFIX, UNLIMITED_PATHS
+from bot.http.keys import jinja_key, static_urls_key
+from services import errors
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Problem(Exception):
+    """Raised by views for a client error; ``problem_middleware`` renders it."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        code: str | None = None,
+        title: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.code = code or HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+        self.title = title or HTTPStatus(status).phrase
+        self.headers = dict(headers or {})
+        self.extra = extra
+
+
+# Domain errors → HTTP status. Views may raise a more specific Problem themselves.
+ERROR_STATUS: dict[type[errors.EncoreError], int] = {
+    errors.TrackNotFound: 404,
+    errors.RadioNotFound: 404,
+    errors.RadioForbidden: 403,
+    errors.InvalidInput: 422,
+    errors.NoFeatures: 422,
+    errors.UnsupportedInput: 422,
+    errors.ModelNotReady: 503,
+    errors.ProviderUnavailable: 503,
+}
+
+
+def problem_from_error(exc: errors.EncoreError) -> Problem:
+    status = next((s for cls, s in ERROR_STATUS.items() if isinstance(exc, cls)), 422)
+    headers = {"Retry-After": "30"} if status == 503 else None
+    return Problem(status, exc.message or HTTPStatus(status).phrase, code=exc.code, headers=headers)
+
+
+def problem_body(problem: Problem, instance: str) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": f"urn:encore:problem:{problem.code}",
+        "title": problem.title,
+        "status": problem.status,
+        "detail": problem.detail,
+        "instance": instance,
+        "code": problem.code,
+    }
+    body.update(problem.extra)
+    return body
+
+
+def _wants_html(request: web.Request) -> bool:
+    if request.path.startswith(API_PREFIX) or request.path in UNLIMITED_PATHS:
+        return False
+    return "text/html" in request.headers.get(hdrs.ACCEPT, "") or request.method == "POST"
+
+
+def problem_response(request: web.Request, problem: Problem) -> web.Response:
+    headers = dict(problem.headers)
+    if _wants_html(request) and jinja_key in request.app:
+        html = (
+            request.app[jinja_key]
+            .get_template("error.html")
+            .render(problem=problem, static=request.app[static_urls_key], path=request.path, query="")
+        )
+        return web.Response(status=problem.status, text=html, content_type="text/html", headers=headers)
+    text = json.dumps(problem_body(problem, request.path), ensure_ascii=False)
+    headers[hdrs.CONTENT_TYPE] = PROBLEM_JSON
+    return web.Response(status=problem.status, text=text, headers=headers)
+
+
+def _problem_from_http(exc: web.HTTPException) -> Problem:
+    status = exc.status
+    detail = exc.reason or HTTPStatus(status).phrase
+    headers: dict[str, str] = {}
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+        detail = f"{exc.method} is not allowed here"
+    elif isinstance(exc, web.HTTPNotFound):
+        detail = "There is nothing at this address."
+    elif isinstance(exc, web.HTTPRequestEntityTooLarge):
+        detail = "The request body is too large."
+    return Problem(status, detail, headers=headers)
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Problem as problem:
+        return problem_response(request, problem)
+    except errors.EncoreError as exc:
+        return problem_response(request, problem_from_error(exc))
+    except web.HTTPException as exc:
+        if exc.status < 400:  # redirects and the like pass through
+            raise
+        return problem_response(request, _problem_from_http(exc))
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem_response(request, Problem(500, "Something went wrong on our side.", code="internal"))

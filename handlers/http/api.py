@@ -1,0 +1,170 @@
+"""The JSON API under /api/v1 (aiohttp views), described by handlers/http/openapi.json.
+
+Views read and validate input, call one service, and turn the DTO into JSON. Errors are raised
+as ``bot.http.problems.Problem`` (or as domain errors from ``services.errors``) and rendered as
+RFC 9457 problem details by the app's middleware.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from aiohttp import web
+
+from bot.http.cache import ResponseCache
+from bot.http.config import WebConfig
+from bot.http.keys import config_key, metrics_key
+from bot.http.problems import Problem
+from handlers.http.params import (
+    ID,
+    MAX_LIMIT,
+    MAX_QUERY_CHARS,
+    clean_query,
+    float_param,
+    int_param,
+    path_id,
+    query_error,
+    read_json_object,
+    service,
+    validate,
+)
+from handlers.http.render import (
+    card_json,
+    guess_json,
+    json_response,
+    radio_json,
+    recommendation_json,
+    search_json,
+)
+from handlers.http.schemas import AudioFeatures, RadioFeedback, RadioStart
+from services import errors
+from services.dto import Resolution, ResolutionKind
+
+API = "/api/v1"
+OPENAPI_PATH = Path(__file__).resolve().parent / "openapi.json"
+
+similar_cache_key = web.AppKey("similar_cache", ResponseCache)
+openapi_key = web.AppKey("openapi", bytes)
+
+# ---------------------------------------------------------------------------------------------
+# Views
+
+
+async def search_tracks(request: web.Request) -> web.Response:
+    raw = request.query.get("q")
+    if raw is None:
+        raise query_error("q", "is required")
+    if not 1 <= len(raw) <= MAX_QUERY_CHARS:
+        raise query_error("q", f"must be 1 to {MAX_QUERY_CHARS} characters")
+    limit = int_param(request, "limit", 10, 1, MAX_LIMIT)
+    query = clean_query(raw)
+    if not query:
+        empty = Resolution(kind=ResolutionKind.INVALID, message="Type a song name or paste a Spotify link.")
+        return json_response(search_json(query, empty))
+    tracks = service(request, "tracks")
+    try:
+        resolution = await tracks.resolve(query, user_id=None, limit=limit)
+    except (errors.UnsupportedInput, errors.InvalidInput) as exc:
+        kind = "unsupported" if isinstance(exc, errors.UnsupportedInput) else "invalid"
+        resolution = Resolution(kind=ResolutionKind(kind), message=exc.message)
+    return json_response(search_json(query, resolution))
+
+
+async def get_track(request: web.Request) -> web.Response:
+    track_id = path_id(request, "track_id")
+    card = await service(request, "tracks").card(track_id, user_id=None)
+    if card.genre is not None and card.genre.model_version:
+        request.app[metrics_key].model_version_seen = card.genre.model_version
+    return json_response(card_json(card))
+
+
+async def similar_tracks(request: web.Request) -> web.Response:
+    track_id = path_id(request, "track_id")
+    limit = int_param(request, "limit", 10, 1, MAX_LIMIT)
+    diversity = float_param(request, "diversity", 0.0, 1.0)
+    recommendations = service(request, "recommendations")
+
+    async def compute() -> bytes:
+        note = None
+        try:
+            recs = await recommendations.similar(track_id, limit, user_id=None, diversity=diversity)
+        except errors.NoFeatures as exc:  # the track exists but cannot be placed: nothing similar known
+            recs, note = [], exc.message or "No audio features are known for this track."
+        payload = {
+            "track_id": track_id,
+            "diversity": diversity,
+            "items": [recommendation_json(r) for r in recs],
+            "note": note,
+        }
+        return json.dumps(payload, ensure_ascii=False, allow_nan=False).encode()
+
+    cache = request.app.get(similar_cache_key)
+    if cache is None:
+        body = await compute()
+    else:
+        body, outcome = await cache.get_or_compute((track_id, limit, diversity), compute)
+        request.app[metrics_key].cache_lookup("similar", outcome)
+    return web.Response(body=body, content_type="application/json")
+
+
+async def guess_genre(request: web.Request) -> web.Response:
+    features = validate(AudioFeatures, await read_json_object(request))
+    guess = await service(request, "genre").guess(features.model_dump())
+    if guess.model_version:
+        request.app[metrics_key].model_version_seen = guess.model_version
+    return json_response(guess_json(guess))
+
+
+async def start_radio(request: web.Request) -> web.Response:
+    body = validate(RadioStart, await read_json_object(request))
+    step = await service(request, "radio").start(body.track_id, user_id=None, diversity=body.diversity)
+    return json_response(radio_json(step), status=201)
+
+
+async def radio_feedback(request: web.Request) -> web.Response:
+    radio_id = path_id(request, "radio_id")
+    body = validate(RadioFeedback, await read_json_object(request))
+    try:
+        step = await service(request, "radio").feedback(radio_id, body.track_id, body.action, user_id=None)
+    except errors.InvalidInput as exc:
+        raise Problem(409, exc.message or "That track is not the radio's current track.", code="stale_track") from None
+    return json_response(radio_json(step))
+
+
+async def get_radio(request: web.Request) -> web.Response:
+    radio_id = path_id(request, "radio_id")
+    return json_response(radio_json(await service(request, "radio").current(radio_id, user_id=None)))
+
+
+async def stop_radio(request: web.Request) -> web.Response:
+    radio_id = path_id(request, "radio_id")
+    return json_response(radio_json(await service(request, "radio").stop(radio_id, user_id=None)))
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[openapi_key], content_type="application/json")
+
+
+def setup_routes(app: web.Application) -> None:
+    config: WebConfig = app[config_key]
+    app[openapi_key] = OPENAPI_PATH.read_bytes()
+    if config.similar_cache_ttl > 0:
+        cache = ResponseCache(config.similar_cache_ttl, config.similar_cache_size, config.similar_cache_stale)
+        app[similar_cache_key] = cache
+        app[metrics_key].watch_cache_size("similar", lambda: len(cache))
+
+        async def close_cache(_: web.Application) -> None:
+            await cache.close()
+
+        app.on_cleanup.append(close_cache)
+    router = app.router
+    router.add_get("/api/openapi.json", openapi_document)
+    router.add_get(f"{API}/tracks/search", search_tracks)
+    router.add_get(f"{API}/tracks/{ID % 'track_id'}", get_track)
+    router.add_get(f"{API}/tracks/{ID % 'track_id'}/similar", similar_tracks)
+    router.add_post(f"{API}/genre", guess_genre)
+    router.add_post(f"{API}/radio", start_radio)
+    router.add_get(f"{API}/radio/{ID % 'radio_id'}", get_radio)
+    router.add_post(f"{API}/radio/{ID % 'radio_id'}/feedback", radio_feedback)
+    router.add_post(f"{API}/radio/{ID % 'radio_id'}/stop", stop_radio)

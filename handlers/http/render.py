@@ -1,0 +1,105 @@
+"""DTO → JSON for the API (and the JSON response helper)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from aiohttp import web
+
+from services.dto import GenreGuess, RadioStep, Recommendation, Resolution, TrackCard, TrackInfo
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def track_json(track: TrackInfo) -> dict[str, Any]:
+    features = None
+    if track.features is not None:
+        features = {name: _finite(value) for name, value in track.features.items()}
+    return {
+        "id": track.id,
+        "spotify_id": track.spotify_id,
+        "name": track.name,
+        "artists": list(track.artists),
+        "title": track.title,
+        "album": track.album,
+        "duration_ms": track.duration_ms,
+        "explicit": track.explicit,
+        "popularity": track.popularity,
+        "genres": list(track.genres),
+        "features": features,
+        "source": track.source,
+        "spotify_url": track.spotify_url,
+        "youtube_search_url": track.youtube_search_url,
+    }
+
+
+def _pairs(pairs: tuple[tuple[str, float], ...], label: str) -> list[dict[str, Any]]:
+    return [{label: name, "probability": _finite(p) or 0.0} for name, p in pairs]
+
+
+def guess_json(guess: GenreGuess) -> dict[str, Any]:
+    return {
+        "genre": guess.genre,
+        "probability": _finite(guess.probability) or 0.0,
+        "top": _pairs(guess.top, "genre"),
+        "family": guess.family,
+        "family_probability": _finite(guess.family_probability) or 0.0,
+        "family_top": _pairs(guess.family_top, "family"),
+        "confident": guess.confident,
+        "model_version": guess.model_version,
+    }
+
+
+def card_json(card: TrackCard) -> dict[str, Any]:
+    return {
+        "track": track_json(card.track),
+        "genre": guess_json(card.genre) if card.genre is not None else None,
+        "links": {
+            "spotify": card.track.spotify_url,
+            "youtube": card.youtube.url,
+            "youtube_is_search": card.youtube.is_search,
+            "youtube_video_id": card.youtube.video_id,
+        },
+        "note": card.note,
+        "liked": card.liked,
+    }
+
+
+def recommendation_json(rec: Recommendation) -> dict[str, Any]:
+    return {"track": track_json(rec.track), "score": _finite(rec.score) or 0.0, "reason": rec.reason}
+
+
+def radio_json(step: RadioStep) -> dict[str, Any]:
+    return {
+        "radio_id": step.radio_id,
+        "track": track_json(step.track) if step.track is not None else None,
+        "position": step.position,
+        "likes": step.likes,
+        "skips": step.skips,
+        "stopped": step.stopped,
+    }
+
+
+def search_json(query: str, resolution: Resolution) -> dict[str, Any]:
+    return {
+        "query": query,
+        "kind": str(resolution.kind),
+        "items": [track_json(t) for t in resolution.tracks],
+        "message": resolution.message,
+        "notice": resolution.notice,
+    }
+
+
+def json_response(body: object, status: int = 200) -> web.Response:
+    return web.Response(
+        body=json.dumps(body, ensure_ascii=False, allow_nan=False).encode(),
+        status=status,
+        content_type="application/json",
+    )

@@ -1,0 +1,59 @@
+"""Request bodies of the JSON API: pydantic models, strict, each field in its documented range."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from handlers.http.params import MAX_ID
+
+
+def _whole(value: float) -> float:
+    if not float(value).is_integer():
+        raise ValueError("must be a whole number")
+    return float(value)
+
+
+def _unit(description: str) -> Any:
+    return Field(strict=True, ge=0.0, le=1.0, allow_inf_nan=False, description=description)
+
+
+Unit = Annotated[float, _unit("0 … 1")]
+Whole = Annotated[float, Field(strict=True, allow_inf_nan=False), AfterValidator(_whole)]
+
+
+class AudioFeatures(BaseModel):
+    """Spotify-style audio features, each in its documented range."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    danceability: Unit
+    energy: Unit
+    key: Annotated[Whole, Field(ge=-1, le=11)]
+    loudness: Annotated[float, Field(strict=True, ge=-60.0, le=5.0, allow_inf_nan=False)]
+    mode: Annotated[Whole, Field(ge=0, le=1)]
+    speechiness: Unit
+    acousticness: Unit
+    instrumentalness: Unit
+    liveness: Unit
+    valence: Unit
+    tempo: Annotated[float, Field(strict=True, ge=0.0, le=300.0, allow_inf_nan=False)]
+    time_signature: Annotated[Whole, Field(ge=0, le=7)]
+
+
+TrackId = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]
+
+
+class RadioStart(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    track_id: TrackId
+    diversity: Annotated[float | None, Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)] = None
+
+
+class RadioFeedback(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    track_id: TrackId
+    action: Literal["like", "skip", "next"]

@@ -1,0 +1,117 @@
+"""What the delivery layer (bot, web, API, CLI) calls on the services: one Protocol per service.
+
+The real services in this package implement them, and so do the test fakes (tests/fakes/services.py);
+mypy checks both against these definitions, so the handlers, the real services and the fakes cannot
+drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal, Protocol
+
+from services.dto import (
+    GenreGuess,
+    GenreHistoryEntry,
+    HealthReport,
+    InteractionKind,
+    Page,
+    RadioStep,
+    Recommendation,
+    Resolution,
+    TrackCard,
+    TrackInfo,
+    UserInfo,
+)
+
+RadioAction = Literal["like", "skip", "next"]
+
+
+class Tracks(Protocol):
+    async def resolve(self, text: str, *, user_id: int | None = None, limit: int = 8) -> Resolution: ...
+
+    async def search(self, query: str, limit: int = 10) -> list[TrackInfo]: ...
+
+    async def get(self, track_id: int) -> TrackInfo: ...
+
+    async def card(self, track_id: int, *, user_id: int | None = None) -> TrackCard: ...
+
+
+class Genres(Protocol):
+    @property
+    def ready(self) -> bool: ...
+
+    @property
+    def version(self) -> str: ...
+
+    async def guess(self, features: Mapping[str, Any] | None) -> GenreGuess: ...
+
+
+class Recommendations(Protocol):
+    async def similar(
+        self, track_id: int, n: int = 5, *, user_id: int | None = None, diversity: float | None = None
+    ) -> list[Recommendation]: ...
+
+    async def for_you(self, user_id: int, n: int = 10) -> list[Recommendation]: ...
+
+
+class Radios(Protocol):
+    async def start(
+        self,
+        seed_track_id: int,
+        *,
+        user_id: int | None,
+        diversity: float | None = None,
+        chat_id: int | None = None,
+        message_id: int | None = None,
+    ) -> RadioStep: ...
+
+    async def feedback(
+        self, radio_id: int, track_id: int, action: RadioAction, *, user_id: int | None
+    ) -> RadioStep: ...
+
+    async def stop(self, radio_id: int, *, user_id: int | None) -> RadioStep: ...
+
+    async def current(self, radio_id: int, *, user_id: int | None) -> RadioStep: ...
+
+    async def attach_message(self, radio_id: int, chat_id: int, message_id: int) -> None: ...
+
+
+class Feedback(Protocol):
+    async def like(self, user_id: int, track_id: int, context: str | None = None) -> bool: ...
+
+    async def unlike(self, user_id: int, track_id: int, context: str | None = None) -> bool: ...
+
+    async def record(
+        self, user_id: int | None, track_id: int, kind: InteractionKind, context: str | None = None
+    ) -> None: ...
+
+    async def likes(self, user_id: int, page: int, size: int = 5) -> Page[TrackInfo]: ...
+
+    async def genre_history(self, user_id: int, page: int, size: int = 5) -> Page[GenreHistoryEntry]: ...
+
+
+class Users(Protocol):
+    async def touch_telegram(
+        self,
+        telegram_id: int,
+        *,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        username: str | None = None,
+        language_code: str | None = None,
+    ) -> UserInfo: ...
+
+    async def set_language(self, user_id: int, language: str) -> UserInfo: ...
+
+    async def set_diversity(self, user_id: int, diversity: float) -> UserInfo: ...
+
+    async def subscribe(self, user_id: int, hour: int | None = None) -> UserInfo: ...
+
+    async def unsubscribe(self, user_id: int) -> UserInfo: ...
+
+
+class Health(Protocol):
+    async def check(self) -> HealthReport: ...
+
+    def set_detail(self, name: str, value: object) -> None: ...
