@@ -18,7 +18,8 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.config import Settings
 from bot.logging import setup_logging
@@ -26,15 +27,19 @@ from bot.logging import setup_logging
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from bot.cli import CliContext
     from services.container import Services
 
 log = logging.getLogger("encore")
 
 STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+REPO_ROOT = Path(__file__).resolve().parent
 
 
-async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+async def cmd_migrate(args: argparse.Namespace, cli: CliContext) -> int:
     from db.migrate import upgrade_to_head
+
+    settings = cli.settings
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     await upgrade_to_head(settings.db_url)
@@ -42,13 +47,14 @@ async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+async def cmd_serve(args: argparse.Namespace, cli: CliContext) -> int:
     from aiohttp import web
 
     from bot.http.workers import HttpWorkers
     from bot.scheduler import create_scheduler
 
-    await cmd_migrate(args, settings)
+    settings = cli.settings
+    await cmd_migrate(args, cli)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in STOP_SIGNALS:
@@ -65,7 +71,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         workers = HttpWorkers([sys.executable, __file__, "serve-http-worker"], count - 1)
         workers.start()
     try:
-        services = await build_services(settings)
+        services = await cli.services()
         await services.warm_up()
         app = create_http_app(services, settings)
         telegram = None
@@ -103,7 +109,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             if telegram is not None:
                 await telegram.stop()
             await runner.cleanup()
-            await services.close()
+            await cli.close()
     finally:
         if workers is not None:
             await workers.stop()
@@ -111,14 +117,16 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def cmd_serve_http_worker(args: argparse.Namespace, settings: Settings) -> int:
+async def cmd_serve_http_worker(args: argparse.Namespace, cli: CliContext) -> int:
     """An extra HTTP process started by `serve` (HTTP_WORKERS > 1): no migrations, bot or scheduler."""
     from aiohttp import web
 
     from bot.http.workers import run_http_worker
 
+    settings = cli.settings
+
     async def serve(stop: asyncio.Event) -> None:
-        services = await build_services(settings)
+        services = await cli.services()
         try:
             await services.warm_up()
             runner = web.AppRunner(create_http_app(services, settings), handle_signals=False, access_log=None)
@@ -131,22 +139,29 @@ async def cmd_serve_http_worker(args: argparse.Namespace, settings: Settings) ->
             finally:
                 await runner.cleanup()
         finally:
-            await services.close()
+            await cli.close()
         log.info("HTTP worker %d stopped", os.getpid())
 
     await run_http_worker(serve)
     return 0
 
 
-async def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
+async def cmd_setup(args: argparse.Namespace, cli: CliContext) -> int:
     """Everything `make run` needs once: datasets, schema, catalogue, product model (each only when missing)."""
-    from handlers.cli.catalog import setup_catalog
+    from bot.cli import progress_bars
+    from handlers.cli.ml import cmd_train
+    from services.data import DataError
 
-    stats = await setup_catalog(settings, progress=not args.no_progress)
+    await cmd_migrate(args, cli)
+    try:
+        stats = await (await cli.services()).data.setup(progress=progress_bars(not args.no_progress))
+    except DataError as exc:
+        log.error("%s", exc.message)
+        return 1
     if stats is None:
         log.info("catalogue already imported")
     train = build_parser().parse_args(["train", "--task", "catalog", "--quick", "--if-missing"])
-    code = await asyncio.to_thread(train.handler, train, settings)
+    code = await asyncio.to_thread(cmd_train, train, cli)
     if code:
         log.error("training the genre model failed (exit %s)", code)
     return int(code or 0)
@@ -162,17 +177,20 @@ async def build_services(settings: Settings) -> Services:
     and search links.
     """
     from db.engine import create_engine, create_session_factory
+    from ml.pipeline.datasets import CATALOG
     from ml.predictor import GenrePredictor
     from services.audio_features import AudioFeatureChain, ReccoBeatsClient
     from services.cache import CacheService
     from services.container import Services
+    from services.data import DataService
+    from services.evaluation import RecommenderEvaluation
     from services.feedback import FeedbackService
     from services.genre import GenreService
     from services.health import HealthService
     from services.jobs import DailyPicksService
     from services.radio import RadioService
     from services.recommender import RecommendationService
-    from services.spotify import SpotifyClient
+    from services.spotify import SEARCH_PAGE_MAX, SpotifyClient
     from services.tracks import TrackService
     from services.users import UserService
     from services.youtube import YouTubeService
@@ -222,6 +240,14 @@ async def build_services(settings: Settings) -> Services:
         log.info("YOUTUBE_API_KEY is not set: track cards link to a YouTube search")
     youtube = YouTubeService(cache, youtube_key, yt.api_url, timeout=yt.timeout, cache_days=yt.cache_days)
     features = AudioFeatureChain(sessions, cache, spotify=spotify, reccobeats=reccobeats)
+    data = DataService(
+        sessions,
+        settings.data_dir / "raw",
+        mirror=data_mirror(settings),
+        search=spotify,
+        features=features if spotify is not None else None,
+        search_page=SEARCH_PAGE_MAX,
+    )
     tracks = TrackService(sessions, None, spotify, youtube, features, genre)
     recommendations = RecommendationService(sessions, proba_source=genre.predictor)
 
@@ -244,11 +270,22 @@ async def build_services(settings: Settings) -> Services:
         feedback=FeedbackService(sessions, genres=genre),
         cache=cache,
         picks=DailyPicksService(sessions, recommendations),
+        data=data,
+        evaluation=RecommenderEvaluation(
+            data.path_of(CATALOG), model=genre.predictor, holdout=model_path / "holdout.json"
+        ),
         warmers=[warm_genre, warm_tracks, warm_recommender],
     )
     for closer in closers:
         services.on_close(closer)
     return services
+
+
+def data_mirror(settings: Settings) -> Path | None:
+    """ENCORE_DATA_MIRROR, else the shared data folder beside the repository when it exists."""
+    from ml.pipeline.datasets import default_mirror
+
+    return settings.encore_data_mirror or default_mirror(REPO_ROOT)
 
 
 def create_http_app(services: Services, settings: Settings) -> web.Application:
@@ -288,16 +325,28 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(["serve"])
     settings = Settings()
     setup_logging(settings.log_level, settings.log_format)
-    handler: Callable[[argparse.Namespace, Settings], int | Awaitable[int]] = args.handler
     try:
-        if inspect.iscoroutinefunction(handler):
-            return int(asyncio.run(handler(args, settings)) or 0)
-        result: Any = handler(args, settings)
-        if inspect.isawaitable(result):
-            result = asyncio.run(result)
-        return int(result or 0)
+        return asyncio.run(run_command(args, settings))
     except KeyboardInterrupt:
         return 130
+
+
+async def run_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Run one command with the composition root's services; commands marked `schema` migrate first."""
+    from bot.cli import CliContext
+
+    cli = CliContext(settings, lambda: build_services(settings))
+    try:
+        if getattr(args, "schema", False):
+            await cmd_migrate(args, cli)
+        handler: Callable[[argparse.Namespace, CliContext], int | Awaitable[int]] = args.handler
+        if inspect.iscoroutinefunction(handler):
+            result = await handler(args, cli)
+        else:  # blocking commands (training) run off the loop
+            result = await asyncio.to_thread(handler, args, cli)
+        return int(result or 0)
+    finally:
+        await cli.close()
 
 
 if __name__ == "__main__":

@@ -232,7 +232,7 @@ async def build_db(csv: Path, target: Path) -> None:
     engine = create_engine(f"sqlite+aiosqlite:///{target}")
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
-    stats = await CatalogImporter(create_session_factory(engine)).import_file(csv, progress=False)
+    stats = await CatalogImporter(create_session_factory(engine)).import_file(csv)
     await engine.dispose()
     print(f"catalogue: imported {stats.tracks_inserted} tracks from {csv.name} in {stats.seconds:.1f} s")
 

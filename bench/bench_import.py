@@ -46,8 +46,8 @@ async def _bench(backend: str, url: str, path: Path) -> Result:
             await conn.run_sync(Base.metadata.create_all)
         sessions = create_session_factory(engine)
         importer = CatalogImporter(sessions)
-        first = await importer.import_file(path, progress=False)
-        rerun = await importer.import_file(path, progress=False)
+        first = await importer.import_file(path)
+        rerun = await importer.import_file(path)
         return Result(backend, first, rerun, await catalog_size(sessions))
     finally:
         await engine.dispose()

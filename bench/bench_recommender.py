@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_recommender.py [--csv PATH] [--seeds 500] [--sessions 1000]
 
-Builds `services.recommender.CatalogIndex` from the dataset folded to one row per song, then for
+Builds `ml.recsys.index.CatalogIndex` from the dataset folded to one row per song, then for
 the same seeds times:
 
 - Encore: 10 recommendations with every filter on (the seed, 60 shown and 20 skipped tracks
@@ -34,9 +34,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import catalog_csv
+from ml.recsys.evaluation import fold_frame, load_dataset
+from ml.recsys.index import CatalogIndex
+from ml.recsys.scaling import RAW_COLUMNS
 from services.radio import LiveRadio
-from services.rec_eval import fold_frame, load_dataset
-from services.recommender import RAW_COLUMNS, CatalogIndex
 
 TARGET_MS = 5.0
 

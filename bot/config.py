@@ -112,6 +112,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     database_url: str | None = None
     redis_url: str | None = None
+    # Every Redis key Encore writes starts with this (several deployments, or test runs, on one server).
+    redis_prefix: str = Field(default="encore", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
 
     _blank = field_validator("database_url", "redis_url", "encore_data_mirror", "model_dir", mode="before")(
         _blank_to_none

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import Select, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,8 +30,8 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _insert(session: AsyncSession, table: Any) -> Any:
-    """A dialect `INSERT` that supports ON CONFLICT (SQLite and PostgreSQL both do)."""
+def dialect_insert(session: AsyncSession, table: Any) -> Any:
+    """The one dialect `INSERT` with ON CONFLICT (SQLite and PostgreSQL both have it)."""
     name = session.get_bind().dialect.name
     if name == "postgresql":
         return postgresql.insert(table)
@@ -73,7 +73,7 @@ class UserRepository:
         }
         if language:
             values["language"] = language
-        stmt = _insert(self._s, User).values(**values)
+        stmt = dialect_insert(self._s, User).values(**values)
         stmt = stmt.on_conflict_do_update(
             index_elements=[User.telegram_id],
             set_={"first_name": first_name, "last_name": last_name, "username": username, "last_seen_at": now},
@@ -235,7 +235,7 @@ class LikeRepository:
     async def add(self, user_id: int, track_id: int) -> bool:
         """Like a track; False when it was liked already (the primary key keeps one like)."""
         stmt = (
-            _insert(self._s, Like)
+            dialect_insert(self._s, Like)
             .values(user_id=user_id, track_id=track_id, created_at=utcnow())
             .on_conflict_do_nothing(index_elements=[Like.user_id, Like.track_id])
         )
@@ -324,7 +324,7 @@ class CacheRepository:
         return entry if expires > (now or utcnow()) else None
 
     async def put(self, namespace: str, key: str, value: Any, expires_at: datetime) -> None:
-        stmt = _insert(self._s, CacheEntry).values(
+        stmt = dialect_insert(self._s, CacheEntry).values(
             namespace=namespace, key=key, value=value, expires_at=expires_at, created_at=utcnow()
         )
         stmt = stmt.on_conflict_do_update(
@@ -345,7 +345,7 @@ class DailyPickRepository:
     async def claim(self, user_id: int, day: date) -> bool:
         """Claim today's pick for a user; False when any instance already claimed it."""
         stmt = (
-            _insert(self._s, DailyPick)
+            dialect_insert(self._s, DailyPick)
             .values(user_id=user_id, day=day, status="claimed", created_at=utcnow())
             .on_conflict_do_nothing(index_elements=[DailyPick.user_id, DailyPick.day])
         )
@@ -361,3 +361,45 @@ class DailyPickRepository:
 
     async def release(self, user_id: int, day: date) -> None:
         await self._s.execute(delete(DailyPick).where(DailyPick.user_id == user_id, DailyPick.day == day))
+
+
+class CatalogRepository:
+    """Bulk reads and writes of the catalogue import (one transaction, chunked statements)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def tracks(self, columns: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Every track by Spotify id: `id`, `spotify_id` and `columns`."""
+        table = Track.__table__
+        cols = [table.c.id, table.c.spotify_id, *(table.c[c] for c in columns)]
+        result = await self._s.execute(select(*cols).where(table.c.spotify_id.is_not(None)))
+        return {row.spotify_id: dict(row._mapping) for row in result}
+
+    async def aliases(self) -> dict[str, int]:
+        result = await self._s.execute(select(TrackAlias.spotify_id, TrackAlias.track_id))
+        return {spid: tid for spid, tid in result}
+
+    async def genres(self) -> set[tuple[int, str]]:
+        result = await self._s.execute(select(TrackGenre.track_id, TrackGenre.genre))
+        return {(tid, genre) for tid, genre in result}
+
+    async def ids_of(self, spotify_ids: Iterable[str]) -> dict[str, int]:
+        wanted = set(spotify_ids)
+        result = await self._s.execute(select(Track.spotify_id, Track.id))
+        return {spid: tid for spid, tid in result if spid in wanted}
+
+    async def insert_ignoring_conflicts(self, model: Any, rows: Sequence[dict[str, Any]]) -> None:
+        """INSERT … ON CONFLICT DO NOTHING: a concurrent writer's row wins instead of failing the import."""
+        if rows:
+            await self._s.execute(dialect_insert(self._s, model.__table__).on_conflict_do_nothing(), list(rows))
+
+    async def update_tracks(self, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+        """Rows of `_id` and `columns`: one executemany UPDATE."""
+        if rows:
+            table = Track.__table__
+            stmt = update(table).where(table.c.id == bindparam("_id")).values({c: bindparam(c) for c in columns})
+            await self._s.execute(stmt, list(rows))
+
+    async def count(self, source: str) -> int:
+        return int(await self._s.scalar(select(func.count()).select_from(Track).where(Track.source == source)) or 0)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
-import unicodedata
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,9 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
 from sklearn.model_selection import StratifiedGroupKFold
 
-from ml.features import AUDIO_FEATURES
+from ml.features import AUDIO_FEATURES, parse_bool
+from ml.pipeline.datasets import read_dataset
+from ml.text import song_key
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +34,6 @@ CATALOG_FILE = "spotify_tracks_114genre_train.csv.gz"
 TASK_FILES: dict[str, str] = {"seed6": SEED_FILE, "catalog": CATALOG_FILE}
 # The dataset's own label column (predictions are written under the same name).
 LABEL_COLUMNS: dict[str, str] = {"seed6": "genre_track", "catalog": "track_genre"}
-
-_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,71 +59,51 @@ def file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _norm_text(text: object) -> str:
-    if not isinstance(text, str) or not text:
-        return ""
-    decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return _NON_WORD.sub(" ", stripped.casefold()).strip()
-
-
-def song_key(artists: object, name: object) -> str:
-    """Equal for the same song by the same artists (order of artists, case and accents ignored)."""
-    if not isinstance(name, str) or not _norm_text(name):
-        return ""
-    parts = sorted(_norm_text(a) for a in (artists if isinstance(artists, str) else "").split(";"))
-    return " ; ".join(p for p in parts if p) + " - " + _norm_text(name)
-
-
-class _UnionFind:
-    def __init__(self, n: int) -> None:
-        self.parent = np.arange(n)
-
-    def find(self, i: int) -> int:
-        parent = self.parent
-        root = i
-        while parent[root] != root:
-            root = parent[root]
-        while parent[i] != root:
-            parent[i], i = root, parent[i]
-        return int(root)
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-
 def feature_hash(frame: pd.DataFrame) -> np.ndarray:
     """A 64-bit hash of each row's audio-feature vector (rounded to 1e-6)."""
     return pd.util.hash_pandas_object(frame[list(AUDIO_FEATURES)].round(6), index=False).to_numpy()
 
 
 def duplicate_groups(frame: pd.DataFrame) -> np.ndarray:
-    """Group id per row: union of same track_id, same audio-feature vector, same artists + name."""
+    """Group id per row: the one folding rule of Encore (training, evaluation and the product catalogue).
+
+    Two rows are one recording when they share a track_id, an identical audio-feature vector (rounded
+    to 1e-6; incomplete vectors link nothing), or the same `song_key` of artists and title (rows
+    with both). Groups are the connected components of that relation; ids are numbered in the
+    order of each group's first row.
+    """
     n = len(frame)
-    uf = _UnionFind(n)
-    keys: list[pd.Series] = []
+    keys: list[np.ndarray] = []
     if "track_id" in frame:
-        keys.append(frame["track_id"].astype(str))
-    keys.append(pd.Series(feature_hash(frame), index=frame.index))
+        ids = frame["track_id"]
+        keys.append(np.where(ids.notna(), "i:" + ids.astype(str).str.strip(), None))
+    complete = frame[list(AUDIO_FEATURES)].notna().all(axis=1).to_numpy()
+    keys.append(np.where(complete, feature_hash(frame).astype(object), None))
     if "artists" in frame and "track_name" in frame:
-        song = pd.Series(
-            [song_key(a, t) for a, t in zip(frame["artists"], frame["track_name"], strict=True)],
-            index=frame.index,
-        )
-        keys.append(song.where(song != "", None))
+        songs = [
+            song_key(a, t) if isinstance(a, str) and a.strip() else ""
+            for a, t in zip(frame["artists"], frame["track_name"], strict=True)
+        ]
+        keys.append(np.asarray([k or None for k in songs], dtype=object))
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
     for key in keys:
-        first: dict[str, int] = {}
-        for i, value in enumerate(key.to_numpy()):
-            if value is None:
-                continue
-            j = first.setdefault(value, i)
-            if j != i:
-                uf.union(i, j)
-    roots = np.array([uf.find(i) for i in range(n)])
-    _, ids = np.unique(roots, return_inverse=True)
-    return ids.astype(np.int64)
+        present = np.flatnonzero(pd.notna(key))
+        if present.size == 0:
+            continue
+        # Codes in order of first appearance (hashing, not sorting strings): link each row to the
+        # first row holding the same key value.
+        codes, _ = pd.factorize(pd.Series(key[present]).astype(str))
+        _, first = np.unique(codes, return_index=True)
+        rows.append(present)
+        cols.append(present[first[codes]])
+    if not rows:
+        return np.arange(n, dtype=np.int64)
+    edges = sparse.coo_matrix(
+        (np.ones(sum(r.size for r in rows)), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
+    )
+    _, labels = connected_components(edges, directed=False)
+    return labels.astype(np.int64)
 
 
 def load_task(data_dir: Path, task: str) -> Dataset:
@@ -131,11 +111,11 @@ def load_task(data_dir: Path, task: str) -> Dataset:
     path = Path(data_dir) / "raw" / TASK_FILES[task]
     if not path.exists():
         raise FileNotFoundError(f"dataset for task {task!r} not found at {path}")
-    frame = pd.read_csv(path)
+    frame = read_dataset(path)
     label_column = LABEL_COLUMNS[task]
     frame = frame.dropna(subset=[*AUDIO_FEATURES, label_column]).reset_index(drop=True)
     if "explicit" in frame:
-        frame["explicit"] = frame["explicit"].astype(str).str.lower().isin(("true", "1", "1.0"))
+        frame["explicit"] = [parse_bool(v) is True for v in frame["explicit"]]
     groups = duplicate_groups(frame)
     log.info("%s: %d rows, %d duplicate groups", task, len(frame), groups.max() + 1)
     return Dataset(

@@ -58,6 +58,22 @@ _TRUE = frozenset({"true", "1", "1.0", "yes"})
 _FALSE = frozenset({"false", "0", "0.0", "no"})
 
 
+def parse_bool(value: object) -> bool | None:
+    """The one reading of a yes/no cell (explicit): True/False, 1/0, "true"/"false", "1"/"0",
+    "yes"/"no" in any case; None for anything else (missing, NaN, other text)."""
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | float | np.integer | np.floating):
+        return bool(value) if value in (0, 1) else None
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    return None
+
+
 class FeatureError(ValueError):
     """Audio features that are missing, not numbers, or out of range. `problems` maps name → reason."""
 
@@ -68,14 +84,10 @@ class FeatureError(ValueError):
 
 
 def _to_number(raw: Any) -> float:
-    if isinstance(raw, bool | np.bool_):
-        return float(raw)
-    if isinstance(raw, str):
-        text = raw.strip().lower()
-        if text in _TRUE:
-            return 1.0
-        if text in _FALSE:
-            return 0.0
+    if isinstance(raw, bool | np.bool_ | str):
+        flag = parse_bool(raw)
+        if flag is not None:
+            return float(flag)
     return float(raw)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ import numpy as np
 
 from ml.features import (
     AUDIO_FEATURES,
+    FEATURE_RANGES,
     FeatureError,
     FeatureSpec,
     build_features,
@@ -224,3 +226,51 @@ def _renumber(key: str, index: Sequence[int]) -> str:
 def _top(p: np.ndarray, names: Sequence[str], k: int = 3) -> tuple[tuple[str, float], ...]:
     order = np.argsort(-p, kind="stable")[:k]
     return tuple((names[i], float(p[i])) for i in order)
+
+
+# -- head routing for many rows at once (the recommender, batch jobs) ---------------------------
+
+
+class ProbaModel(Protocol):
+    """What the recommender needs from the genre model (`ml.predictor.GenrePredictor` fits)."""
+
+    classes: tuple[str, ...]
+    raw_inputs: tuple[str, ...]
+
+    def predict_proba(self, matrix: np.ndarray) -> np.ndarray: ...
+
+
+def proba_inputs(model: ProbaModel, rows: Sequence[Any]) -> np.ndarray:
+    """The model's raw input matrix from objects/mappings with attributes or keys of those names."""
+
+    def value(row: Any, name: str) -> float:
+        v = row.get(name) if isinstance(row, Mapping) else getattr(row, name, None)
+        return math.nan if v is None else float(v)
+
+    return np.asarray([[value(r, c) for c in model.raw_inputs] for r in rows], dtype=np.float64).reshape(
+        len(rows), len(model.raw_inputs)
+    )
+
+
+def routed_proba(model: ProbaModel, matrix: np.ndarray) -> np.ndarray:
+    """Genre probabilities for many rows at once, never refused wholesale for one odd row.
+
+    The model's full head also reads duration and explicit; rows where those are missing or out of
+    range (a 0 ms track, a 3-hour mix) go to its audio-only head instead. Rows whose audio features
+    themselves are invalid still raise `FeatureError`.
+    """
+    n_audio = len(AUDIO_FEATURES)
+    extra_names = tuple(model.raw_inputs[n_audio:])
+    if tuple(model.raw_inputs[:n_audio]) != AUDIO_FEATURES or not extra_names or matrix.shape[1] == n_audio:
+        return np.asarray(model.predict_proba(matrix))  # no audio-only head to fall back to
+    ok = np.ones(matrix.shape[0], dtype=bool)
+    for j, name in enumerate(extra_names, start=n_audio):
+        low, high = FEATURE_RANGES.get(name, (-math.inf, math.inf))
+        column = matrix[:, j]
+        ok &= np.isfinite(column) & (column >= low) & (column <= high)
+    out = np.empty((matrix.shape[0], len(model.classes)), dtype=np.float64)
+    if ok.any():
+        out[ok] = model.predict_proba(matrix[ok])
+    if not ok.all():
+        out[~ok] = model.predict_proba(matrix[~ok, :n_audio])
+    return out

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,29 +34,21 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Table, bindparam, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from tqdm import tqdm
 
 from db.models import AUDIO_FEATURE_COLUMNS, Track, TrackAlias, TrackGenre
-from services.dataset import DatasetError, read_dataset
-from services.textnorm import song_key
+from db.repositories import CatalogRepository
+from ml.data import duplicate_groups
+from ml.features import parse_bool
+from ml.pipeline.datasets import CATALOG_COLUMNS, DatasetError, read_dataset
+from ml.progress import Bars, no_bars
+from ml.text import song_key
 
 log = logging.getLogger(__name__)
 
 SOURCE = "catalog"
-REQUIRED_COLUMNS = (
-    "track_id",
-    "artists",
-    "album_name",
-    "track_name",
-    "popularity",
-    "duration_ms",
-    "explicit",
-    *AUDIO_FEATURE_COLUMNS,
-    "track_genre",
-)
+REQUIRED_COLUMNS = CATALOG_COLUMNS
 # Columns compared to decide whether an existing track needs an update.
 VALUE_COLUMNS = (
     "name",
@@ -73,8 +64,6 @@ VALUE_COLUMNS = (
 CHUNK_ROWS = 2_000
 
 _TRACKS: Table = Track.__table__  # type: ignore[assignment]
-_ALIASES: Table = TrackAlias.__table__  # type: ignore[assignment]
-_GENRES: Table = TrackGenre.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,27 +111,6 @@ class FoldResult:
         return self.distinct_ids - len(self.groups) - self.skipped_ids
 
 
-class _UnionFind:
-    def __init__(self, n: int) -> None:
-        self.parent = list(range(n))
-
-    def find(self, x: int) -> int:
-        parent = self.parent
-        root = x
-        while parent[root] != root:
-            root = parent[root]
-        while parent[x] != root:
-            parent[x], x = root, parent[x]
-        return root
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            if ra < rb:
-                ra, rb = rb, ra
-            self.parent[ra] = rb
-
-
 def _column_limit(table: Table, column: str) -> int | None:
     return getattr(table.c[column].type, "length", None)
 
@@ -179,23 +147,10 @@ def _float(value: Any) -> float | None:
     return None if math.isnan(number) else number
 
 
-def _bool(value: Any) -> bool | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in ("true", "1", "1.0"):
-            return True
-        if lowered in ("false", "0", "0.0"):
-            return False
-        return None
-    return bool(value)
-
-
 def read_catalog_frame(path: Path) -> pd.DataFrame:
     """The 114-genre file (plain or gzip CSV), text kept verbatim ("NA" is a band, not a null)."""
     try:
-        frame = read_dataset(path, dtype={"track_id": str}, keep_default_na=False, na_values=[""])
+        frame = read_dataset(path)
     except (OSError, EOFError, ValueError, pd.errors.ParserError) as exc:
         raise DatasetError(f"{path.name}: cannot be read ({exc})") from exc
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
@@ -214,42 +169,17 @@ def fold_rows(frame: pd.DataFrame) -> FoldResult:
     genres = [_text(v) for v in frame["track_genre"]]
     popularity = [_int(v) for v in pd.to_numeric(frame["popularity"], errors="coerce")]
     duration = [_int(v) for v in pd.to_numeric(frame["duration_ms"], errors="coerce")]
-    explicit = [_bool(v) for v in frame["explicit"]]
+    explicit = [parse_bool(v) for v in frame["explicit"]]
     matrix = np.column_stack(
         [pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=float) for c in AUDIO_FEATURE_COLUMNS]
     ).reshape(n, len(AUDIO_FEATURE_COLUMNS))
-    complete = ~np.isnan(matrix).any(axis=1)
-    features: list[tuple[float | None, ...]] = [
-        tuple(values) if ok else tuple(_float(v) for v in values)
-        for values, ok in zip(matrix.tolist(), complete.tolist(), strict=True)
-    ]
-    memo: dict[tuple[str, str], str] = {}
-    keys: list[str | None] = []
-    for a, t in zip(artists, names, strict=True):
-        if a and t:
-            key = memo.get((a, t))
-            if key is None:
-                key = memo[(a, t)] = song_key(a, t)
-            keys.append(key)
-        else:
-            keys.append(None)
-
-    uf = _UnionFind(n)
-    first_by: dict[tuple[str, Any], int] = {}
-    for i in range(n):
-        links: list[tuple[str, Any]] = [("id", ids[i])]
-        if None not in features[i]:
-            links.append(("features", features[i]))
-        if keys[i] is not None:
-            links.append(("key", keys[i]))
-        for link in links:
-            first = first_by.setdefault(link, i)
-            if first != i:
-                uf.union(i, first)
-
+    features: list[tuple[float | None, ...]] = [tuple(_float(v) for v in values) for values in matrix.tolist()]
+    keys: list[str | None] = [song_key(a, t) or None if a and t else None for a, t in zip(artists, names, strict=True)]
+    # One folding rule for the catalogue, training and evaluation (ml.data.duplicate_groups).
+    group_of = duplicate_groups(frame)
     members: dict[int, list[int]] = {}
-    for i in range(n):
-        members.setdefault(uf.find(i), []).append(i)
+    for i, g in enumerate(group_of.tolist()):
+        members.setdefault(g, []).append(i)
 
     groups: list[TrackGroup] = []
     skipped = 0
@@ -295,16 +225,6 @@ def _chunks(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield rows[start : start + size]
 
 
-def _insert_ignoring_conflicts(session: AsyncSession, table: Table) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING: a concurrent writer's row wins instead of failing the import."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    if dialect == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing()
-    raise NotImplementedError(f"unsupported database dialect: {dialect}")
-
-
 @dataclass(slots=True)
 class _Plan:
     inserts: list[dict[str, Any]] = field(default_factory=list)
@@ -321,7 +241,7 @@ class CatalogImporter:
         self._sessions = sessions
         self._chunk = chunk_rows
 
-    async def import_file(self, path: Path, progress: bool = True) -> ImportStats:
+    async def import_file(self, path: Path, progress: Bars = no_bars) -> ImportStats:
         started = time.perf_counter()
         frame = await asyncio.to_thread(read_catalog_frame, path)
         folded = await asyncio.to_thread(fold_rows, frame)
@@ -344,42 +264,24 @@ class CatalogImporter:
         )
         return stats
 
-    # Alias kept for the name used in docs/architecture.md.
-    async def import_csv(self, path: Path, progress: bool = True) -> ImportStats:
-        return await self.import_file(path, progress=progress)
-
-    async def _write(self, folded: FoldResult, *, progress: bool, started: float) -> ImportStats:
+    async def _write(self, folded: FoldResult, *, progress: Bars, started: float) -> ImportStats:
         groups = folded.groups
         async with self._sessions.begin() as session:
-            existing = await self._existing_tracks(session)
-            aliases = await self._existing_aliases(session)
+            repo = CatalogRepository(session)
+            existing = await repo.tracks(VALUE_COLUMNS)
+            aliases = await repo.aliases()
             plan = self._plan(groups, existing, aliases)
 
-            with tqdm(
-                total=len(plan.inserts) + len(plan.updates),
-                desc="catalog: tracks",
-                unit="row",
-                file=sys.stderr,
-                disable=not (progress and sys.stderr.isatty()),
-            ) as bar:
-                insert_stmt = _insert_ignoring_conflicts(session, _TRACKS)
+            with progress(total=len(plan.inserts) + len(plan.updates), desc="catalog: tracks", unit="row") as bar:
                 for chunk in _chunks(plan.inserts, self._chunk):
-                    await session.execute(insert_stmt, list(chunk))
+                    await repo.insert_ignoring_conflicts(Track, chunk)
                     bar.update(len(chunk))
-                if plan.updates:
-                    stmt = (
-                        update(_TRACKS)
-                        .where(_TRACKS.c.id == bindparam("_id"))
-                        .values({c: bindparam(c) for c in VALUE_COLUMNS})
-                    )
-                    for chunk in _chunks(plan.updates, self._chunk):
-                        await session.execute(stmt, list(chunk))
-                        bar.update(len(chunk))
+                for chunk in _chunks(plan.updates, self._chunk):
+                    await repo.update_tracks(chunk, VALUE_COLUMNS)
+                    bar.update(len(chunk))
 
             id_by_spotify = (
-                await self._spotify_ids(session, [g.spotify_id for g, tid in plan.targets if tid is None])
-                if plan.inserts
-                else {}
+                await repo.ids_of(g.spotify_id for g, tid in plan.targets if tid is None) if plan.inserts else {}
             )
             spotify_of_track = {t: spid for spid, t in id_by_spotify.items()}
             spotify_of_track.update({row["id"]: spid for spid, row in existing.items()})
@@ -395,20 +297,13 @@ class CatalogImporter:
                         alias_rows.append({"spotify_id": spid, "track_id": tid})
                         aliases[spid] = tid
                 genre_pairs.extend((tid, g) for g in group.genres)
-            have_genres = await self._existing_genres(session)
+            have_genres = await repo.genres()
             genre_rows = [{"track_id": t, "genre": g} for t, g in genre_pairs if (t, g) not in have_genres]
 
-            with tqdm(
-                total=len(alias_rows) + len(genre_rows),
-                desc="catalog: aliases+genres",
-                unit="row",
-                file=sys.stderr,
-                disable=not (progress and sys.stderr.isatty()),
-            ) as bar:
-                for table, rows in ((_ALIASES, alias_rows), (_GENRES, genre_rows)):
-                    stmt = _insert_ignoring_conflicts(session, table)
+            with progress(total=len(alias_rows) + len(genre_rows), desc="catalog: aliases+genres", unit="row") as bar:
+                for model, rows in ((TrackAlias, alias_rows), (TrackGenre, genre_rows)):
                     for chunk in _chunks(rows, self._chunk * 2):
-                        await session.execute(stmt, list(chunk))
+                        await repo.insert_ignoring_conflicts(model, chunk)
                         bar.update(len(chunk))
 
         return ImportStats(
@@ -473,28 +368,6 @@ class CatalogImporter:
             plan.targets.append((group, target))
         return plan
 
-    @staticmethod
-    async def _existing_tracks(session: AsyncSession) -> dict[str, dict[str, Any]]:
-        cols = [_TRACKS.c.id, _TRACKS.c.spotify_id, *(_TRACKS.c[c] for c in VALUE_COLUMNS)]
-        result = await session.execute(select(*cols))
-        return {row.spotify_id: dict(row._mapping) for row in result}
-
-    @staticmethod
-    async def _existing_aliases(session: AsyncSession) -> dict[str, int]:
-        result = await session.execute(select(_ALIASES.c.spotify_id, _ALIASES.c.track_id))
-        return {spid: tid for spid, tid in result}
-
-    @staticmethod
-    async def _existing_genres(session: AsyncSession) -> set[tuple[int, str]]:
-        result = await session.execute(select(_GENRES.c.track_id, _GENRES.c.genre))
-        return {(tid, genre) for tid, genre in result}
-
-    @staticmethod
-    async def _spotify_ids(session: AsyncSession, spotify_ids: Sequence[str]) -> dict[str, int]:
-        wanted = set(spotify_ids)
-        result = await session.execute(select(_TRACKS.c.spotify_id, _TRACKS.c.id))
-        return {spid: tid for spid, tid in result if spid in wanted}
-
 
 def _meaningful_key(key: str) -> bool:
     artist_part, _, name_part = key.partition(" - ")
@@ -504,5 +377,4 @@ def _meaningful_key(key: str) -> bool:
 async def catalog_size(sessions: async_sessionmaker[AsyncSession]) -> int:
     """How many catalog tracks the database holds (0: the import has not run)."""
     async with sessions() as session:
-        count = await session.scalar(select(func.count()).select_from(_TRACKS).where(_TRACKS.c.source == SOURCE))
-        return int(count or 0)
+        return await CatalogRepository(session).count(SOURCE)

@@ -16,6 +16,8 @@ from services.protocols import Feedback, Genres, Health, Radios, Recommendations
 
 if TYPE_CHECKING:
     from services.cache import CacheService
+    from services.data import DataService
+    from services.evaluation import RecommenderEvaluation
     from services.jobs import DailyPicksService
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,8 @@ class Services:
     feedback: Feedback
     cache: CacheService | None = None
     picks: DailyPicksService | None = None
+    data: DataService | None = None  # datasets, catalogue import, collection (the CLI's)
+    evaluation: RecommenderEvaluation | None = None  # the recommender's offline evaluation (the CLI's)
     # Loads what is loaded lazily (model, indices); run by warm_up().
     warmers: list[Closer] = field(default_factory=list)
     _closers: list[Closer] = field(default_factory=list)

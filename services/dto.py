@@ -13,7 +13,11 @@ from urllib.parse import quote_plus
 from db.models import AUDIO_FEATURE_COLUMNS
 from db.models import InteractionKind as InteractionKind  # re-exported for handlers
 from db.models import Track as TrackRow
+from ml.recsys.index import CatalogEntry
+from ml.text import split_artists
 
+# The audio feature names, in the models' order (handlers read rows by them).
+AUDIO_FEATURES: tuple[str, ...] = AUDIO_FEATURE_COLUMNS
 T = TypeVar("T")
 
 
@@ -48,6 +52,22 @@ class TrackInfo:
         return "https://www.youtube.com/results?search_query=" + quote_plus(f"{self.artist_line} {self.name}")
 
     @classmethod
+    def from_entry(cls, entry: CatalogEntry) -> TrackInfo:
+        """From the recommender's in-memory index (no database read)."""
+        return cls(
+            id=entry.id,
+            spotify_id=entry.spotify_id,
+            name=entry.name,
+            artists=entry.artists,
+            album=entry.album,
+            explicit=entry.explicit,
+            duration_ms=entry.duration_ms,
+            popularity=entry.popularity,
+            genres=entry.genres,
+            features=entry.features,
+        )
+
+    @classmethod
     def from_row(cls, row: TrackRow) -> TrackInfo:
         features = None
         if row.has_features:
@@ -65,10 +85,6 @@ class TrackInfo:
             features=features,
             source=row.source,
         )
-
-
-def split_artists(artists: str | None) -> tuple[str, ...]:
-    return tuple(a.strip() for a in (artists or "").split(";") if a.strip())
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,9 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import Interaction, InteractionKind, RadioSession, RadioState
 from db.repositories import InteractionRepository, LikeRepository, RadioRepository, TrackRepository
+from ml.recsys.index import CatalogIndex, Hit, Query
 from services.dto import RadioStep, TrackInfo
 from services.errors import InvalidInput, RadioForbidden, RadioNotFound
-from services.recommender import CatalogIndex, Hit, Query, RecommendationService
+from services.recommender import RecommendationService
 
 log = logging.getLogger(__name__)
 

@@ -109,13 +109,23 @@ def sqlite_sessions(sqlite_engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
 
 
 @pytest.fixture
-async def redis_url() -> AsyncIterator[str]:
-    """The real Redis (database 15), flushed before and after."""
+def redis_prefix() -> str:
+    """A key prefix of this test's own: runs (and tests) sharing the Redis server never see each other."""
+    return f"encore-test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def redis_url(redis_prefix: str) -> AsyncIterator[str]:
+    """The real Redis; this test writes only keys under `redis_prefix`, and those are deleted after it
+    (the database is never flushed: another run may be using it)."""
     require_service("Redis", REDIS_URL, 6379)
     from redis.asyncio import Redis
 
-    client = Redis.from_url(REDIS_URL)
-    await client.flushdb()
     yield REDIS_URL
-    await client.flushdb()
-    await client.aclose()
+    client = Redis.from_url(REDIS_URL)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{redis_prefix}*", count=500)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()

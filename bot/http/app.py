@@ -117,7 +117,9 @@ def create_web_app(
     app[jinja_key] = create_jinja_env()
     if rate_limiter is None and config.rate_limit_per_minute > 0:
         if config.redis_url:
-            rate_limiter = RedisRateLimiter.from_url(config.redis_url, config.rate_limit_per_minute)
+            rate_limiter = RedisRateLimiter.from_url(
+                config.redis_url, config.rate_limit_per_minute, prefix=f"{config.redis_prefix}:rl:"
+            )
         else:
             rate_limiter = MemoryRateLimiter(config.rate_limit_per_minute)
     if rate_limiter is not None:

@@ -26,6 +26,7 @@ class WebConfig:
     unlimited_paths: frozenset[str] = UNLIMITED_PATHS
 
     redis_url: str | None = None  # a shared rate limiter for every instance
+    redis_prefix: str = "encore"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WebConfig:
@@ -36,6 +37,7 @@ class WebConfig:
             rate_limit_per_minute=settings.http.rate_limit_per_minute,
             unlimited_paths=UNLIMITED_PATHS | {settings.webhook.path},
             redis_url=settings.redis_url,
+            redis_prefix=settings.redis_prefix,
         )
 
     def key_ok(self, presented: str | None) -> bool:

@@ -104,10 +104,10 @@ class RedisRateLimiter:
         self._script = client.register_script(_REDIS_BUCKET)
 
     @classmethod
-    def from_url(cls, url: str, per_minute: int) -> RedisRateLimiter:
+    def from_url(cls, url: str, per_minute: int, *, prefix: str = "encore:rl:") -> RedisRateLimiter:
         from redis.asyncio import Redis
 
-        return cls(Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5), per_minute)
+        return cls(Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5), per_minute, prefix=prefix)
 
     async def acquire(self, client: str) -> float:
         try:

@@ -110,13 +110,14 @@ class TelegramRuntime:
         log.info("telegram bot stopped")
 
 
-def _redis_backends(redis_url: str) -> tuple[BaseStorage, BaseEventIsolation, ThrottleBackend, Any]:
+def _redis_backends(redis_url: str, prefix: str) -> tuple[BaseStorage, BaseEventIsolation, ThrottleBackend, Any]:
+    from aiogram.fsm.storage.base import DefaultKeyBuilder
     from aiogram.fsm.storage.redis import RedisStorage
 
-    storage = RedisStorage.from_url(redis_url)
+    storage = RedisStorage.from_url(redis_url, key_builder=DefaultKeyBuilder(prefix=f"{prefix}:fsm"))
     # Updates of one chat wait for each other; poll the lock often so that a queue drains quickly.
     isolation = storage.create_isolation(lock_kwargs={"timeout": 60, "sleep": 0.02, "blocking_timeout": 30})
-    return storage, isolation, RedisThrottle(storage.redis), storage.redis
+    return storage, isolation, RedisThrottle(storage.redis, prefix=f"{prefix}:throttle"), storage.redis
 
 
 async def start_telegram(
@@ -136,7 +137,7 @@ async def start_telegram(
     bot = create_bot(settings)
     redis = None
     if settings.redis_url:
-        storage, isolation, throttle, redis = _redis_backends(settings.redis_url)
+        storage, isolation, throttle, redis = _redis_backends(settings.redis_url, settings.redis_prefix)
     else:
         storage, isolation, throttle = MemoryStorage(), SimpleEventIsolation(), MemoryThrottle()
     updates = UpdateTracker()
@@ -155,7 +156,8 @@ async def start_telegram(
     if picks is not None:
         # With Redis, every instance draws its sends from one pace: Telegram's limit is per bot.
         rate = picks.rate
-        shared_pace = (lambda: SharedPacer(redis, rate)) if redis is not None else None
+        pace_key = f"{settings.redis_prefix}:picks:pace"
+        shared_pace = (lambda: SharedPacer(redis, rate, key=pace_key)) if redis is not None else None
         picks.attach(TelegramNotifier(bot, texts), pacer=shared_pace)
     runtime = TelegramRuntime(
         bot=bot, dispatcher=dp, storage=storage, isolation=isolation, picks=picks, redis=redis, updates=updates

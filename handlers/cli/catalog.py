@@ -1,29 +1,19 @@
-"""CLI commands for the datasets and the catalog: `main.py data` and `main.py import-catalog`."""
+"""CLI commands for the datasets and the catalogue: `main.py data`, `import-catalog` and `setup`'s data part."""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bot.config import Settings
-from services.catalog import CatalogImporter, ImportStats, catalog_size
-from services.dataset import (
-    CATALOG,
-    DATASETS,
-    DEFAULT_URLS,
-    DatasetError,
-    DatasetSpec,
-    default_mirror,
-    ensure_datasets,
-)
+from bot.cli import CliContext, progress_bars
+from services.catalog import ImportStats
+from services.data import DataError
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+CATALOG_FILE = "spotify_tracks_114genre_train.csv.gz"
 
 
 def register(subparsers: Any) -> None:
@@ -46,100 +36,38 @@ def register(subparsers: Any) -> None:
         description="Import the 114-genre dataset as the catalog: duplicates folded, a rerun changes nothing.",
     )
     imp.add_argument(
-        "--file",
-        type=Path,
-        default=None,
-        help=f"the CSV (plain or .gz); default <data_dir>/raw/{DATASETS[CATALOG].filename}",
+        "--file", type=Path, default=None, help=f"the CSV (plain or .gz); default <data_dir>/raw/{CATALOG_FILE}"
     )
-    imp.add_argument("--mirror", type=Path, default=None, help="mirror folder, when the file must be fetched")
     imp.add_argument("--no-progress", action="store_true", help="no progress bars")
-    imp.set_defaults(handler=cmd_import_catalog)
+    imp.set_defaults(handler=cmd_import_catalog, schema=True)
 
 
-def resolve_mirror(settings: Settings, override: Path | None = None) -> Path | None:
-    """--mirror, else ENCORE_DATA_MIRROR, else the repository's ../shared/data when it exists."""
-    if override is not None:
-        return override
-    if settings.encore_data_mirror is not None:
-        return settings.encore_data_mirror
-    return default_mirror(REPO_ROOT)
-
-
-def raw_dir(settings: Settings) -> Path:
-    return settings.data_dir / "raw"
-
-
-async def cmd_data(args: argparse.Namespace, settings: Settings) -> int:
-    mirror = None if args.download else resolve_mirror(settings, args.mirror)
+async def cmd_data(args: argparse.Namespace, cli: CliContext) -> int:
+    data = await cli.data()
     try:
-        paths = await ensure_datasets(raw_dir(settings), mirror=mirror, progress=not args.no_progress)
-    except DatasetError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        paths = await data.fetch(
+            mirror=args.mirror, use_mirror=not args.download, progress=progress_bars(not args.no_progress)
+        )
+    except DataError as exc:
+        log.error("%s", exc.message)
         return 1
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0
 
 
-async def cmd_import_catalog(args: argparse.Namespace, settings: Settings) -> int:
-    progress = not args.no_progress
-    path = args.file
+async def cmd_import_catalog(args: argparse.Namespace, cli: CliContext) -> int:
+    if args.file is not None and not args.file.is_file():
+        log.error("%s does not exist", args.file)
+        return 1
+    data = await cli.data()
     try:
-        if path is None:
-            fetched = await ensure_datasets(
-                raw_dir(settings),
-                mirror=resolve_mirror(settings, args.mirror),
-                urls=DEFAULT_URLS,
-                progress=progress,
-                only=(CATALOG,),
-            )
-            path = fetched[CATALOG]
-        elif not path.is_file():
-            print(f"error: {path} does not exist", file=sys.stderr)
-            return 1
-        stats = await import_catalog(settings, path, progress=progress)
-    except DatasetError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        stats = await data.import_catalog(args.file, progress=progress_bars(not args.no_progress))
+    except DataError as exc:
+        log.error("%s", exc.message)
         return 1
     print(format_stats(stats))
     return 0
-
-
-async def import_catalog(settings: Settings, path: Path, *, progress: bool = True) -> ImportStats:
-    """Bring the schema to head, then import `path` into the catalog."""
-    from db.engine import create_engine, create_session_factory
-    from db.migrate import upgrade_to_head
-
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    await upgrade_to_head(settings.db_url)
-    engine = create_engine(settings.db_url)
-    try:
-        return await CatalogImporter(create_session_factory(engine)).import_file(path, progress=progress)
-    finally:
-        await engine.dispose()
-
-
-async def setup_catalog(
-    settings: Settings, *, progress: bool = True, specs: Mapping[str, DatasetSpec] = DATASETS
-) -> ImportStats | None:
-    """For `main.py setup` / `make run`: fetch missing datasets, import the catalog when it is empty.
-
-    Returns the import's stats, or None when the catalog was already there. Raises DatasetError.
-    """
-    from db.engine import create_engine, create_session_factory
-    from db.migrate import upgrade_to_head
-
-    paths = await ensure_datasets(raw_dir(settings), mirror=resolve_mirror(settings), progress=progress, specs=specs)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    await upgrade_to_head(settings.db_url)
-    engine = create_engine(settings.db_url)
-    try:
-        sessions = create_session_factory(engine)
-        if await catalog_size(sessions) > 0:
-            return None
-        return await CatalogImporter(sessions).import_file(paths[CATALOG], progress=progress)
-    finally:
-        await engine.dispose()
 
 
 def format_stats(stats: ImportStats) -> str:

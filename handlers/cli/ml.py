@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bot.config import Settings
+from bot.cli import CliContext
 from ml.data import LABEL_COLUMNS
 from ml.features import AUDIO_FEATURES, RAW_INPUTS, FeatureError
 from ml.predictor import META_FILE, GenrePredictor
@@ -64,7 +64,8 @@ def artefact_exists(models_path: Path, task: str) -> bool:
     return (models_path / task / META_FILE).exists()
 
 
-def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_train(args: argparse.Namespace, cli: CliContext) -> int:
+    settings = cli.settings
     from ml.train import train
 
     tasks: tuple[str, ...] = TASKS if args.task == "all" else (args.task,)
@@ -138,7 +139,8 @@ def _flag(value: Any) -> float:
     return float("nan")
 
 
-def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_predict(args: argparse.Namespace, cli: CliContext) -> int:
+    settings = cli.settings
     path = settings.models_path / args.model
     if not artefact_exists(settings.models_path, args.model):
         print(

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from bot.config import Settings
+from bot.cli import CliContext, progress_bars
+from services.data import DataError
 
 log = logging.getLogger(__name__)
 
@@ -31,66 +29,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--page-pause", type=float, default=0.2, help="seconds between search pages")
-    parser.set_defaults(handler=run_collect)
+    parser.set_defaults(handler=run_collect, schema=True)
 
 
-async def run_collect(args: argparse.Namespace, settings: Settings) -> int:
-    from db.engine import create_engine, create_session_factory
-    from services.audio_features import AudioFeatureChain, ReccoBeatsClient
-    from services.cache import CacheService
-    from services.collect import GenreCollector
-    from services.spotify import SpotifyClient
-
-    if not settings.spotify.enabled:
-        print("collect needs Spotify keys: set SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET.", file=sys.stderr)
-        return 2
-    if args.limit <= 0:
-        print("--limit must be positive.", file=sys.stderr)
-        return 2
-    genre = args.genre.strip().lower()
-    output: Path = args.output or settings.data_dir / "raw" / f"collected_{genre.replace(' ', '-')}.csv"
-
-    sp = settings.spotify
-    assert sp.client_id and sp.client_secret
-    spotify = SpotifyClient(
-        sp.client_id,
-        sp.client_secret.get_secret_value(),
-        api_url=sp.api_url,
-        token_url=sp.token_url,
-        timeout=sp.timeout,
-        max_retries=sp.max_retries,
-        max_retry_after=sp.max_retry_after,
-    )
-    rb = settings.reccobeats
-    reccobeats = ReccoBeatsClient(rb.api_url, timeout=rb.timeout) if rb.enabled else None
-    engine = create_engine(settings.db_url)
-    sessions = create_session_factory(engine)
-    bar = None
-    if not args.no_progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=args.limit, unit="track", desc=f"collect {genre}", file=sys.stderr)
-
-    def progress(done: int, total: int) -> None:
-        if bar is not None:
-            bar.n = done
-            bar.refresh()
-
+async def run_collect(args: argparse.Namespace, cli: CliContext) -> int:
+    data = await cli.data()
     try:
-        chain = AudioFeatureChain(sessions, CacheService(sessions), spotify=spotify, reccobeats=reccobeats)
-        collector = GenreCollector(spotify, chain, page_pause=args.page_pause, progress=progress)
-        try:
-            stats = await collector.run(genre, args.limit, output)
-        except ValueError as exc:
-            print(str(exc), file=sys.stderr)
-            return 2
-    finally:
-        if bar is not None:
-            bar.close()
-        if reccobeats is not None:
-            await reccobeats.close()
-        spotify.close()
-        await engine.dispose()
+        output, stats = await data.collect(
+            args.genre,
+            args.limit,
+            args.output,
+            page_pause=args.page_pause,
+            progress=progress_bars(not args.no_progress),
+        )
+    except DataError as exc:
+        log.error("%s", exc.message)
+        return 2
     print(
         f"{output}: {stats.written} rows ({stats.new_rows} new), {stats.no_features} without features, "
         f"{stats.pages} pages; {stats.stopped_reason}",

@@ -1,4 +1,11 @@
-"""CLI: `main.py recommend` (one seed or a CSV of seeds) and `main.py evaluate-recs`."""
+"""CLI: `main.py recommend` (one seed, or a CSV of seeds) and `main.py evaluate-recs`.
+
+`recommend` goes through the same services as the bot and the API: a seed named by text or link
+is resolved by `TrackService.resolve`, a catalogue id read with `TrackService.get`, and the list is
+`RecommendationService.similar` — what `GET /api/v1/tracks/{id}/similar` answers. A seed given as a
+row of audio features goes through `RecommendationService.similar_to_features` (the genre model
+places it, as for any track the catalogue never saw).
+"""
 
 from __future__ import annotations
 
@@ -6,25 +13,19 @@ import argparse
 import csv
 import json
 import logging
-import math
-import re
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
-import pandas as pd
-
-from bot.config import Settings
-from ml.features import AUDIO_FEATURES, FeatureError, validate_features
-from services.recommender import CatalogIndex, Hit, RecommendationService, raw_row, routed_proba
+from bot.cli import CliContext
+from services.container import Services
+from services.dto import AUDIO_FEATURES, Recommendation, ResolutionKind, TrackInfo
+from services.errors import EncoreError, TrackNotFound
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DATASET_FILE = "spotify_tracks_114genre_train.csv.gz"
-_SPOTIFY_ID = re.compile(r"(?:open\.spotify\.com/(?:intl-[a-z]+/)?track/|spotify:track:)?([A-Za-z0-9]{22})\b")
 
 
 def register(subparsers: Any) -> None:
@@ -33,9 +34,9 @@ def register(subparsers: Any) -> None:
         help="print recommendations for a track (or for every seed of a CSV)",
         description=(
             "Recommendations for a track given as a catalogue id, a Spotify id or link, or words of its "
-            "artist and title. --input takes a CSV of seeds: each row either an `id` (catalogue id or "
-            "Spotify id) or a full row of audio features (the datasets' columns; `artists` and "
-            "`track_name` keep the seed's own song out); one output line per seed."
+            "artist and title — the same list the API's /similar gives. --input takes a CSV of seeds: each "
+            "row either an `id` (catalogue id or Spotify id) or a full row of audio features (the datasets' "
+            "columns; `artists` and `track_name` keep the seed's own song out); one output line per seed."
         ),
     )
     rec.add_argument("query", nargs="?", help="catalogue id, Spotify id/link, or 'artist title' words")
@@ -43,178 +44,68 @@ def register(subparsers: Any) -> None:
     rec.add_argument("--json", action="store_true", help="JSON output (JSON lines with --input)")
     rec.add_argument("--input", type=Path, default=None, help="CSV of seeds")
     rec.add_argument("--output", type=Path, default=None, help="write here instead of stdout")
-    rec.add_argument("--diversity", type=float, default=0.3, help="0 familiar … 1 new (default 0.3)")
-    rec.add_argument(
-        "--source",
-        choices=("auto", "db", "dataset"),
-        default="auto",
-        help="catalogue: the database, the dataset file, or auto (the DB when it holds tracks)",
-    )
-    rec.add_argument("--data", type=Path, default=None, help=f"dataset file (default <data_dir>/raw/{DATASET_FILE})")
-    rec.set_defaults(handler=cmd_recommend)
+    rec.add_argument("--diversity", type=float, default=None, help="0 familiar … 1 new (default 0.3)")
+    rec.set_defaults(handler=cmd_recommend, schema=True)
 
     ev = subparsers.add_parser(
         "evaluate-recs",
         help="offline evaluation of the recommender vs the original method (markdown table)",
         description="Evaluate Encore, the original method and random-within-genre on held-out seed tracks.",
     )
-    ev.add_argument("--data", type=Path, default=None, help=f"dataset file (default <data_dir>/raw/{DATASET_FILE})")
     ev.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "recs-eval.md", help="markdown output")
     ev.add_argument("--seeds", type=int, default=1000, help="test seeds (default 1000)")
     ev.add_argument("--validation", type=int, default=500, help="validation seeds for the weights (default 500)")
-    ev.add_argument("--model-dir", type=Path, default=None, help="catalogue model (default <models>/catalog)")
     ev.add_argument("--no-model", action="store_true", help="ignore the catalogue model")
     ev.set_defaults(handler=cmd_evaluate)
-
-
-# -- loading ------------------------------------------------------------------------------------
-
-
-def dataset_path(settings: Settings, override: Path | None) -> Path:
-    if override is not None:
-        return override
-    path = settings.data_dir / "raw" / DATASET_FILE
-    if not path.exists():
-        shared = REPO_ROOT.parent / "shared" / "data" / DATASET_FILE
-        if shared.exists():
-            return shared
-    return path
-
-
-def load_predictor(settings: Settings, model_dir: Path | None) -> Any | None:
-    path = model_dir or settings.models_path / "catalog"
-    if not (path / "meta.json").exists():
-        return None
-    try:
-        from ml.predictor import GenrePredictor
-
-        return GenrePredictor.load(path)
-    except Exception:  # a broken artefact must not stop recommendations
-        log.exception("could not load the catalogue model from %s; going on without it", path)
-        return None
-
-
-def index_from_dataset(path: Path) -> CatalogIndex:
-    from services.rec_eval import fold_frame, load_dataset
-
-    return CatalogIndex.from_frame(fold_frame(load_dataset(path)))
-
-
-async def index_from_db(settings: Settings) -> CatalogIndex | None:
-    from sqlalchemy.engine import make_url
-
-    from db.engine import create_engine, create_session_factory
-
-    url = make_url(settings.db_url)
-    if url.get_backend_name() == "sqlite" and url.database and not _exists(url.database):
-        return None  # no database file yet: do not create one just to find it empty
-    engine = create_engine(settings.db_url)
-    try:
-        service = RecommendationService(create_session_factory(engine))
-        index = await service.index()
-    except Exception as exc:  # no schema yet, server down …
-        log.info("no catalogue in the database (%s)", exc.__class__.__name__)
-        return None
-    finally:
-        await engine.dispose()
-    return index if len(index) else None
-
-
-def _exists(path: str) -> bool:
-    return Path(path).exists()
-
-
-async def load_index(args: argparse.Namespace, settings: Settings) -> CatalogIndex | None:
-    if args.source in ("auto", "db"):
-        index = await index_from_db(settings)
-        if index is not None or args.source == "db":
-            return index
-    path = dataset_path(settings, args.data)
-    if not path.exists():
-        return None
-    print(f"using the dataset file {path} as the catalogue", file=sys.stderr)
-    return index_from_dataset(path)
 
 
 # -- seeds --------------------------------------------------------------------------------------
 
 
-def resolve(index: CatalogIndex, text: str) -> int | None:
-    """Catalogue id, Spotify id or link, or words of artist and title → index position."""
+async def resolve_seed(services: Services, text: str) -> TrackInfo | None:
+    """A catalogue id, a Spotify id or link, or words of artist and title → the track (first match)."""
     text = text.strip()
-    if text.isdigit():
-        pos = index.position(int(text))
-        if pos is not None:
-            return pos
-    match = _SPOTIFY_ID.search(text)
-    if match:
-        pos = index.position_of_spotify(match.group(1))
-        if pos is not None:
-            return pos
-    found = index.find(text, limit=1)
-    return found[0] if found else None
+    if text.isascii() and text.isdigit():
+        try:
+            return await services.tracks.get(int(text))
+        except TrackNotFound:
+            pass
+    resolution = await services.tracks.resolve(text, limit=1)
+    if resolution.kind in (ResolutionKind.TRACK, ResolutionKind.CANDIDATES) and resolution.tracks:
+        return resolution.tracks[0]
+    return None
 
 
-def recommend_position(index: CatalogIndex, pos: int, n: int, diversity: float) -> list[Hit]:
-    keys = index.keys_for(index.artists[pos], index.names[pos])
-    return index.search(
-        index.query_for(pos), n, exclude={pos}, exclude_keys=keys, diversity=diversity, seed_artists=index.artists[pos]
-    )
-
-
-def recommend_row(index: CatalogIndex, row: Mapping[str, Any], n: int, diversity: float) -> tuple[dict, list[Hit]]:
-    """One CSV row → (seed description, hits). Raises ValueError with a readable reason."""
+async def recommend_row(
+    services: Services, row: Mapping[str, Any], n: int, diversity: float | None
+) -> tuple[dict[str, Any], list[Recommendation]]:
+    """One CSV row → (seed description, recommendations). Raises ValueError with a readable reason."""
     ref = str(row.get("id") or row.get("track_id") or "").strip()
-    pos = resolve_id(index, ref) if ref else None
-    if pos is not None:
-        return _describe(index, pos), recommend_position(index, pos, n, diversity)
-    present = {c: row.get(c) for c in AUDIO_FEATURES if str(row.get(c) or "").strip() != ""}
-    if not present:
+    seed = await resolve_seed(services, ref) if ref else None
+    if seed is not None:
+        return describe(seed), await services.recommendations.similar(seed.id, n, diversity=diversity)
+    if not any(str(row.get(c) or "").strip() for c in AUDIO_FEATURES):
         raise ValueError(f"unknown track id {ref!r} and no audio features" if ref else "empty row")
-    try:
-        features = validate_features(row)
-    except FeatureError as exc:
-        raise ValueError(str(exc)) from None
-    duration = _float(row.get("duration_ms"))
-    genres = [g for g in re.split(r"[;,]", str(row.get("track_genre") or "")) if g.strip()]
-    query = index.query_for_raw(raw_row(features, duration)[None, :], genres=genres)
+    recs = await services.recommendations.similar_to_row(row, n, diversity=diversity)
     artists, name = str(row.get("artists") or ""), str(row.get("track_name") or "")
-    keys = index.keys_for(artists, name) if name else set()
-    seed = {"track_id": ref or None, "artists": artists or None, "track_name": name or None, "from": "features"}
-    return seed, index.search(query, n, exclude_keys=keys, diversity=diversity, seed_artists=artists or None)
+    return {"track_id": ref or None, "artists": artists or None, "track_name": name or None, "from": "features"}, recs
 
 
-def resolve_id(index: CatalogIndex, ref: str) -> int | None:
-    if ref.isdigit():
-        return index.position(int(ref))
-    return index.position_of_spotify(ref)
+def describe(track: TrackInfo) -> dict[str, Any]:
+    return {"id": track.id, "spotify_id": track.spotify_id, "artists": track.artist_line, "name": track.name}
 
 
-def _float(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _describe(index: CatalogIndex, pos: int) -> dict[str, Any]:
-    info = index.track_info(pos)
-    return {"id": info.id, "spotify_id": info.spotify_id, "artists": info.artist_line, "name": info.name}
-
-
-def hit_json(index: CatalogIndex, hit: Hit) -> dict[str, Any]:
-    info = index.track_info(hit.position)
+def recommendation_json(rec: Recommendation) -> dict[str, Any]:
+    track = rec.track
     return {
-        "id": info.id,
-        "spotify_id": info.spotify_id,
-        "artists": list(info.artists),
-        "name": info.name,
-        "genres": list(info.genres),
-        "popularity": info.popularity,
-        "score": round(hit.score, 4),
-        "distance": round(hit.distance, 4),
-        "reason": hit.reason,
+        "id": track.id,
+        "spotify_id": track.spotify_id,
+        "artists": list(track.artists),
+        "name": track.name,
+        "genres": list(track.genres),
+        "popularity": track.popularity,
+        "score": round(rec.score, 4),
+        "reason": rec.reason,
     }
 
 
@@ -226,106 +117,91 @@ def read_seeds(path: Path) -> Iterator[dict[str, Any]]:
 # -- commands -----------------------------------------------------------------------------------
 
 
-async def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
+async def cmd_recommend(args: argparse.Namespace, cli: CliContext) -> int:
     if not args.query and args.input is None:
-        print("error: give a track (id, Spotify link or words) or --input seeds.csv", file=sys.stderr)
+        log.error("give a track (id, Spotify link or words) or --input seeds.csv")
         return 2
-    if args.n < 1 or not 0.0 <= args.diversity <= 1.0:
-        print("error: -n must be ≥ 1 and --diversity within [0, 1]", file=sys.stderr)
+    if args.n < 1 or (args.diversity is not None and not 0.0 <= args.diversity <= 1.0):
+        log.error("-n must be ≥ 1 and --diversity within [0, 1]")
         return 2
-    index = await load_index(args, settings)
-    if index is None:
-        print("error: no catalogue: run `python main.py setup` (or pass --data)", file=sys.stderr)
+    if args.input is not None and not args.input.is_file():
+        log.error("%s does not exist", args.input)
+        return 2
+    services = await cli.services()
+    if await services.recommendations.catalogue_size() == 0:
+        log.error("the catalogue is empty: run `python main.py setup`")
         return 1
     out: TextIO = args.output.open("w", encoding="utf-8") if args.output else sys.stdout
     try:
         if args.input is not None:
-            return run_batch(index, args, out)
-        pos = resolve(index, args.query)
-        if pos is None:
-            print(f"error: no track in the catalogue matches {args.query!r}", file=sys.stderr)
+            return await run_batch(services, args, out)
+        seed = await resolve_seed(services, args.query)
+        if seed is None:
+            log.error("no track matches %r", args.query)
             return 1
-        hits = recommend_position(index, pos, args.n, args.diversity)
+        try:
+            recs = await services.recommendations.similar(seed.id, args.n, diversity=args.diversity)
+        except EncoreError as exc:
+            log.error("no recommendations for %s: %s", seed.title, exc.message)
+            return 1
         if args.json:
-            out.write(
-                json.dumps(
-                    {"seed": _describe(index, pos), "recommendations": [hit_json(index, h) for h in hits]},
-                    ensure_ascii=False,
-                    indent=2,
-                )
-                + "\n"
-            )
+            body = {"seed": describe(seed), "recommendations": [recommendation_json(r) for r in recs]}
+            out.write(json.dumps(body, ensure_ascii=False, indent=2) + "\n")
         else:
-            seed = index.track_info(pos)
             out.write(f"Because you chose {seed.title} ({', '.join(seed.genres) or 'no genre'}):\n")
-            for rank, h in enumerate(hits, 1):
-                info = index.track_info(h.position)
-                out.write(f"{rank:2d}. {info.title}  [{', '.join(info.genres)}]  {info.spotify_url}\n")
+            for rank, rec in enumerate(recs, 1):
+                track = rec.track
+                link = f"  {track.spotify_url}" if track.spotify_url else ""
+                out.write(f"{rank:2d}. {track.title}  [{', '.join(track.genres)}]{link}\n")
         return 0
     finally:
         if args.output:
             out.close()
 
 
-def run_batch(index: CatalogIndex, args: argparse.Namespace, out: TextIO) -> int:
+async def run_batch(services: Services, args: argparse.Namespace, out: TextIO) -> int:
     failures = 0
     for line_no, row in enumerate(read_seeds(args.input), start=2):
         try:
-            seed, hits = recommend_row(index, row, args.n, args.diversity)
-        except ValueError as exc:
+            seed, recs = await recommend_row(services, row, args.n, args.diversity)
+        except (ValueError, EncoreError) as exc:
             failures += 1
+            reason = exc.message if isinstance(exc, EncoreError) else str(exc)
             if args.json:
-                out.write(json.dumps({"line": line_no, "error": str(exc)}, ensure_ascii=False) + "\n")
+                out.write(json.dumps({"line": line_no, "error": reason}, ensure_ascii=False) + "\n")
             else:
-                out.write(f"{line_no}\terror: {exc}\n")
+                out.write(f"{line_no}\terror: {reason}\n")
             continue
         if args.json:
-            record = {"line": line_no, "seed": seed, "recommendations": [hit_json(index, h) for h in hits]}
+            record = {"line": line_no, "seed": seed, "recommendations": [recommendation_json(r) for r in recs]}
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
         else:
             label = seed.get("spotify_id") or seed.get("track_id") or f"line {line_no}"
-            ids = ",".join(index.spotify_ids[h.position] for h in hits)
-            titles = " | ".join(index.track_info(h.position).title for h in hits)
+            ids = ",".join(str(r.track.spotify_id or r.track.id) for r in recs)
+            titles = " | ".join(r.track.title for r in recs)
             out.write(f"{label}\t{ids}\t{titles}\n")
     if failures:
-        print(f"{failures} seed row(s) could not be used (see the error lines)", file=sys.stderr)
+        log.warning("%d seed row(s) could not be used (see the error lines)", failures)
     return 0
 
 
-def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    from services.rec_eval import run_evaluation
-
-    path = dataset_path(settings, args.data)
-    if not path.exists():
-        print(f"error: {path} is missing: run `python main.py data`", file=sys.stderr)
+async def cmd_evaluate(args: argparse.Namespace, cli: CliContext) -> int:
+    services = await cli.services()
+    if services.evaluation is None:
+        log.error("the evaluation is not part of this composition")
         return 1
-    predictor = None if args.no_model else load_predictor(settings, args.model_dir)
-    proba_fn: Callable[[pd.DataFrame], np.ndarray] | None = None
-    holdout = None
-    if predictor is not None:
-        model_dir = args.model_dir or settings.models_path / "catalog"
-        holdout = model_dir / "holdout.json"
-
-        def proba_fn(frame: pd.DataFrame) -> np.ndarray:
-            matrix = np.column_stack(
-                [
-                    frame[c].to_numpy(dtype=np.float64) if c in frame else np.full(len(frame), np.nan)
-                    for c in predictor.raw_inputs
-                ]
-            )
-            return routed_proba(predictor, matrix)
-
-    report = run_evaluation(
-        path,
-        holdout=holdout,
-        proba_fn=proba_fn,
-        proba_classes=predictor.classes if predictor is not None else None,
-        n_test=args.seeds,
-        n_validation=args.validation,
-        progress=lambda message: print(message, file=sys.stderr),
-    )
+    try:
+        report = await services.evaluation.run(
+            seeds=args.seeds,
+            validation=args.validation,
+            use_model=not args.no_model,
+            progress=lambda message: log.info("%s", message),
+        )
+    except EncoreError as exc:
+        log.error("%s", exc.message)
+        return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report.markdown, encoding="utf-8")
     print(report.markdown)
-    print(f"written to {args.out}", file=sys.stderr)
+    log.info("written to %s", args.out)
     return 0

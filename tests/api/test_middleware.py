@@ -159,9 +159,9 @@ async def test_model_version_from_answers_when_the_service_does_not_say(client: 
 
 
 @pytest.mark.redis
-async def test_redis_rate_limiter_shares_one_bucket(redis_url: str) -> None:
-    first = RedisRateLimiter.from_url(redis_url, per_minute=2)
-    second = RedisRateLimiter.from_url(redis_url, per_minute=2)  # another app process
+async def test_redis_rate_limiter_shares_one_bucket(redis_url: str, redis_prefix: str) -> None:
+    first = RedisRateLimiter.from_url(redis_url, per_minute=2, prefix=redis_prefix)
+    second = RedisRateLimiter.from_url(redis_url, per_minute=2, prefix=redis_prefix)  # another app process
     try:
         assert await first.acquire("ip:1") == 0
         assert await second.acquire("ip:1") == 0
@@ -201,14 +201,15 @@ async def test_telegram_webhook_path_is_not_rate_limited(aiohttp_client: Any, co
 
 
 @pytest.mark.redis
-async def test_redis_url_selects_the_shared_limiter(aiohttp_client: Any, redis_url: str) -> None:
+async def test_redis_url_selects_the_shared_limiter(aiohttp_client: Any, redis_url: str, redis_prefix: str) -> None:
     from bot.config import Settings
     from bot.http.keys import limiter_key
     from tests.api.fakes import fake_container
 
-    container = fake_container(Settings(_env_file=None, redis_url=redis_url))  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, redis_url=redis_url, redis_prefix=redis_prefix)  # type: ignore[call-arg]
+    container = fake_container(settings)
     try:
-        app = container.http_app(WebConfig(rate_limit_per_minute=2, redis_url=redis_url))
+        app = container.http_app(WebConfig(rate_limit_per_minute=2, redis_url=redis_url, redis_prefix=redis_prefix))
         assert isinstance(app[limiter_key], RedisRateLimiter)
         client = await aiohttp_client(app)
         assert (await client.get("/api/v1/tracks/1")).status == 200

@@ -19,6 +19,7 @@ from db.base import Base
 from db.engine import create_engine, create_session_factory
 from db.models import AUDIO_FEATURE_COLUMNS, Track, TrackGenre
 from handlers.http.api import OPENAPI_PATH
+from ml.text import song_key
 from services.container import Services
 from services.feedback import FeedbackService
 from services.genre import GenreService
@@ -26,7 +27,6 @@ from services.health import HealthService
 from services.radio import RadioService
 from services.recommender import RecommendationService
 from services.search import SearchIndex
-from services.textnorm import song_key
 from services.tracks import TrackService
 from services.users import UserService
 from tests.api.conftest import LiveServer
@@ -328,7 +328,7 @@ async def test_with_a_real_trained_genre_model(aiohttp_client: Any, tmp_path: An
     engine = create_engine(settings.db_url)
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
-    await CatalogImporter(create_session_factory(engine)).import_file(csv, progress=False)
+    await CatalogImporter(create_session_factory(engine)).import_file(csv)
     await engine.dispose()
 
     services = await build_services(settings)

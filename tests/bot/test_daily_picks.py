@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -259,7 +258,7 @@ async def test_daily_pick_e2e_over_the_wire(sqlite_sessions: async_sessionmaker[
 
 
 @pytest.mark.redis
-async def test_shared_pacer_paces_two_instances_together(redis_url: str) -> None:
+async def test_shared_pacer_paces_two_instances_together(redis_url: str, redis_prefix: str) -> None:
     """Two processes' pacers on one Redis draw their slots from one pace: every slot is reserved at
     least 1/rate after the previous one, whichever instance takes it. Checked on the reserved slots
     (the shared key holds the next free one), not on a clock, so a busy machine cannot fail it."""
@@ -267,7 +266,7 @@ async def test_shared_pacer_paces_two_instances_together(redis_url: str) -> None
 
     from services.jobs import SharedPacer
 
-    key = f"encore:test:pace:{uuid.uuid4().hex}"
+    key = f"{redis_prefix}:pace"
     clients = [Redis.from_url(redis_url), Redis.from_url(redis_url)]
     try:
         slept: list[float] = []

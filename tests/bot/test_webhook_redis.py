@@ -28,11 +28,14 @@ async def telegram() -> AsyncIterator[FakeTelegram]:
     await server.close()
 
 
-def settings_for(telegram: FakeTelegram, *, redis_url: str | None = None, webhook: bool = False) -> Settings:
+def settings_for(
+    telegram: FakeTelegram, *, redis_url: str | None = None, redis_prefix: str = "encore", webhook: bool = False
+) -> Settings:
     return Settings(
         telegram=TelegramSettings(bot_token=TOKEN, api_url=telegram.base_url),
         webhook=WebhookSettings(url="https://encore.example.com" if webhook else None, secret="s3cret-Token_1"),
         redis_url=redis_url,
+        redis_prefix=redis_prefix,
     )
 
 
@@ -88,10 +91,12 @@ async def test_webhook_needs_the_app_before_it_starts(
 
 @pytest.mark.redis
 async def test_redis_state_is_shared_between_instances(
-    telegram: FakeTelegram, sqlite_engine, sqlite_sessions, fakes: FakeServices, redis_url: str
+    telegram: FakeTelegram, sqlite_engine, sqlite_sessions, fakes: FakeServices, redis_url: str, redis_prefix: str
 ) -> None:
     """A search listed by one instance is paged by another: the FSM data lives in Redis."""
-    container = make_container(sqlite_engine, sqlite_sessions, fakes, settings_for(telegram, redis_url=redis_url))
+    container = make_container(
+        sqlite_engine, sqlite_sessions, fakes, settings_for(telegram, redis_url=redis_url, redis_prefix=redis_prefix)
+    )
     first = await container.start(polling_timeout=1)
     try:
         mark = telegram.mark()
@@ -102,7 +107,7 @@ async def test_redis_state_is_shared_between_instances(
 
     redis = Redis.from_url(redis_url)
     try:
-        keys = [k.decode() for k in await redis.keys("fsm:*")]
+        keys = [k.decode() for k in await redis.keys(f"{redis_prefix}:fsm:*")]
         assert any(k.endswith(":data") and str(ANN["id"]) in k for k in keys), keys
     finally:
         await redis.aclose()
@@ -119,9 +124,11 @@ async def test_redis_state_is_shared_between_instances(
 
 @pytest.mark.redis
 async def test_redis_throttling_and_isolation(
-    telegram: FakeTelegram, sqlite_engine, sqlite_sessions, fakes: FakeServices, redis_url: str
+    telegram: FakeTelegram, sqlite_engine, sqlite_sessions, fakes: FakeServices, redis_url: str, redis_prefix: str
 ) -> None:
-    container = make_container(sqlite_engine, sqlite_sessions, fakes, settings_for(telegram, redis_url=redis_url))
+    container = make_container(
+        sqlite_engine, sqlite_sessions, fakes, settings_for(telegram, redis_url=redis_url, redis_prefix=redis_prefix)
+    )
     runtime = await container.start(polling_timeout=1)
     try:
         assert type(runtime.dispatcher.fsm.events_isolation).__name__ == "RedisEventIsolation"
@@ -135,7 +142,7 @@ async def test_redis_throttling_and_isolation(
         assert sum("Jazz Song 12" in t for t in texts) == 8
         redis = Redis.from_url(redis_url)
         try:
-            assert await redis.pttl("encore:throttle:6001") > 0
+            assert await redis.pttl(f"{redis_prefix}:throttle:6001") > 0
         finally:
             await redis.aclose()
     finally:
@@ -144,12 +151,14 @@ async def test_redis_throttling_and_isolation(
 
 @pytest.mark.redis
 async def test_daily_picks_share_one_pace_through_redis(
-    telegram: FakeTelegram, sqlite_engine, sqlite_sessions, fakes: FakeServices, redis_url: str
+    telegram: FakeTelegram, sqlite_engine, sqlite_sessions, fakes: FakeServices, redis_url: str, redis_prefix: str
 ) -> None:
     """Telegram's send limit is per bot: with Redis, every instance's daily picks draw from one pace."""
     from services.jobs import SharedPacer
 
-    container = make_container(sqlite_engine, sqlite_sessions, fakes, settings_for(telegram, redis_url=redis_url))
+    container = make_container(
+        sqlite_engine, sqlite_sessions, fakes, settings_for(telegram, redis_url=redis_url, redis_prefix=redis_prefix)
+    )
     runtime = await container.start(polling_timeout=1)
     try:
         assert isinstance(runtime.picks._new_pacer(), SharedPacer)

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from db.models import AUDIO_FEATURE_COLUMNS
-from services.dataset import DatasetSpec
+from ml.pipeline.datasets import DatasetSpec
 
 CATALOG_HEADER = (
     "track_id",

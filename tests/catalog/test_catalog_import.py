@@ -16,11 +16,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.cli import progress_bars
 from db.models import Like, Track, TrackAlias, TrackGenre, User
 from db.repositories import TrackRepository
+from ml.pipeline.datasets import DatasetError
+from ml.text import song_key
 from services.catalog import CatalogImporter, ImportStats, catalog_size, fold_rows, read_catalog_frame
-from services.dataset import DatasetError
-from services.textnorm import song_key
 from tests.catalog.conftest import CATALOG_HEADER, catalog_rows, csv_bytes, gz
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -96,7 +97,7 @@ async def catalog_view(sessions: Sessions) -> tuple[dict[str, list[str]], dict[s
 
 
 async def test_import_folds_duplicates_and_keeps_all_labels(sessions: Sessions, catalog_file: Path) -> None:
-    stats = await CatalogImporter(sessions).import_file(catalog_file, progress=False)
+    stats = await CatalogImporter(sessions).import_file(catalog_file)
 
     genres, aliases = await catalog_view(sessions)
     assert genres == EXPECTED_TRACKS
@@ -116,7 +117,7 @@ async def test_import_folds_duplicates_and_keeps_all_labels(sessions: Sessions, 
 
 
 async def test_canonical_row_fills_the_track(sessions: Sessions, catalog_file: Path) -> None:
-    await CatalogImporter(sessions).import_file(catalog_file, progress=False)
+    await CatalogImporter(sessions).import_file(catalog_file)
     async with sessions() as s:
         repo = TrackRepository(s)
         queen = await repo.by_spotify_id("id_b")  # an alias resolves to the folded track
@@ -138,10 +139,10 @@ async def test_canonical_row_fills_the_track(sessions: Sessions, catalog_file: P
 
 async def test_a_second_run_changes_nothing(sessions: Sessions, catalog_file: Path) -> None:
     importer = CatalogImporter(sessions)
-    await importer.import_file(catalog_file, progress=False)
+    await importer.import_file(catalog_file)
     before = await snapshot(sessions)
 
-    again = await importer.import_file(catalog_file, progress=False)
+    again = await importer.import_file(catalog_file)
 
     assert (again.tracks_inserted, again.tracks_updated, again.aliases, again.genres_added) == (0, 0, 0, 0)
     assert not again.changed
@@ -152,20 +153,20 @@ async def test_a_second_run_changes_nothing(sessions: Sessions, catalog_file: Pa
 async def test_row_order_does_not_change_the_result(sessions: Sessions, tmp_path: Path) -> None:
     shuffled = ROWS[:]
     random.Random(7).shuffle(shuffled)
-    await CatalogImporter(sessions).import_file(write_catalog(tmp_path / "s.csv.gz", shuffled), progress=False)
+    await CatalogImporter(sessions).import_file(write_catalog(tmp_path / "s.csv.gz", shuffled))
     assert await catalog_view(sessions) == (EXPECTED_TRACKS, EXPECTED_ALIASES)
 
 
 async def test_changed_values_update_the_same_track(sessions: Sessions, tmp_path: Path) -> None:
     importer = CatalogImporter(sessions)
-    await importer.import_file(write_catalog(tmp_path / "a.csv.gz", ROWS), progress=False)
+    await importer.import_file(write_catalog(tmp_path / "a.csv.gz", ROWS))
     async with sessions() as s:
         old_id = (await TrackRepository(s).by_spotify_id("id_f")).id  # type: ignore[union-attr]
 
     changed = [r[:] for r in ROWS]
     changed[6][2] = "Remastered"  # id_f's album
     changed[6][4] = 9
-    stats = await importer.import_file(write_catalog(tmp_path / "b.csv.gz", changed), progress=False)
+    stats = await importer.import_file(write_catalog(tmp_path / "b.csv.gz", changed))
 
     assert (stats.tracks_inserted, stats.tracks_updated, stats.aliases, stats.genres_added) == (0, 1, 0, 0)
     async with sessions() as s:
@@ -181,7 +182,7 @@ async def test_existing_track_from_another_source_is_reused(sessions: Sessions, 
         s.add_all([user, track])
         await s.flush()
         s.add(Like(user_id=user.id, track_id=track.id))
-    stats = await CatalogImporter(sessions).import_file(catalog_file, progress=False)
+    stats = await CatalogImporter(sessions).import_file(catalog_file)
 
     assert (stats.tracks_inserted, stats.tracks_updated, stats.conflicts) == (5, 1, 0)
     genres, aliases = await catalog_view(sessions)
@@ -195,7 +196,7 @@ async def test_existing_track_from_another_source_is_reused(sessions: Sessions, 
             "A Night at the Opera",
         )
         assert len((await s.scalars(select(Like))).all()) == 1
-    again = await CatalogImporter(sessions).import_file(catalog_file, progress=False)
+    again = await CatalogImporter(sessions).import_file(catalog_file)
     assert not again.changed
 
 
@@ -207,14 +208,14 @@ async def test_a_group_spanning_two_existing_tracks_is_not_merged(sessions: Sess
                 Track(spotify_id="id_e", name="Get Lucky (edit)", artists="Daft Punk", source="spotify"),
             ]
         )
-    stats = await CatalogImporter(sessions).import_file(catalog_file, progress=False)
+    stats = await CatalogImporter(sessions).import_file(catalog_file)
 
     assert stats.conflicts == 1
     assert await catalog_size(sessions) == 6  # id_d joined the catalog; id_e stays a separate track
     genres, aliases = await catalog_view(sessions)
     assert genres["id_d"] == ["disco", "funk"] and genres["id_e"] == []
     assert "id_e" not in aliases
-    again = await CatalogImporter(sessions).import_file(catalog_file, progress=False)
+    again = await CatalogImporter(sessions).import_file(catalog_file)
     assert not again.changed and again.conflicts == 1
 
 
@@ -229,7 +230,7 @@ async def test_a_larger_file_in_small_chunks(sessions: Sessions, tmp_path: Path)
     path = write_catalog(tmp_path / "big.csv.gz", rows)
 
     importer = CatalogImporter(sessions, chunk_rows=97)
-    stats = await importer.import_file(path, progress=False)
+    stats = await importer.import_file(path)
 
     ids = {r[0] for r in rows}
     async with sessions() as s:
@@ -239,14 +240,14 @@ async def test_a_larger_file_in_small_chunks(sessions: Sessions, tmp_path: Path)
     assert n_tracks == stats.tracks_inserted and n_aliases == stats.aliases and n_genres == stats.genres_added
     assert n_tracks + n_aliases == len(ids)
     assert stats.folded == n_aliases >= 300 - 10  # a few re-releases may hit the same source twice
-    assert not (await importer.import_file(path, progress=False)).changed
+    assert not (await importer.import_file(path)).changed
 
 
 async def test_a_foreign_file_is_refused(sqlite_sessions: Sessions, tmp_path: Path) -> None:
     path = tmp_path / "seed.csv"
     path.write_text("track_id,genre_track,danceability\nx,metal,0.5\n")
     with pytest.raises(DatasetError, match="not the 114-genre catalog file, missing columns artists"):
-        await CatalogImporter(sqlite_sessions).import_file(path, progress=False)
+        await CatalogImporter(sqlite_sessions).import_file(path)
     assert await catalog_size(sqlite_sessions) == 0
 
 
@@ -274,7 +275,7 @@ async def test_progress_bar_on_a_terminal(
 
     terminal = Tty()
     monkeypatch.setattr(sys, "stderr", terminal)
-    await CatalogImporter(sqlite_sessions).import_file(catalog_file, progress=True)
+    await CatalogImporter(sqlite_sessions).import_file(catalog_file, progress=progress_bars())
     assert "catalog: tracks" in terminal.getvalue() and "6/6" in terminal.getvalue()
 
 
@@ -287,11 +288,11 @@ async def test_two_groups_leading_to_one_existing_track(sessions: Sessions, tmp_
         [row("id_y", "Zed", "Z", "Old Name", 10, "pop", 1), row("id_x", "Zed", "Z", "New Name", 20, "rock", 2)],
     )
     importer = CatalogImporter(sessions)
-    stats = await importer.import_file(path, progress=False)
+    stats = await importer.import_file(path)
 
     assert (stats.tracks_inserted, stats.tracks_updated, stats.aliases, stats.conflicts) == (0, 1, 1, 1)
     genres, aliases = await catalog_view(sessions)
     assert genres == {"id_x": ["pop", "rock"]} and aliases == {"id_y": "id_x"}
     before = await snapshot(sessions)
-    again = await importer.import_file(path, progress=False)
+    again = await importer.import_file(path)
     assert not again.changed and await snapshot(sessions) == before

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 from pathlib import Path
 
 import pytest
 
 from bot.config import Settings
 from handlers.cli import catalog as cli_catalog
-from services.dataset import DATASETS
+from ml.pipeline.datasets import DATASETS
 from tests.catalog.conftest import (
     CATALOG_HEADER,
     SEED_HEADER,
@@ -41,9 +40,10 @@ def settings_for(tmp_path: Path, mirror: Path | None = None) -> Settings:
 
 
 async def run(argv: list[str], settings: Settings) -> int:
-    args = parse(argv)
-    result = args.handler(args, settings)
-    return int(await result) if inspect.isawaitable(result) else int(result)
+    """As `python main.py …` runs a command: schema first when it needs one, services from main's composition."""
+    import main
+
+    return await main.run_command(main.build_parser().parse_args(argv), settings)
 
 
 async def test_import_catalog_creates_the_schema_and_is_idempotent(
@@ -64,19 +64,19 @@ async def test_import_catalog_creates_the_schema_and_is_idempotent(
     assert "0 tracks inserted, 0 updated, 0 aliases and 0 genre labels added" in second
 
 
-async def test_import_catalog_with_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_import_catalog_with_a_missing_file(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     code = await run(["import-catalog", "--file", str(tmp_path / "nope.csv"), "--no-progress"], settings_for(tmp_path))
     assert code == 1
-    assert "nope.csv does not exist" in capsys.readouterr().err
+    assert "nope.csv does not exist" in caplog.text
 
 
-async def test_data_reports_a_broken_mirror(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_data_reports_a_broken_mirror(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     (mirror / DATASETS["seed"].filename).write_text("track_id,genre_track\nx,metal\n")
     code = await run(["data", "--mirror", str(mirror), "--no-progress"], settings_for(tmp_path))
     assert code == 1
-    assert "error: the mirror copy is unusable: seed_6genre_train.csv: missing columns" in capsys.readouterr().err
+    assert "the mirror copy is unusable: seed_6genre_train.csv: missing columns" in caplog.text
 
 
 @pytest.mark.skipif(not MIRROR.is_dir(), reason="the shared data mirror is not here")
@@ -89,10 +89,11 @@ async def test_data_copies_the_real_mirror(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_mirror_precedence(tmp_path: Path) -> None:
-    assert cli_catalog.resolve_mirror(settings_for(tmp_path, mirror=tmp_path / "m"), tmp_path / "x") == tmp_path / "x"
-    assert cli_catalog.resolve_mirror(settings_for(tmp_path, mirror=tmp_path / "m")) == tmp_path / "m"
+    from main import data_mirror
+
+    assert data_mirror(settings_for(tmp_path, mirror=tmp_path / "m")) == tmp_path / "m"
     expected = MIRROR.resolve() if MIRROR.is_dir() else None
-    assert cli_catalog.resolve_mirror(settings_for(tmp_path)) == expected
+    assert data_mirror(settings_for(tmp_path)) == expected
 
 
 def test_subcommands_are_registered() -> None:
@@ -108,9 +109,18 @@ async def test_setup_catalog_fetches_and_imports_once(tmp_path: Path) -> None:
     (mirror / SMALL_SEED.filename).write_bytes(csv_bytes(SEED_HEADER, seed_rows(60)))
     (mirror / SMALL_CATALOG.filename).write_bytes(gz(csv_bytes(CATALOG_HEADER, catalog_rows(70))))
     settings = settings_for(tmp_path, mirror=mirror)
+    from db.engine import create_engine, create_session_factory
+    from db.migrate import upgrade_to_head
+    from services.data import DataService
 
-    first = await cli_catalog.setup_catalog(settings, progress=False, specs=SMALL_SPECS)
-    second = await cli_catalog.setup_catalog(settings, progress=False, specs=SMALL_SPECS)
+    await upgrade_to_head(settings.db_url)
+    engine = create_engine(settings.db_url)
+    data = DataService(create_session_factory(engine), settings.data_dir / "raw", mirror=mirror, specs=SMALL_SPECS)
+    try:
+        first = await data.setup()
+        second = await data.setup()
+    finally:
+        await engine.dispose()
 
     assert first is not None and first.tracks_inserted == 70
     assert second is None  # the catalog is there: nothing to do

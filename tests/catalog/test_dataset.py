@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from services.dataset import (
+from bot.cli import progress_bars
+from ml.pipeline.datasets import (
     CATALOG,
     DATASETS,
     SEED,
@@ -49,7 +50,7 @@ async def test_download_both_and_keep_them(file_server: FileServer, tmp_path: Pa
     urls = {SEED: file_server.url("seed.csv"), CATALOG: file_server.url("catalog.csv.gz")}
     raw = tmp_path / "raw"
 
-    paths = await ensure_datasets(raw, mirror=None, urls=urls, progress=False, specs=SMALL_SPECS)
+    paths = await ensure_datasets(raw, mirror=None, urls=urls, specs=SMALL_SPECS)
 
     assert paths == {SEED: raw / SMALL_SEED.filename, CATALOG: raw / SMALL_CATALOG.filename}
     assert paths[SEED].read_bytes() == file_server.files["seed.csv"]
@@ -57,7 +58,7 @@ async def test_download_both_and_keep_them(file_server: FileServer, tmp_path: Pa
     assert not list(raw.glob("*.part"))
     # A second run finds valid files in place and asks the server for nothing.
     before = len(file_server.requests)
-    await ensure_datasets(raw, mirror=None, urls=urls, progress=True, specs=SMALL_SPECS)
+    await ensure_datasets(raw, mirror=None, urls=urls, specs=SMALL_SPECS)
     assert len(file_server.requests) == before
 
 
@@ -67,7 +68,7 @@ async def test_resumes_after_a_cut_connection(file_server: FileServer, tmp_path:
     file_server.cut_once["c.gz"] = len(data) // 3
     target = tmp_path / SMALL_CATALOG.filename
 
-    await download_dataset(file_server.url("c.gz"), target, SMALL_CATALOG, progress=False, retry_delay=0)
+    await download_dataset(file_server.url("c.gz"), target, SMALL_CATALOG, retry_delay=0)
 
     assert target.read_bytes() == data
     assert file_server.requests == [("c.gz", None), ("c.gz", f"bytes={len(data) // 3}-")]
@@ -79,7 +80,7 @@ async def test_resumes_a_part_file_left_by_an_earlier_run(file_server: FileServe
     target = tmp_path / SMALL_SEED.filename
     target.with_name(target.name + ".part").write_bytes(data[:1000])
 
-    await download_dataset(file_server.url("s.csv"), target, SMALL_SEED, progress=False)
+    await download_dataset(file_server.url("s.csv"), target, SMALL_SEED)
 
     assert target.read_bytes() == data
     assert file_server.requests == [("s.csv", "bytes=1000-")]
@@ -92,7 +93,7 @@ async def test_a_server_ignoring_range_restarts_the_file(file_server: FileServer
     target = tmp_path / SMALL_SEED.filename
     target.with_name(target.name + ".part").write_bytes(b"garbage that must not stay in front")
 
-    await download_dataset(file_server.url("s.csv"), target, SMALL_SEED, progress=False)
+    await download_dataset(file_server.url("s.csv"), target, SMALL_SEED)
 
     assert target.read_bytes() == data
 
@@ -103,7 +104,7 @@ async def test_a_complete_part_file_is_finished_without_refetching(file_server: 
     target = tmp_path / SMALL_SEED.filename
     target.with_name(target.name + ".part").write_bytes(data)
 
-    await download_dataset(file_server.url("s.csv"), target, SMALL_SEED, progress=False)
+    await download_dataset(file_server.url("s.csv"), target, SMALL_SEED)
 
     assert target.read_bytes() == data
     assert file_server.requests == [("s.csv", f"bytes={len(data)}-")]  # answered 416
@@ -115,7 +116,6 @@ async def test_404_is_a_clear_error(file_server: FileServer, tmp_path: Path) -> 
             tmp_path,
             mirror=None,
             urls={SEED: file_server.url("missing.csv")},
-            progress=False,
             specs=SMALL_SPECS,
             only=(SEED,),
         )
@@ -126,9 +126,7 @@ async def test_404_is_a_clear_error(file_server: FileServer, tmp_path: Path) -> 
 async def test_server_errors_are_retried_then_reported(file_server: FileServer, tmp_path: Path) -> None:
     file_server.status["s.csv"] = 503
     with pytest.raises(DatasetError, match="failed after 3 attempts"):
-        await download_dataset(
-            file_server.url("s.csv"), tmp_path / "x.csv", SMALL_SEED, progress=False, attempts=3, retry_delay=0
-        )
+        await download_dataset(file_server.url("s.csv"), tmp_path / "x.csv", SMALL_SEED, attempts=3, retry_delay=0)
     assert len(file_server.requests) == 3
 
 
@@ -136,7 +134,7 @@ async def test_a_truncated_file_is_refused(file_server: FileServer, tmp_path: Pa
     file_server.files["s.csv"] = seed_csv(20)  # complete transfer, but too few rows
     target = tmp_path / SMALL_SEED.filename
     with pytest.raises(DatasetError, match=r"seed_6genre_train\.csv: refused: .*only 20 rows, at least 50"):
-        await download_dataset(file_server.url("s.csv"), target, SMALL_SEED, progress=False)
+        await download_dataset(file_server.url("s.csv"), target, SMALL_SEED)
     assert not target.exists()
     assert not target.with_name(target.name + ".part").exists()  # the next run starts afresh
 
@@ -145,16 +143,14 @@ async def test_a_file_cut_mid_line_is_refused(file_server: FileServer, tmp_path:
     data = seed_csv(100)
     file_server.files["s.csv"] = data[: len(data) - 40]  # the last row loses its last columns
     with pytest.raises(DatasetError, match=r"empty or non-numeric value.*truncated or corrupt"):
-        await download_dataset(file_server.url("s.csv"), tmp_path / SMALL_SEED.filename, SMALL_SEED, progress=False)
+        await download_dataset(file_server.url("s.csv"), tmp_path / SMALL_SEED.filename, SMALL_SEED)
 
 
 async def test_a_truncated_gzip_is_refused(file_server: FileServer, tmp_path: Path) -> None:
     data = catalog_gz(200)
     file_server.files["c.gz"] = data[: len(data) // 2]
     with pytest.raises(DatasetError, match="truncated or corrupt"):
-        await download_dataset(
-            file_server.url("c.gz"), tmp_path / SMALL_CATALOG.filename, SMALL_CATALOG, progress=False
-        )
+        await download_dataset(file_server.url("c.gz"), tmp_path / SMALL_CATALOG.filename, SMALL_CATALOG)
 
 
 @pytest.mark.parametrize(
@@ -169,9 +165,7 @@ async def test_a_truncated_gzip_is_refused(file_server: FileServer, tmp_path: Pa
 async def test_a_foreign_file_is_refused(file_server: FileServer, tmp_path: Path, body: bytes, message: str) -> None:
     file_server.files["c.gz"] = body
     with pytest.raises(DatasetError, match=message):
-        await download_dataset(
-            file_server.url("c.gz"), tmp_path / SMALL_CATALOG.filename, SMALL_CATALOG, progress=False
-        )
+        await download_dataset(file_server.url("c.gz"), tmp_path / SMALL_CATALOG.filename, SMALL_CATALOG)
     assert not (tmp_path / SMALL_CATALOG.filename).exists()
 
 
@@ -181,7 +175,7 @@ async def test_hugging_face_format_is_normalised(file_server: FileServer, tmp_pa
     file_server.files["dataset.csv"] = csv_bytes(CATALOG_HEADER, rows, index_column=True)
     target = tmp_path / SMALL_CATALOG.filename
 
-    await download_dataset(file_server.url("dataset.csv"), target, SMALL_CATALOG, progress=False)
+    await download_dataset(file_server.url("dataset.csv"), target, SMALL_CATALOG)
 
     assert gzip.decompress(target.read_bytes()) == csv_bytes(CATALOG_HEADER, rows)
     frame = read_dataset(target)
@@ -206,7 +200,7 @@ async def test_copies_from_the_mirror(tmp_path: Path, file_server: FileServer) -
     raw = tmp_path / "data" / "raw"
     urls = {SEED: file_server.url("never"), CATALOG: file_server.url("never")}
 
-    paths = await ensure_datasets(raw, mirror=mirror, urls=urls, progress=False, specs=SMALL_SPECS)
+    paths = await ensure_datasets(raw, mirror=mirror, urls=urls, specs=SMALL_SPECS)
 
     for name, spec in SMALL_SPECS.items():
         assert paths[name].read_bytes() == (mirror / spec.filename).read_bytes()
@@ -221,7 +215,6 @@ async def test_a_mirror_without_the_file_falls_back_to_download(tmp_path: Path, 
         tmp_path / "raw",
         mirror=tmp_path / "mirror",
         urls={SEED: file_server.url("s.csv")},
-        progress=False,
         specs=SMALL_SPECS,
         only=(SEED,),
     )
@@ -237,7 +230,6 @@ async def test_a_broken_mirror_file_is_an_error(tmp_path: Path, file_server: Fil
             tmp_path / "raw",
             mirror=mirror,
             urls={SEED: file_server.url("s.csv")},
-            progress=False,
             specs=SMALL_SPECS,
             only=(SEED,),
         )
@@ -250,7 +242,7 @@ async def test_an_invalid_file_in_place_is_fetched_again(tmp_path: Path, file_se
     (raw / SMALL_SEED.filename).write_bytes(seed_csv(10))
     file_server.files["s.csv"] = seed_csv()
     paths = await ensure_datasets(
-        raw, mirror=None, urls={SEED: file_server.url("s.csv")}, progress=False, specs=SMALL_SPECS, only=(SEED,)
+        raw, mirror=None, urls={SEED: file_server.url("s.csv")}, specs=SMALL_SPECS, only=(SEED,)
     )
     assert paths[SEED].read_bytes() == file_server.files["s.csv"]
 
@@ -300,11 +292,11 @@ async def test_progress_bar_on_a_terminal(
     terminal = _Tty()
     monkeypatch.setattr(sys, "stderr", terminal)
     target = tmp_path / SMALL_SEED.filename
-    await download_dataset(file_server.url("s.csv"), target, SMALL_SEED, progress=True)
+    await download_dataset(file_server.url("s.csv"), target, SMALL_SEED, progress=progress_bars())
     assert "seed_6genre_train.csv" in terminal.getvalue()
     # … and none when asked not to.
     terminal.seek(0)
     terminal.truncate()
     target.unlink()
-    await download_dataset(file_server.url("s.csv"), target, SMALL_SEED, progress=False)
+    await download_dataset(file_server.url("s.csv"), target, SMALL_SEED)
     assert terminal.getvalue() == ""

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
+from bot.cli import CliContext
 from bot.config import Settings
 from handlers.cli import ml as cli_ml
 from tests.ml.conftest import make_catalog_frame, make_seed_frame
@@ -15,6 +17,13 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     cli_ml.register(parser.add_subparsers())
     return parser.parse_args(argv)
+
+
+def _cli(settings: Settings) -> CliContext:
+    async def no_services() -> Any:
+        raise AssertionError("train and predict need no services")
+
+    return CliContext(settings, no_services)
 
 
 @pytest.mark.parametrize(
@@ -30,7 +39,7 @@ def test_predict_writes_dataset_columns(
         ["predict", "--input", str(tmp_path / "tracks.csv"), "--output", str(tmp_path / "out.csv"), "--model", task]
     )
     settings = Settings(data_dir=tiny_data_dir, model_dir=trained_models)
-    assert args.handler(args, settings) == 0
+    assert args.handler(args, _cli(settings)) == 0
     out = pd.read_csv(tmp_path / "out.csv")
     assert len(out) == 20
     assert {"track_id", label, "probability", "top1", "top2", "top3", "top_genres"} <= set(out.columns)
@@ -44,7 +53,7 @@ def test_predict_refuses_bad_rows(
     tracks.loc[3, "tempo"] = None
     tracks.to_csv(tmp_path / "tracks.csv", index=False)
     args = _parse(["predict", "--input", str(tmp_path / "tracks.csv"), "--output", str(tmp_path / "o.csv")])
-    assert args.handler(args, Settings(data_dir=tiny_data_dir, model_dir=trained_models)) == 2
+    assert args.handler(args, _cli(Settings(data_dir=tiny_data_dir, model_dir=trained_models))) == 2
     assert "tempo" in capsys.readouterr().err
     assert not (tmp_path / "o.csv").exists()
 
@@ -54,5 +63,5 @@ def test_train_if_missing_skips_existing(
 ) -> None:
     args = _parse(["train", "--quick", "--if-missing"])
     assert args.zoo is False
-    assert args.handler(args, Settings(data_dir=tiny_data_dir, model_dir=trained_models)) == 0
+    assert args.handler(args, _cli(Settings(data_dir=tiny_data_dir, model_dir=trained_models))) == 0
     assert "nothing to do" in capsys.readouterr().out

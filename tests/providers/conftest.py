@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import ReccoBeatsSettings, SpotifySettings, YouTubeSettings
 from db.models import AUDIO_FEATURE_COLUMNS, Track, TrackGenre
+from ml.text import song_key
 from services.audio_features import ReccoBeatsClient
 from services.spotify import SpotifyClient
-from services.textnorm import song_key
 from tests.fakes.reccobeats import FakeReccoBeats
 from tests.fakes.spotify import FakeSpotify, FakeTrack
 from tests.fakes.youtube import FakeVideo, FakeYouTube

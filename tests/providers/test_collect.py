@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import argparse
 import csv
 from pathlib import Path
 
@@ -8,12 +7,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
-from db.base import Base
-from db.engine import create_engine
-from handlers.cli import providers as cli_providers
+from ml.pipeline.collect import CSV_COLUMNS, GenreCollector, genre_queries
 from services.audio_features import AudioFeatureChain, ReccoBeatsClient
 from services.cache import CacheService
-from services.collect import CSV_COLUMNS, GenreCollector, genre_queries
+from services.errors import ProviderUnavailable
 from services.spotify import SpotifyClient
 from tests.fakes.reccobeats import Failure, FakeReccoBeats
 from tests.fakes.spotify import FakeSpotify, FakeTrack
@@ -75,7 +72,9 @@ def _collector(
     sessions: async_sessionmaker[AsyncSession], spotify: SpotifyClient, rb: ReccoBeatsClient
 ) -> GenreCollector:
     chain = AudioFeatureChain(sessions, CacheService(sessions), spotify=spotify, reccobeats=rb)
-    return GenreCollector(spotify, chain, page_pause=0, retry_pause=0, this_year=2026)
+    return GenreCollector(
+        spotify, chain, page_size=10, retry_on=(ProviderUnavailable,), page_pause=0, retry_pause=0, this_year=2026
+    )
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -147,21 +146,17 @@ async def test_cli_collect(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    db = tmp_path / "encore.db"
-    engine = create_engine(f"sqlite+aiosqlite:///{db}")
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    await engine.dispose()
-    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))  # the command migrates the SQLite file there first
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
 
-    parser = argparse.ArgumentParser()
-    cli_providers.register(parser.add_subparsers())
-    args = parser.parse_args(["collect", "--genre", "metal", "--limit", "5", "--no-progress", "--page-pause", "0"])
-    assert await args.handler(args, settings) == 0
+    import main
+
+    argv = ["collect", "--genre", "metal", "--limit", "5", "--no-progress", "--page-pause", "0"]
+    assert await main.run_command(main.build_parser().parse_args(argv), settings) == 0
     out = tmp_path / "raw" / "collected_metal.csv"
     assert len(_rows(out)) == 5
     assert "5 rows" in capsys.readouterr().out
 
     monkeypatch.delenv("SPOTIFY_CLIENT_ID")
-    assert await args.handler(args, Settings(_env_file=None)) == 2  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert await main.run_command(main.build_parser().parse_args(argv), settings) == 2

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import Track, TrackGenre, User
 from ml.features import AUDIO_FEATURES
-from services.textnorm import song_key
+from ml.text import song_key
 
 GENRES = {
     "rock": {"energy": 0.85, "acousticness": 0.08, "danceability": 0.45, "loudness": -5.0, "tempo": 140.0},

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
-from bot.config import Settings
-from handlers.cli.recs import cmd_evaluate, cmd_recommend, register
+from bot.config import ReccoBeatsSettings, Settings
 from ml.features import AUDIO_FEATURES
-from services.rec_eval import run_evaluation
+from ml.recsys.evaluation import run_evaluation
 from tests.recs.conftest import make_tracks
 
 
@@ -38,25 +37,37 @@ def dataset(tmp_path: Path) -> Path:
     return path
 
 
-def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    register(parser.add_subparsers(dest="command"))
-    return parser.parse_args(argv)
-
-
-async def test_recommend_one_track_as_json(dataset: Path, tmp_path: Path, capsys) -> None:
-    settings = Settings(data_dir=tmp_path)
-    code = await cmd_recommend(
-        parse(["recommend", "jazz song 3-1", "-n", "4", "--json", "--source", "dataset"]), settings
+def settings_for(tmp_path: Path) -> Settings:
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None, data_dir=tmp_path, reccobeats=ReccoBeatsSettings(enabled=False)
     )
-    assert code == 0
+
+
+async def run(argv: list[str], settings: Settings) -> int:
+    """As `python main.py …` runs a command (services from main's composition root)."""
+    import main
+
+    return await main.run_command(main.build_parser().parse_args(argv), settings)
+
+
+@pytest.fixture
+async def imported(dataset: Path, tmp_path: Path) -> Settings:
+    """The dataset imported into the SQLite catalogue in tmp_path, as `make run` does."""
+    settings = settings_for(tmp_path)
+    assert await run(["import-catalog", "--file", str(dataset), "--no-progress"], settings) == 0
+    return settings
+
+
+async def test_recommend_one_track_as_json(imported: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert await run(["recommend", "jazz song 3-1", "-n", "4", "--json"], imported) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["seed"]["name"] == "jazz song 3-1"
     assert len(out["recommendations"]) == 4
     assert all(r["genres"] == ["jazz"] for r in out["recommendations"])
 
 
-async def test_recommend_many_seeds_from_csv(dataset: Path, tmp_path: Path) -> None:
+async def test_recommend_many_seeds_from_csv(dataset: Path, imported: Settings, tmp_path: Path) -> None:
     frame = pd.read_csv(dataset)
     unseen = frame.iloc[200].to_dict()
     unseen.update(track_id="neverseen0000000000000", track_name="New One", artists="Fresh Face")
@@ -72,14 +83,41 @@ async def test_recommend_many_seeds_from_csv(dataset: Path, tmp_path: Path) -> N
     seeds_path = tmp_path / "seeds.csv"
     seeds.to_csv(seeds_path, index=False)
     out_path = tmp_path / "out.jsonl"
-    args = parse(["recommend", "--input", str(seeds_path), "--json", "--output", str(out_path), "--source", "dataset"])
-    assert await cmd_recommend(args, Settings(data_dir=tmp_path)) == 0
+    argv = ["recommend", "--input", str(seeds_path), "--json", "--output", str(out_path)]
+    assert await run(argv, imported) == 0
     lines = [json.loads(x) for x in out_path.read_text().splitlines()]
     assert len(lines) == 5
     assert all(len(x["recommendations"]) == 10 for x in lines[:3])
     assert lines[2]["seed"]["from"] == "features"
     assert {r["genres"][0] for r in lines[2]["recommendations"]} == {frame.iloc[200]["track_genre"]}
     assert "energy" in lines[3]["error"] and "error" in lines[4]
+
+
+async def test_recommend_gives_what_the_api_gives(
+    imported: Settings, capsys: pytest.CaptureFixture[str], aiohttp_client: Any
+) -> None:
+    """One code path: `main.py recommend` and `GET /api/v1/tracks/{id}/similar` list the same tracks."""
+    from bot.http.config import WebConfig
+    from handlers.http import create_app
+    from main import build_services
+
+    capsys.readouterr()
+    assert await run(["recommend", "rock song 1-2", "-n", "8", "--json"], imported) == 0
+    cli = json.loads(capsys.readouterr().out)
+    services = await build_services(imported)
+    try:
+        client = await aiohttp_client(create_app(services, WebConfig(rate_limit_per_minute=0)))
+        resp = await client.get(f"/api/v1/tracks/{cli['seed']['id']}/similar", params={"limit": "8"})
+        api = await resp.json()
+    finally:
+        await services.close()
+    assert [r["id"] for r in cli["recommendations"]] == [item["track"]["id"] for item in api["items"]]
+    assert len(api["items"]) == 8
+
+
+async def test_recommend_without_a_catalogue(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    assert await run(["recommend", "anything"], settings_for(tmp_path)) == 1
+    assert "the catalogue is empty" in caplog.text
 
 
 def test_evaluation_report(dataset: Path, tmp_path: Path) -> None:
@@ -91,11 +129,13 @@ def test_evaluation_report(dataset: Path, tmp_path: Path) -> None:
     assert encore.cap_violations == 0
     assert encore.precision >= original.precision - 0.05
     assert encore.duplicate_rate == 0.0
+
+
+async def test_evaluate_recs_command(dataset: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval.md"
-    code = cmd_evaluate(
-        parse(["evaluate-recs", "--out", str(out), "--seeds", "30", "--validation", "15"]), Settings(data_dir=tmp_path)
-    )
-    assert code == 0 and out.read_text().startswith("# Recommender evaluation")
+    argv = ["evaluate-recs", "--out", str(out), "--seeds", "30", "--validation", "15"]
+    assert await run(argv, settings_for(tmp_path)) == 0
+    assert out.read_text().startswith("# Recommender evaluation")
 
 
 def test_evaluation_with_model_probabilities_and_holdout(dataset: Path, tmp_path: Path) -> None:
@@ -127,7 +167,7 @@ def test_evaluation_with_model_probabilities_and_holdout(dataset: Path, tmp_path
 def test_with_a_holdout_both_seed_sets_are_held_out_and_disjoint() -> None:
     import pandas as pd
 
-    from services.rec_eval import split_seeds
+    from ml.recsys.evaluation import split_seeds
 
     n = 200
     folded = pd.DataFrame(
@@ -147,7 +187,7 @@ def test_with_a_holdout_both_seed_sets_are_held_out_and_disjoint() -> None:
 
 
 def test_paired_bootstrap_interval() -> None:
-    from services.rec_eval import paired_bootstrap
+    from ml.recsys.evaluation import paired_bootstrap
 
     better = [0.5, 0.6, 0.4, 0.5] * 50
     worse = [0.3, 0.4, 0.3, 0.2] * 50

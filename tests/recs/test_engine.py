@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from ml.features import AUDIO_FEATURES
-from services.recommender import ARTIST_CAP, ARTIST_WINDOW, CatalogIndex, CoLikeModel, EngineWeights
+from ml.recsys.colikes import CoLikeModel
+from ml.recsys.index import ARTIST_CAP, ARTIST_WINDOW, CatalogIndex, EngineWeights
 from tests.recs.conftest import make_tracks
 
 
@@ -118,7 +119,7 @@ def test_colike_scores_need_support() -> None:
 
 
 def test_smallest_is_exact() -> None:
-    from services.recommender import smallest
+    from ml.recsys.index import smallest
 
     rng = np.random.default_rng(3)
     for n, k in ((10, 3), (5000, 50), (70_000, 300), (70_000, 20_000)):
@@ -132,7 +133,7 @@ def test_routed_proba_sends_rows_with_odd_duration_to_the_audio_only_head() -> N
     import numpy as np
 
     from ml.features import AUDIO_FEATURES
-    from services.recommender import routed_proba
+    from ml.predictor import routed_proba
 
     class TwoHeads:
         classes = ("a", "b")

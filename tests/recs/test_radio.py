@@ -8,9 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.base import Base
 from db.engine import create_engine, create_session_factory
+from ml.recsys.index import ARTIST_CAP, ARTIST_WINDOW
 from services.errors import InvalidInput, RadioForbidden, RadioNotFound
 from services.radio import RadioService
-from services.recommender import ARTIST_CAP, ARTIST_WINDOW, RecommendationService
+from services.recommender import RecommendationService
 from tests.recs.conftest import Catalog, fill_catalog
 
 

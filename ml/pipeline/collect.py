@@ -17,22 +17,57 @@ import csv
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from db.models import AUDIO_FEATURE_COLUMNS
-from services.audio_features import AudioFeatureChain
-from services.catalog import REQUIRED_COLUMNS
-from services.errors import ProviderUnavailable
-from services.spotify import SEARCH_PAGE_MAX, SpotifyClient, SpotifyTrack
+from ml.features import AUDIO_FEATURES
+from ml.pipeline.datasets import CATALOG_COLUMNS
 
 log = logging.getLogger(__name__)
 
 # A collected CSV has the 114-genre dataset's columns, so training and import accept it as it is.
-CSV_COLUMNS = REQUIRED_COLUMNS
+CSV_COLUMNS = CATALOG_COLUMNS
+
+
+class FoundTrack(Protocol):
+    """A search result (services.spotify.SpotifyTrack fits)."""
+
+    id: str
+    name: str
+    album: str | None
+    popularity: int | None
+    duration_ms: int | None
+    explicit: bool | None
+
+    @property
+    def artists_joined(self) -> str: ...
+
+
+class FoundFeatures(Protocol):
+    features: Mapping[str, float] | None
+    imputed: tuple[str, ...]
+    providers_failed: tuple[str, ...]
+
+
+class TrackSearch(Protocol):
+    async def search_tracks(self, query: str, *, limit: int, offset: int) -> Sequence[FoundTrack]: ...
+
+
+class FeatureLookup(Protocol):
+    async def for_spotify_ids(self, spotify_ids: Iterable[str]) -> Mapping[str, FoundFeatures]: ...
+
+
+class ProviderDown(Exception):
+    """Raised by the collector's own check; the providers' errors are given as `retry_on`."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 INT_FEATURES = frozenset({"key", "mode", "time_signature"})
 MAX_OFFSET = 1000  # Spotify search returns nothing past offset 1000
 FIRST_YEAR = 1950
@@ -59,9 +94,11 @@ def genre_queries(genre: str, *, this_year: int | None = None) -> list[str]:
 class GenreCollector:
     def __init__(
         self,
-        spotify: SpotifyClient,
-        features: AudioFeatureChain,
+        spotify: TrackSearch,
+        features: FeatureLookup,
         *,
+        page_size: int,
+        retry_on: tuple[type[Exception], ...] = (),
         page_pause: float = 0.2,
         retry_pause: float = 5.0,
         max_failures: int = 5,
@@ -70,6 +107,8 @@ class GenreCollector:
     ) -> None:
         self._spotify = spotify
         self._features = features
+        self._retry_on = (ProviderDown, *retry_on)
+        self._page_size = page_size
         self._page_pause = page_pause
         self._retry_pause = retry_pause
         self._max_failures = max_failures
@@ -108,20 +147,21 @@ class GenreCollector:
                     stats.stopped_reason = "every search query is exhausted"
                     break
                 try:
-                    page = await self._spotify.search_tracks(queries[qi], limit=SEARCH_PAGE_MAX, offset=offset)
+                    page = await self._spotify.search_tracks(queries[qi], limit=self._page_size, offset=offset)
                     fresh = [t for t in dict((t.id, t) for t in page).values() if t.id not in seen]
                     feats = await self._features.for_spotify_ids(t.id for t in fresh) if fresh else {}
                     if any(r.providers_failed for r in feats.values()):
-                        raise ProviderUnavailable("audio feature providers failed")
-                except ProviderUnavailable as exc:
+                        raise ProviderDown("audio feature providers failed")
+                except self._retry_on as exc:
+                    reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
                     failures += 1
                     stats.api_failures += 1
                     if failures > self._max_failures:
-                        stats.stopped_reason = f"providers keep failing ({exc.message}); rerun to resume"
+                        stats.stopped_reason = f"providers keep failing ({reason}); rerun to resume"
                         break
                     log.warning(
                         "collect: %s; retry %d/%d in %.0fs",
-                        exc.message,
+                        reason,
                         failures,
                         self._max_failures,
                         self._retry_pause * failures,
@@ -145,10 +185,10 @@ class GenreCollector:
                     stats.new_rows += 1
                 fh.flush()
                 os.fsync(fh.fileno())
-                if len(page) < SEARCH_PAGE_MAX or offset + SEARCH_PAGE_MAX >= MAX_OFFSET:
+                if len(page) < self._page_size or offset + self._page_size >= MAX_OFFSET:
                     state = {"genre": genre, "query_index": qi + 1, "offset": 0}
                 else:
-                    state = {"genre": genre, "query_index": qi, "offset": offset + SEARCH_PAGE_MAX}
+                    state = {"genre": genre, "query_index": qi, "offset": offset + self._page_size}
                 _write_state(state_path, state)
                 self._report(stats.written, limit)
                 if self._page_pause:
@@ -172,7 +212,7 @@ class GenreCollector:
             self._progress(min(done, total), total)
 
 
-def _row(track: SpotifyTrack, features: dict[str, float], genre: str) -> dict[str, Any]:
+def _row(track: FoundTrack, features: dict[str, float], genre: str) -> dict[str, Any]:
     row: dict[str, Any] = {
         "track_id": track.id,
         "artists": track.artists_joined,
@@ -183,7 +223,7 @@ def _row(track: SpotifyTrack, features: dict[str, float], genre: str) -> dict[st
         "explicit": "True" if track.explicit else "False",
         "track_genre": genre,
     }
-    for column in AUDIO_FEATURE_COLUMNS:
+    for column in AUDIO_FEATURES:
         value = features[column]
         row[column] = round(value) if column in INT_FEATURES else value
     return row

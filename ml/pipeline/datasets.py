@@ -27,7 +27,6 @@ import logging
 import os
 import re
 import shutil
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,10 +34,9 @@ from typing import IO, Any
 
 import aiohttp
 import pandas as pd
-from tqdm import tqdm
 
-from db.models import AUDIO_FEATURE_COLUMNS
-from services.errors import EncoreError
+from ml.features import AUDIO_FEATURES
+from ml.progress import Bars, no_bars
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +51,30 @@ DEFAULT_URLS: Mapping[str, str] = {
     CATALOG: "https://huggingface.co/datasets/maharshipandya/spotify-tracks-dataset/resolve/main/dataset.csv",
 }
 
+# The 114-genre file's columns in their documented order (SOURCES.md); collected files are written so.
+CATALOG_COLUMNS: tuple[str, ...] = (
+    "track_id",
+    "artists",
+    "album_name",
+    "track_name",
+    "popularity",
+    "duration_ms",
+    "explicit",
+    *AUDIO_FEATURES,
+    "track_genre",
+)
+
 _GZIP_MAGIC = b"\x1f\x8b"
 _INDEX_COLUMN = re.compile(r"^(|Unnamed: 0)$")
 _CHUNK = 1 << 16
 
 
-class DatasetError(EncoreError):
-    """A dataset file is missing, truncated, foreign or could not be fetched."""
+class DatasetError(ValueError):
+    """A dataset file is missing, truncated, foreign or could not be fetched; `message` says which."""
 
-    code = "dataset_error"
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class _Retryable(Exception):
@@ -101,7 +114,7 @@ DATASETS: Mapping[str, DatasetSpec] = {
         filename="seed_6genre_train.csv",
         label_column="genre_track",
         text_columns=(),
-        numeric_columns=("duration_ms", *AUDIO_FEATURE_COLUMNS),
+        numeric_columns=("duration_ms", *AUDIO_FEATURES),
         bool_columns=("explicit",),
         min_rows=17_947,
         max_rows=22_440,
@@ -111,7 +124,7 @@ DATASETS: Mapping[str, DatasetSpec] = {
         filename="spotify_tracks_114genre_train.csv.gz",
         label_column="track_genre",
         text_columns=("artists", "album_name", "track_name"),
-        numeric_columns=("popularity", "duration_ms", *AUDIO_FEATURE_COLUMNS),
+        numeric_columns=("popularity", "duration_ms", *AUDIO_FEATURES),
         bool_columns=("explicit",),
         min_rows=91_049,
         max_rows=114_000,
@@ -127,9 +140,15 @@ def _is_gzip(path: Path) -> bool:
 
 
 def read_dataset(path: Path, **kwargs: Any) -> pd.DataFrame:
-    """Read a dataset CSV, plain or gzip (told by content, not name), without an index column."""
+    """The one reader of dataset CSVs: plain or gzip (told by content, not name), no index column.
+
+    Text is kept verbatim: only an empty cell is missing ("NA", "None" and "null" are names of
+    bands and songs), and track ids stay strings.
+    """
     compression = "gzip" if _is_gzip(path) else None
-    frame = pd.read_csv(path, compression=compression, **kwargs)
+    options: dict[str, Any] = {"keep_default_na": False, "na_values": [""], "dtype": {"track_id": str}}
+    options.update(kwargs)
+    frame = pd.read_csv(path, compression=compression, **options)
     if len(frame.columns) and _INDEX_COLUMN.match(str(frame.columns[0])):
         frame = frame.drop(columns=frame.columns[0])
     return frame
@@ -143,7 +162,7 @@ def check_schema(path: Path, spec: DatasetSpec) -> SchemaReport:
     if path.stat().st_size == 0:
         raise DatasetError(f"{name}: the file is empty")
     try:
-        frame = read_dataset(path, dtype={"track_id": str}, low_memory=False)
+        frame = read_dataset(path, low_memory=False)
     except (EOFError, OSError, gzip.BadGzipFile) as exc:
         raise DatasetError(f"{name}: cannot be read, the file looks truncated or corrupt ({exc})") from exc
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
@@ -196,16 +215,12 @@ def default_mirror(repo_root: Path) -> Path | None:
     return candidate if candidate.is_dir() else None
 
 
-def _progress_enabled(progress: bool) -> bool:
-    return progress and sys.stderr.isatty()
-
-
 async def ensure_datasets(
     raw_dir: Path,
     *,
     mirror: Path | None,
     urls: Mapping[str, str] = DEFAULT_URLS,
-    progress: bool = True,
+    progress: Bars = no_bars,
     specs: Mapping[str, DatasetSpec] = DATASETS,
     only: tuple[str, ...] | None = None,
     attempts: int = 5,
@@ -250,7 +265,7 @@ async def ensure_datasets(
     return out
 
 
-async def _copy_from_mirror(source: Path, target: Path, spec: DatasetSpec, *, progress: bool) -> None:
+async def _copy_from_mirror(source: Path, target: Path, spec: DatasetSpec, *, progress: Bars) -> None:
     part = target.with_name(target.name + ".part")
     log.info("copying %s from the mirror %s", spec.filename, source.parent)
     try:
@@ -261,19 +276,12 @@ async def _copy_from_mirror(source: Path, target: Path, spec: DatasetSpec, *, pr
     await _finish(part, target, spec)
 
 
-def _copy_file(source: Path, dest: Path, progress: bool) -> None:
+def _copy_file(source: Path, dest: Path, progress: Bars) -> None:
     total = source.stat().st_size
     with (
         source.open("rb") as src,
         dest.open("wb") as dst,
-        tqdm(
-            total=total,
-            unit="B",
-            unit_scale=True,
-            desc=source.name,
-            file=sys.stderr,
-            disable=not _progress_enabled(progress),
-        ) as bar,
+        progress(total=total, unit="B", unit_scale=True, desc=source.name) as bar,
     ):
         while chunk := src.read(1 << 20):
             dst.write(chunk)
@@ -335,7 +343,7 @@ async def download_dataset(
     target: Path,
     spec: DatasetSpec,
     *,
-    progress: bool = True,
+    progress: Bars = no_bars,
     attempts: int = 5,
     read_timeout: float = 60.0,
     retry_delay: float = 1.0,
@@ -378,7 +386,7 @@ def _size(path: Path) -> int:
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
 
-async def _fetch_once(http: aiohttp.ClientSession, url: str, part: Path, *, progress: bool) -> bool:
+async def _fetch_once(http: aiohttp.ClientSession, url: str, part: Path, *, progress: Bars) -> bool:
     """One request; True when `part` holds the whole file. Raises on HTTP errors and cut transfers."""
     have = await asyncio.to_thread(_size, part)
     # Byte offsets must be those of the file itself: no transfer compression.
@@ -414,14 +422,8 @@ async def _fetch_once(http: aiohttp.ClientSession, url: str, part: Path, *, prog
         received = 0
         with (
             part.open(mode) as fh,
-            tqdm(
-                total=total,
-                initial=start,
-                unit="B",
-                unit_scale=True,
-                desc=part.name.removesuffix(".part"),
-                file=sys.stderr,
-                disable=not _progress_enabled(progress),
+            progress(
+                total=total, initial=start, unit="B", unit_scale=True, desc=part.name.removesuffix(".part")
             ) as bar,
         ):
             async for chunk in resp.content.iter_chunked(_CHUNK):

@@ -1,0 +1,1 @@
+"""The data pipeline: datasets fetched and checked, training data collected through providers."""

@@ -1,0 +1,644 @@
+"""The recommender engine: the catalogue embedded once in memory and searched with numpy.
+
+`CatalogIndex` holds every track with audio features in two blocks:
+
+- audio (dense float32): the 12 Spotify features + duration, scaled robustly — z-scores for the
+  well-behaved ones, a quantile (rank) transform for the skewed ones (speechiness, acousticness,
+  instrumentalness, liveness), log duration, key as a point on the pitch circle (sin, cos) —
+  each column multiplied by its weight;
+- genre (sparse): per track, how likely it shares a genre with a query — 1 per dataset label
+  (damped for tracks filed under many genres), mixed with the genre model's probabilities when
+  given (top classes kept); a query carries a genre distribution q (the model's probabilities for
+  a new track, the labels of a catalogue track), so `block @ q` is the chance of a shared genre and
+  the squared distance grows by 2·w²·(1 − that chance). The earlier Hellinger embedding (√ of
+  both distributions, Bhattacharyya similarity) stays selectable (`genre_metric`); the evaluation
+  compares both (docs/recs-eval.md).
+
+A query is a point in the same space. For a track the catalogue never saw, its genre part comes
+from the model's probabilities, or else from the labels of its audio nearest neighbours.
+Search is a brute-force scan (a float32 mat-vec plus a sparse one), `argpartition` for a
+candidate pool, then the filters (excluded tracks, duplicate recordings, artist cap: at most 2
+tracks per artist in any window of 10, counting what was shown just before) and an MMR
+re-ranking whose strength is the familiar ↔ new dial (`diversity` in [0, 1]; away from the
+default 0.3 it also tilts towards popular tracks (0) or less-known ones (1)).
+
+Co-likes (`ml.recsys.colikes.CoLikeModel`) add item-item similarity from the likes matrix to the
+content score (passed to `search` as `boost`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any, Literal
+
+import numpy as np
+from scipy import sparse
+
+from ml.features import AUDIO_FEATURES
+from ml.recsys.scaling import RAW_COLUMNS, SCALED_COLUMNS, FeatureScaler, raw_row
+from ml.text import normalize, recording_key, song_key, split_artists
+
+NEUTRAL_DIVERSITY = 0.3
+ARTIST_CAP = 2
+ARTIST_WINDOW = 10
+
+
+@dataclass(frozen=True, slots=True)
+class EngineWeights:
+    """How much each part of the embedding counts (chosen by `services/rec_eval.py`)."""
+
+    features: Mapping[str, float] = field(
+        default_factory=lambda: MappingProxyType(
+            {
+                "danceability": 1.0,
+                "energy": 1.0,
+                "valence": 1.0,
+                "loudness": 0.8,
+                "tempo": 0.5,
+                "mode": 0.3,
+                "time_signature": 0.3,
+                "speechiness": 1.0,
+                "acousticness": 1.0,
+                "instrumentalness": 1.0,
+                "liveness": 0.4,
+                "key_sin": 0.2,
+                "key_cos": 0.2,
+                "log_duration": 0.4,
+            }
+        )
+    )
+    # genre, label_mix, label_damping: chosen on validation seeds by services/rec_eval.py (docs/recs-eval.md)
+    genre: float = 12.0  # weight of the genre block (0: audio only)
+    label_mix: float = 1.0  # a labelled catalogue track's genre vector: this share labels, the rest model probabilities
+    genre_top: int = 5  # model probabilities kept per catalogue track (the genre block is sparse)
+    # "match": a track's genre score is the probability that it shares a genre with the query — the
+    # query's genre distribution summed over the track's labels (mixed with its model probabilities);
+    # "hellinger": Bhattacharyya similarity of the two distributions.
+    genre_metric: Literal["match", "hellinger"] = "match"
+    # match: each label of a track carrying L labels counts L^-damping — 0 is the exact shared-genre
+    # chance, which lets tracks filed under many genres come back for every seed
+    label_damping: float = 0.25
+    knn_genre: int = 30  # neighbours voting the genre of a track that has neither labels nor probabilities
+    pool: int = 200  # candidate pool re-ranked after the distance scan
+    popularity_tilt: float = 0.15  # how far the familiar ↔ new dial tilts towards popular / less-known tracks
+    max_mmr: float = 0.6  # MMR weight of novelty at diversity = 1
+    artist_repeat: float = 0.1  # soft penalty per track of the same artist already in the window of 10
+
+    def __post_init__(self) -> None:
+        if self.genre_metric not in ("match", "hellinger"):
+            raise ValueError(f"genre_metric must be 'match' or 'hellinger', not {self.genre_metric!r}")
+
+    def with_(self, **changes: Any) -> EngineWeights:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEntry:
+    id: int
+    spotify_id: str
+    name: str
+    artists: tuple[str, ...]
+    album: str | None
+    explicit: bool | None
+    duration_ms: int | None
+    popularity: int
+    genres: tuple[str, ...]
+    features: Mapping[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    position: int  # row in the index
+    score: float  # higher is better
+    distance: float  # euclidean distance to the query in the embedding space
+    reason: str = "similar sound"
+
+
+@dataclass(slots=True)
+class Query:
+    """A point in the index's space; `genre` is None when the genre part is unknown."""
+
+    audio: np.ndarray
+    genre: np.ndarray | None
+    # Squared audio distances to the whole index, when already computed (not persisted).
+    audio_d2: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "audio": [round(float(x), 6) for x in self.audio],
+            "genre": None if self.genre is None else [round(float(x), 6) for x in self.genre],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Query:
+        genre = data.get("genre")
+        return cls(
+            np.asarray(data["audio"], dtype=np.float32),
+            None if genre is None else np.asarray(genre, dtype=np.float32),
+        )
+
+    def moved(self, target: Query, rate: float) -> Query:
+        """`self + rate · (target − self)` (rate < 0 pushes away)."""
+        audio = self.audio + rate * (target.audio - self.audio)
+        if self.genre is not None and target.genre is not None:
+            genre: np.ndarray | None = self.genre + rate * (target.genre - self.genre)
+        else:
+            genre = self.genre if self.genre is not None else target.genre
+        return Query(audio.astype(np.float32), None if genre is None else genre.astype(np.float32))
+
+
+class CatalogIndex:
+    """Every track with audio features, embedded once; searched with numpy."""
+
+    def __init__(
+        self,
+        *,
+        ids: Sequence[int],
+        spotify_ids: Sequence[str],
+        names: Sequence[str],
+        artists: Sequence[str],
+        raw: np.ndarray,
+        popularity: Sequence[float | None] | None = None,
+        genres: Sequence[Sequence[str]] | None = None,
+        proba: np.ndarray | None = None,
+        proba_classes: Sequence[str] | None = None,
+        weights: EngineWeights | None = None,
+        albums: Sequence[str | None] | None = None,
+        explicit: Sequence[bool | None] | None = None,
+    ) -> None:
+        n = len(ids)
+        if raw.shape != (n, len(RAW_COLUMNS)):
+            raise ValueError(f"raw must be (n, {len(RAW_COLUMNS)}), got {raw.shape}")
+        self.weights = weights or EngineWeights()
+        self.ids = np.asarray(ids, dtype=np.int64)
+        self.spotify_ids = list(spotify_ids)
+        self.names = list(names)
+        self.artists = list(artists)
+        # Kept so that a recommendation is built from memory, with no database round trip.
+        self.albums: list[str | None] = list(albums) if albums is not None else [None] * n
+        self.explicit: list[bool | None] = list(explicit) if explicit is not None else [None] * n
+        self.raw = np.asarray(raw, dtype=np.float64)
+        self.genres: list[tuple[str, ...]] = [tuple(g) for g in (genres or [()] * n)]
+        pop = np.asarray([np.nan if p is None else float(p) for p in (popularity or [None] * n)], dtype=np.float64)
+        self.popularity = np.where(np.isfinite(pop), pop, 0.0)
+        order = np.argsort(self.popularity, kind="stable")
+        pct = np.empty(n, dtype=np.float64)
+        pct[order] = (np.arange(n) + 0.5) / max(n, 1)
+        self.popularity_pct = pct.astype(np.float32)
+        self._pos = {int(t): i for i, t in enumerate(self.ids)}
+        self._spotify_pos = {s: i for i, s in enumerate(self.spotify_ids)}
+
+        # Keys: song (exact fold key), recording (looser) and artists, as small ints.
+        self._key_ids: dict[str, int] = {}
+        self.song_keys = np.asarray([self._key(song_key(a, t)) for a, t in zip(artists, names, strict=True)])
+        self.recording_keys = np.asarray(
+            [self._key("r:" + recording_key(a, t)) for a, t in zip(artists, names, strict=True)]
+        )
+        self._artist_ids: dict[str, int] = {}
+        self.track_artists: list[tuple[int, ...]] = [
+            tuple(dict.fromkeys(self._artist(a) for a in split_artists(line))) or (-1 - i,)
+            for i, line in enumerate(artists)
+        ]
+
+        self.main_artist = np.asarray([a[0] for a in self.track_artists], dtype=np.int64)
+
+        # Audio block.
+        self.scaler = FeatureScaler(self.raw)
+        self._audio_w = np.asarray([self.weights.features.get(c, 1.0) for c in SCALED_COLUMNS], dtype=np.float64)
+        self.audio = np.ascontiguousarray(self.scaler.transform(self.raw) * self._audio_w, dtype=np.float32)
+        self.audio_norm = np.einsum("ij,ij->i", self.audio, self.audio).astype(np.float32)
+
+        # Genre block: label distribution mixed with model probabilities, sqrt, PCA.
+        classes = list(proba_classes) if proba_classes is not None else sorted({g for gs in self.genres for g in gs})
+        self.classes = classes
+        self._class_pos = {c: i for i, c in enumerate(classes)}
+        labels = np.zeros((n, len(classes)), dtype=np.float64)
+        for i, gs in enumerate(self.genres):
+            known = [self._class_pos[g] for g in gs if g in self._class_pos]
+            if known:
+                labels[i, known] = 1.0 / len(known)
+        self.labels = sparse.csr_matrix(labels)
+        has_label = labels.sum(axis=1) > 0
+        self.has_label = has_label
+        self._n_labelled = int(has_label.sum())
+        if proba is not None:
+            proba = np.asarray(proba, dtype=np.float64)
+            if proba.shape != (n, len(classes)):
+                raise ValueError(f"proba must be (n, {len(classes)}), got {proba.shape}")
+            mix = self.weights.label_mix
+            dist = np.where(has_label[:, None], mix * labels + (1 - mix) * proba, proba)
+        else:
+            dist = labels
+        self.has_genre = has_label | (proba is not None)
+        self.has_proba = proba is not None
+        self._setup_genre_block(dist, labels > 0, proba)
+
+    # -- construction helpers -------------------------------------------------------------------
+
+    def _key(self, key: str) -> int:
+        return self._key_ids.setdefault(key, len(self._key_ids))
+
+    def _artist(self, name: str) -> int:
+        return self._artist_ids.setdefault(normalize(name) or name, len(self._artist_ids))
+
+    def _setup_genre_block(self, dist: np.ndarray, member: np.ndarray, proba: np.ndarray | None) -> None:
+        """The genre block: per track, its distribution (queries) and what a query is scored against.
+
+        hellinger: both are the square root of the distribution (top classes only);
+        match: the scored side is membership — 1 for each label, mixed with the model probabilities
+        (top classes) — so that `block @ q` is the chance the track shares a genre with a query whose
+        distribution is q.
+        """
+        n, k = dist.shape
+        self.genre_on = k > 0 and self.weights.genre > 0 and bool(self.has_genre.any())
+        if not self.genre_on:
+            self.genre = self.genre_dist = sparse.csr_matrix((n, k), dtype=np.float32)
+            return
+        top = self.weights.genre_top
+        dist = _top_normalized(dist, top)
+        if self.weights.genre_metric == "match":
+            self.genre_dist = sparse.csr_matrix(dist, dtype=np.float32)
+            labelled = member.any(axis=1, keepdims=True)
+            score = member / np.maximum(member.sum(axis=1, keepdims=True), 1.0) ** self.weights.label_damping
+            if proba is not None:
+                p, mix = _top_normalized(proba, top), self.weights.label_mix
+                score = np.where(labelled, mix * score + (1 - mix) * p, p)
+            self.genre = sparse.csr_matrix(score, dtype=np.float32)
+        else:
+            self.genre = self.genre_dist = sparse.csr_matrix(np.sqrt(dist), dtype=np.float32)
+
+    @classmethod
+    def from_rows(
+        cls,
+        rows: Iterable[Any],
+        genre_map: Mapping[int, Sequence[str]],
+        *,
+        proba: np.ndarray | None = None,
+        proba_classes: Sequence[str] | None = None,
+        weights: EngineWeights | None = None,
+    ) -> CatalogIndex:
+        """From `TrackRepository.feature_rows()` and `genre_map()`."""
+        rows = list(rows)
+        raw = np.asarray(
+            [[*(getattr(r, c) for c in AUDIO_FEATURES), r.duration_ms if r.duration_ms else math.nan] for r in rows],
+            dtype=np.float64,
+        ).reshape(len(rows), len(RAW_COLUMNS))
+        return cls(
+            ids=[r.id for r in rows],
+            spotify_ids=[r.spotify_id for r in rows],
+            names=[r.name for r in rows],
+            artists=[r.artists for r in rows],
+            raw=raw,
+            popularity=[r.popularity for r in rows],
+            genres=[genre_map.get(r.id, ()) for r in rows],
+            albums=[getattr(r, "album", None) for r in rows],
+            explicit=[getattr(r, "explicit", None) for r in rows],
+            proba=proba,
+            proba_classes=proba_classes,
+            weights=weights,
+        )
+
+    @classmethod
+    def from_frame(
+        cls,
+        frame: Any,
+        *,
+        proba: np.ndarray | None = None,
+        proba_classes: Sequence[str] | None = None,
+        weights: EngineWeights | None = None,
+    ) -> CatalogIndex:
+        """From a pandas frame with the dataset columns (+ `id`, `genres` as tuples; see `fold_frame`)."""
+        return cls(
+            ids=frame["id"].tolist(),
+            spotify_ids=frame["track_id"].tolist(),
+            names=frame["track_name"].fillna("").astype(str).tolist(),
+            artists=frame["artists"].fillna("").astype(str).tolist(),
+            raw=frame[list(RAW_COLUMNS)].to_numpy(dtype=np.float64),
+            popularity=frame["popularity"].tolist() if "popularity" in frame else None,
+            genres=frame["genres"].tolist(),
+            proba=proba,
+            proba_classes=proba_classes,
+            weights=weights,
+        )
+
+    def with_weights(
+        self, weights: EngineWeights, proba: np.ndarray | None = None, proba_classes: Sequence[str] | None = None
+    ) -> CatalogIndex:
+        """The same catalogue re-embedded with other weights (and optionally model probabilities)."""
+        return CatalogIndex(
+            ids=self.ids.tolist(),
+            spotify_ids=self.spotify_ids,
+            names=self.names,
+            artists=self.artists,
+            raw=self.raw,
+            popularity=self.popularity.tolist(),
+            genres=self.genres,
+            proba=proba,
+            proba_classes=proba_classes if proba is not None else None,
+            weights=weights,
+        )
+
+    # -- lookups ---------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def position(self, track_id: int) -> int | None:
+        return self._pos.get(int(track_id))
+
+    def position_of_spotify(self, spotify_id: str) -> int | None:
+        return self._spotify_pos.get(spotify_id)
+
+    def positions(self, track_ids: Iterable[int]) -> list[int]:
+        return [p for p in (self._pos.get(int(t)) for t in track_ids) if p is not None]
+
+    def keys_for(self, artists: str, name: str) -> set[int]:
+        """The song and recording keys of a track (to keep its other versions out of results)."""
+        keys = {
+            self._key_ids.get(song_key(artists, name), -1),
+            self._key_ids.get("r:" + recording_key(artists, name), -1),
+        }
+        return keys - {-1}
+
+    def signature(self) -> str:
+        """Changes when vectors from an older index would not fit this one."""
+        w = self.weights
+        text = repr(
+            (
+                sorted(w.features.items()),
+                w.genre,
+                w.label_mix,
+                w.genre_top,
+                w.genre_metric,
+                self.has_proba,
+                self.classes,
+            )
+        )
+        return f"{len(self)}:{hashlib.blake2b(text.encode(), digest_size=6).hexdigest()}"
+
+    def entry(self, position: int) -> CatalogEntry:
+        """What the index holds about one track (a recommendation is built from memory, no DB read)."""
+        raw = self.raw[position]
+        features = MappingProxyType({c: float(raw[i]) for i, c in enumerate(AUDIO_FEATURES)})
+        duration = raw[len(AUDIO_FEATURES)]
+        return CatalogEntry(
+            id=int(self.ids[position]),
+            spotify_id=self.spotify_ids[position],
+            name=self.names[position],
+            artists=split_artists(self.artists[position]),
+            album=self.albums[position],
+            explicit=self.explicit[position],
+            duration_ms=int(duration) if math.isfinite(duration) else None,
+            popularity=int(self.popularity[position]),
+            genres=self.genres[position],
+            features=features,
+        )
+
+    # -- embedding -------------------------------------------------------------------------------
+
+    def query_for(self, position: int) -> Query:
+        genre = self.genre_dist[position].toarray().ravel() if self.genre_on and self.has_genre[position] else None
+        if genre is None:
+            genre = self._knn_genre(self.audio[position])
+        return Query(self.audio[position].copy(), genre)
+
+    def query_for_features(
+        self,
+        features: Mapping[str, Any],
+        *,
+        duration_ms: float | None = None,
+        proba: np.ndarray | None = None,
+        genres: Sequence[str] = (),
+    ) -> Query:
+        """Embed a track the index has never seen; its genre comes from labels, proba or neighbours."""
+        return self.query_for_raw(raw_row(features, duration_ms)[None, :], proba=proba, genres=genres)
+
+    def embed_audio(self, raw: np.ndarray) -> np.ndarray:
+        """Audio-block vectors of raw rows (RAW_COLUMNS order)."""
+        return (self.scaler.transform(raw) * self._audio_w).astype(np.float32)
+
+    def query_for_raw(self, raw: np.ndarray, *, proba: np.ndarray | None = None, genres: Sequence[str] = ()) -> Query:
+        audio = self.embed_audio(raw)[0]
+        audio_d2 = self.audio_distances2(audio)
+        return Query(audio, self._genre_vector(audio, proba, genres, audio_d2), audio_d2)
+
+    def audio_distances2(self, audio: np.ndarray) -> np.ndarray:
+        """Squared distances in the audio block only (float32)."""
+        qa = audio.astype(np.float32, copy=False)
+        # einsum, not BLAS gemv: no thread start-up, steadier latency on a busy host.
+        return self.audio_norm - 2.0 * np.einsum("ij,j->i", self.audio, qa) + float(qa @ qa)
+
+    def _genre_vector(
+        self, audio: np.ndarray, proba: np.ndarray | None, genres: Sequence[str], audio_d2: np.ndarray | None = None
+    ) -> np.ndarray | None:
+        if not self.genre_on:
+            return None
+        k = len(self.classes)
+        dist = np.zeros(k)
+        known = [self._class_pos[g] for g in genres if g in self._class_pos]
+        if known:
+            dist[known] = 1.0 / len(known)
+        if proba is not None and len(proba) == k:
+            p = np.clip(np.asarray(proba, dtype=np.float64), 0.0, None)
+            p = p / p.sum() if p.sum() > 0 else p
+            mix = self.weights.label_mix
+            dist = mix * dist + (1 - mix) * p if known else p
+        if dist.sum() == 0:
+            return self._knn_genre(audio, audio_d2)
+        return self._embed_dist(dist)
+
+    def _embed_dist(self, dist: np.ndarray) -> np.ndarray:
+        dist = np.clip(np.asarray(dist, dtype=np.float64), 0.0, None)
+        dist = dist / dist.sum()
+        return (dist if self.weights.genre_metric == "match" else np.sqrt(dist)).astype(np.float32)
+
+    def genre_distribution(
+        self, audio: np.ndarray, k: int | None = None, audio_d2: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The label distribution of the audio-nearest labelled tracks (weighted by closeness)."""
+        k = min(k or self.weights.knn_genre, self._n_labelled)
+        if k == 0:
+            return np.zeros(len(self.classes))
+        d2 = self.audio_distances2(audio) if audio_d2 is None else audio_d2
+        if self._n_labelled < len(self):
+            d2 = np.where(self.has_label, d2, np.inf)
+        near = smallest(d2, k)
+        w = 1.0 / (1.0 + np.sqrt(np.maximum(d2[near], 0.0)))
+        votes = np.zeros(len(self.classes))
+        indptr, indices, data = self.labels.indptr, self.labels.indices, self.labels.data
+        for p, wp in zip(near.tolist(), w.tolist(), strict=True):
+            lo, hi = indptr[p], indptr[p + 1]
+            votes[indices[lo:hi]] += wp * data[lo:hi]
+        return votes / votes.sum() if votes.sum() > 0 else votes
+
+    def _knn_genre(self, audio: np.ndarray, audio_d2: np.ndarray | None = None) -> np.ndarray | None:
+        if not self.genre_on:
+            return None
+        dist = self.genre_distribution(audio, audio_d2=audio_d2)
+        return self._embed_dist(dist) if dist.sum() > 0 else None
+
+    # -- search ----------------------------------------------------------------------------------
+
+    def distances2(self, query: Query) -> np.ndarray:
+        """Squared distances of every track to the query (float32).
+
+        Genre part: 2w² · (1 − s), s the genre similarity in [0, 1] — the chance of a shared genre
+        ("match"), or Bhattacharyya: w² · ‖√p − √q‖² = w² · (2 − 2·BC(p, q)) ("hellinger"); tracks
+        without any genre count s = ½ · (the query's top genre share) ("match") or BC = ½.
+        """
+        d2 = self.audio_distances2(query.audio) if query.audio_d2 is None else query.audio_d2.copy()
+        if query.genre is not None and self.genre_on:
+            q = query.genre.astype(np.float32, copy=False)
+            if self.weights.genre_metric == "match":
+                q = np.clip(q, 0.0, None)
+                q = q / q.sum() if q.sum() > 0 else q
+                unknown = 0.5 * float(q.max(initial=0.0))
+            else:
+                unknown = 0.5
+            s = self.genre @ q
+            s = np.where(self.has_genre, s, unknown)
+            d2 += (2.0 * self.weights.genre**2) * (1.0 - s)
+        return d2
+
+    def search(
+        self,
+        query: Query,
+        n: int = 10,
+        *,
+        exclude: Iterable[int] = (),
+        exclude_keys: Iterable[int] = (),
+        recent: Sequence[int] = (),
+        diversity: float = 0.3,
+        boost: Mapping[int, tuple[float, str]] | None = None,
+        avoid: Sequence[int] = (),
+        alternatives: bool = False,
+        seed_artists: str | None = None,
+    ) -> list[Hit]:
+        """The next `n` tracks for `query`.
+
+        exclude: positions never to return (shown, skipped, the seed …); exclude_keys: recording
+        keys never to return (the seed's song); recent: positions shown just before, oldest first
+        (the artist window and MMR see them); boost: position → (extra relevance, reason), e.g.
+        co-likes; avoid: positions (skipped tracks) whose neighbourhood is pushed down;
+        alternatives: the hits are candidates for one next slot (a radio), not a list — each is
+        checked against `recent` only; seed_artists: the seed's ';'-separated artists, which count as
+        one track already in the artist window (so at most one more of theirs in the first ten).
+        """
+        if n <= 0 or len(self) == 0:
+            return []
+        d2 = self.distances2(query)
+        excluded = np.fromiter((int(p) for p in exclude), dtype=np.int64)
+        if excluded.size:
+            d2[excluded] = np.inf
+        pool = smallest(d2, min(len(self), max(self.weights.pool, 8 * n)))
+        if boost:
+            extra = np.fromiter((p for p in boost if np.isfinite(d2[p])), dtype=np.int64)
+            pool = np.union1d(pool, extra)
+        pool = pool[np.isfinite(d2[pool])]
+        if pool.size == 0:
+            return []
+        dist = np.sqrt(np.maximum(d2[pool], 0.0)).astype(np.float64)
+        # Similarity in (0, 1]: the scale is the distance of the pool's 10th nearest.
+        scale = float(np.partition(dist, min(9, dist.size - 1))[min(9, dist.size - 1)]) or 1.0
+        rel = np.exp(-0.5 * (dist / scale) ** 2)
+        diversity = min(max(float(diversity), 0.0), 1.0)
+        # Neutral on popularity at the default dial (0.3); familiar leans popular, new leans obscure.
+        tilt = self.weights.popularity_tilt * (NEUTRAL_DIVERSITY - diversity)
+        rel = rel + tilt * (self.popularity_pct[pool] - 0.5)
+        reasons = ["similar sound"] * pool.size
+        if boost:
+            for j, p in enumerate(pool.tolist()):
+                if p in boost:
+                    extra_score, why = boost[p]
+                    rel[j] += extra_score
+                    if extra_score > 0.05:
+                        reasons[j] = why
+        if len(avoid):
+            diff = self.audio[pool][:, None, :] - self.audio[list(avoid)][None, :, :]
+            rel -= 0.3 * np.exp(-0.5 * np.einsum("ijk,ijk->ij", diff, diff) / (scale**2)).sum(axis=1)
+        # Candidates best first, deterministic on ties (track id).
+        order = np.lexsort((self.ids[pool], -rel))
+        pool, rel, dist = pool[order], rel[order], dist[order]
+        reasons = [reasons[j] for j in order]
+
+        blocked_keys = set(exclude_keys)
+        window: list[tuple[int, ...]] = []
+        if seed_artists:
+            known = (self._artist_ids.get(normalize(a) or a) for a in split_artists(seed_artists))
+            window.append(tuple(a for a in known if a is not None))
+        window += [self.track_artists[p] for p in recent[-(ARTIST_WINDOW - 1) :]]
+        for p in recent:
+            blocked_keys.add(int(self.recording_keys[p]))
+            blocked_keys.add(int(self.song_keys[p]))
+        lam = self.weights.max_mmr * diversity
+        vectors = self.audio[pool]
+        # Novelty: distance to the nearest already chosen / recent track (in scale units).
+        novelty = np.full(pool.size, 2.0)
+        if len(recent):
+            diff = vectors[:, None, :] - self.audio[list(recent[-ARTIST_WINDOW:])][None, :, :]
+            near = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff).min(axis=1)) / scale
+            novelty = np.minimum(novelty, near)
+        main_artist = self.main_artist[pool]  # the soft penalty looks at main artists; the cap at all
+        alive = np.ones(pool.size, dtype=bool)
+        hits: list[Hit] = []
+        while len(hits) < n and alive.any():
+            counts: dict[int, int] = {}
+            for artists in window[-(ARTIST_WINDOW - 1) :]:
+                for a in artists:
+                    counts[a] = counts.get(a, 0) + 1
+            score = (1.0 - lam) * rel + lam * np.minimum(novelty, 2.0) / 2.0
+            if counts and self.weights.artist_repeat:
+                repeat = np.zeros(pool.size)
+                for a, c in counts.items():
+                    repeat[main_artist == a] += c
+                score = score - self.weights.artist_repeat * repeat
+            score = np.where(alive, score, -np.inf)
+            j = int(np.argmax(score))
+            alive[j] = False
+            p = int(pool[j])
+            if int(self.recording_keys[p]) in blocked_keys or int(self.song_keys[p]) in blocked_keys:
+                continue
+            if any(counts.get(a, 0) >= ARTIST_CAP for a in self.track_artists[p]):
+                continue
+            hits.append(Hit(p, float(score[j]), float(dist[j]), reasons[j]))
+            if alternatives:
+                continue
+            window.append(self.track_artists[p])
+            blocked_keys.add(int(self.recording_keys[p]))
+            blocked_keys.add(int(self.song_keys[p]))
+            if lam > 0:
+                diff = vectors - vectors[j]
+                novelty = np.minimum(novelty, np.sqrt(np.einsum("ij,ij->i", diff, diff)) / scale)
+        return hits
+
+
+def _top_normalized(dist: np.ndarray, top: int) -> np.ndarray:
+    """Each row keeps its `top` largest entries, renormalised to sum 1 (all-zero rows stay zero)."""
+    if dist.shape[1] > top:
+        cut = -np.partition(-dist, top - 1, axis=1)[:, top - 1 : top]
+        dist = np.where(dist >= cut, dist, 0.0)
+    total = dist.sum(axis=1, keepdims=True)
+    return np.divide(dist, total, out=np.zeros_like(dist, dtype=np.float64), where=total > 0)
+
+
+def smallest(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k smallest values (unordered), exactly; faster than a full argpartition.
+
+    A threshold from a strided sample keeps a few times k candidates; when fewer than k pass it,
+    fall back to the full partition.
+    """
+    n = values.size
+    if k >= n:
+        return np.arange(n)
+    if n > 4096 and k * 8 < n:
+        sample = values[:: n // 2048]
+        rank = min(sample.size - 1, int(np.ceil(3.0 * k / n * sample.size)))
+        threshold = np.partition(sample, rank)[rank]
+        candidates = np.flatnonzero(values <= threshold)
+        if k <= candidates.size:
+            return candidates[np.argpartition(values[candidates], k - 1)[:k]]
+    return np.argpartition(values, k - 1)[:k]

@@ -1,0 +1,87 @@
+"""The audio part of the recommender's space: robust per-feature scaling fitted on the catalogue.
+
+z-scores for the well-behaved features, a quantile (rank) transform for the skewed ones
+(speechiness, acousticness, instrumentalness, liveness), log duration, and key as a point on the
+pitch circle (sin, cos). `raw_row` turns a feature mapping into one raw row.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ml.features import AUDIO_FEATURES, FeatureError
+
+# Raw columns the scaler reads: the 12 audio features, then duration.
+RAW_COLUMNS: tuple[str, ...] = (*AUDIO_FEATURES, "duration_ms")
+_Z = ("danceability", "energy", "valence", "loudness", "tempo", "mode", "time_signature")
+_RANK = ("speechiness", "acousticness", "instrumentalness", "liveness")
+# Scaled columns, in matrix order.
+SCALED_COLUMNS: tuple[str, ...] = (*_Z, *_RANK, "key_sin", "key_cos", "log_duration")
+
+
+class FeatureScaler:
+    """Robust per-feature scaling fitted on the catalogue (applied to any row, known or new)."""
+
+    def __init__(self, raw: np.ndarray) -> None:
+        raw = np.asarray(raw, dtype=np.float64).reshape(-1, len(RAW_COLUMNS))
+        if raw.shape[0] == 0:
+            # An empty catalogue (before the import): a neutral scaler, so the service still starts.
+            raw = np.zeros((1, len(RAW_COLUMNS)))
+        self._col = {c: i for i, c in enumerate(RAW_COLUMNS)}
+        self._mean: dict[str, float] = {}
+        self._std: dict[str, float] = {}
+        for name in _Z:
+            col = raw[:, self._col[name]]
+            self._mean[name] = float(np.mean(col))
+            self._std[name] = float(np.std(col)) or 1.0
+        dur = np.log(np.clip(self._duration(raw), 1_000.0, None))
+        self._mean["log_duration"] = float(np.mean(dur))
+        self._std["log_duration"] = float(np.std(dur)) or 1.0
+        self._quantiles: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        levels = np.linspace(0.0, 1.0, 401)
+        for name in _RANK:
+            q = np.quantile(raw[:, self._col[name]], levels)
+            values, inverse = np.unique(q, return_inverse=True)
+            ranks = np.bincount(inverse, weights=levels) / np.bincount(inverse)
+            if len(values) == 1:
+                values, ranks = np.array([values[0], values[0] + 1.0]), np.array([0.5, 0.5])
+            self._quantiles[name] = (values, ranks)
+
+    def _duration(self, raw: np.ndarray) -> np.ndarray:
+        dur = raw[:, self._col["duration_ms"]]
+        fill = np.nanmedian(dur) if np.isfinite(dur).any() else 210_000.0
+        return np.where(np.isfinite(dur), dur, fill)
+
+    def transform(self, raw: np.ndarray) -> np.ndarray:
+        raw = np.atleast_2d(np.asarray(raw, dtype=np.float64))
+        out = np.empty((raw.shape[0], len(SCALED_COLUMNS)), dtype=np.float64)
+        for j, name in enumerate(_Z):
+            out[:, j] = np.clip((raw[:, self._col[name]] - self._mean[name]) / self._std[name], -4.0, 4.0)
+        for j, name in enumerate(_RANK, start=len(_Z)):
+            values, ranks = self._quantiles[name]
+            out[:, j] = (np.interp(raw[:, self._col[name]], values, ranks) - 0.5) * math.sqrt(12.0)
+        angle = raw[:, self._col["key"]] * (2.0 * math.pi / 12.0)
+        j = len(_Z) + len(_RANK)
+        # key = -1 (no key detected) lands on its own point; sqrt(2) makes sin/cos unit-variance.
+        out[:, j] = np.sin(angle) * math.sqrt(2.0)
+        out[:, j + 1] = np.cos(angle) * math.sqrt(2.0)
+        dur = np.log(np.clip(self._duration(raw), 1_000.0, None))
+        out[:, j + 2] = np.clip((dur - self._mean["log_duration"]) / self._std["log_duration"], -4.0, 4.0)
+        return out
+
+
+def raw_row(features: Mapping[str, Any], duration_ms: float | None = None) -> np.ndarray:
+    """One raw row (RAW_COLUMNS order) from a feature mapping; raises FeatureError if incomplete."""
+    try:
+        values = [float(features[c]) for c in AUDIO_FEATURES]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FeatureError({"features": "incomplete"}) from exc
+    if not all(math.isfinite(v) for v in values):
+        raise FeatureError({"features": "not finite numbers"})
+    dur = duration_ms if duration_ms is not None else features.get("duration_ms")
+    values.append(float(dur) if dur is not None else math.nan)
+    return np.asarray(values, dtype=np.float64)

@@ -1,0 +1,63 @@
+"""The recommender's offline evaluation as a use case: the dataset file, the product genre model and
+its held-out groups, run through `ml.recsys.evaluation` (`main.py evaluate-recs`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ml.predictor import ProbaModel, routed_proba
+from ml.recsys.evaluation import Report, run_evaluation
+from services.errors import EncoreError
+
+
+class EvaluationUnavailable(EncoreError):
+    code = "evaluation_unavailable"
+
+
+class RecommenderEvaluation:
+    """`dataset`: the 114-genre file; `model`: loads the product model (None: evaluate without one);
+    `holdout`: the model's held-out track ids (seeds come from them)."""
+
+    def __init__(self, dataset: Path, *, model: Callable[[], ProbaModel | None], holdout: Path | None) -> None:
+        self._dataset = dataset
+        self._model = model
+        self._holdout = holdout
+
+    async def run(
+        self,
+        *,
+        seeds: int = 1000,
+        validation: int = 500,
+        use_model: bool = True,
+        progress: Callable[[str], None] = lambda _m: None,
+    ) -> Report:
+        if not self._dataset.exists():
+            raise EvaluationUnavailable(f"{self._dataset} is missing: run `python main.py data`")
+        return await asyncio.to_thread(self._run, seeds, validation, use_model, progress)
+
+    def _run(self, seeds: int, validation: int, use_model: bool, progress: Callable[[str], None]) -> Report:
+        model = self._model() if use_model else None
+        proba_fn: Callable[[pd.DataFrame], np.ndarray] | None = None
+        if model is not None:
+            names = model.raw_inputs
+
+            def proba_fn(frame: pd.DataFrame) -> np.ndarray:
+                matrix = np.column_stack(
+                    [frame[c].to_numpy(dtype=np.float64) if c in frame else np.full(len(frame), np.nan) for c in names]
+                )
+                return routed_proba(model, matrix)
+
+        return run_evaluation(
+            self._dataset,
+            holdout=self._holdout if model is not None else None,
+            proba_fn=proba_fn,
+            proba_classes=model.classes if model is not None else None,
+            n_test=seeds,
+            n_validation=validation,
+            progress=progress,
+        )
