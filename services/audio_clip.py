@@ -389,7 +389,7 @@ def _decode_window(
         except av.error.FFmpegError as exc:  # decode from where we are and drop what precedes the window
             log.info("seek to %.1f s failed: %s", start, exc)
     resampler = av.AudioResampler(format="fltp", rate=rate)  # keeps the layout: we downmix ourselves
-    parts: list[np.ndarray] = []
+    buffer = np.empty(need, dtype=np.float32)  # the only buffer that grows with the clip
     have = 0
     at: float | None = None  # source time of the next resampled sample
     frames = errors = 0
@@ -404,7 +404,7 @@ def _decode_window(
         at += mono.shape[0] / rate
         if skip < mono.shape[0] and have < need:
             piece = mono[skip : skip + need - have]
-            parts.append(np.array(piece, dtype=np.float32))  # a copy: do not pin the whole block
+            buffer[have : have + piece.shape[0]] = piece
             have += piece.shape[0]
 
     for packet in container.demux(stream):
@@ -429,14 +429,18 @@ def _decode_window(
         if at is not None:
             for out in resampler.resample(None):
                 keep(out)
-    samples = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+    samples = buffer[:have]
     return _Window(samples=samples, frames=frames, errors=errors, decoded_seconds=decoded)
 
 
 def _levels(samples: np.ndarray) -> tuple[float, float]:
     """RMS and peak of the excerpt in dBFS (-200 for digital silence)."""
-    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
-    peak = float(np.max(np.abs(samples)))
+    energy = 0.0
+    for begin in range(0, len(samples), ENCODE_BLOCK):  # float64 sums without a float64 copy of the clip
+        block = samples[begin : begin + ENCODE_BLOCK].astype(np.float64)
+        energy += float(np.sum(block * block))  # not np.dot: BLAS threads would spin on a busy machine
+    rms = math.sqrt(energy / max(len(samples), 1))
+    peak = float(max(samples.max(), -samples.min())) if len(samples) else 0.0
     return _dbfs(rms), _dbfs(peak)
 
 
@@ -447,8 +451,16 @@ def _dbfs(value: float) -> float:
 # --- encoding ------------------------------------------------------------------------------------------
 
 
-def _pcm16(samples: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(samples * 32767.0), -32768, 32767).astype("<i2")
+ENCODE_BLOCK = 1152 * 16  # samples converted to 16-bit at a time (a multiple of MP3's frame size)
+
+
+def _pcm16_blocks(samples: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """(first sample, 16-bit block) pairs: converting block by block keeps no second copy of the clip."""
+    for begin in range(0, len(samples), ENCODE_BLOCK):
+        scaled = np.multiply(samples[begin : begin + ENCODE_BLOCK], np.float32(32767.0))
+        np.rint(scaled, out=scaled)
+        np.clip(scaled, -32768, 32767, out=scaled)
+        yield begin, scaled.astype("<i2")
 
 
 def _encode_wav(samples: np.ndarray, rate: int) -> bytes:
@@ -457,7 +469,8 @@ def _encode_wav(samples: np.ndarray, rate: int) -> bytes:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(rate)
-        out.writeframes(_pcm16(samples).tobytes())
+        for _, block in _pcm16_blocks(samples):
+            out.writeframesraw(block.tobytes())
     return buffer.getvalue()
 
 
@@ -466,10 +479,8 @@ def _encode_mp3(samples: np.ndarray, opts: ClipOptions) -> bytes:
     with av.open(buffer, mode="w", format="mp3") as out:
         stream = out.add_stream("libmp3lame", rate=opts.sample_rate, layout="mono")
         stream.bit_rate = opts.mp3_bit_rate
-        pcm = _pcm16(samples)
-        step = 1152 * 8
-        for begin in range(0, len(pcm), step):
-            frame = av.AudioFrame.from_ndarray(pcm[np.newaxis, begin : begin + step], format="s16", layout="mono")
+        for begin, block in _pcm16_blocks(samples):
+            frame = av.AudioFrame.from_ndarray(block[np.newaxis, :], format="s16", layout="mono")
             frame.sample_rate = opts.sample_rate
             frame.pts = begin
             out.mux(stream.encode(frame))
