@@ -260,7 +260,8 @@ async def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
             out.write(f"Because you chose {seed.title} ({', '.join(seed.genres) or 'no genre'}):\n")
             for rank, h in enumerate(hits, 1):
                 info = index.track_info(h.position)
-                out.write(f"{rank:2d}. {info.title}  [{', '.join(info.genres)}]  {info.spotify_url}\n")
+                link = info.spotify_url or info.deezer_url or ""
+                out.write(f"{rank:2d}. {info.title}  [{', '.join(info.genres)}]  {link}\n")
         return 0
     finally:
         if args.output:
@@ -284,7 +285,7 @@ def run_batch(index: CatalogIndex, args: argparse.Namespace, out: TextIO) -> int
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
         else:
             label = seed.get("spotify_id") or seed.get("track_id") or f"line {line_no}"
-            ids = ",".join(index.spotify_ids[h.position] for h in hits)
+            ids = ",".join(index.spotify_ids[h.position] or f"#{index.ids[h.position]}" for h in hits)
             titles = " | ".join(index.track_info(h.position).title for h in hits)
             out.write(f"{label}\t{ids}\t{titles}\n")
     if failures:

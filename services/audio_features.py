@@ -305,6 +305,8 @@ class AudioFeatureChain:
     async def for_track(self, track: TrackInfo) -> FeatureResult:
         if track.features is not None:
             return FeatureResult(_freeze(track.features), FeatureSource.CATALOG)
+        if track.spotify_id is None:  # Spotify and ReccoBeats look songs up by Spotify id only
+            return FeatureResult(None, FeatureSource.NONE, note=NOTE_UNKNOWN)
         return (await self.for_spotify_ids([track.spotify_id]))[track.spotify_id]
 
     async def for_spotify_ids(self, spotify_ids: Iterable[str]) -> dict[str, FeatureResult]:

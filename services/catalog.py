@@ -477,7 +477,9 @@ class CatalogImporter:
     async def _existing_tracks(session: AsyncSession) -> dict[str, dict[str, Any]]:
         cols = [_TRACKS.c.id, _TRACKS.c.spotify_id, *(_TRACKS.c[c] for c in VALUE_COLUMNS)]
         result = await session.execute(select(*cols))
-        return {row.spotify_id: dict(row._mapping) for row in result}
+        # Songs found through Deezer may have no Spotify id: keyed by a placeholder no dataset id
+        # can equal, they still take part in folding by search key.
+        return {row.spotify_id or f"#track-{row.id}": dict(row._mapping) for row in result}
 
     @staticmethod
     async def _existing_aliases(session: AsyncSession) -> dict[str, int]:
