@@ -91,6 +91,28 @@ class ReccoBeatsSettings(BaseSettings):
     api_url: str = "https://api.reccobeats.com/v1/"
     enabled: bool = True
     timeout: float = 5.0
+    # Uploading up to 5 MB and analysing it takes longer than a lookup.
+    analysis_timeout: float = 30.0
+
+
+class DeezerSettings(BaseSettings):
+    """Deezer's public API: keyless search, lookups and 30-second previews."""
+
+    model_config = _config("DEEZER_")
+
+    api_url: str = "https://api.deezer.com/"
+    enabled: bool = True
+    timeout: float = 5.0
+    max_retries: int = 3
+    max_retry_after: float = 10.0
+    # Deezer's quota is 50 requests per 5 s per IP address; with several processes on one
+    # address, divide it between them.
+    rate_limit: int = Field(default=50, ge=1)
+    rate_period: float = Field(default=5.0, gt=0)
+    # Where short links (deezer.page.link, link.deezer.com) are fetched; empty: the link itself.
+    short_link_url: str | None = None
+
+    _blank = field_validator("short_link_url", mode="before")(_blank_to_none)
 
 
 class HttpSettings(BaseSettings):
@@ -131,6 +153,7 @@ class Settings(BaseSettings):
     spotify: SpotifySettings = Field(default_factory=SpotifySettings)
     youtube: YouTubeSettings = Field(default_factory=YouTubeSettings)
     reccobeats: ReccoBeatsSettings = Field(default_factory=ReccoBeatsSettings)
+    deezer: DeezerSettings = Field(default_factory=DeezerSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
 
     @field_validator("log_format", mode="before")

@@ -75,7 +75,10 @@ class Track(Base):
     __tablename__ = "tracks"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    spotify_id: Mapped[str] = mapped_column(String(32), unique=True)
+    # Provider ids: a song found only on Deezer has no Spotify id, a catalogue song no Deezer id.
+    spotify_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    deezer_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    isrc: Mapped[str | None] = mapped_column(String(12), index=True)
     name: Mapped[str] = mapped_column(String(512))
     artists: Mapped[str] = mapped_column(String(1024))  # ';'-separated, as in the datasets
     album: Mapped[str | None] = mapped_column(String(512))
@@ -83,6 +86,10 @@ class Track(Base):
     explicit: Mapped[bool | None] = mapped_column(Boolean)
     popularity: Mapped[int | None] = mapped_column(Integer)
     source: Mapped[str] = mapped_column(String(16), default="catalog", server_default="catalog")
+    # Where the audio features came from: catalog / spotify / reccobeats / analysis (None: none yet).
+    features_source: Mapped[str | None] = mapped_column(String(16))
+    cover_url: Mapped[str | None] = mapped_column(String(512))
+    release_year: Mapped[int | None] = mapped_column(Integer)
     # Normalised "artist - title" used for folding duplicates and for search.
     search_key: Mapped[str] = mapped_column(String(1024), default="", server_default="")
 

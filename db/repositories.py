@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, bindparam, delete, func, select, update
+from sqlalchemy import Select, bindparam, delete, exists, func, literal, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import (
@@ -124,6 +125,55 @@ class TrackRepository:
 
     async def count(self) -> int:
         return int(await self._s.scalar(select(func.count()).select_from(Track)) or 0)
+
+    async def by_deezer_id(self, deezer_id: int) -> Track | None:
+        return await self._s.scalar(select(Track).where(Track.deezer_id == deezer_id))
+
+    async def upsert_provider_track(self, values: Mapping[str, Any]) -> tuple[Track, bool]:
+        """A track found through a provider (Deezer, Spotify): inserted unless a row with the same
+        Deezer id, Spotify id or ISRC exists. Returns (the row, whether this call created it).
+
+        One conditional statement, `INSERT … SELECT … WHERE NOT EXISTS (same ISRC) ON CONFLICT DO
+        NOTHING` (the unique Deezer and Spotify ids), so concurrent callers cannot both insert.
+        The ISRC is not unique in the schema (catalogue rows have none, and a recording can carry
+        one ISRC under several Deezer ids); on PostgreSQL a transaction-scoped advisory lock on the
+        ISRC serialises the NOT EXISTS check, and SQLite takes its write lock before the statement
+        reads. An existing row is returned as it is: nothing of it is overwritten.
+        """
+        table = Track.__table__
+        unknown = set(values) - {c.name for c in table.columns} | ({"id"} & set(values))
+        if unknown:
+            raise ValueError(f"not track columns: {sorted(unknown)}")
+        cols = dict(values)
+        if cols.get("deezer_id") is None and not cols.get("spotify_id"):
+            raise ValueError("a provider track needs a Deezer id or a Spotify id")
+        if not cols.get("name") or cols.get("artists") is None:
+            raise ValueError("a provider track needs a name and artists")
+        cols.setdefault("created_at", utcnow())
+        isrc = cols.get("isrc") or None
+        if isrc is not None and self._s.get_bind().dialect.name == "postgresql":
+            await self._s.execute(select(func.pg_advisory_xact_lock(func.hashtext("isrc:" + isrc))))
+        names = list(cols)
+        source = select(*(literal(cols[n], type_=table.c[n].type).label(n) for n in names))
+        # A WHERE is needed anyway: SQLite would read "SELECT … ON CONFLICT" as a join constraint.
+        source = source.where(~exists().where(table.c.isrc == isrc) if isrc is not None else true())
+        stmt = dialect_insert(self._s, Track).from_select(names, source).on_conflict_do_nothing()
+        result = cast("CursorResult[Any]", await self._s.execute(stmt))
+        created = bool(result.rowcount)
+        row = await self._provider_match(cols.get("deezer_id"), cols.get("spotify_id") or None, isrc)
+        if row is None:  # cannot happen: the insert either wrote a row or hit one of these
+            raise RuntimeError("provider track upsert found no row")
+        return row, created
+
+    async def _provider_match(self, deezer_id: int | None, spotify_id: str | None, isrc: str | None) -> Track | None:
+        for column, value in ((Track.deezer_id, deezer_id), (Track.spotify_id, spotify_id), (Track.isrc, isrc)):
+            if value is None:
+                continue
+            stmt = select(Track).where(column == value).order_by(Track.id).limit(1)
+            row = await self._s.scalar(stmt.execution_options(populate_existing=True))
+            if row is not None:
+                return row
+        return None
 
     async def add(self, track: Track) -> Track:
         self._s.add(track)
@@ -370,11 +420,12 @@ class CatalogRepository:
         self._s = session
 
     async def tracks(self, columns: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Every track by Spotify id: `id`, `spotify_id` and `columns`."""
+        """Every track by Spotify id: `id`, `spotify_id` and `columns`. Songs found through Deezer may have
+        no Spotify id: keyed by a placeholder no dataset id can equal, they still fold by song key."""
         table = Track.__table__
         cols = [table.c.id, table.c.spotify_id, *(table.c[c] for c in columns)]
-        result = await self._s.execute(select(*cols).where(table.c.spotify_id.is_not(None)))
-        return {row.spotify_id: dict(row._mapping) for row in result}
+        result = await self._s.execute(select(*cols))
+        return {row.spotify_id or f"#track-{row.id}": dict(row._mapping) for row in result}
 
     async def aliases(self) -> dict[str, int]:
         result = await self._s.execute(select(TrackAlias.spotify_id, TrackAlias.track_id))

@@ -43,6 +43,9 @@ def do_run_migrations(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,
         compare_type=True,
+        # One transaction per migration: SQLite's PRAGMA foreign_keys (needed around table
+        # rebuilds, see 0002) only takes effect between transactions.
+        transaction_per_migration=True,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -9,13 +9,21 @@ ReccoBeats (https://api.reccobeats.com/v1/audio-features?ids=…) is free and ke
 ``{"content": [{"id": <uuid>, "href": "https://open.spotify.com/track/<id>", "danceability": …}]}``.
 It has no `time_signature`; Encore fills in 4 (the value of ~90 % of the 114-genre dataset) and
 records that in the cached answer (`imputed`).
+
+ReccoBeats also analyses audio itself: `POST {api_url}analysis/audio-features`, multipart with the
+file in the field `audioFile` (at most 5 MB; MP3, OGG Vorbis, AIFF/AIFC or WAV; it analyses about
+the first 30 s), answering nine values: acousticness, danceability, energy, instrumentalness,
+liveness, loudness, speechiness, tempo, valence — no key, mode or time signature.
+`ReccoBeatsClient.analyse_audio` checks size and format before sending anything.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import io
 import logging
+import math
 import random
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,7 +39,7 @@ from db.models import AUDIO_FEATURE_COLUMNS
 from db.repositories import TrackRepository
 from services.cache import MISS, CacheService
 from services.dto import TrackInfo
-from services.errors import ProviderUnavailable
+from services.errors import AudioNotAnalysable, ProviderUnavailable
 from services.spotify import SpotifyClient, features_from_mapping
 
 log = logging.getLogger(__name__)
@@ -40,6 +48,40 @@ NS_FEATURES = "features"
 RECCOBEATS_BATCH = 40
 DEFAULT_TIME_SIGNATURE = 4.0
 _SPOTIFY_TRACK_HREF = re.compile(r"open\.spotify\.com/track/([0-9A-Za-z]{22})")
+
+# What `POST analysis/audio-features` answers, in this order.
+ANALYSIS_FEATURES = (
+    "acousticness",
+    "danceability",
+    "energy",
+    "instrumentalness",
+    "liveness",
+    "loudness",
+    "speechiness",
+    "tempo",
+    "valence",
+)
+MAX_ANALYSIS_BYTES = 5 * 1024 * 1024
+ANALYSIS_FIELD = "audioFile"
+
+
+def sniff_audio(data: bytes) -> tuple[str, str] | None:
+    """(content type, file extension) of audio ReccoBeats can analyse, from the file's first bytes;
+    None for anything else (pictures, documents, AAC/M4A, FLAC, Ogg Opus …)."""
+    head = data[:64]
+    if head[:4] == b"OggS":
+        # The first page carries the codec's identification header at byte 28.
+        return ("audio/ogg", "ogg") if head[28:35] == b"\x01vorbis" else None
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return ("audio/wav", "wav")
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return ("audio/aiff", "aiff")
+    if head[:3] == b"ID3":
+        return ("audio/mpeg", "mp3")
+    # An MPEG audio frame: 11 sync bits, then a layer that is not 00 (00 is AAC's ADTS).
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and (head[1] >> 1) & 0x03:
+        return ("audio/mpeg", "mp3")
+    return None
 
 
 class FeatureSource(enum.StrEnum):
@@ -71,8 +113,15 @@ class ReccoBeatsClient:
         timeout: float = 5.0,
         max_retries: int = 2,
         max_retry_after: float = 10.0,
+        *,
+        analysis_timeout: float = 30.0,
+        max_upload_bytes: int = MAX_ANALYSIS_BYTES,
     ) -> None:
-        self._url = (api_url if api_url.endswith("/") else api_url + "/") + "audio-features"
+        base = api_url if api_url.endswith("/") else api_url + "/"
+        self._url = base + "audio-features"
+        self._analysis_url = base + "analysis/audio-features"
+        self._analysis_timeout = aiohttp.ClientTimeout(total=analysis_timeout)
+        self._max_upload_bytes = max_upload_bytes
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_retries = max(0, max_retries)
         self._max_retry_after = max_retry_after
@@ -129,6 +178,67 @@ class ReccoBeatsClient:
             attempt += 1
             log.info("reccobeats %s, retry %d in %.2fs", failure, attempt, delay)
             await asyncio.sleep(delay)
+
+    async def analyse_audio(self, data: bytes) -> Mapping[str, float]:
+        """The nine values ReccoBeats computes from an audio file (its first ~30 s).
+
+        Raises `AudioNotAnalysable` for an empty file, one over 5 MB, one that is not MP3 / OGG
+        Vorbis / AIFF / WAV (checked before sending), or one ReccoBeats refuses (4xx);
+        `ProviderUnavailable` when it cannot answer (429 beyond the wait cap, 5xx, timeouts).
+        """
+        if not data:
+            raise AudioNotAnalysable("The audio file is empty.", "empty")
+        if len(data) > self._max_upload_bytes:
+            mb = self._max_upload_bytes / (1024 * 1024)
+            raise AudioNotAnalysable(f"The audio file is larger than {mb:g} MB.", "too_large")
+        kind = sniff_audio(data)
+        if kind is None:
+            raise AudioNotAnalysable(
+                "That is not audio I can analyse (MP3, OGG Vorbis, AIFF or WAV).", "unsupported_format"
+            )
+        content_type, extension = kind
+        attempt = 0
+        while True:
+            self.calls += 1
+            retry_after: float | None = None
+            form = aiohttp.FormData()
+            # A BytesIO, not bytes: aiohttp streams it instead of warning about a large raw body.
+            form.add_field(ANALYSIS_FIELD, io.BytesIO(data), filename=f"audio.{extension}", content_type=content_type)
+            try:
+                async with self._http().post(self._analysis_url, data=form, timeout=self._analysis_timeout) as resp:
+                    if resp.status == 200:
+                        return _parse_analysis(await resp.json(content_type=None))
+                    if resp.status == 413:
+                        raise AudioNotAnalysable("ReccoBeats says the audio file is too large.", "too_large")
+                    if resp.status in (400, 415, 422):
+                        raise AudioNotAnalysable("ReccoBeats could not analyse that audio file.", "rejected")
+                    if resp.status not in (429, 500, 502, 503, 504):
+                        raise ProviderUnavailable(f"ReccoBeats answered HTTP {resp.status}")
+                    retry_after = _float(resp.headers.get("Retry-After"))
+                    failure = f"HTTP {resp.status}"
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                failure = type(exc).__name__
+            if attempt >= self._max_retries or (retry_after is not None and retry_after > self._max_retry_after):
+                log.warning("reccobeats analysis unavailable (%s)", failure)
+                raise ProviderUnavailable("ReccoBeats is unavailable right now")
+            delay = retry_after if retry_after is not None else min(4.0, 0.25 * 2**attempt) * (0.5 + random.random())
+            attempt += 1
+            log.info("reccobeats analysis %s, retry %d in %.2fs", failure, attempt, delay)
+            await asyncio.sleep(delay)
+
+
+def _parse_analysis(data: Any) -> Mapping[str, float]:
+    values: dict[str, float] = {}
+    if isinstance(data, Mapping):
+        for name in ANALYSIS_FEATURES:
+            value = _float(data.get(name))
+            if value is None or not math.isfinite(value):
+                break
+            values[name] = value
+    if len(values) != len(ANALYSIS_FEATURES):
+        log.warning("reccobeats analysis answer lacks values")
+        raise ProviderUnavailable("ReccoBeats answered something unexpected")
+    return MappingProxyType(values)
 
 
 def _float(value: Any) -> float | None:
@@ -195,6 +305,8 @@ class AudioFeatureChain:
     async def for_track(self, track: TrackInfo) -> FeatureResult:
         if track.features is not None:
             return FeatureResult(_freeze(track.features), FeatureSource.CATALOG)
+        if track.spotify_id is None:  # Spotify and ReccoBeats look songs up by Spotify id only
+            return FeatureResult(None, FeatureSource.NONE, note=NOTE_UNKNOWN)
         return (await self.for_spotify_ids([track.spotify_id]))[track.spotify_id]
 
     async def for_spotify_ids(self, spotify_ids: Iterable[str]) -> dict[str, FeatureResult]:

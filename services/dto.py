@@ -24,7 +24,7 @@ T = TypeVar("T")
 @dataclass(frozen=True, slots=True)
 class TrackInfo:
     id: int  # Encore's internal id (what callbacks and the API carry)
-    spotify_id: str
+    spotify_id: str | None  # None: a song known only through Deezer
     name: str
     artists: tuple[str, ...]
     album: str | None = None
@@ -34,6 +34,11 @@ class TrackInfo:
     genres: tuple[str, ...] = ()  # labels from the dataset, when known
     features: Mapping[str, float] | None = None  # None: no audio features known
     source: str = "catalog"
+    deezer_id: int | None = None
+    isrc: str | None = None
+    cover_url: str | None = None
+    year: int | None = None
+    features_source: str | None = None  # catalog / spotify / reccobeats / analysis
 
     @property
     def artist_line(self) -> str:
@@ -44,8 +49,12 @@ class TrackInfo:
         return f"{self.artist_line} — {self.name}"
 
     @property
-    def spotify_url(self) -> str:
-        return f"https://open.spotify.com/track/{self.spotify_id}"
+    def spotify_url(self) -> str | None:
+        return f"https://open.spotify.com/track/{self.spotify_id}" if self.spotify_id else None
+
+    @property
+    def deezer_url(self) -> str | None:
+        return f"https://www.deezer.com/track/{self.deezer_id}" if self.deezer_id else None
 
     @property
     def youtube_search_url(self) -> str:
@@ -84,6 +93,11 @@ class TrackInfo:
             genres=tuple(g.genre for g in row.genres) if "genres" in row.__dict__ else (),
             features=features,
             source=row.source,
+            deezer_id=row.deezer_id,
+            isrc=row.isrc,
+            cover_url=row.cover_url,
+            year=row.release_year,
+            features_source=row.features_source,
         )
 
 

@@ -53,5 +53,18 @@ class ProviderUnavailable(EncoreError):
     code = "provider_unavailable"
 
 
+class AudioNotAnalysable(EncoreError):
+    """An audio file the analysis provider cannot take: too large, empty, not audio, or refused by it.
+
+    `reason` is one of "empty", "too_large", "unsupported_format", "rejected".
+    """
+
+    code = "audio_not_analysable"
+
+    def __init__(self, message: str, reason: str = "rejected") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class ModelNotReady(EncoreError):
     code = "model_not_ready"

@@ -2,8 +2,10 @@
 
 `parse_input` recognises free text ("artist - title", "title by artist", any order, any script),
 Spotify track links (open.spotify.com/track/…, with `intl-xx/` segments and query strings),
-Spotify URIs (`spotify:track:…`), bare 22-character Spotify ids and YouTube / YouTube Music
-video links. Album, playlist, artist, podcast and other links get a specific, friendly message.
+Spotify URIs (`spotify:track:…`), bare 22-character Spotify ids, YouTube / YouTube Music
+video links, Deezer track links (deezer.com/track/…, with language segments like `/en/`) and
+Deezer short links (deezer.page.link, link.deezer.com/s/…; `DeezerClient.resolve_short_link`
+follows them). Album, playlist, artist, podcast and other links get a specific, friendly message.
 It never raises: whatever the text, the answer is a `ParsedInput`.
 """
 
@@ -20,16 +22,22 @@ MAX_URL_CHARS = 2048
 
 SPOTIFY_ID_RE = re.compile(r"^[0-9A-Za-z]{22}$")
 YOUTUBE_ID_RE = re.compile(r"^[0-9A-Za-z_-]{11}$")
+DEEZER_ID_RE = re.compile(r"^[0-9]{1,19}$")
+DEEZER_MAX_ID = 2**63 - 1  # the `tracks.deezer_id` column is a BigInteger
+DEEZER_SHORT_HOSTS = frozenset({"deezer.page.link", "dzr.page.link", "link.deezer.com"})
 
 # A URL anywhere in the text: with a scheme, or one of the hosts we know written without one.
 _URL_RE = re.compile(
     r"(?:https?://[^\s<>\"']+)"
-    r"|(?:(?<![\w.])(?:(?:open|play)\.spotify\.com|spotify\.link|(?:www\.|m\.|music\.)?youtube\.com|youtu\.be)"
+    r"|(?:(?<![\w.])(?:(?:open|play)\.spotify\.com|spotify\.link|(?:www\.|m\.|music\.)?youtube\.com|youtu\.be"
+    r"|(?:www\.)?deezer\.com|deezer\.page\.link|dzr\.page\.link|link\.deezer\.com)"
     r"/[^\s<>\"']*)",
     re.IGNORECASE,
 )
 _URI_RE = re.compile(r"\bspotify:([A-Za-z]+)(?::([A-Za-z0-9]+))?(?::([A-Za-z]+):([A-Za-z0-9]+))?", re.IGNORECASE)
 _INTL_RE = re.compile(r"^intl-[a-z]{2}(?:-[a-z]{2})?$", re.IGNORECASE)
+_DEEZER_LANG_RE = re.compile(r"^[a-z]{2}(?:-[a-z]{2})?$", re.IGNORECASE)
+_DEEZER_SHORT_CODE_RE = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 
 # "artist - title" separators (hyphen, en and em dash, surrounded by spaces) and "title by artist".
 _DASH_RE = re.compile(r"\s+[-–—]+\s+|\s*[–—]\s*")
@@ -49,6 +57,8 @@ class InputKind(enum.StrEnum):
     TEXT = "text"
     SPOTIFY_TRACK = "spotify_track"
     YOUTUBE_VIDEO = "youtube_video"
+    DEEZER_TRACK = "deezer_track"
+    DEEZER_SHORT = "deezer_short"  # a short link that redirects; resolved by the Deezer client
     UNSUPPORTED = "unsupported"
     INVALID = "invalid"
 
@@ -61,6 +71,8 @@ class ParsedInput:
     title: str | None = None
     spotify_id: str | None = None  # SPOTIFY_TRACK
     video_id: str | None = None  # YOUTUBE_VIDEO
+    deezer_id: int | None = None  # DEEZER_TRACK
+    short_url: str | None = None  # DEEZER_SHORT: the link, normalised to https://<host>/<path>
     unsupported: str | None = None  # UNSUPPORTED: album, playlist, artist, podcast, episode, link …
     message: str | None = None  # UNSUPPORTED / INVALID: what to tell the user
 
@@ -80,7 +92,7 @@ _SPOTIFY_KIND_MESSAGES = {
 }
 _SPOTIFY_KIND_NAMES = {"show": "podcast", "episode": "podcast", "chapter": "audiobook"}
 
-MSG_EMPTY = 'Send me a song: "artist - title", a Spotify track link or a YouTube link.'
+MSG_EMPTY = 'Send me a song: "artist - title", a Spotify or Deezer track link, or a YouTube link.'
 MSG_TOO_LONG = (
     f"That's too long for a song search (more than {MAX_QUERY_CHARS} characters). Send just the artist and title."
 )
@@ -96,9 +108,22 @@ MSG_YT_CHANNEL = 'That\'s a YouTube channel. Send me one of its videos, or "arti
 MSG_YT_ALBUM = 'That\'s a YouTube Music album. Send me one song from it, or "artist - title".'
 MSG_YT_OTHER = 'I can\'t read that YouTube page. Send a video link (youtube.com/watch?v=…) or "artist - title".'
 MSG_OTHER_LINK = (
-    "I can only read Spotify track links and YouTube / YouTube Music video links. "
+    "I can only read Spotify track links, Deezer track links and YouTube / YouTube Music video links. "
     'Send one of those, or "artist - title".'
 )
+_DEEZER_KIND_MESSAGES = {
+    "album": "That's a Deezer album link. Send me a link to one track from it, or its artist and title.",
+    "playlist": "That's a Deezer playlist link. Send me a link to one track from it, or its artist and title.",
+    "artist": 'That\'s a Deezer artist page. Send me one of their tracks (a link or "artist - title").',
+    "show": 'That\'s a podcast. I recommend music: send me a song link or "artist - title".',
+    "episode": 'That\'s a podcast episode. I recommend music: send me a song link or "artist - title".',
+    "profile": 'That\'s a Deezer profile. Send me a track link or "artist - title".',
+    "radio": 'That\'s a Deezer radio or mix. Send me a link to one track, or "artist - title".',
+    "mixes": 'That\'s a Deezer radio or mix. Send me a link to one track, or "artist - title".',
+}
+_DEEZER_KIND_NAMES = {"show": "podcast", "episode": "podcast", "profile": "user", "mixes": "radio"}
+MSG_BAD_DEEZER_ID = "That Deezer link has no valid track id. Copy the link again with Share → Copy link."
+MSG_DEEZER_OTHER = 'I can\'t read that Deezer page. Send a track link (deezer.com/track/…) or "artist - title".'
 
 
 def _invalid(message: str) -> ParsedInput:
@@ -202,6 +227,11 @@ def _parse_url(raw: str) -> ParsedInput:
                 return ParsedInput(InputKind.SPOTIFY_TRACK, spotify_id=ident)
             return _invalid(MSG_BAD_SPOTIFY_ID)
         return _spotify_unsupported(kind)
+    if host in DEEZER_SHORT_HOSTS:
+        return _parse_deezer_short(host, segments)
+    if host == "deezer.com" or host.endswith(".deezer.com"):
+        return _parse_deezer(segments)
+
     if host in ("spotify.link", "spotify.app.link"):
         return _unsupported("short_link", MSG_SPOTIFY_SHORT)
     if host.endswith("spotify.com"):
@@ -216,6 +246,34 @@ def _parse_url(raw: str) -> ParsedInput:
         return _parse_youtube(segments, query)
 
     return _unsupported("link", MSG_OTHER_LINK)
+
+
+def _parse_deezer(segments: list[str]) -> ParsedInput:
+    """www.deezer.com/[<lang>/]<kind>/<id>: `/track/3135556`, `/en/track/…`, `/us/album/…`."""
+    if segments and _DEEZER_LANG_RE.match(segments[0]) and segments[0].lower() not in _DEEZER_KIND_MESSAGES:
+        segments = segments[1:]
+    if not segments:
+        return _unsupported("link", MSG_DEEZER_OTHER)
+    kind = segments[0].lower()
+    if kind == "track":
+        ident = segments[1] if len(segments) > 1 else ""
+        if DEEZER_ID_RE.match(ident) and 0 < int(ident) <= DEEZER_MAX_ID:
+            return ParsedInput(InputKind.DEEZER_TRACK, deezer_id=int(ident))
+        return _invalid(MSG_BAD_DEEZER_ID)
+    if kind in _DEEZER_KIND_MESSAGES:
+        return _unsupported(_DEEZER_KIND_NAMES.get(kind, kind), _DEEZER_KIND_MESSAGES[kind])
+    return _unsupported("link", MSG_DEEZER_OTHER)
+
+
+def _parse_deezer_short(host: str, segments: list[str]) -> ParsedInput:
+    """deezer.page.link/<code>, dzr.page.link/<code>, link.deezer.com/s/<code>."""
+    prefix = ["s"] if host == "link.deezer.com" else []
+    if segments[: len(prefix)] != prefix or len(segments) != len(prefix) + 1:
+        return _unsupported("link", MSG_DEEZER_OTHER)
+    code = segments[-1]
+    if not _DEEZER_SHORT_CODE_RE.match(code):
+        return _unsupported("link", MSG_DEEZER_OTHER)
+    return ParsedInput(InputKind.DEEZER_SHORT, short_url="/".join([f"https://{host}", *prefix, code]))
 
 
 def _parse_youtube(segments: list[str], query: dict[str, list[str]]) -> ParsedInput:

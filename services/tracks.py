@@ -43,6 +43,8 @@ MSG_NOT_FOUND = 'I couldn\'t find that song. Check the spelling, or send "artist
 MSG_ID_UNKNOWN = "That track isn't in my catalogue, and I can't look it up on Spotify right now."
 MSG_ID_NOT_ON_SPOTIFY = "Spotify doesn't know that track id. Copy the link again with Share → Copy link."
 MSG_YT_UNREADABLE = "I can't read that YouTube video's title right now. Send me its artist and title as text instead."
+# Until DeezerClient is wired in here, a Deezer link gets a clear answer rather than an empty search.
+MSG_DEEZER_LINK = "I can't open Deezer links yet. Send me the song's \"artist - title\" instead."
 NOTICE_SPOTIFY_DOWN = "Spotify is unreachable right now, so these are matches from my catalogue only."
 NOTICE_FROM_VIDEO = "Matched using the video title “{}”."
 NOTE_NO_FEATURES = (
@@ -99,6 +101,8 @@ class TrackService:
             return Resolution(ResolutionKind.INVALID, message=parsed.message)
         if parsed.kind is InputKind.UNSUPPORTED:
             return Resolution(ResolutionKind.UNSUPPORTED, message=parsed.message)
+        if parsed.kind in (InputKind.DEEZER_TRACK, InputKind.DEEZER_SHORT):
+            return Resolution(ResolutionKind.UNSUPPORTED, message=MSG_DEEZER_LINK)
         if parsed.kind is InputKind.SPOTIFY_TRACK:
             assert parsed.spotify_id is not None
             resolution = await self._resolve_spotify_id(parsed.spotify_id)

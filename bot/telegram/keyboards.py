@@ -189,7 +189,8 @@ def links_keyboard(
     """URL buttons only: for messages posted into other chats (inline mode), where our callbacks don't belong."""
     kb = InlineKeyboardBuilder()
     kb.button(text=labels("btn_youtube"), url=youtube_url)
-    kb.button(text=labels("btn_spotify"), url=track.spotify_url)
+    if track.spotify_url:
+        kb.button(text=labels("btn_spotify"), url=track.spotify_url)
     if deep_link:
         kb.button(text=labels("btn_open_bot"), url=deep_link)
     kb.adjust(2, 1)

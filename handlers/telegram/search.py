@@ -112,7 +112,13 @@ def _pack(track: TrackInfo) -> dict[str, Any]:
 
 
 def _unpack(data: dict[str, Any]) -> TrackInfo:
-    return TrackInfo(id=int(data["id"]), spotify_id=str(data["s"]), name=str(data["n"]), artists=tuple(data["a"]))
+    spotify_id = data.get("s")
+    return TrackInfo(
+        id=int(data["id"]),
+        spotify_id=str(spotify_id) if spotify_id else None,
+        name=str(data["n"]),
+        artists=tuple(data["a"]),
+    )
 
 
 def create_router() -> Router:

@@ -99,7 +99,7 @@ class EngineWeights:
 @dataclass(frozen=True, slots=True)
 class CatalogEntry:
     id: int
-    spotify_id: str
+    spotify_id: str | None
     name: str
     artists: tuple[str, ...]
     album: str | None
@@ -158,7 +158,7 @@ class CatalogIndex:
         self,
         *,
         ids: Sequence[int],
-        spotify_ids: Sequence[str],
+        spotify_ids: Sequence[str | None],
         names: Sequence[str],
         artists: Sequence[str],
         raw: np.ndarray,
@@ -190,7 +190,7 @@ class CatalogIndex:
         pct[order] = (np.arange(n) + 0.5) / max(n, 1)
         self.popularity_pct = pct.astype(np.float32)
         self._pos = {int(t): i for i, t in enumerate(self.ids)}
-        self._spotify_pos = {s: i for i, s in enumerate(self.spotify_ids)}
+        self._spotify_pos = {s: i for i, s in enumerate(self.spotify_ids) if s}
 
         # Keys: song (exact fold key), recording (looser) and artists, as small ints.
         self._key_ids: dict[str, int] = {}
