@@ -123,7 +123,12 @@ async def _build_providers(c: Container) -> None:
     if youtube_key is None:
         log.info("YOUTUBE_API_KEY is not set: track cards link to a YouTube search")
     youtube = YouTubeService(
-        cache, youtube_key, s.youtube.api_url, timeout=s.youtube.timeout, cache_days=s.youtube.cache_days
+        cache,
+        youtube_key,
+        s.youtube.api_url,
+        timeout=s.youtube.timeout,
+        cache_days=s.youtube.cache_days,
+        oembed_url=s.youtube.oembed_url,
     )
     features = AudioFeatureChain(c.sessions, cache, spotify=spotify, reccobeats=reccobeats)
     index = await SearchIndex.load(c.sessions)
