@@ -238,7 +238,9 @@ async def build_services(settings: Settings) -> Services:
     youtube_key = yt.api_key.get_secret_value() if yt.api_key and yt.enabled else None
     if youtube_key is None:
         log.info("YOUTUBE_API_KEY is not set: track cards link to a YouTube search")
-    youtube = YouTubeService(cache, youtube_key, yt.api_url, timeout=yt.timeout, cache_days=yt.cache_days)
+    youtube = YouTubeService(
+        cache, youtube_key, yt.api_url, timeout=yt.timeout, cache_days=yt.cache_days, oembed_url=yt.oembed_url
+    )
     features = AudioFeatureChain(sessions, cache, spotify=spotify, reccobeats=reccobeats)
     data = DataService(
         sessions,

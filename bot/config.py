@@ -75,8 +75,10 @@ class YouTubeSettings(BaseSettings):
 
     api_key: SecretStr | None = None
     api_url: str = "https://www.googleapis.com/"
+    # Keyless video titles for YouTube links (the fallback when the Data API can't answer); blank: off.
+    oembed_url: str | None = "https://www.youtube.com/oembed"
 
-    _blank = field_validator("api_key", mode="before")(_blank_to_none)
+    _blank = field_validator("api_key", "oembed_url", mode="before")(_blank_to_none)
     timeout: float = 5.0
     cache_days: int = 30
 

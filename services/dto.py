@@ -147,8 +147,11 @@ class ResolutionKind(enum.StrEnum):
 class Resolution:
     kind: ResolutionKind
     tracks: tuple[TrackInfo, ...] = ()
-    message: str | None = None  # user-facing reason for NOT_FOUND / UNSUPPORTED / INVALID
+    message: str | None = None  # user-facing reason for NOT_FOUND / UNSUPPORTED / INVALID; CANDIDATES
+    # with exact=False: "No exact match — closest:"
     notice: str | None = None  # e.g. "Spotify is unreachable, showing catalogue matches"
+    alternatives: tuple[TrackInfo, ...] = ()  # TRACK: other versions (releases, live takes, covers)
+    exact: bool = True  # CANDIDATES: False when no candidate contains every word of the query
 
 
 @dataclass(frozen=True, slots=True)

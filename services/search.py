@@ -1,47 +1,62 @@
-"""Catalog fuzzy search: an in-memory word index with typo-tolerant lookups, re-ranked by RapidFuzz.
+"""Catalog fuzzy search: an in-memory word index with typo-tolerant lookups, re-ranked by RapidFuzz,
+and the decision that turns its hits into "open this song", "choose", "closest" or "nothing".
 
 Why in memory, and not SQLite FTS5 or PostgreSQL trigrams:
 - Encore runs on both SQLite and PostgreSQL. FTS5 and pg_trgm answer differently (FTS5 has no
   typo tolerance at all; trigram similarity needs an extension and a GIN index per deployment),
   so one SQL path would not behave the same on both backends, and tests would need both.
-- The catalog is small (~90k tracks, a few MB of text), read-mostly, and already loaded at start
+- The catalog is small (~65k songs, a few MB of text), read-mostly, and already loaded at start
   for the recommender. An index in process memory answers in a few milliseconds with no round
   trip, and the same code runs in tests, on SQLite and on PostgreSQL.
-- Typos, case and accents: text goes through `services.textnorm.normalize` (case folding,
-  accents stripped, any script kept); each query word is matched against the vocabulary by
-  exact match, by prefix (the last word, as people type) and by Levenshtein distance (1 edit for
-  words of 4–7 characters, 2 for longer ones), looking only at vocabulary words of a similar
-  length. Candidates are scored by IDF-weighted word hits (numpy over posting arrays), and the
+- Typos, case and accents: text goes through `services.textnorm.search_text` (case folding,
+  accents stripped, apostrophes dropped, any script kept); each query word is matched against
+  the vocabulary by exact match, by prefix (the last word, as people type) and by optimal string
+  alignment distance (1 edit — a swap counts as one — for words of 4–7 characters, 2 for longer
+  ones), looking only at vocabulary words of a similar length that share enough character
+  bigrams. Candidates are scored by IDF-weighted word hits (numpy over posting arrays), and the
   best 64 are re-ranked with RapidFuzz's token-set ratio, with a little weight on popularity.
+- Scripts: every word not written in ASCII also goes into the index under its Latin spelling
+  (`textnorm.ascii_word`, anyascii), and every query word is looked up in both spellings, so
+  "кино" finds Kino, "Kino gruppa krovi" finds Kino — Группа крови, and Greek, kana or hangul
+  titles can be typed in Latin letters as well.
 - Tracks added later (found on Spotify) go in with `add()`; postings grow in place.
 
-`bench/bench_search.py` measures it on the full 114-genre dataset against the 20 ms target.
+The decision (`decide`) is a pure function over the candidates' names and artists, so the bot,
+the HTTP API and `bench/bench_search.py` make the same one: a song opens at once when the query's
+words cover its title (version marks like "- Remastered 2011" or "(feat. X)" need not be typed)
+and one of its artists, allowing one typo per word, in any order, and no query word is left over.
+
+`bench/bench_search.py` measures both on the full 114-genre dataset against its targets.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import enum
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from array import array
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 from rapidfuzz import fuzz, process
-from rapidfuzz.distance import Levenshtein
+from rapidfuzz.distance import OSA
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.repositories import TrackRepository
-from services.textnorm import normalize
+from services.textnorm import ascii_word, search_text, title_core, title_key, transliterate
 
 log = logging.getLogger(__name__)
 
 RERANK = 64
-MAX_QUERY_WORDS = 12
+MAX_QUERY_WORDS = 20
 MAX_WORD_CHARS = 48
 MIN_SCORE = 45.0
+RARE_WORD_TRACKS = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +74,17 @@ class SearchHit:
     score: float  # 0..100, higher is better
 
 
+@dataclass(frozen=True, slots=True)
+class IndexedTrack:
+    """A hit with what the decision reads (a `Candidate`), straight from the index: no database."""
+
+    id: int
+    name: str
+    artists: tuple[str, ...]
+    popularity: int | None
+    score: float = 0.0
+
+
 def _bigrams(word: str) -> set[str]:
     padded = f"^{word}$"
     return {padded[i : i + 2] for i in range(len(padded) - 1)}
@@ -71,13 +97,22 @@ def _allowed_edits(word: str) -> int:
     return 1 if n < 8 else 2
 
 
+def _query_words(query: str) -> list[str]:
+    norm = search_text(query[:500])
+    return list(dict.fromkeys(w[:MAX_WORD_CHARS] for w in norm.split()))[:MAX_QUERY_WORDS]
+
+
 class SearchIndex:
     """Fuzzy search over "artists + name". Not thread-safe for writers; searches are synchronous and fast."""
 
     def __init__(self) -> None:
         self._ids: list[int] = []
-        self._texts: list[str] = []  # normalised "artists name"
+        self._texts: list[str] = []  # search_text("artists name")
+        self._ascii_texts: dict[int, str] = {}  # position -> Latin spelling, for texts not in ASCII
         self._names: list[str] = []
+        self._raw_names: list[str] = []  # as stored, for the decision (`candidates`)
+        self._raw_artists: list[str] = []  # ';'-separated, as stored
+        self._title_hashes = array("q")  # hash(title_key(name)): versions of a song share it
         self._pop: list[float] = []
         self._alive: list[bool] = []
         self._pos_by_id: dict[int, int] = {}
@@ -104,7 +139,7 @@ class SearchIndex:
         """Build the index from every track in the database (`TrackRepository.search_rows`)."""
         async with sessions() as session:
             rows = await TrackRepository(session).search_rows()
-        index = await asyncio.to_thread(cls.from_rows, rows)  # ~2 s of CPU for 90k tracks: off the loop
+        index = await asyncio.to_thread(cls.from_rows, rows)  # ~2 s of CPU for 65k tracks: off the loop
         log.info("search index built: %d tracks, %d words", len(index), len(index._words))
         return index
 
@@ -124,16 +159,25 @@ class SearchIndex:
                 self._alive[old] = False
             pos = len(self._ids)
             artists = " ".join((row.artists or "").split(";"))
-            name_norm = normalize(row.name)
-            text = f"{normalize(artists)} {name_norm}".strip()
+            name_norm = search_text(row.name)
+            text = f"{search_text(artists)} {name_norm}".strip()
             self._ids.append(track_id)
             self._texts.append(text)
             self._names.append(name_norm)
+            self._raw_names.append(str(row.name or ""))
+            self._raw_artists.append(str(row.artists or ""))
+            core = title_core(row.name)
+            self._title_hashes.append(hash(name_norm if core == (row.name or "").strip() else search_text(core)))
             popularity = getattr(row, "popularity", None)
             self._pop.append(float(popularity) if popularity is not None else 0.0)
             self._alive.append(True)
             self._pos_by_id[track_id] = pos
-            for word in set(text.split()):
+            words = set(text.split())
+            if not text.isascii():
+                spelled = transliterate(text)
+                self._ascii_texts[pos] = spelled
+                words.update(spelled.split())
+            for word in words:
                 widx = self._vocab.get(word)
                 if widx is None:
                     widx = len(self._words)
@@ -155,10 +199,10 @@ class SearchIndex:
 
     # -- searching --------------------------------------------------------------------------
     def search(self, query: str, limit: int = 10) -> list[SearchHit]:
-        norm = normalize(query)[:500]
-        words = list(dict.fromkeys(w[:MAX_WORD_CHARS] for w in norm.split()))[:MAX_QUERY_WORDS]
+        words = _query_words(query)
         if not words or not self._ids or limit <= 0:
             return []
+        norm = " ".join(words)
         n_docs = len(self._ids)
         total = np.zeros(n_docs, dtype=np.float32)
         matched_any = False
@@ -178,11 +222,15 @@ class SearchIndex:
             top = np.argpartition(-keyed, RERANK - 1)[:RERANK]
             candidates = candidates[top]
         max_word = float(total[candidates].max()) if candidates.size else 1.0
+        spelled_query = transliterate(norm)
         hits: list[tuple[float, float, int]] = []
         pop = self._popularity()
         for pos in candidates.tolist():
             text = self._texts[pos]
             fuzzy = max(fuzz.token_set_ratio(norm, text), fuzz.ratio(norm, self._names[pos]))
+            spelled = self._ascii_texts.get(pos)
+            if spelled is not None or spelled_query != norm:
+                fuzzy = max(fuzzy, fuzz.token_set_ratio(spelled_query, spelled or text))
             coverage = float(total[pos]) / max_word
             score = 0.7 * fuzzy + 30.0 * coverage
             if score >= MIN_SCORE:
@@ -190,7 +238,70 @@ class SearchIndex:
         hits.sort(key=lambda h: (-h[0], self._ids[h[2]]))
         return [SearchHit(self._ids[pos], round(min(score, 100.0), 2)) for _, score, pos in hits[:limit]]
 
+    def candidates(self, query: str, limit: int = 32) -> list[IndexedTrack]:
+        """`search`, each hit with its name, artists and popularity (what `decide` reads)."""
+        return [self.track(h.track_id, h.score) for h in self.search(query, limit)]
+
+    def track(self, track_id: int, score: float = 0.0) -> IndexedTrack:
+        pos = self._pos_by_id[track_id]
+        artists = tuple(a.strip() for a in self._raw_artists[pos].split(";") if a.strip())
+        return IndexedTrack(track_id, self._raw_names[pos], artists, int(self._pop[pos]), score)
+
+    def versions(self, track_id: int, limit: int = 30) -> list[int]:
+        """Other tracks with the same title once version marks are dropped (`textnorm.title_key`),
+        most popular first: remasters, live takes, covers — and unrelated songs that share a title,
+        which `other_versions` sorts out with the artists."""
+        pos = self._pos_by_id.get(track_id)
+        if pos is None or limit <= 0:
+            return []
+        same = np.flatnonzero(np.frombuffer(self._title_hashes, dtype=np.int64) == self._title_hashes[pos])
+        alive = self._alive_mask()
+        same = same[(same != pos) & alive[same]]
+        if same.size > limit:
+            same = same[np.argsort(-self._popularity()[same], kind="stable")[:limit]]
+        else:
+            same = same[np.argsort(-self._popularity()[same], kind="stable")]
+        return [self._ids[p] for p in same.tolist()]
+
     def _word_scores(self, word: str, is_last: bool, n_docs: int) -> np.ndarray | None:
+        matches: dict[int, float] = {}
+        forms = [word]
+        spelled = ascii_word(word)
+        if spelled and spelled != word:
+            forms.append(spelled)
+        for form in forms:
+            for widx, sim in self._form_matches(form, is_last).items():
+                if sim > matches.get(widx, 0.0):
+                    matches[widx] = sim
+        if not matches:
+            for form in forms:
+                matches.update(self._overlapping_words(form))
+        if not matches:
+            return None
+        # A word typed exactly as it is in the catalogue weighs at least as much as its near
+        # spellings, however rare they are: "love" must not rank "Leve" above "Love".
+        exact_idf = [self._idf(widx, n_docs) for widx, sim in matches.items() if sim >= 1.0]
+        cap = max(exact_idf) if exact_idf else math.inf
+        scores = np.zeros(n_docs, dtype=np.float32)
+        for widx, sim in matches.items():
+            idf = self._idf(widx, n_docs) if sim >= 1.0 else min(self._idf(widx, n_docs), cap)
+            np.maximum.at(scores, self._posting_array(widx), np.float32(idf * sim))
+        return scores
+
+    def _idf(self, widx: int, n_docs: int) -> float:
+        return math.log(1.0 + n_docs / len(self._postings[widx]))
+
+    def distinctive_title(self, name: str) -> bool:
+        """Whether a title is rare enough that another artist's song of that title is a cover:
+        two words or more, one of them in at most `RARE_WORD_TRACKS` tracks ("Bohemian Rhapsody"
+        yes; "Don't Let Me Down", "Intro", "Hallelujah" no)."""
+        words = _required(title_key(name).split())
+        if len(words) < 2:
+            return False
+        counts = [len(self._postings[self._vocab[w]]) for w in words if w in self._vocab]
+        return bool(counts) and min(counts) <= RARE_WORD_TRACKS
+
+    def _form_matches(self, word: str, is_last: bool) -> dict[int, float]:
         matches: dict[int, float] = {}
         exact = self._vocab.get(word)
         if exact is not None:
@@ -198,35 +309,27 @@ class SearchIndex:
         edits = _allowed_edits(word)
         if edits:
             pool = self._near_words(word, edits)
-            for cand, dist, _ in process.extract(word, pool, scorer=Levenshtein.distance, score_cutoff=edits, limit=8):
+            for cand, dist, _ in process.extract(word, pool, scorer=OSA.distance, score_cutoff=edits, limit=8):
                 widx = self._vocab[cand]
                 matches.setdefault(widx, 1.0 - 0.25 * dist)
         if is_last and len(word) >= 3:
             for cand in self._prefixed(word, 16):
                 matches.setdefault(self._vocab[cand], 0.8)
-        if not matches:
-            matches = self._overlapping_words(word)
-        if not matches:
-            return None
-        scores = np.zeros(n_docs, dtype=np.float32)
-        for widx, sim in matches.items():
-            postings = self._posting_array(widx)
-            idf = math.log(1.0 + n_docs / len(postings))
-            np.maximum.at(scores, postings, np.float32(idf * sim))
-        return scores
+        return matches
 
     def _near_words(self, word: str, edits: int) -> list[str]:
         """Vocabulary words that may be within `edits` edits: the q-gram lemma as a filter.
 
-        Each edit destroys at most two padded bigrams, so a word within k edits shares at least
-        (bigrams - 2k) of them; counting shared bigrams is one numpy bincount.
+        A substitution or deletion destroys at most two padded bigrams and a transposition three,
+        so a word within k edits shares at least (bigrams - 3k) of them; counting shared bigrams
+        is one numpy bincount.
         """
         grams = _bigrams(word)
         arrays = [self._gram_array(g) for g in grams if g in self._grams]
         if not arrays:
             return []
         counts = np.bincount(np.concatenate(arrays), minlength=len(self._words))
-        need = max(1, len(grams) - 2 * edits)
+        need = max(1, len(grams) - 3 * edits)
         lens = self._lengths()
         idx = np.flatnonzero((counts >= need) & (np.abs(lens - len(word)) <= edits))
         return [self._words[i] for i in idx.tolist()]
@@ -289,3 +392,296 @@ class SearchIndex:
 
 def rows_from_tuples(rows: Sequence[tuple[int, str, str, str | None, int | None]]) -> list[SearchRow]:
     return [SearchRow(*r) for r in rows]
+
+
+# -- the decision ---------------------------------------------------------------------------------
+
+# Words a query or a title may carry or leave out without changing the song ("the", "feat", "by");
+# single letters ("P!nk" → "p nk", "Guns N' Roses") are optional the same way.
+FILLER_WORDS = frozenset({"the", "a", "an", "and", "by", "feat", "ft", "featuring", "with", "vs", "x"})
+# Version words a person asks for explicitly; a version carrying one they did not ask for comes
+# after the plain recording when both match.
+VERSION_WORDS = frozenset(
+    {"live", "remix", "mix", "acoustic", "instrumental", "karaoke", "cover", "demo", "edit", "sped", "slowed"}
+)
+STRONG = 0.8  # a word matched exactly or within its typo budget
+EXPLAINED = 0.7  # … or the last word as a prefix ("master of pup")
+WEAK_SHARE = 0.6  # "closest": at least this share of the query's letters found in one candidate …
+FIELD_SHARE = 0.25  # … or a whole artist or title found, and at least this share
+FIELD_MIN_LETTERS = 4  # (typed exactly; FIELD_TYPO_LETTERS with typos)
+FIELD_TYPO_LETTERS = 7
+MAX_ALTERNATIVES = 5
+
+
+class Candidate(Protocol):
+    """What the decision reads from a track (`TrackInfo` is one)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def artists(self) -> tuple[str, ...]: ...
+    @property
+    def popularity(self) -> int | None: ...
+
+
+C = TypeVar("C", bound=Candidate)
+
+
+class Verdict(enum.StrEnum):
+    OPEN = "open"  # one song: open its card
+    CHOOSE = "choose"  # several candidates contain every word of the query
+    CLOSEST = "closest"  # no candidate contains every word; these come closest
+    NONE = "none"  # nothing relevant
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """How one candidate answers a query."""
+
+    full: bool  # every query word found (typos allowed), the title and one artist covered
+    title: bool  # the whole title (without version marks) covered
+    artist: bool  # one whole artist covered
+    all_strong: bool  # every query word found exactly or within its typo budget
+    all_found: bool  # … or the last one as a prefix
+    all_exact: bool  # every query word found exactly (in either script)
+    share: float  # share of the query's letters found, 0..1
+    field_letters: int  # letters of the longest whole title or artist covered (0: none)
+    quality: float  # sum of the word strengths (exact 1.0, one typo 0.9 …)
+    unasked_version: bool  # a version word ("live", "remix") the query did not ask for
+    title_size: int = 0  # words in the title without version marks (fewer: a closer fit)
+
+    @property
+    def tier(self) -> int:
+        """0 full match, 1 every word found and a whole title or artist, 2 every word found,
+        3 close (most letters found, or a whole title or artist and a quarter of them), 4 cut."""
+        if self.full:
+            return 0
+        if self.all_found and (self.title or self.artist):
+            return 1
+        if self.all_found:
+            return 2
+        if self.share >= WEAK_SHARE or (self.field_letters >= FIELD_MIN_LETTERS and self.share >= FIELD_SHARE):
+            return 3
+        return 4
+
+
+@dataclass(frozen=True, slots=True)
+class Decision(Generic[C]):
+    verdict: Verdict
+    ranked: tuple[C, ...]  # best first; for OPEN the first is the song to open
+
+
+@dataclass(frozen=True, slots=True)
+class _QueryWord:
+    text: str
+    spelled: str  # Latin spelling (`textnorm.ascii_word`)
+    last: bool
+    significant: bool  # not a filler word
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """A candidate's words, worked out once per (name, artists)."""
+
+    title_words: tuple[str, ...]
+    core_words: tuple[str, ...]  # the title without version marks, fillers left out
+    artists: tuple[tuple[str, ...], ...]  # each artist's words, fillers left out
+    joined: tuple[str, ...]  # multi-word artists written as one word ("acdc", "tatu")
+    vocabulary: tuple[str, ...]
+
+
+def _spelled(word: str) -> str:
+    return ascii_word(word) or word
+
+
+def _required(words: Iterable[str]) -> tuple[str, ...]:
+    unique = tuple(dict.fromkeys(words))
+    needed = tuple(w for w in unique if w not in FILLER_WORDS and len(w) > 1)
+    return needed or unique
+
+
+@lru_cache(maxsize=16384)
+def _shape(name: str, artists: tuple[str, ...]) -> _Shape:
+    title_words = tuple(search_text(name).split())
+    core_words = _required(title_key(name).split() or title_words)
+    artist_words = [tuple(search_text(a).split()) for a in artists]
+    joined = tuple("".join(words) for words in artist_words if len(words) > 1)
+    vocabulary = tuple(dict.fromkeys([*title_words, *(w for ws in artist_words for w in ws), *joined]))
+    return _Shape(title_words, core_words, tuple(_required(ws) for ws in artist_words if ws), joined, vocabulary)
+
+
+def _prepare_query(query: str) -> list[_QueryWord]:
+    words = _query_words(query)
+    significant = [w not in FILLER_WORDS and len(w) > 1 for w in words]
+    if not any(significant):
+        significant = [True] * len(words)
+    return [
+        _QueryWord(w, _spelled(w), i == len(words) - 1, sig)
+        for i, (w, sig) in enumerate(zip(words, significant, strict=True))
+    ]
+
+
+def _strengths(qwords: Sequence[_QueryWord], vocabulary: Sequence[str]) -> np.ndarray:
+    """How well each query word matches each candidate word (query words × vocabulary):
+    1 exact (in either script), 0.9 per typo within the word's budget (0.8 for two), 0.7 the last
+    query word as a prefix, up to 0.6 when merely similar (RapidFuzz ratio ≥ 75), else 0."""
+    spelled = [_spelled(w) for w in vocabulary]
+    texts = [q.text for q in qwords]
+    latin = [q.spelled for q in qwords]
+    out = np.zeros((len(qwords), len(vocabulary)), dtype=np.float64)
+    if not vocabulary:
+        return out
+    budgets = np.array([_allowed_edits(t) for t in texts], dtype=np.float64)[:, None]
+    latin_budgets = np.array([_allowed_edits(t) for t in latin], dtype=np.float64)[:, None]
+    for a, b, budget in ((texts, vocabulary, budgets), (latin, spelled, latin_budgets)):
+        distance = process.cdist(a, b, scorer=OSA.distance, dtype=np.int32, workers=1)
+        typo = np.where((distance <= budget) & ((budget > 0) | (distance == 0)), 1.0 - 0.1 * distance, 0.0)
+        out = np.maximum(out, typo)
+    similar = process.cdist(latin, spelled, scorer=fuzz.ratio, dtype=np.float64, workers=1) / 100.0
+    long_enough = np.array([len(t) >= 5 for t in latin])[:, None]
+    out = np.maximum(out, np.where(long_enough & (similar >= 0.75), 0.6 * similar, 0.0))
+    for i, q in enumerate(qwords):
+        if q.last and len(q.text) >= 3:
+            for j, (word, sp) in enumerate(zip(vocabulary, spelled, strict=True)):
+                if out[i, j] < EXPLAINED and (word.startswith(q.text) or sp.startswith(q.spelled)):
+                    out[i, j] = EXPLAINED
+    return out
+
+
+def _field_letters(words: Sequence[str], covered: Mapping[str, float]) -> int:
+    """Letters of a covered title or artist, as evidence for a "closest" answer: a short one counts
+    only when typed exactly (random letters are often one typo away from some four-letter name)."""
+    letters = sum(len(w) for w in words)
+    exact = all(covered.get(w, 0.0) >= 1.0 for w in words)
+    return letters if exact or letters >= FIELD_TYPO_LETTERS else 0
+
+
+def _match(qwords: Sequence[_QueryWord], shape: _Shape, table: np.ndarray, column: Mapping[str, int]) -> Match:
+    sub = table[:, [column[w] for w in shape.vocabulary]] if shape.vocabulary else np.zeros((len(qwords), 1))
+    best = sub.max(axis=1)
+    covered = dict(zip(shape.vocabulary, sub.max(axis=0).tolist(), strict=False)) if shape.vocabulary else {}
+    significant = [(q, float(s)) for q, s in zip(qwords, best.tolist(), strict=True) if q.significant]
+    letters = sum(len(q.text) for q, _ in significant) or 1
+    all_strong = all(s >= STRONG for _, s in significant)
+    title = all(covered.get(w, 0.0) >= STRONG for w in shape.core_words)
+    field_letters = _field_letters(shape.core_words, covered) if title else 0
+    artist = False
+    for words in (*shape.artists, *((j,) for j in shape.joined)):
+        if all(covered.get(w, 0.0) >= STRONG for w in words):
+            artist = True
+            field_letters = max(field_letters, _field_letters(words, covered))
+    asked = {q.text for q in qwords}
+    return Match(
+        full=all_strong and title and artist,
+        title=title,
+        artist=artist,
+        all_strong=all_strong,
+        all_found=all(s >= EXPLAINED for _, s in significant),
+        all_exact=all(s >= 1.0 for _, s in significant),
+        share=sum(len(q.text) * s for q, s in significant) / letters,
+        field_letters=field_letters,
+        quality=float(best.sum()),
+        unasked_version=any(w in VERSION_WORDS and w not in asked for w in shape.title_words),
+        title_size=len(shape.core_words),
+    )
+
+
+def _score(qwords: Sequence[_QueryWord], candidates: Sequence[Candidate]) -> list[Match]:
+    shapes = [_shape(c.name, tuple(c.artists)) for c in candidates]
+    vocabulary = list(dict.fromkeys(w for s in shapes for w in s.vocabulary))
+    table = _strengths(qwords, vocabulary)
+    column = {w: i for i, w in enumerate(vocabulary)}
+    return [_match(qwords, s, table, column) for s in shapes]
+
+
+def match(query: str, candidate: Candidate) -> Match:
+    """How one candidate answers a query (pure; `decide` does this for all of them at once)."""
+    qwords = _prepare_query(query)
+    return _score(qwords, [candidate])[0]
+
+
+def _artist_set(candidate: Candidate) -> set[str]:
+    return {search_text(a) for a in candidate.artists} - {""}
+
+
+def same_song(a: Candidate, b: Candidate) -> bool:
+    """The same title (without version marks) and at least one artist in common."""
+    return title_key(a.name) == title_key(b.name) and bool(_artist_set(a) & _artist_set(b))
+
+
+def other_versions(chosen: C, pool: Iterable[C], *, covers: bool, limit: int = MAX_ALTERNATIVES) -> tuple[C, ...]:
+    """Other versions of `chosen` in `pool`: the same title without version marks by one of its
+    artists (remasters, live takes, other releases) and, when `covers` (the title is distinctive
+    enough that sharing it means the same song: `SearchIndex.distinctive_title`), by other
+    artists; its own artists first, then by popularity."""
+    key = title_key(chosen.name)
+    if not key:
+        return ()
+    mine = _artist_set(chosen)
+    seen = {chosen.id}
+    found: list[tuple[int, int, int, C]] = []
+    for order, track in enumerate(pool):
+        if track.id in seen or title_key(track.name) != key:
+            continue
+        shared = bool(mine & _artist_set(track))
+        if not shared and not covers:
+            continue
+        seen.add(track.id)
+        found.append((0 if shared else 1, -(track.popularity or 0), order, track))
+    found.sort(key=lambda f: f[:3])
+    return tuple(f[3] for f in found[:limit])
+
+
+def decide(query: str, candidates: Sequence[C], *, limit: int = 20) -> Decision[C]:
+    """What to answer for `query` given the candidates (best first, as the index or Spotify ranked them).
+
+    - OPEN when one song is fully matched: the query's words cover its title (version marks need
+      not be typed) and one of its artists, with one typo per word at most and nothing left over
+      (`Match.full`), and no other song is matched as well (as many words, as exactly, with a
+      title as short). Among that song's versions the better word match, then one without a
+      version word the query did not ask for ("- Live"), then popularity decide which opens.
+      A title typed alone, exactly, opens when it names one song and no artist of that name is
+      among the candidates.
+    - CHOOSE when some candidates contain every word of the query: only those, best match first.
+    - CLOSEST when none does but some come close (`Match.tier` 3); the others are cut.
+    - NONE otherwise: nothing relevant.
+    """
+    limit = max(1, limit)
+    qwords = _prepare_query(query)
+    if not qwords or not candidates:
+        return Decision(Verdict.NONE, ())
+    scored = list(zip(_score(qwords, candidates), range(len(candidates)), candidates, strict=True))
+
+    def key(item: tuple[Match, int, C]) -> tuple[bool, float, int, int, bool, int, int]:
+        m, order, c = item
+        size = m.title_size if m.full else 0
+        return (not m.full, -round(m.quality, 3), size, m.tier, m.unasked_version, -(c.popularity or 0), order)
+
+    ranked = sorted(scored, key=key)
+    full = [s for s in ranked if s[0].full]
+    if full:
+        # A rival is another song matched just as well and as closely: "Einaudi: Una mattina" is
+        # no rival to "Una Mattina" for "ludovico einaudi una mattina" (its extra word is the artist's).
+        best_m, _, best = full[0]
+        if not any(
+            round(m.quality, 3) == round(best_m.quality, 3)
+            and m.title_size == best_m.title_size
+            and not same_song(best, c)
+            for m, _, c in full[1:]
+        ):
+            return Decision(Verdict.OPEN, tuple(c for _, _, c in ranked)[:limit])
+    else:
+        titled = [s for s in ranked if s[0].title and s[0].all_exact]
+        named = any(m.artist and m.all_found for m, _, _ in scored)
+        if titled and not named:
+            best = titled[0][2]
+            if all(same_song(best, c) for _, _, c in titled[1:]):
+                return Decision(Verdict.OPEN, (best, *(c for _, _, c in ranked if c is not best))[:limit])
+    if ranked[0][0].tier <= 2:
+        return Decision(Verdict.CHOOSE, tuple(c for m, _, c in ranked if m.tier <= 2)[:limit])
+    close = tuple(c for m, _, c in ranked if m.tier == 3)
+    if close:
+        return Decision(Verdict.CLOSEST, close[:limit])
+    return Decision(Verdict.NONE, ())

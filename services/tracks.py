@@ -16,7 +16,6 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from rapidfuzz import fuzz
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
@@ -27,19 +26,22 @@ from db.repositories import InteractionRepository, LikeRepository, TrackReposito
 from services.audio_features import AudioFeatureChain
 from services.dto import GenreGuess, Resolution, ResolutionKind, TrackCard, TrackInfo, YouTubeLink
 from services.errors import EncoreError, ProviderUnavailable, TrackNotFound
+from services.examples import example_query
 from services.resolver import InputKind, clean_video_title, parse_input
-from services.search import SearchIndex, SearchRow
+from services.search import Candidate, Decision, SearchIndex, SearchRow, Verdict, decide, other_versions
 from services.spotify import SpotifyClient, SpotifyTrack
 from services.textnorm import normalize, song_key
 from services.youtube import YouTubeService
 
 log = logging.getLogger(__name__)
 
-CLEAR_SCORE = 90.0  # a candidate this close to the query …
-CLEAR_MARGIN = 8.0  # … and this far ahead of the next one is "the" match
-GOOD_CATALOG_SCORE = 80.0  # catalog hits at least this good make a Spotify search unnecessary
+CANDIDATE_POOL = 32  # index hits the decision looks at (more than are shown: the right one may rank lower)
 
-MSG_NOT_FOUND = 'I couldn\'t find that song. Check the spelling, or send "artist - title" or a Spotify link.'
+MSG_NOT_FOUND = (
+    'I couldn\'t find that song. Check the spelling, or send "artist - title" or a Spotify link — '
+    f"for example “{example_query('en')}”."
+)
+MSG_CLOSEST = "No exact match — closest:"
 MSG_ID_UNKNOWN = "That track isn't in my catalogue, and I can't look it up on Spotify right now."
 MSG_ID_NOT_ON_SPOTIFY = "Spotify doesn't know that track id. Copy the link again with Share → Copy link."
 MSG_YT_UNREADABLE = "I can't read that YouTube video's title right now. Send me its artist and title as text instead."
@@ -143,40 +145,61 @@ class TrackService:
         return dataclasses.replace(resolution, notice=notice)
 
     async def _resolve_text(self, query: str, limit: int) -> Resolution:
-        catalog = await self._catalog_search(query, limit)
+        """The index's candidates, decided by `services.search.decide` (in memory: the database is
+        read only for what is shown); Spotify (when configured) is asked only when no catalogue
+        candidate contains every word of the query."""
+        index = await self.index()
+        candidates: list[Candidate] = list(index.candidates(query, max(limit, CANDIDATE_POOL)))
+        decision = decide(query, candidates, limit=limit)
         notice = None
-        spotify_tracks: list[TrackInfo] = []
-        best_catalog = catalog[0][1] if catalog else 0.0
-        if self._spotify is not None and not self._is_clear(query, catalog) and best_catalog < GOOD_CATALOG_SCORE:
+        if self._spotify is not None and decision.verdict in (Verdict.CLOSEST, Verdict.NONE):
             try:
                 found = await self._spotify.search_tracks(query, limit=min(10, limit))
             except ProviderUnavailable:
                 notice = NOTICE_SPOTIFY_DOWN
             else:
-                spotify_tracks = [await self._upsert(t) for t in found]
-        merged: dict[int, tuple[TrackInfo, float]] = {}
-        for info, score in catalog:
-            merged.setdefault(info.id, (info, score))
-        for info in spotify_tracks:
-            merged.setdefault(info.id, (info, _similarity(query, info)))
-        ranked = sorted(merged.values(), key=lambda pair: -pair[1])[:limit]
-        if not ranked:
-            return Resolution(ResolutionKind.NOT_FOUND, message=MSG_NOT_FOUND, notice=notice)
-        if self._is_clear(query, ranked):
-            return Resolution(ResolutionKind.TRACK, tracks=(ranked[0][0],), notice=notice)
-        return Resolution(ResolutionKind.CANDIDATES, tracks=tuple(info for info, _ in ranked), notice=notice)
+                known = {c.id for c in candidates}
+                for info in [await self._upsert(t) for t in found]:
+                    if info.id not in known:
+                        known.add(info.id)
+                        candidates.append(info)
+                decision = decide(query, candidates, limit=limit)
+        return await self._resolution(decision, notice)
 
-    @staticmethod
-    def _is_clear(query: str, ranked: Sequence[tuple[TrackInfo, float]]) -> bool:
-        if not ranked:
-            return False
-        top = _similarity(query, ranked[0][0])
-        if top < CLEAR_SCORE:
-            return False
-        if len(ranked) == 1:
-            return True
-        second = _similarity(query, ranked[1][0])
-        return top - second >= CLEAR_MARGIN
+    async def _resolution(self, decision: Decision[Candidate], notice: str | None) -> Resolution:
+        if decision.verdict is Verdict.OPEN:
+            chosen = decision.ranked[0]
+            index = await self.index()
+            versions = [index.track(i) for i in index.versions(chosen.id)]
+            covers = index.distinctive_title(chosen.name)
+            alternatives = other_versions(chosen, [*decision.ranked[1:], *versions], covers=covers)
+            infos = await self._track_infos([chosen, *alternatives])
+            if infos and infos[0].id == chosen.id:
+                return Resolution(ResolutionKind.TRACK, tracks=infos[:1], notice=notice, alternatives=infos[1:])
+        elif decision.verdict in (Verdict.CHOOSE, Verdict.CLOSEST):
+            infos = await self._track_infos(decision.ranked)
+            if infos and decision.verdict is Verdict.CHOOSE:
+                return Resolution(ResolutionKind.CANDIDATES, tracks=infos, notice=notice)
+            if infos:
+                return Resolution(
+                    ResolutionKind.CANDIDATES, tracks=infos, message=MSG_CLOSEST, notice=notice, exact=False
+                )
+        return Resolution(ResolutionKind.NOT_FOUND, message=MSG_NOT_FOUND, notice=notice)
+
+    async def _track_infos(self, tracks: Sequence[Candidate]) -> tuple[TrackInfo, ...]:
+        """The tracks as `TrackInfo`, in order: index hits read from the database in one query."""
+        wanted = [t.id for t in tracks if not isinstance(t, TrackInfo)]
+        rows: dict[int, Track] = {}
+        if wanted:
+            async with self._sessions() as session:
+                rows = await TrackRepository(session).get_many(wanted)
+        infos: list[TrackInfo] = []
+        for t in tracks:
+            if isinstance(t, TrackInfo):
+                infos.append(t)
+            elif t.id in rows:  # gone from the database since the index was built: left out
+                infos.append(TrackInfo.from_row(rows[t.id]))
+        return tuple(infos)
 
     async def _catalog_search(self, query: str, limit: int) -> list[tuple[TrackInfo, float]]:
         hits = (await self.index()).search(query, limit)
@@ -293,7 +316,3 @@ class TrackService:
         if info.id not in index:
             index.add([SearchRow(info.id, info.name, ";".join(info.artists), info.album, info.popularity)])
         return info
-
-
-def _similarity(query: str, info: TrackInfo) -> float:
-    return float(fuzz.token_set_ratio(normalize(query), normalize(f"{' '.join(info.artists)} {info.name}")))

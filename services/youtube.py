@@ -1,5 +1,12 @@
 """YouTube through google-api-python-client: the video for a track, and video titles for links.
 
+Video titles also come without a key: YouTube's oEmbed endpoint (`oembed_url`, a setting:
+`YOUTUBE_OEMBED_URL`) answers `?url=<watch url>&format=json` with the title and the channel
+(`author_name`). With a key the Data API is asked first and oEmbed is the fallback (no key,
+quota out, key refused, API down). oEmbed answers are cached like the API's: a title for
+`cache_days`, "private or removed" (401/404) for a day (a private video may become public, and
+a key may read what oEmbed cannot); a failure (5xx, timeout) pauses oEmbed for two minutes.
+
 The search quota is about 100 calls a day, so every answer (a video, or "no video") is cached in
 the database for `cache_days` (30): one track costs at most one search call per 30 days. When
 there is no key, the quota is exhausted (then nothing is called until the next quota reset,
@@ -20,7 +27,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, urlencode
 from zoneinfo import ZoneInfo
 
 import httplib2
@@ -38,6 +45,8 @@ NS_VIDEO = "yt_video"
 QUOTA_REASONS = frozenset({"quotaExceeded", "dailyLimitExceeded", "rateLimitExceeded", "userRateLimitExceeded"})
 KEY_REASONS = frozenset({"keyInvalid", "keyExpired", "accessNotConfigured", "forbidden", "ipRefererBlocked"})
 ERROR_BACKOFF = timedelta(minutes=2)
+OEMBED_URL = "https://www.youtube.com/oembed"
+OEMBED_GONE_TTL = timedelta(days=1)  # 401 (private, or not embeddable) / 404 (removed) / 400
 PACIFIC = "America/Los_Angeles"
 
 
@@ -77,6 +86,7 @@ class YouTubeService:
         timeout: float = 5.0,
         cache_days: int = 30,
         clock: Callable[[], datetime] = _utcnow,
+        oembed_url: str | None = None,
     ) -> None:
         self._cache = cache
         self._key = api_key or None
@@ -89,7 +99,10 @@ class YouTubeService:
         self._paused_until: datetime | None = None
         self._disabled = False
         self._inflight: dict[str, asyncio.Future[YouTubeLink]] = {}
+        self._oembed_url = oembed_url or None
+        self._oembed_paused_until: datetime | None = None
         self.calls = 0  # API calls made (searches and video lookups), for logs and tests
+        self.oembed_calls = 0
 
     @property
     def enabled(self) -> bool:
@@ -133,22 +146,70 @@ class YouTubeService:
         return _link_from_cache(video, fallback)
 
     async def video_title(self, video_id: str) -> tuple[str, str | None] | None:
-        """(title, channel) of a video, for resolving YouTube links; None when unknown or unavailable."""
+        """(title, channel) of a video, for resolving YouTube links; None when unknown or unavailable.
+
+        The Data API when it can be called, else (or when it fails) oEmbed, which needs no key.
+        """
         cached = await self._cache.get(NS_VIDEO, video_id)
         if cached is not MISS:
             return (str(cached["title"]), cached.get("channel")) if cached else None
-        if not self._can_call():
+        if self._can_call():
+            try:
+                response = await self._execute(lambda s: s.videos().list(part="snippet", id=video_id, maxResults=1))
+            except _YouTubeFailure:
+                pass  # oEmbed below
+            else:
+                items = response.get("items") or [] if isinstance(response, dict) else []
+                snippet = (items[0].get("snippet") or {}) if items and isinstance(items[0], dict) else {}
+                title = str(snippet["title"]) if snippet.get("title") else None
+                channel = str(snippet["channelTitle"]) if snippet.get("channelTitle") else None
+                value = {"title": title, "channel": channel} if title else None
+                await self._cache.put(NS_VIDEO, video_id, value, self._ttl)
+                return (title, channel) if title else None
+        return await self._oembed_title(video_id)
+
+    async def _oembed_title(self, video_id: str) -> tuple[str, str | None] | None:
+        if self._oembed_url is None:
+            return None
+        if self._oembed_paused_until is not None and self._clock() < self._oembed_paused_until:
+            return None
+        url = f"{self._oembed_url}?{urlencode({'url': watch_url(video_id), 'format': 'json'})}"
+
+        def run() -> tuple[int, bytes]:
+            http = httplib2.Http(timeout=self._timeout)
+            try:
+                response, content = http.request(url, "GET", headers={"Accept": "application/json"})
+                return int(response.status), content
+            finally:
+                http.close()
+
+        self.oembed_calls += 1
+        try:
+            status, content = await asyncio.to_thread(run)
+        except Exception as exc:  # refused, timeout, DNS
+            self._oembed_paused_until = self._clock() + ERROR_BACKOFF
+            log.warning("youtube oembed unreachable (%s): no video titles for %s", type(exc).__name__, ERROR_BACKOFF)
+            return None
+        if status in (400, 401, 403, 404):
+            await self._cache.put(NS_VIDEO, video_id, None, OEMBED_GONE_TTL)
+            return None
+        if status != 200:
+            self._oembed_paused_until = self._clock() + ERROR_BACKOFF
+            log.warning("youtube oembed failed (HTTP %s): no video titles for %s", status, ERROR_BACKOFF)
             return None
         try:
-            response = await self._execute(lambda s: s.videos().list(part="snippet", id=video_id, maxResults=1))
-        except _YouTubeFailure:
+            data = json.loads(content.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            data = None
+        title = data.get("title") if isinstance(data, dict) else None
+        if not isinstance(title, str) or not title.strip():
+            self._oembed_paused_until = self._clock() + ERROR_BACKOFF
+            log.warning("youtube oembed answered without a title: no video titles for %s", ERROR_BACKOFF)
             return None
-        items = response.get("items") or [] if isinstance(response, dict) else []
-        snippet = (items[0].get("snippet") or {}) if items and isinstance(items[0], dict) else {}
-        title = str(snippet["title"]) if snippet.get("title") else None
-        channel = str(snippet["channelTitle"]) if snippet.get("channelTitle") else None
-        await self._cache.put(NS_VIDEO, video_id, {"title": title, "channel": channel} if title else None, self._ttl)
-        return (title, channel) if title else None
+        author = data.get("author_name") if isinstance(data, dict) else None
+        channel = author if isinstance(author, str) and author.strip() else None
+        await self._cache.put(NS_VIDEO, video_id, {"title": title, "channel": channel}, self._ttl)
+        return title, channel
 
     # -- plumbing ---------------------------------------------------------------------------
     def _get_service(self) -> Any:

@@ -26,6 +26,25 @@ PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
+# No test reaches the network: every provider a test does not point at a fake answers from a closed
+# local port (refused at once) instead of the real service.
+_OFFLINE = {
+    "SPOTIFY_API_URL": "http://127.0.0.1:9/v1/",
+    "SPOTIFY_TOKEN_URL": "http://127.0.0.1:9/api/token",
+    "YOUTUBE_API_URL": "http://127.0.0.1:9/",
+    "YOUTUBE_OEMBED_URL": "http://127.0.0.1:9/oembed",
+    "RECCOBEATS_API_URL": "http://127.0.0.1:9/v1/",
+    "DEEZER_API_URL": "http://127.0.0.1:9/",
+    "TELEGRAM_API_URL": "http://127.0.0.1:9",
+}
+
+
+@pytest.fixture(autouse=True)
+def _offline_providers(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in _OFFLINE.items():
+        monkeypatch.setenv(name, value)
+
+
 def _reachable(url: str, default_port: int) -> bool:
     parts = urlsplit(url.replace("+asyncpg", ""))
     try:

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.cache import CacheService
 from services.dto import TrackInfo
 from services.youtube import YouTubeService, next_quota_reset
-from tests.fakes.youtube import Failure, FakeYouTube, quota_exceeded
+from tests.fakes.youtube import Failure, FakeVideo, FakeYouTube, quota_exceeded
 from tests.providers.conftest import sid, youtube_settings
 
 QUEEN = TrackInfo(id=1, spotify_id=sid(1), name="Bohemian Rhapsody", artists=("Queen",))
@@ -163,3 +163,129 @@ async def test_concurrent_requests_share_one_call(
     links = await asyncio.gather(*(yt.link(QUEEN) for _ in range(5)))
     assert {link.video_id for link in links} == {"fJ9rUzIMcZQ"}
     assert fake_youtube.calls["search"] == 1
+
+
+# -- oEmbed: video titles without a key --------------------------------------------------------
+
+
+def make_oembed(
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    oembed_url: str,
+    *,
+    api_key: str | object | None = None,
+) -> YouTubeService:
+    """A YouTubeService from YOUTUBE_* settings with YOUTUBE_OEMBED_URL set (no key unless given)."""
+    monkeypatch.setenv("YOUTUBE_OEMBED_URL", oembed_url)
+    s = youtube_settings()
+    assert s.oembed_url == oembed_url
+    key = s.api_key.get_secret_value() if s.api_key else None
+    return YouTubeService(
+        CacheService(sessions, clock=clock),
+        key if api_key is _SETTINGS_KEY else api_key,  # type: ignore[arg-type]
+        s.api_url,
+        timeout=s.timeout,
+        cache_days=s.cache_days,
+        clock=clock,
+        oembed_url=s.oembed_url,
+    )
+
+
+async def test_oembed_gives_title_and_channel_without_a_key(
+    sessions: async_sessionmaker[AsyncSession],
+    fake_youtube: FakeYouTube,
+    provider_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock()
+    yt = make_oembed(sessions, clock, monkeypatch, fake_youtube.oembed_url)
+    assert await yt.video_title("WM8bTdBs-cw") == ("Paranoid", "Black Sabbath - Topic")
+    assert fake_youtube.calls["oembed"] == 1 and fake_youtube.calls["videos"] == 0
+    route, query = fake_youtube.requests[-1]
+    assert route == "oembed" and query == {"url": "https://www.youtube.com/watch?v=WM8bTdBs-cw", "format": "json"}
+    # Cached like the API's answers: a fresh service (a restart) asks nobody for 30 days.
+    again = make_oembed(sessions, clock, monkeypatch, fake_youtube.oembed_url)
+    assert await again.video_title("WM8bTdBs-cw") == ("Paranoid", "Black Sabbath - Topic")
+    clock.now += timedelta(days=29)
+    assert await again.video_title("WM8bTdBs-cw") == ("Paranoid", "Black Sabbath - Topic")
+    assert fake_youtube.calls["oembed"] == 1
+    clock.now += timedelta(days=2)
+    assert await again.video_title("WM8bTdBs-cw") == ("Paranoid", "Black Sabbath - Topic")
+    assert fake_youtube.calls["oembed"] == 2
+
+
+async def test_oembed_private_and_removed_videos(
+    sqlite_sessions: async_sessionmaker[AsyncSession],
+    fake_youtube: FakeYouTube,
+    provider_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_youtube.videos["PrIvAtE0001"] = FakeVideo("PrIvAtE0001", "Secret Demo", "Band", private=True)
+    clock = Clock()
+    yt = make_oembed(sqlite_sessions, clock, monkeypatch, fake_youtube.oembed_url)
+    assert await yt.video_title("PrIvAtE0001") is None  # 401
+    assert await yt.video_title("zzzzzzzzzzz") is None  # 404
+    assert await yt.video_title("PrIvAtE0001") is None
+    assert fake_youtube.calls["oembed"] == 2  # both answers cached …
+    clock.now += timedelta(days=1, seconds=1)  # … for a day: a private video may become public
+    fake_youtube.videos["PrIvAtE0001"].private = False
+    assert await yt.video_title("PrIvAtE0001") == ("Secret Demo", "Band")
+    assert fake_youtube.calls["oembed"] == 3
+
+
+@pytest.mark.parametrize("failure", [Failure(500), Failure(503), Failure(None, delay=2.0)])
+async def test_oembed_errors_and_slowness_pause_it_briefly(
+    sqlite_sessions: async_sessionmaker[AsyncSession],
+    fake_youtube: FakeYouTube,
+    provider_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: Failure,
+) -> None:
+    clock = Clock()
+    yt = make_oembed(sqlite_sessions, clock, monkeypatch, fake_youtube.oembed_url)
+    fake_youtube.fail("oembed", failure)
+    assert await yt.video_title("fJ9rUzIMcZQ") is None  # 5xx or timeout (YOUTUBE_TIMEOUT=0.5)
+    assert await yt.video_title("CD-E-LDc384") is None  # paused: not asked
+    assert fake_youtube.calls["oembed"] == 1
+    clock.now += timedelta(minutes=3)  # not cached: asked again after the back-off
+    assert await yt.video_title("fJ9rUzIMcZQ") == (
+        "Queen – Bohemian Rhapsody (Official Video Remastered)",
+        "Queen Official",
+    )
+
+
+async def test_oembed_refused_or_switched_off(
+    sqlite_sessions: async_sessionmaker[AsyncSession],
+    fake_youtube: FakeYouTube,
+    provider_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+    closed_port: int,
+) -> None:
+    yt = make_oembed(sqlite_sessions, Clock(), monkeypatch, f"http://127.0.0.1:{closed_port}/oembed")
+    assert await yt.video_title("fJ9rUzIMcZQ") is None
+    monkeypatch.setenv("YOUTUBE_OEMBED_URL", "")  # blank: off
+    assert youtube_settings().oembed_url is None
+    off = YouTubeService(CacheService(sqlite_sessions), None, oembed_url=youtube_settings().oembed_url)
+    assert await off.video_title("fJ9rUzIMcZQ") is None
+    assert sum(fake_youtube.calls.values()) == 0
+
+
+async def test_with_a_key_the_api_first_and_oembed_as_fallback(
+    sqlite_sessions: async_sessionmaker[AsyncSession],
+    fake_youtube: FakeYouTube,
+    provider_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock()
+    yt = make_oembed(sqlite_sessions, clock, monkeypatch, fake_youtube.oembed_url, api_key=_SETTINGS_KEY)
+    assert await yt.video_title("WM8bTdBs-cw") == ("Paranoid", "Black Sabbath - Topic")
+    assert (fake_youtube.calls["videos"], fake_youtube.calls["oembed"]) == (1, 0)
+    fake_youtube.fail("videos", quota_exceeded())  # quota out: oEmbed answers
+    assert await yt.video_title("CD-E-LDc384") == ("Metallica: Enter Sandman (Official Music Video)", "Metallica")
+    assert (fake_youtube.calls["videos"], fake_youtube.calls["oembed"]) == (2, 1)
+    assert await yt.video_title("fJ9rUzIMcZQ") is not None  # the API is paused until the reset
+    assert (fake_youtube.calls["videos"], fake_youtube.calls["oembed"]) == (2, 2)
+    bad = make_oembed(sqlite_sessions, clock, monkeypatch, fake_youtube.oembed_url, api_key="wrong")
+    assert await bad.video_title("zzzzzzzzzzz") is None  # key refused (400), then oEmbed: 404
+    assert not bad.enabled and fake_youtube.calls["oembed"] == 3
