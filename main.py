@@ -15,6 +15,7 @@ import contextlib
 import inspect
 import logging
 import os
+import secrets
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -290,11 +291,28 @@ def data_mirror(settings: Settings) -> Path | None:
     return settings.encore_data_mirror or default_mirror(REPO_ROOT)
 
 
+def session_secret(settings: Settings) -> bytes:
+    """SESSION_SECRET, else a random key kept in DATA_DIR/session.key (made once, readable by its owner
+    only), so that every process of this deployment signs the web page's cookies alike."""
+    if settings.session_secret is not None:
+        return settings.session_secret.get_secret_value().encode()
+    path = settings.data_dir / "session.key"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes()
+    key = secrets.token_bytes(32)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key)
+    return key
+
+
 def create_http_app(services: Services, settings: Settings) -> web.Application:
     from bot.http.config import WebConfig
     from handlers.http import create_app
 
-    return create_app(services, WebConfig.from_settings(settings))
+    return create_app(services, WebConfig.from_settings(settings, session_secret=session_secret(settings)))
 
 
 def _async(fn: Callable[[], object]) -> Callable[[], Awaitable[None]]:

@@ -139,14 +139,18 @@ class Settings(BaseSettings):
     # Every Redis key Encore writes starts with this (several deployments, or test runs, on one server).
     redis_prefix: str = Field(default="encore", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
 
-    _blank = field_validator("database_url", "redis_url", "encore_data_mirror", "model_dir", mode="before")(
-        _blank_to_none
-    )
+    _blank = field_validator(
+        "database_url", "redis_url", "encore_data_mirror", "model_dir", "session_secret", "public_url", mode="before"
+    )(_blank_to_none)
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
     encore_data_mirror: Path | None = None
     model_dir: Path | None = None
     api_keys: str = ""
+    # Signs the web page's session cookies (shared by every instance); unset: a key kept in DATA_DIR.
+    session_secret: SecretStr | None = None
+    # Where people reach Encore (https://encore.example.com): the origin of its forms, Secure cookies.
+    public_url: str | None = None
     cors_origins: str = ""
     picks_default_hour: int = Field(default=10, ge=0, le=23)
 
@@ -173,6 +177,16 @@ class Settings(BaseSettings):
     @property
     def models_path(self) -> Path:
         return self.model_dir or self.data_dir / "models"
+
+    @property
+    def public_origin(self) -> str | None:
+        """scheme://host[:port] of PUBLIC_URL."""
+        if not self.public_url:
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
 
     @property
     def api_key_set(self) -> frozenset[str]:

@@ -148,6 +148,11 @@ class RadioSession(Base):
     __tablename__ = "radio_sessions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # What clients see: 128 random bits (URL-safe), so that radios cannot be listed by counting.
+    public_id: Mapped[str] = mapped_column(String(32), server_default="")
+    # Who may see and steer it: "user:<id>" (Telegram), "key:<hash>" (an API key), "web:<session>"
+    # (the web page's signed session), or "open" (the keyless API: the unguessable id is the capability).
+    owner: Mapped[str] = mapped_column(String(80), server_default="open")
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     seed_track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"))
     current_track_id: Mapped[int | None] = mapped_column(ForeignKey("tracks.id", ondelete="SET NULL"))
@@ -156,7 +161,11 @@ class RadioSession(Base):
         default=RadioState.ACTIVE,
         server_default=RadioState.ACTIVE.value,
     )
-    # The learned taste (vector, counters) as JSON; the shown/skipped history lives in interactions.
+    # How many tracks it has shown: the version every answer is checked against (one answer per position).
+    position: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    likes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    skips: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The learned taste (query vector, index signature) as JSON; the shown/skipped history lives in interactions.
     taste: Mapped[dict | None] = mapped_column(JSON)
     diversity: Mapped[float] = mapped_column(Float, default=0.3, server_default="0.3")
     # Where the bot shows this radio (so a press on an older message can be told apart).
@@ -165,6 +174,11 @@ class RadioSession(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=_now, server_default=func.now(), onupdate=_now
+    )
+
+    __table_args__ = (
+        Index("ix_radio_sessions_public_id", "public_id", unique=True),
+        Index("ix_radio_sessions_owner_state", "owner", "state"),
     )
 
 

@@ -326,23 +326,85 @@ class RadioRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
 
-    async def create(self, *, user_id: int | None, seed_track_id: int, diversity: float, taste: dict) -> RadioSession:
+    async def create(
+        self,
+        *,
+        public_id: str,
+        owner: str,
+        user_id: int | None,
+        seed_track_id: int,
+        current_track_id: int | None,
+        diversity: float,
+        taste: dict,
+        chat_id: int | None = None,
+        message_id: int | None = None,
+    ) -> RadioSession:
         row = RadioSession(
+            public_id=public_id,
+            owner=owner,
             user_id=user_id,
             seed_track_id=seed_track_id,
+            current_track_id=current_track_id,
+            position=1 if current_track_id is not None else 0,
+            likes=0,
+            skips=0,
             diversity=diversity,
             taste=taste,
             state=RadioState.ACTIVE,
+            chat_id=chat_id,
+            message_id=message_id,
         )
         self._s.add(row)
         await self._s.flush()
         return row
 
-    async def get(self, radio_id: int, *, for_update: bool = False) -> RadioSession | None:
-        stmt = select(RadioSession).where(RadioSession.id == radio_id)
-        if for_update and self._s.get_bind().dialect.name == "postgresql":
-            stmt = stmt.with_for_update()
+    async def by_public_id(self, public_id: str) -> RadioSession | None:
+        stmt = select(RadioSession).where(RadioSession.public_id == public_id)
         return await self._s.scalar(stmt.execution_options(populate_existing=True))
+
+    async def advance(
+        self,
+        radio_id: int,
+        *,
+        seen_position: int,
+        track_id: int,
+        next_track_id: int | None,
+        taste: dict,
+        liked: bool = False,
+        skipped: bool = False,
+    ) -> bool:
+        """Move the radio past `track_id` in one conditional statement: True for the one answer that
+        finds it still active, still at `seen_position` and still playing `track_id`; False for the
+        others (a concurrent answer, or a stop, won)."""
+        result = await self._s.execute(
+            update(RadioSession)
+            .where(
+                RadioSession.id == radio_id,
+                RadioSession.position == seen_position,
+                RadioSession.current_track_id == track_id,
+                RadioSession.state == RadioState.ACTIVE,
+            )
+            .values(
+                position=RadioSession.position + (1 if next_track_id is not None else 0),
+                likes=RadioSession.likes + int(liked),
+                skips=RadioSession.skips + int(skipped),
+                current_track_id=next_track_id,
+                taste=taste,
+                updated_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return bool(cast(CursorResult[Any], result).rowcount)
+
+    async def stop(self, radio_id: int) -> bool:
+        """Stop it (True when this call did; False when it was stopped already)."""
+        result = await self._s.execute(
+            update(RadioSession)
+            .where(RadioSession.id == radio_id, RadioSession.state == RadioState.ACTIVE)
+            .values(state=RadioState.STOPPED, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        return bool(cast(CursorResult[Any], result).rowcount)
 
     async def latest_active(self, user_id: int) -> RadioSession | None:
         stmt = (
@@ -353,13 +415,31 @@ class RadioRepository:
         )
         return await self._s.scalar(stmt)
 
-    async def stop_others(self, user_id: int, keep_id: int) -> None:
+    async def stop_others(self, owner: str, keep_id: int) -> None:
         await self._s.execute(
             update(RadioSession)
-            .where(RadioSession.user_id == user_id, RadioSession.id != keep_id)
+            .where(RadioSession.owner == owner, RadioSession.id != keep_id)
             .where(RadioSession.state == RadioState.ACTIVE)
             .values(state=RadioState.STOPPED)
+            .execution_options(synchronize_session=False)
         )
+
+    async def attach_message(self, radio_id: int, chat_id: int, message_id: int) -> None:
+        await self._s.execute(
+            update(RadioSession)
+            .where(RadioSession.id == radio_id)
+            .values(chat_id=chat_id, message_id=message_id)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def history(self, radio_id: int) -> Sequence[Any]:
+        """(track_id, kind) of every interaction of the radio, oldest first."""
+        stmt = (
+            select(Interaction.track_id, Interaction.kind)
+            .where(Interaction.radio_session_id == radio_id)
+            .order_by(Interaction.id)
+        )
+        return (await self._s.execute(stmt)).all()
 
 
 class CacheRepository:

@@ -190,8 +190,34 @@ class Recommendation:
 
 
 @dataclass(frozen=True, slots=True)
+class Listener:
+    """Who is asking for a radio: the owner key of the radios they start and may see and steer, and
+    their Encore user when there is one (Telegram users have likes and history)."""
+
+    owner: str
+    user_id: int | None = None
+
+    @classmethod
+    def telegram(cls, user_id: int) -> Listener:
+        return cls(f"user:{user_id}", user_id)
+
+    @classmethod
+    def api_key(cls, key_hash: str) -> Listener:
+        return cls(f"key:{key_hash}")
+
+    @classmethod
+    def web(cls, session_id: str) -> Listener:
+        return cls(f"web:{session_id}")
+
+    @classmethod
+    def anonymous(cls) -> Listener:
+        """The keyless API: its radios are "open" — whoever holds the unguessable id may use it."""
+        return cls("open")
+
+
+@dataclass(frozen=True, slots=True)
 class RadioStep:
-    radio_id: int
+    radio_id: str  # the public id (128 random bits)
     track: TrackInfo | None  # None: nothing left to play
     position: int  # how many tracks this radio has shown
     likes: int = 0

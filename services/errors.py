@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from services.dto import RadioStep
+
 
 class EncoreError(Exception):
     """Base of every error a service raises on purpose; `message` is safe to show."""
@@ -41,10 +46,21 @@ class RadioNotFound(EncoreError):
     code = "radio_not_found"
 
 
-class RadioForbidden(EncoreError):
-    """A radio that belongs to somebody else."""
+class RadioConflict(EncoreError):
+    """An answer for a track the radio has moved past (a double tap, a concurrent request, an old
+    tab). `step` is where the radio stands now."""
 
-    code = "radio_forbidden"
+    code = "radio_moved_on"
+
+    def __init__(self, message: str, step: RadioStep) -> None:
+        super().__init__(message)
+        self.step = step
+
+
+class RadioStopped(RadioConflict):
+    """An answer for a radio that has been stopped."""
+
+    code = "radio_stopped"
 
 
 class ProviderUnavailable(EncoreError):

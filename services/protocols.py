@@ -15,6 +15,7 @@ from services.dto import (
     GenreHistoryEntry,
     HealthReport,
     InteractionKind,
+    Listener,
     Page,
     RadioStep,
     Recommendation,
@@ -60,21 +61,23 @@ class Radios(Protocol):
         self,
         seed_track_id: int,
         *,
-        user_id: int | None,
+        listener: Listener,
         diversity: float | None = None,
         chat_id: int | None = None,
         message_id: int | None = None,
     ) -> RadioStep: ...
 
-    async def feedback(
-        self, radio_id: int, track_id: int, action: RadioAction, *, user_id: int | None
-    ) -> RadioStep: ...
+    async def feedback(self, radio_id: str, track_id: int, action: RadioAction, *, listener: Listener) -> RadioStep: ...
 
-    async def stop(self, radio_id: int, *, user_id: int | None) -> RadioStep: ...
+    async def stop(self, radio_id: str, *, listener: Listener) -> RadioStep: ...
 
-    async def current(self, radio_id: int, *, user_id: int | None) -> RadioStep: ...
+    async def current(self, radio_id: str, *, listener: Listener) -> RadioStep: ...
 
-    async def attach_message(self, radio_id: int, chat_id: int, message_id: int) -> None: ...
+    async def attach_message(self, radio_id: str, chat_id: int, message_id: int, *, listener: Listener) -> None: ...
+
+    async def start_from_latest_like(
+        self, *, listener: Listener, diversity: float | None = None
+    ) -> RadioStep | None: ...
 
 
 class Feedback(Protocol):

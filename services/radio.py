@@ -2,30 +2,45 @@
 
 The taste is a query vector in the recommender's space. Each like moves it a step towards the
 liked track, each skip a smaller step away (Rocchio-style, on the very next track), and the
-neighbourhoods of the last skipped tracks are pushed down in the ranking. Everything is
-persisted: the vector and counters in `radio_sessions.taste`, every shown / liked / skipped
-track as an `interactions` row. A restart (or another instance) rebuilds the state from the
-DB; a small in-process cache only saves the history query when nothing changed since.
-The next track is drawn among the best three with an RNG seeded by (salt, radio id, position),
-so a radio replays identically given the same feedback.
+neighbourhoods of the last skipped tracks are pushed down in the ranking. Everything is persisted:
+the vector in `radio_sessions.taste`, the counters in their columns, every shown / liked / skipped
+track as an `interactions` row. A restart (or another instance) rebuilds the state from the DB; a
+small in-process cache only saves the history query when nothing changed since.
+
+Who may touch a radio: its `owner` (a `Listener`: the Telegram user, the API key, the web page's
+session, or "open" for the keyless API, where the unguessable public id is the capability). Anyone
+else is told it does not exist.
+
+One answer per position. An answer (like, skip, next) names the track it answers for; the next
+track is chosen first (CPU work in a worker thread, no transaction open), then one conditional
+UPDATE … WHERE position = :seen AND current_track_id = :track moves the radio on and the
+interaction rows are written in the same transaction. Of concurrent answers exactly one finds the
+radio where it saw it; the others get `RadioConflict` with the radio's current state. So the
+counters always equal the rows, on SQLite and PostgreSQL alike (no row locks needed).
+
+The next track is drawn among the best three with an RNG seeded by (salt, radio, position), so a
+radio replays identically given the same feedback.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import secrets
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.models import Interaction, InteractionKind, RadioSession, RadioState
+from db.models import InteractionKind, RadioSession, RadioState
 from db.repositories import InteractionRepository, LikeRepository, RadioRepository, TrackRepository
+from ml.recsys.colikes import CoLikeModel
 from ml.recsys.index import CatalogIndex, Hit, Query
-from services.dto import RadioStep, TrackInfo
-from services.errors import InvalidInput, RadioForbidden, RadioNotFound
+from services.dto import Listener, RadioStep, TrackInfo
+from services.errors import InvalidInput, RadioConflict, RadioNotFound, RadioStopped
 from services.recommender import RecommendationService
 
 log = logging.getLogger(__name__)
@@ -33,6 +48,9 @@ log = logging.getLogger(__name__)
 Action = Literal["like", "skip", "next"]
 _PICK_WEIGHTS = np.asarray([0.6, 0.25, 0.15])
 _AVOID_LAST = 10
+MSG_MOVED_ON = "This radio has already moved on to another track."
+MSG_STOPPED = "This radio is over."
+MSG_NOT_FOUND = "There is no such radio."
 
 
 @dataclass(slots=True)
@@ -46,6 +64,21 @@ class LiveRadio:
     skipped: list[int] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class _Move:
+    """The outcome of one answer, computed before anything is written."""
+
+    live: LiveRadio
+    hit: Hit | None
+    next_track_id: int | None
+    taste: dict[str, Any]
+
+
+def new_public_id() -> str:
+    """128 random bits, URL-safe (22 characters)."""
+    return secrets.token_urlsafe(16)
+
+
 class RadioService:
     def __init__(
         self,
@@ -57,6 +90,7 @@ class RadioService:
         default_diversity: float = 0.3,
         salt: int = 0,
         cache_size: int = 10_000,
+        new_id: Callable[[], str] = new_public_id,
     ) -> None:
         self._sessions = sessions
         self._recs = recommender
@@ -66,6 +100,7 @@ class RadioService:
         self.salt = salt
         self._cache: OrderedDict[int, LiveRadio] = OrderedDict()
         self._cache_size = cache_size
+        self._new_id = new_id
 
     # -- public API ------------------------------------------------------------------------------
 
@@ -73,121 +108,177 @@ class RadioService:
         self,
         seed_track_id: int,
         *,
-        user_id: int | None,
+        listener: Listener,
         diversity: float | None = None,
         chat_id: int | None = None,
         message_id: int | None = None,
     ) -> RadioStep:
         index = await self._recs.index()
         query, _pos, _seed = await self._recs.seed_query(seed_track_id)
-        colikes = await self._recs.colikes() if self._recs.colike_weight > 0 else None
         if diversity is None:
-            diversity = await self._recs.user_diversity(user_id) if user_id is not None else self.default_diversity
+            user = listener.user_id
+            diversity = await self._recs.user_diversity(user) if user is not None else self.default_diversity
         diversity = min(max(float(diversity), 0.0), 1.0)
+        public_id = self._new_id()
+        exclude = await self._user_skips(listener.user_id, index)
+        live = LiveRadio(index.signature(), 0, query)
+        # The first pick: CPU work in a worker thread, before any transaction is open.
+        move = await asyncio.to_thread(
+            self._choose, index, live, seed_track_id, public_id, diversity, exclude, await self._colikes(), []
+        )
         async with self._sessions.begin() as s:
-            taste = _taste_json(index.signature(), query, query, 0, 0, 0)
-            radio = await RadioRepository(s).create(
-                user_id=user_id, seed_track_id=seed_track_id, diversity=diversity, taste=taste
+            repo = RadioRepository(s)
+            radio = await repo.create(
+                public_id=public_id,
+                owner=listener.owner,
+                user_id=listener.user_id,
+                seed_track_id=seed_track_id,
+                current_track_id=move.next_track_id,
+                diversity=diversity,
+                taste={**move.taste, "seed_query": query.to_json()},
+                chat_id=chat_id,
+                message_id=message_id,
             )
-            radio.chat_id, radio.message_id = chat_id, message_id
-            if user_id is not None:
-                await RadioRepository(s).stop_others(user_id, radio.id)
-            live = LiveRadio(index.signature(), 0, query)
-            return await self._advance(s, index, radio, live, colikes)
+            if listener.user_id is not None:  # one radio at a time in a Telegram chat
+                await repo.stop_others(listener.owner, radio.id)
+            if move.next_track_id is not None:
+                await InteractionRepository(s).add(
+                    move.next_track_id, InteractionKind.SHOWN, user_id=listener.user_id, radio_session_id=radio.id
+                )
+            track = await self._track(s, move)
+        self._remember(radio.id, move.live)
+        return self._step(radio, track, move.hit)
 
-    async def feedback(self, radio_id: int, track_id: int, action: Action, *, user_id: int | None) -> RadioStep:
+    async def feedback(self, radio_id: str, track_id: int, action: Action, *, listener: Listener) -> RadioStep:
+        """Answer the radio's current track and move on: `RadioConflict` when it has moved on already
+        (the answer is not counted), `RadioStopped` when it is over, `RadioNotFound` when not yours."""
         if action not in ("like", "skip", "next"):
             raise InvalidInput(f"unknown radio action: {action}")
-        index = await self._recs.index()
-        colikes = await self._recs.colikes() if self._recs.colike_weight > 0 else None
-        try:
-            return await self._feedback(index, colikes, radio_id, track_id, action, user_id)
-        except BaseException:
-            self._cache.pop(radio_id, None)  # the cached state may be ahead of the rolled-back DB
-            raise
-
-    async def _feedback(
-        self, index: CatalogIndex, colikes: Any, radio_id: int, track_id: int, action: Action, user_id: int | None
-    ) -> RadioStep:
-        async with self._sessions.begin() as s:
-            radio = await self._owned(s, radio_id, user_id, for_update=True)
+        async with self._sessions() as s:
+            radio = await self._owned(s, radio_id, listener)
             if radio.state == RadioState.STOPPED:
-                return self._step(radio, None)
+                raise RadioStopped(MSG_STOPPED, await self._current(s, radio))
             if radio.current_track_id != track_id:
-                raise InvalidInput("That track is no longer playing on this radio.")
+                raise RadioConflict(MSG_MOVED_ON, await self._current(s, radio))
+            index = await self._recs.index()
             live = await self._live(s, index, radio)
-            interactions = InteractionRepository(s)
-            pos = index.position(track_id)
-            taste = dict(radio.taste or {})
-            if action == "like":
-                await interactions.add(track_id, InteractionKind.LIKED, user_id=user_id, radio_session_id=radio.id)
-                if user_id is not None:
-                    await LikeRepository(s).add(user_id, track_id)
-                if pos is not None:
-                    live.query = live.query.moved(index.query_for(pos), self.like_rate)
-                taste["likes"] = int(taste.get("likes", 0)) + 1
-            elif action == "skip":
-                await interactions.add(track_id, InteractionKind.SKIPPED, user_id=user_id, radio_session_id=radio.id)
-                if pos is not None:
-                    live.query = live.query.moved(index.query_for(pos), -self.skip_rate)
-                    live.skipped.append(pos)
-                taste["skips"] = int(taste.get("skips", 0)) + 1
-            taste["query"] = live.query.to_json()
-            radio.taste = taste
-            return await self._advance(s, index, radio, live, colikes)
-
-    async def stop(self, radio_id: int, *, user_id: int | None) -> RadioStep:
+            liked = await InteractionRepository(s).session_track_ids(radio.id, [InteractionKind.LIKED])
+        if action == "like":
+            liked = [*liked, track_id]
+        exclude = await self._user_skips(radio.user_id, index)
+        colikes = await self._colikes()
+        move = await asyncio.to_thread(self._answer, index, live, radio, track_id, action, exclude, colikes, liked)
         async with self._sessions.begin() as s:
-            radio = await self._owned(s, radio_id, user_id, for_update=True)
-            radio.state = RadioState.STOPPED
-            self._cache.pop(radio.id, None)
-            return self._step(radio, None)
+            won = await RadioRepository(s).advance(
+                radio.id,
+                seen_position=radio.position,
+                track_id=track_id,
+                next_track_id=move.next_track_id,
+                taste=move.taste,
+                liked=action == "like",
+                skipped=action == "skip",
+            )
+            if won:
+                interactions = InteractionRepository(s)
+                if action == "like":
+                    await interactions.add(
+                        track_id, InteractionKind.LIKED, user_id=radio.user_id, radio_session_id=radio.id
+                    )
+                    if radio.user_id is not None:
+                        await LikeRepository(s).add(radio.user_id, track_id)
+                elif action == "skip":
+                    await interactions.add(
+                        track_id, InteractionKind.SKIPPED, user_id=radio.user_id, radio_session_id=radio.id
+                    )
+                if move.next_track_id is not None:
+                    await interactions.add(
+                        move.next_track_id, InteractionKind.SHOWN, user_id=radio.user_id, radio_session_id=radio.id
+                    )
+                track = await self._track(s, move)
+        if not won:
+            async with self._sessions() as s:
+                current = await RadioRepository(s).by_public_id(radio_id)
+                assert current is not None  # radios are never deleted while their owner exists
+                step = await self._current(s, current)
+            raise (RadioStopped if step.stopped else RadioConflict)(MSG_STOPPED if step.stopped else MSG_MOVED_ON, step)
+        self._remember(radio.id, move.live)
+        return RadioStep(
+            radio_id=radio.public_id,
+            track=track,
+            position=radio.position + (1 if move.next_track_id is not None else 0),
+            likes=radio.likes + int(action == "like"),
+            skips=radio.skips + int(action == "skip"),
+            stopped=False,
+            extra=self._extra(radio.diversity, move.hit),
+        )
 
-    async def current(self, radio_id: int, *, user_id: int | None) -> RadioStep:
+    async def stop(self, radio_id: str, *, listener: Listener) -> RadioStep:
+        async with self._sessions.begin() as s:
+            radio = await self._owned(s, radio_id, listener)
+            await RadioRepository(s).stop(radio.id)
+            self._cache.pop(radio.id, None)
+        async with self._sessions() as s:
+            radio = await self._owned(s, radio_id, listener)
+            return await self._current(s, radio)
+
+    async def current(self, radio_id: str, *, listener: Listener) -> RadioStep:
         """The radio as it stands (e.g. to redraw its message after a restart)."""
         async with self._sessions() as s:
-            radio = await self._owned(s, radio_id, user_id)
-            track = None
-            if radio.current_track_id is not None and radio.state == RadioState.ACTIVE:
-                row = await TrackRepository(s).get(radio.current_track_id)
-                track = TrackInfo.from_row(row) if row is not None else None
-            return self._step(radio, track)
+            return await self._current(s, await self._owned(s, radio_id, listener))
 
-    async def attach_message(self, radio_id: int, chat_id: int, message_id: int) -> None:
+    async def attach_message(self, radio_id: str, chat_id: int, message_id: int, *, listener: Listener) -> None:
         async with self._sessions.begin() as s:
-            radio = await RadioRepository(s).get(radio_id, for_update=True)
-            if radio is None:
-                raise RadioNotFound("This radio no longer exists.")
-            radio.chat_id, radio.message_id = chat_id, message_id
+            radio = await self._owned(s, radio_id, listener)
+            await RadioRepository(s).attach_message(radio.id, chat_id, message_id)
+
+    async def start_from_latest_like(self, *, listener: Listener, diversity: float | None = None) -> RadioStep | None:
+        """A radio from the listener's most recent like (None: nothing liked yet)."""
+        if listener.user_id is None:
+            return None
+        async with self._sessions() as s:
+            liked = await LikeRepository(s).track_ids(listener.user_id)
+        if not liked:
+            return None
+        return await self.start(liked[0], listener=listener, diversity=diversity)
 
     def live_sessions(self) -> int:
         return len(self._cache)
 
     # -- internals -------------------------------------------------------------------------------
 
-    async def _owned(self, s: AsyncSession, radio_id: int, user_id: int | None, *, for_update: bool = False) -> Any:
-        radio = await RadioRepository(s).get(radio_id, for_update=for_update)
-        if radio is None:
-            raise RadioNotFound("This radio no longer exists.")
-        if radio.user_id is not None and radio.user_id != user_id:
-            raise RadioForbidden("This radio belongs to someone else.")
+    async def _owned(self, s: AsyncSession, radio_id: str, listener: Listener) -> RadioSession:
+        """The radio, when the listener may see it: its owner, or anyone for an "open" radio."""
+        radio = await RadioRepository(s).by_public_id(radio_id) if radio_id else None
+        if radio is None or (radio.owner != "open" and radio.owner != listener.owner):
+            raise RadioNotFound(MSG_NOT_FOUND)
         return radio
+
+    async def _current(self, s: AsyncSession, radio: RadioSession) -> RadioStep:
+        track = None
+        if radio.current_track_id is not None and radio.state == RadioState.ACTIVE:
+            row = await TrackRepository(s).get(radio.current_track_id)
+            track = TrackInfo.from_row(row) if row is not None else None
+        return self._step(radio, track)
+
+    async def _user_skips(self, user_id: int | None, index: CatalogIndex) -> set[int]:
+        if user_id is None:
+            return set()
+        async with self._sessions() as s:
+            skips = await InteractionRepository(s).user_track_ids(user_id, [InteractionKind.SKIPPED], limit=5000)
+        return set(index.positions(skips))
+
+    async def _colikes(self) -> CoLikeModel | None:
+        return await self._recs.colikes() if self._recs.colike_weight > 0 else None
 
     async def _live(self, s: AsyncSession, index: CatalogIndex, radio: RadioSession) -> LiveRadio:
         """The cached state when it matches the DB, otherwise rebuilt from the DB."""
         taste = radio.taste or {}
         signature = index.signature()
         cached = self._cache.get(radio.id)
-        if cached is not None and cached.signature == signature and cached.position == taste.get("position"):
+        if cached is not None and cached.signature == signature and cached.position == radio.position:
             self._cache.move_to_end(radio.id)
-            return cached
-        rows = (
-            await s.execute(
-                select(Interaction.track_id, Interaction.kind)
-                .where(Interaction.radio_session_id == radio.id)
-                .order_by(Interaction.id)
-            )
-        ).all()
+            return replace(cached, shown=list(cached.shown), skipped=list(cached.skipped))
+        rows = await RadioRepository(s).history(radio.id)
         shown = [p for t, k in rows if k == InteractionKind.SHOWN for p in [index.position(t)] if p is not None]
         skipped = [p for t, k in rows if k == InteractionKind.SKIPPED for p in [index.position(t)] if p is not None]
         if taste.get("signature") == signature and taste.get("query"):
@@ -201,27 +292,49 @@ class RadioService:
                 rate = self.like_rate if kind == InteractionKind.LIKED else -self.skip_rate
                 query = query.moved(index.query_for(pos), rate)
             log.info("radio %d: taste replayed on a new index (%d events)", radio.id, len(rows))
-        return LiveRadio(signature, int(taste.get("position", len(shown))), query, shown, skipped)
+        return LiveRadio(signature, radio.position, query, shown, skipped)
 
-    async def _advance(
-        self, s: AsyncSession, index: CatalogIndex, radio: RadioSession, live: LiveRadio, colikes: Any
-    ) -> RadioStep:
-        """Pick, record and return the next track."""
-        interactions = InteractionRepository(s)
-        exclude = set(live.shown) | set(live.skipped)
-        if radio.user_id is not None:
-            user_skips = await interactions.user_track_ids(radio.user_id, [InteractionKind.SKIPPED], limit=5000)
-            exclude.update(index.positions(user_skips))
-        seed_pos = index.position(radio.seed_track_id)
+    def _answer(
+        self,
+        index: CatalogIndex,
+        live: LiveRadio,
+        radio: RadioSession,
+        track_id: int,
+        action: Action,
+        exclude: set[int],
+        colikes: CoLikeModel | None,
+        liked: Sequence[int],
+    ) -> _Move:
+        """The taste after the answer, and the next track (blocking: runs in a worker thread)."""
+        pos = index.position(track_id)
+        if pos is not None and action == "like":
+            live.query = live.query.moved(index.query_for(pos), self.like_rate)
+        elif pos is not None and action == "skip":
+            live.query = live.query.moved(index.query_for(pos), -self.skip_rate)
+            live.skipped.append(pos)
+        return self._choose(index, live, radio.seed_track_id, radio.public_id, radio.diversity, exclude, colikes, liked)
+
+    def _choose(
+        self,
+        index: CatalogIndex,
+        live: LiveRadio,
+        seed_track_id: int,
+        public_id: str,
+        diversity: float,
+        exclude: set[int],
+        colikes: CoLikeModel | None,
+        liked: Sequence[int],
+    ) -> _Move:
+        """The next track for `live` (blocking: runs in a worker thread)."""
+        exclude = exclude | set(live.shown) | set(live.skipped)
+        seed_pos = index.position(seed_track_id)
         keys: set[int] = set()
         if seed_pos is not None:
             exclude.add(seed_pos)
             keys = index.keys_for(index.artists[seed_pos], index.names[seed_pos])
         boost = {}
         if colikes is not None:
-            anchors = [p for p in [seed_pos] if p is not None]
-            liked = await interactions.session_track_ids(radio.id, [InteractionKind.LIKED])
-            anchors += index.positions(liked[-20:])
+            anchors = [p for p in [seed_pos] if p is not None] + index.positions(list(liked)[-20:])
             boost = {
                 p: (self._recs.colike_weight * score, "liked by people who liked this")
                 for p, (score, _n) in colikes.scores(anchors).items()
@@ -232,38 +345,38 @@ class RadioService:
             exclude=exclude,
             exclude_keys=keys,
             recent=live.shown[-9:],
-            diversity=radio.diversity,
+            diversity=diversity,
             boost=boost,
             avoid=live.skipped[-_AVOID_LAST:],
             alternatives=True,
             seed_artists=index.artists[seed_pos] if seed_pos is not None and len(live.shown) < 9 else None,
         )
-        hit = self._pick(hits, radio.id, live.position)
-        track: TrackInfo | None = None
-        taste = dict(radio.taste or {})
-        if hit is None:
-            radio.current_track_id = None
-        else:
-            track_id = int(index.ids[hit.position])
-            row = await TrackRepository(s).get(track_id)
-            track = TrackInfo.from_row(row) if row is not None else index.track_info(hit.position)
-            await interactions.add(track_id, InteractionKind.SHOWN, user_id=radio.user_id, radio_session_id=radio.id)
-            radio.current_track_id = track_id
+        hit = self._pick(hits, public_id, live.position)
+        next_track_id = None
+        if hit is not None:
+            next_track_id = int(index.ids[hit.position])
             live.shown.append(hit.position)
             live.position += 1
-        taste.update(signature=live.signature, position=live.position, query=live.query.to_json())
-        taste.setdefault("seed_query", taste["query"])
-        radio.taste = taste
-        await s.flush()
-        self._remember(radio.id, live)
-        return self._step(radio, track, hit)
+        taste = {"signature": live.signature, "query": live.query.to_json()}
+        return _Move(live, hit, next_track_id, taste)
 
-    def _pick(self, hits: list[Hit], radio_id: int, position: int) -> Hit | None:
+    def _pick(self, hits: list[Hit], public_id: str, position: int) -> Hit | None:
         if not hits:
             return None
         weights = _PICK_WEIGHTS[: len(hits)] / _PICK_WEIGHTS[: len(hits)].sum()
-        rng = np.random.default_rng([self.salt, radio_id, position])
+        seed = int.from_bytes(public_id.encode()[:8].ljust(8, b"\0"), "big")
+        rng = np.random.default_rng([self.salt, seed, position])
         return hits[int(rng.choice(len(hits), p=weights))]
+
+    async def _track(self, s: AsyncSession, move: _Move) -> TrackInfo | None:
+        if move.next_track_id is None:
+            return None
+        row = await TrackRepository(s).get(move.next_track_id)
+        if row is not None:
+            return TrackInfo.from_row(row)
+        index = await self._recs.index()
+        assert move.hit is not None
+        return TrackInfo.from_entry(index.entry(move.hit.position))
 
     def _remember(self, radio_id: int, live: LiveRadio) -> None:
         self._cache[radio_id] = live
@@ -272,28 +385,20 @@ class RadioService:
             self._cache.popitem(last=False)
 
     @staticmethod
-    def _step(radio: RadioSession, track: TrackInfo | None, hit: Hit | None = None) -> RadioStep:
-        taste = radio.taste or {}
-        extra: dict[str, object] = {"diversity": radio.diversity}
+    def _extra(diversity: float, hit: Hit | None) -> dict[str, object]:
+        extra: dict[str, object] = {"diversity": diversity}
         if hit is not None:
             extra.update(reason=hit.reason, score=round(hit.score, 4))
+        return extra
+
+    @classmethod
+    def _step(cls, radio: RadioSession, track: TrackInfo | None, hit: Hit | None = None) -> RadioStep:
         return RadioStep(
-            radio_id=radio.id,
+            radio_id=radio.public_id,
             track=track,
-            position=int(taste.get("position", 0)),
-            likes=int(taste.get("likes", 0)),
-            skips=int(taste.get("skips", 0)),
+            position=radio.position,
+            likes=radio.likes,
+            skips=radio.skips,
             stopped=radio.state == RadioState.STOPPED,
-            extra=extra,
+            extra=cls._extra(radio.diversity, hit),
         )
-
-
-def _taste_json(signature: str, query: Query, seed: Query, position: int, likes: int, skips: int) -> dict[str, Any]:
-    return {
-        "signature": signature,
-        "query": query.to_json(),
-        "seed_query": seed.to_json(),
-        "position": position,
-        "likes": likes,
-        "skips": skips,
-    }

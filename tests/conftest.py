@@ -12,6 +12,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -93,10 +94,13 @@ def pg_database_url() -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-async def engine(request: pytest.FixtureRequest) -> AsyncIterator[AsyncEngine]:
-    """An engine with the schema created, once on SQLite and once on PostgreSQL."""
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """An engine with the schema created, once on SQLite and once on PostgreSQL.
+
+    SQLite is a file, as in production (WAL, a connection per session): an in-memory database shares
+    one connection between all sessions, so concurrent transactions would not be isolated there."""
     if request.param == "sqlite":
-        url = "sqlite+aiosqlite://"
+        url = f"sqlite+aiosqlite:///{tmp_path / 'encore.db'}"
     else:
         url = request.getfixturevalue("pg_database_url")
     eng = create_engine(url)

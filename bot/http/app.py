@@ -34,6 +34,7 @@ from bot.http.metrics import HttpMetrics
 from bot.http.middlewares import api_key_middleware, body_limit_middleware, cors_middleware, metrics_middleware
 from bot.http.problems import problem_middleware
 from bot.http.ratelimit import MemoryRateLimiter, RedisRateLimiter, rate_limit_middleware
+from bot.http.session import WebSessions, session_middleware, sessions_key
 from services.container import Services
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ def create_web_app(
             metrics_middleware,
             cors_middleware,
             problem_middleware,
+            session_middleware,
             rate_limit_middleware,
             body_limit_middleware,
             api_key_middleware,
@@ -115,6 +117,9 @@ def create_web_app(
     app[config_key] = config
     app[metrics_key] = HttpMetrics(_model_version_of(services))
     app[jinja_key] = create_jinja_env()
+    app[sessions_key] = WebSessions(
+        config.session_secret, secure_cookie=(config.public_origin or "").startswith("https://")
+    )
     if rate_limiter is None and config.rate_limit_per_minute > 0:
         if config.redis_url:
             rate_limiter = RedisRateLimiter.from_url(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 
 from bot.config import Settings
 
@@ -27,9 +28,14 @@ class WebConfig:
 
     redis_url: str | None = None  # a shared rate limiter for every instance
     redis_prefix: str = "encore"
+    # Signs the web page's session cookies; main.py passes SESSION_SECRET or a key kept in the data folder.
+    session_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    # The page's public address (PUBLIC_URL): the Origin its forms must come from; else this request's own.
+    public_origin: str | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> WebConfig:
+    def from_settings(cls, settings: Settings, *, session_secret: bytes | None = None) -> WebConfig:
+        extra = {"session_secret": session_secret} if session_secret is not None else {}
         return cls(
             api_keys=settings.api_key_set,
             cors_origins=settings.cors_origin_list,
@@ -38,6 +44,8 @@ class WebConfig:
             unlimited_paths=UNLIMITED_PATHS | {settings.webhook.path},
             redis_url=settings.redis_url,
             redis_prefix=settings.redis_prefix,
+            public_origin=settings.public_origin,
+            **extra,  # type: ignore[arg-type]
         )
 
     def key_ok(self, presented: str | None) -> bool:

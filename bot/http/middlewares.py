@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Awaitable, Callable
 
@@ -31,6 +32,14 @@ def presented_key(request: web.Request) -> str | None:
     scheme, _, token = auth.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
+    return None
+
+
+def valid_key_hash(request: web.Request) -> str | None:
+    """A short hash of the API key presented, when it is one of API_KEYS (never the key itself)."""
+    presented = presented_key(request)
+    if presented and request.app[config_key].key_ok(presented):
+        return hashlib.sha256(presented.encode()).hexdigest()[:32]
     return None
 
 

@@ -47,7 +47,7 @@ class Problem(Exception):
 ERROR_STATUS: dict[type[errors.EncoreError], int] = {
     errors.TrackNotFound: 404,
     errors.RadioNotFound: 404,
-    errors.RadioForbidden: 403,
+    errors.RadioConflict: 409,
     errors.InvalidInput: 422,
     errors.NoFeatures: 422,
     errors.UnsupportedInput: 422,

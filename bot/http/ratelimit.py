@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import time
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from bot.http.keys import config_key, limiter_key, metrics_key
-from bot.http.middlewares import presented_key
+from bot.http.middlewares import valid_key_hash
 from bot.http.problems import Problem
 
 if TYPE_CHECKING:
@@ -123,10 +122,8 @@ class RedisRateLimiter:
 
 def client_id(request: web.Request) -> str:
     """Who is asking: the API key when a valid one is presented, else the peer address."""
-    presented = presented_key(request)
-    if presented and request.app[config_key].key_ok(presented):
-        return "key:" + hashlib.sha256(presented.encode()).hexdigest()[:16]
-    return "ip:" + (request.remote or "unknown")
+    key_hash = valid_key_hash(request)
+    return f"key:{key_hash}" if key_hash else "ip:" + (request.remote or "unknown")
 
 
 @web.middleware

@@ -50,7 +50,7 @@ class SearchPageCallback(CallbackData, prefix="sp"):
 
 
 class RadioCallback(CallbackData, prefix="r"):
-    radio_id: int
+    radio_id: str  # the public id (22 URL-safe characters)
     track_id: int
     action: RadioAction
 

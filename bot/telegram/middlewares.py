@@ -15,7 +15,7 @@ from aiogram.utils.callback_answer import CallbackAnswer, CallbackAnswerMiddlewa
 
 from bot.telegram.texts import Texts, language_of
 from services.dto import UserInfo
-from services.errors import EncoreError, RadioForbidden, TrackNotFound
+from services.errors import EncoreError, RadioConflict, RadioStopped, TrackNotFound
 from services.users import UserService, pick_language
 
 log = logging.getLogger(__name__)
@@ -195,8 +195,10 @@ class UserMiddleware(BaseMiddleware):
 def alert_key(exc: EncoreError) -> str:
     if isinstance(exc, TrackNotFound):
         return "alert_not_found"
-    if isinstance(exc, RadioForbidden):
-        return "alert_forbidden"
+    if isinstance(exc, RadioStopped):
+        return "alert_radio_over"
+    if isinstance(exc, RadioConflict):
+        return "alert_radio_moved_on"
     if exc.code in ("radio_not_found", "invalid_input"):
         return "alert_stale"
     return "alert_error"

@@ -14,19 +14,20 @@ from aiohttp import web
 
 from bot.http.cache import ResponseCache
 from bot.http.config import WebConfig
-from bot.http.keys import config_key, metrics_key
+from bot.http.keys import config_key, metrics_key, services_key
+from bot.http.middlewares import valid_key_hash
 from bot.http.problems import Problem
 from handlers.http.params import (
     ID,
     MAX_LIMIT,
     MAX_QUERY_CHARS,
+    RADIO_ID,
     clean_query,
     float_param,
     int_param,
     path_id,
     query_error,
     read_json_object,
-    service,
     validate,
 )
 from handlers.http.render import (
@@ -39,7 +40,7 @@ from handlers.http.render import (
 )
 from handlers.http.schemas import AudioFeatures, RadioFeedback, RadioStart
 from services import errors
-from services.dto import Resolution, ResolutionKind
+from services.dto import Listener, Resolution, ResolutionKind
 
 API = "/api/v1"
 OPENAPI_PATH = Path(__file__).resolve().parent / "openapi.json"
@@ -62,7 +63,7 @@ async def search_tracks(request: web.Request) -> web.Response:
     if not query:
         empty = Resolution(kind=ResolutionKind.INVALID, message="Type a song name or paste a Spotify link.")
         return json_response(search_json(query, empty))
-    tracks = service(request, "tracks")
+    tracks = request.app[services_key].tracks
     try:
         resolution = await tracks.resolve(query, user_id=None, limit=limit)
     except (errors.UnsupportedInput, errors.InvalidInput) as exc:
@@ -73,7 +74,7 @@ async def search_tracks(request: web.Request) -> web.Response:
 
 async def get_track(request: web.Request) -> web.Response:
     track_id = path_id(request, "track_id")
-    card = await service(request, "tracks").card(track_id, user_id=None)
+    card = await request.app[services_key].tracks.card(track_id, user_id=None)
     if card.genre is not None and card.genre.model_version:
         request.app[metrics_key].model_version_seen = card.genre.model_version
     return json_response(card_json(card))
@@ -83,7 +84,7 @@ async def similar_tracks(request: web.Request) -> web.Response:
     track_id = path_id(request, "track_id")
     limit = int_param(request, "limit", 10, 1, MAX_LIMIT)
     diversity = float_param(request, "diversity", 0.0, 1.0)
-    recommendations = service(request, "recommendations")
+    recommendations = request.app[services_key].recommendations
 
     async def compute() -> bytes:
         note = None
@@ -110,36 +111,53 @@ async def similar_tracks(request: web.Request) -> web.Response:
 
 async def guess_genre(request: web.Request) -> web.Response:
     features = validate(AudioFeatures, await read_json_object(request))
-    guess = await service(request, "genre").guess(features.model_dump())
+    guess = await request.app[services_key].genre.guess(features.model_dump())
     if guess.model_version:
         request.app[metrics_key].model_version_seen = guess.model_version
     return json_response(guess_json(guess))
 
 
+def api_listener(request: web.Request) -> Listener:
+    """Who is asking: the API key presented (radios bound to it), or the keyless API ("open" radios)."""
+    key_hash = valid_key_hash(request)
+    return Listener.api_key(key_hash) if key_hash else Listener.anonymous()
+
+
+def radio_path_id(request: web.Request) -> str:
+    return request.match_info["radio_id"]
+
+
+def radio_conflict(exc: errors.RadioConflict) -> Problem:
+    """409 with the radio as it stands now (the answer was not counted)."""
+    return Problem(409, exc.message, code=exc.code, radio=radio_json(exc.step))
+
+
 async def start_radio(request: web.Request) -> web.Response:
     body = validate(RadioStart, await read_json_object(request))
-    step = await service(request, "radio").start(body.track_id, user_id=None, diversity=body.diversity)
+    radio = request.app[services_key].radio
+    step = await radio.start(body.track_id, listener=api_listener(request), diversity=body.diversity)
     return json_response(radio_json(step), status=201)
 
 
 async def radio_feedback(request: web.Request) -> web.Response:
-    radio_id = path_id(request, "radio_id")
+    radio_id = radio_path_id(request)
     body = validate(RadioFeedback, await read_json_object(request))
+    radio = request.app[services_key].radio
     try:
-        step = await service(request, "radio").feedback(radio_id, body.track_id, body.action, user_id=None)
-    except errors.InvalidInput as exc:
-        raise Problem(409, exc.message or "That track is not the radio's current track.", code="stale_track") from None
+        step = await radio.feedback(radio_id, body.track_id, body.action, listener=api_listener(request))
+    except errors.RadioConflict as exc:
+        raise radio_conflict(exc) from None
     return json_response(radio_json(step))
 
 
 async def get_radio(request: web.Request) -> web.Response:
-    radio_id = path_id(request, "radio_id")
-    return json_response(radio_json(await service(request, "radio").current(radio_id, user_id=None)))
+    radio = request.app[services_key].radio
+    return json_response(radio_json(await radio.current(radio_path_id(request), listener=api_listener(request))))
 
 
 async def stop_radio(request: web.Request) -> web.Response:
-    radio_id = path_id(request, "radio_id")
-    return json_response(radio_json(await service(request, "radio").stop(radio_id, user_id=None)))
+    radio = request.app[services_key].radio
+    return json_response(radio_json(await radio.stop(radio_path_id(request), listener=api_listener(request))))
 
 
 async def openapi_document(request: web.Request) -> web.Response:
@@ -165,6 +183,6 @@ def setup_routes(app: web.Application) -> None:
     router.add_get(f"{API}/tracks/{ID % 'track_id'}/similar", similar_tracks)
     router.add_post(f"{API}/genre", guess_genre)
     router.add_post(f"{API}/radio", start_radio)
-    router.add_get(f"{API}/radio/{ID % 'radio_id'}", get_radio)
-    router.add_post(f"{API}/radio/{ID % 'radio_id'}/feedback", radio_feedback)
-    router.add_post(f"{API}/radio/{ID % 'radio_id'}/stop", stop_radio)
+    router.add_get(f"{API}/radio/{RADIO_ID}", get_radio)
+    router.add_post(f"{API}/radio/{RADIO_ID}/feedback", radio_feedback)
+    router.add_post(f"{API}/radio/{RADIO_ID}/stop", stop_radio)

@@ -2,27 +2,29 @@
 
     GET  /                         search box; with ?q= the results (a clear match goes straight to its card)
     GET  /track/{id}               the track card: genre chart, players/links, similar tracks, "start radio"
-    POST /radio                    start a radio from a track (form), then → GET /radio/{id}?t=<track>
-    GET  /radio/{id}?t=<track>     the radio's current track with 👍 / 👎 / next
-    POST /radio/{id}/feedback      like / skip / next (form), then → GET /radio/{id}?t=<next>
+    POST /radio                    start a radio from a track (form), then → GET /radio/{id}
+    GET  /radio/{id}               the radio's current track with 👍 / 👎 / next
+    POST /radio/{id}/feedback      like / skip / next (form), then → GET /radio/{id}
 
-Everything works without JavaScript (plain links and forms, post/redirect/get). Radios made here
-are anonymous (``user_id=None``).
+Everything works without JavaScript (plain links and forms, post/redirect/get). Radios started
+here belong to the browser's session (bot/http/session.py): another browser gets 404. Forms must
+come from this site (Origin) and carry the session's CSRF token.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
-from urllib.parse import urlsplit
 
-from aiohttp import hdrs, web
+from aiohttp import web
 
 from bot.http.keys import jinja_key, services_key, static_urls_key
 from bot.http.problems import Problem
-from handlers.http.params import ID, MAX_ID, MAX_QUERY_CHARS, clean_query, service
+from bot.http.session import csrf_token, require_form_from_this_site, session_id
+from handlers.http.params import ID, MAX_ID, MAX_QUERY_CHARS, RADIO_ID, clean_query
 from services import errors
-from services.dto import Recommendation, Resolution, ResolutionKind
+from services.dto import Listener, Recommendation, Resolution, ResolutionKind
 
 log = logging.getLogger(__name__)
 
@@ -60,20 +62,13 @@ def _form_id(form: Any, name: str) -> int:
     return int(raw)
 
 
-def _same_origin(request: web.Request) -> None:
-    """Refuse form posts made from other sites (a browser always sends Origin on POST)."""
-    origin = request.headers.get(hdrs.ORIGIN)
-    if origin and origin != "null" and urlsplit(origin).netloc != request.host:
-        raise Problem(403, "Forms can only be sent from this site.", code="cross_site_form")
-
-
 async def index(request: web.Request) -> web.Response:
     raw = request.query.get("q", "")
     query = clean_query(raw[:MAX_QUERY_CHARS])
     if not query:
         return render(request, "index.html", query="", resolution=None)
     try:
-        resolution = await service(request, "tracks").resolve(query, user_id=None, limit=10)
+        resolution = await request.app[services_key].tracks.resolve(query, user_id=None, limit=10)
     except (errors.UnsupportedInput, errors.InvalidInput) as exc:
         kind = ResolutionKind.UNSUPPORTED if isinstance(exc, errors.UnsupportedInput) else ResolutionKind.INVALID
         resolution = Resolution(kind, message=exc.message)
@@ -84,8 +79,6 @@ async def index(request: web.Request) -> web.Response:
 
 async def _similar(request: web.Request, track_id: int) -> tuple[list[Recommendation], str | None]:
     recommendations = request.app[services_key].recommendations
-    if recommendations is None:
-        return [], "Recommendations are not available yet."
     try:
         return list(await recommendations.similar(track_id, SIMILAR_ON_CARD, user_id=None)), None
     except (errors.NoFeatures, errors.ModelNotReady, errors.ProviderUnavailable) as exc:
@@ -94,48 +87,46 @@ async def _similar(request: web.Request, track_id: int) -> tuple[list[Recommenda
 
 async def track_page(request: web.Request) -> web.Response:
     track_id = int(request.match_info["track_id"])
-    card = await service(request, "tracks").card(track_id, user_id=None)
+    card = await request.app[services_key].tracks.card(track_id, user_id=None)
     similar, similar_note = await _similar(request, track_id)
-    return render(request, "track.html", card=card, similar=similar, similar_note=similar_note)
+    return render(
+        request, "track.html", card=card, similar=similar, similar_note=similar_note, csrf=csrf_token(request)
+    )
+
+
+def page_listener(request: web.Request) -> Listener:
+    """The browser behind this request: radios started on the page belong to its session."""
+    return Listener.web(session_id(request))
 
 
 async def start_radio(request: web.Request) -> web.Response:
-    _same_origin(request)
-    form = await request.post()
+    form = await require_form_from_this_site(request)
     track_id = _form_id(form, "track_id")
-    step = await service(request, "radio").start(track_id, user_id=None)
-    raise web.HTTPSeeOther(_radio_url(step.radio_id, step.track.id if step.track else None))
-
-
-def _radio_url(radio_id: int, track_id: int | None) -> str:
-    return f"/radio/{radio_id}?t={track_id}" if track_id is not None else f"/radio/{radio_id}?end=1"
+    step = await request.app[services_key].radio.start(track_id, listener=page_listener(request))
+    raise web.HTTPSeeOther(f"/radio/{step.radio_id}")
 
 
 async def radio_page(request: web.Request) -> web.Response:
-    radio_id = int(request.match_info["radio_id"])
-    raw = request.query.get("t", "")
-    if not raw:
-        return render(request, "radio.html", radio_id=radio_id, card=None)
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
-        raise Problem(404, "There is no such radio track.", code="track_not_found")
-    card = await service(request, "tracks").card(int(raw), user_id=None)
-    return render(request, "radio.html", radio_id=radio_id, card=card)
+    """The radio as it stands; 404 for a radio that does not exist or belongs to another browser."""
+    radio_id = request.match_info["radio_id"]
+    step = await request.app[services_key].radio.current(radio_id, listener=page_listener(request))
+    card = None
+    if step.track is not None and not step.stopped:
+        card = await request.app[services_key].tracks.card(step.track.id, user_id=None)
+    return render(request, "radio.html", step=step, card=card, csrf=csrf_token(request))
 
 
 async def radio_feedback(request: web.Request) -> web.Response:
-    _same_origin(request)
-    radio_id = int(request.match_info["radio_id"])
-    form = await request.post()
+    radio_id = request.match_info["radio_id"]
+    form = await require_form_from_this_site(request)
     track_id = _form_id(form, "track_id")
     action = form.get("action")
     if action not in ("like", "skip", "next"):
         raise Problem(400, "Choose 👍, 👎 or next.", code="invalid_form")
-    try:
-        step = await service(request, "radio").feedback(radio_id, track_id, action, user_id=None)
-    except errors.InvalidInput:
-        # Pressed twice, or an old tab: the radio has moved on. Show where it is now.
-        raise Problem(409, "This radio has already moved on to another track.", code="stale_track") from None
-    raise web.HTTPSeeOther(_radio_url(step.radio_id, step.track.id if step.track else None))
+    # Pressed twice, or an old tab: the answer is not counted; the page shows where the radio is now.
+    with contextlib.suppress(errors.RadioConflict):
+        await request.app[services_key].radio.feedback(radio_id, track_id, action, listener=page_listener(request))
+    raise web.HTTPSeeOther(f"/radio/{radio_id}")
 
 
 def setup_routes(app: web.Application) -> None:
@@ -143,5 +134,5 @@ def setup_routes(app: web.Application) -> None:
     router.add_get("/", index, name="index")
     router.add_get(f"/track/{ID % 'track_id'}", track_page, name="track")
     router.add_post("/radio", start_radio, name="radio_start")
-    router.add_get(f"/radio/{ID % 'radio_id'}", radio_page, name="radio")
-    router.add_post(f"/radio/{ID % 'radio_id'}/feedback", radio_feedback, name="radio_feedback")
+    router.add_get(f"/radio/{RADIO_ID}", radio_page, name="radio")
+    router.add_post(f"/radio/{RADIO_ID}/feedback", radio_feedback, name="radio_feedback")

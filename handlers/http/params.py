@@ -11,12 +11,13 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from bot.http.keys import services_key
 from bot.http.problems import Problem
 from services import errors
 
 MAX_ID = 10**18 - 1  # ids are at most 18 digits (they fit a signed 64-bit column)
 ID = r"{%s:[0-9]{1,18}}"
+# A radio's public id: 22 URL-safe characters (128 random bits).
+RADIO_ID = r"{radio_id:[A-Za-z0-9_-]{22}}"
 MAX_QUERY_CHARS = 200
 MAX_LIMIT = 50
 _INT_RE = re.compile(r"[0-9]{1,6}")
@@ -94,12 +95,3 @@ def validate(model: type[M], data: Mapping[str, Any]) -> M:
             for err in exc.errors(include_url=False, include_context=False, include_input=False)
         ]
         raise Problem(422, "The body has invalid fields.", code="validation_failed", errors=problems) from None
-
-
-def service(request: web.Request, name: str) -> Any:
-    found = getattr(request.app[services_key], name)
-    if found is None:
-        raise Problem(
-            503, f"The {name} service is not running.", code="service_unavailable", headers={"Retry-After": "30"}
-        )
-    return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Literal
 
 from aiogram import F, Router
@@ -20,11 +21,11 @@ from bot.telegram.callbacks import (
 from bot.telegram.keyboards import radio_keyboard
 from bot.telegram.texts import Texts
 from handlers.telegram.common import callback_message, edit
-from services.dto import RadioStep, UserInfo
+from services.dto import Listener, RadioStep, UserInfo
+from services.errors import RadioConflict, RadioStopped
 
 if TYPE_CHECKING:
-    from services.feedback import FeedbackService
-    from services.radio import RadioService
+    from services.protocols import Radios
 
 FEEDBACK: dict[RadioAction, Literal["like", "skip", "next"]] = {
     RadioAction.LIKE: "like",
@@ -42,34 +43,37 @@ def radio_view(texts: Texts, user: UserInfo, step: RadioStep) -> tuple[str, Inli
     )
 
 
-async def start_radio(message: Message, seed_track_id: int, user: UserInfo, radio: RadioService, texts: Texts) -> None:
-    """Start a radio and post its first card; the radio remembers that message (it outlives a restart)."""
-    step = await radio.start(seed_track_id, user_id=user.id, diversity=user.diversity, chat_id=message.chat.id)
+async def post_radio(message: Message, step: RadioStep, user: UserInfo, radio: Radios, texts: Texts) -> None:
+    """Post a radio's first card; the radio remembers that message (it outlives a restart)."""
     text, markup = radio_view(texts, user, step)
     sent = await message.answer(text, reply_markup=markup)
-    await radio.attach_message(step.radio_id, sent.chat.id, sent.message_id)
+    await radio.attach_message(step.radio_id, sent.chat.id, sent.message_id, listener=Listener.telegram(user.id))
+
+
+async def start_radio(message: Message, seed_track_id: int, user: UserInfo, radio: Radios, texts: Texts) -> None:
+    listener = Listener.telegram(user.id)
+    step = await radio.start(seed_track_id, listener=listener, diversity=user.diversity, chat_id=message.chat.id)
+    await post_radio(message, step, user, radio, texts)
 
 
 async def on_start_radio(
-    callback: CallbackQuery, callback_data: TrackCallback, user: UserInfo, radio: RadioService, texts: Texts
+    callback: CallbackQuery, callback_data: TrackCallback, user: UserInfo, radio: Radios, texts: Texts
 ) -> None:
     await start_radio(callback_message(callback), callback_data.track_id, user, radio, texts)
 
 
 async def on_start_radio_from_like(
-    callback: CallbackQuery, callback_data: LikesItemCallback, user: UserInfo, radio: RadioService, texts: Texts
+    callback: CallbackQuery, callback_data: LikesItemCallback, user: UserInfo, radio: Radios, texts: Texts
 ) -> None:
     await start_radio(callback_message(callback), callback_data.track_id, user, radio, texts)
 
 
-async def cmd_radio(
-    message: Message, user: UserInfo, radio: RadioService, feedback: FeedbackService, texts: Texts
-) -> None:
-    latest = await feedback.likes(user.id, 0, size=1)
-    if not latest.items:
+async def cmd_radio(message: Message, user: UserInfo, radio: Radios, texts: Texts) -> None:
+    step = await radio.start_from_latest_like(listener=Listener.telegram(user.id), diversity=user.diversity)
+    if step is None:
         await message.answer(texts.render(user.language, "radio_none"))
         return
-    await start_radio(message, latest.items[0].id, user, radio, texts)
+    await post_radio(message, step, user, radio, texts)
 
 
 async def on_radio_press(
@@ -77,24 +81,48 @@ async def on_radio_press(
     callback_data: RadioCallback,
     callback_answer: CallbackAnswer,
     user: UserInfo,
-    radio: RadioService,
+    radio: Radios,
     texts: Texts,
 ) -> None:
-    """Every press edits the radio's message: the next track, or the summary after ⏹."""
+    """Every press edits the radio's message: the next track, or the summary after ⏹.
+
+    A press the radio has moved past (two taps arriving together, an older message) is not counted:
+    a toast says so and the message shows where the radio stands."""
     message = callback_message(callback)
+    listener = Listener.telegram(user.id)
+    labels = texts.labels(user.language)
     if callback_data.action is RadioAction.STOP:
-        step = await radio.stop(callback_data.radio_id, user_id=user.id)
+        step = await radio.stop(callback_data.radio_id, listener=listener)
     else:
-        step = await radio.feedback(
-            callback_data.radio_id, callback_data.track_id, FEEDBACK[callback_data.action], user_id=user.id
-        )
-        labels = texts.labels(user.language)
-        if callback_data.action is RadioAction.LIKE:
-            callback_answer.text = labels("alert_radio_liked")
-        elif callback_data.action is RadioAction.SKIP:
-            callback_answer.text = labels("alert_radio_skipped")
+        try:
+            step = await radio.feedback(
+                callback_data.radio_id, callback_data.track_id, FEEDBACK[callback_data.action], listener=listener
+            )
+        except RadioConflict as exc:
+            callback_answer.text = labels(
+                "alert_radio_over" if isinstance(exc, RadioStopped) else "alert_radio_moved_on"
+            )
+            step = exc.step
+        else:
+            if callback_data.action is RadioAction.LIKE:
+                callback_answer.text = labels("alert_radio_liked")
+            elif callback_data.action is RadioAction.SKIP:
+                callback_answer.text = labels("alert_radio_skipped")
     text, markup = radio_view(texts, user, step)
     await edit(message, text, markup)
+
+
+def _shows(message: Message, step: RadioStep) -> bool:
+    """Whether the message's buttons already answer for the radio's current track."""
+    markup = message.reply_markup
+    for row in markup.inline_keyboard if markup is not None else ():
+        for button in row:
+            data = button.callback_data or ""
+            if data.startswith(RadioCallback.__prefix__ + ":"):
+                with contextlib.suppress(ValueError, TypeError):
+                    pressed = RadioCallback.unpack(data)
+                    return step.track is not None and pressed.track_id == step.track.id
+    return False
 
 
 def create_router() -> Router:

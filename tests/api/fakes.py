@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -15,6 +16,7 @@ from services import errors
 from services.container import Services
 from services.dto import (
     GenreGuess,
+    Listener,
     RadioStep,
     Recommendation,
     Resolution,
@@ -226,8 +228,8 @@ class FakeRecommendationService:
 
 @dataclass
 class _Radio:
-    id: int
-    user_id: int | None
+    id: str
+    owner: str
     queue: list[int]
     current: int | None
     position: int = 1
@@ -241,39 +243,37 @@ class FakeRadioService:
     def __init__(self, tracks: FakeTrackService, recs: FakeRecommendationService) -> None:
         self._tracks = tracks
         self._recs = recs
-        self._radios: dict[int, _Radio] = {}
+        self._radios: dict[str, _Radio] = {}
 
     async def start(
         self,
         seed_track_id: int,
         *,
-        user_id: int | None,
+        listener: Listener,
         diversity: float | None = None,
         chat_id: int | None = None,
         message_id: int | None = None,
     ) -> RadioStep:
         seed = await self._tracks.get(seed_track_id)
         queue = [r.track.id for r in await self._recs.similar(seed.id, 50)] if seed.features else []
-        radio = _Radio(id=len(self._radios) + 1, user_id=user_id, queue=queue, current=seed.id)
+        radio = _Radio(id=secrets.token_urlsafe(16), owner=listener.owner, queue=queue, current=seed.id)
         self._radios[radio.id] = radio
         return await self._step(radio)
 
-    def _get(self, radio_id: int, user_id: int | None) -> _Radio:
+    def _get(self, radio_id: str, listener: Listener) -> _Radio:
         radio = self._radios.get(radio_id)
-        if radio is None:
+        if radio is None or (radio.owner != "open" and radio.owner != listener.owner):
             raise errors.RadioNotFound("No such radio.")
-        if radio.user_id != user_id:
-            raise errors.RadioForbidden("This radio belongs to somebody else.")
         return radio
 
     async def feedback(
-        self, radio_id: int, track_id: int, action: Literal["like", "skip", "next"], *, user_id: int | None
+        self, radio_id: str, track_id: int, action: Literal["like", "skip", "next"], *, listener: Listener
     ) -> RadioStep:
-        radio = self._get(radio_id, user_id)
-        if radio.stopped:  # as RadioService: a stopped radio answers its stopped step
-            return await self._step(radio)
+        radio = self._get(radio_id, listener)
+        if radio.stopped:  # as RadioService
+            raise errors.RadioStopped("This radio is over.", await self._step(radio))
         if radio.current != track_id:
-            raise errors.InvalidInput("That is not the radio's current track.")
+            raise errors.RadioConflict("This radio has already moved on.", await self._step(radio))
         radio.likes += action == "like"
         radio.skips += action == "skip"
         radio.played.append(track_id)
@@ -281,13 +281,19 @@ class FakeRadioService:
         radio.position += radio.current is not None
         return await self._step(radio)
 
-    async def stop(self, radio_id: int, *, user_id: int | None) -> RadioStep:
-        radio = self._get(radio_id, user_id)
+    async def stop(self, radio_id: str, *, listener: Listener) -> RadioStep:
+        radio = self._get(radio_id, listener)
         radio.stopped = True
         return await self._step(radio)
 
-    async def current(self, radio_id: int, *, user_id: int | None) -> RadioStep:
-        return await self._step(self._get(radio_id, user_id))
+    async def current(self, radio_id: str, *, listener: Listener) -> RadioStep:
+        return await self._step(self._get(radio_id, listener))
+
+    async def attach_message(self, radio_id: str, chat_id: int, message_id: int, *, listener: Listener) -> None:
+        self._get(radio_id, listener)
+
+    async def start_from_latest_like(self, *, listener: Listener, diversity: float | None = None) -> RadioStep | None:
+        return None
 
     async def _step(self, radio: _Radio) -> RadioStep:
         playing = radio.current is not None and not radio.stopped

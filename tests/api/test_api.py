@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from bot.http.config import WebConfig
+from services.dto import Listener
 from tests.api.fakes import MODEL_VERSION
 
 FEATURES: dict[str, float] = {
@@ -291,7 +293,9 @@ async def test_radio_stale_track_is_409(client: TestClient) -> None:
     url = f"/api/v1/radio/{step['radio_id']}/feedback"
     assert (await client.post(url, json={"track_id": 1, "action": "like"})).status == 200
     body = await problem(await client.post(url, json={"track_id": 1, "action": "like"}), 409)
-    assert body["code"] == "stale_track"
+    assert body["code"] == "radio_moved_on"
+    # The radio as it stands, so the client can redraw without another request; the answer was not counted.
+    assert body["radio"]["likes"] == 1 and body["radio"]["track"]["id"] != 1 and body["radio"]["position"] == 2
 
 
 async def test_radio_errors(client: TestClient) -> None:
@@ -299,6 +303,7 @@ async def test_radio_errors(client: TestClient) -> None:
     await problem(await client.post("/api/v1/radio", json={"track_id": "1"}), 422)
     await problem(await client.post("/api/v1/radio", json={"track_id": 1, "diversity": 2}), 422)
     await problem(await client.post("/api/v1/radio/77/feedback", json={"track_id": 1, "action": "like"}), 404)
+    await problem(await client.post(f"/api/v1/radio/{'x' * 22}/feedback", json={"track_id": 1, "action": "like"}), 404)
     step = await (await client.post("/api/v1/radio", json={"track_id": 1})).json()
     body = await problem(
         await client.post(f"/api/v1/radio/{step['radio_id']}/feedback", json={"track_id": 1, "action": "love"}), 422
@@ -306,17 +311,12 @@ async def test_radio_errors(client: TestClient) -> None:
     assert body["errors"][0]["location"] == "body.action"
 
 
-async def test_radio_of_another_user_is_403(client: TestClient, container: Any) -> None:
-    step = await container.services.radio.start(1, user_id=42)
+async def test_radio_of_another_owner_does_not_exist(client: TestClient, container: Any) -> None:
+    step = await container.services.radio.start(1, listener=Listener.telegram(42))
     await problem(
-        await client.post(f"/api/v1/radio/{step.radio_id}/feedback", json={"track_id": 1, "action": "like"}), 403
+        await client.post(f"/api/v1/radio/{step.radio_id}/feedback", json={"track_id": 1, "action": "like"}), 404
     )
-
-
-async def test_missing_service_is_503_not_500(make_client: Any, container: Any) -> None:
-    container.services.recommendations = None
-    client = await make_client()
-    await problem(await client.get("/api/v1/tracks/1/similar"), 503)
+    await problem(await client.get(f"/api/v1/radio/{step.radio_id}"), 404)
 
 
 async def test_a_bug_in_a_service_is_a_500_problem_without_details(make_client: Any, container: Any) -> None:
@@ -382,6 +382,19 @@ async def test_radio_get_and_stop(client: TestClient, container: Any) -> None:
     assert stopped["stopped"] is True and stopped["track"] is None
     await problem(await client.get("/api/v1/radio/77"), 404)
     await problem(await client.post("/api/v1/radio/77/stop"), 404)
-    other = await container.services.radio.start(1, user_id=42)
-    await problem(await client.get(f"/api/v1/radio/{other.radio_id}"), 403)
-    await problem(await client.post(f"/api/v1/radio/{other.radio_id}/stop"), 403)
+    other = await container.services.radio.start(1, listener=Listener.telegram(42))
+    await problem(await client.get(f"/api/v1/radio/{other.radio_id}"), 404)
+    await problem(await client.post(f"/api/v1/radio/{other.radio_id}/stop"), 404)
+
+
+async def test_radios_are_bound_to_the_api_key_that_started_them(make_client: Any) -> None:
+    client = await make_client(WebConfig(api_keys=frozenset({"key-one", "key-two"}), rate_limit_per_minute=10_000))
+    one, two = {"X-API-Key": "key-one"}, {"Authorization": "Bearer key-two"}
+    step = await (await client.post("/api/v1/radio", json={"track_id": 1}, headers=one)).json()
+    url = f"/api/v1/radio/{step['radio_id']}"
+    assert len(step["radio_id"]) == 22
+    await problem(await client.post(f"{url}/stop", headers=two), 404)  # another key: no such radio
+    await problem(await client.get(url, headers=two), 404)
+    await problem(await client.get(url), 404)  # no key at all
+    assert (await client.get(url, headers=one)).status == 200
+    assert (await (await client.post(f"{url}/stop", headers=one)).json())["stopped"] is True

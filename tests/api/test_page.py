@@ -76,54 +76,95 @@ async def test_unknown_track_page_is_a_friendly_404(client: TestClient) -> None:
     await page(client, "/no/such/page", status=404)
 
 
+def origin(client: TestClient) -> dict[str, str]:
+    """What a browser sends with a form post from the page itself."""
+    return {"Origin": str(client.make_url("/")).rstrip("/")}
+
+
+async def form_token(client: TestClient, url: str) -> str:
+    """The CSRF token a page embeds in its forms (the session cookie is kept by the client)."""
+    match = re.search(r'name="csrf" value="([0-9a-f]{64})"', await page(client, url))
+    assert match, "the page has no form token"
+    return match.group(1)
+
+
+async def post_form(client: TestClient, url: str, data: dict[str, str], token: str) -> Any:
+    return await client.post(url, data={**data, "csrf": token}, headers=origin(client), allow_redirects=False)
+
+
 async def test_radio_without_javascript(client: TestClient) -> None:
-    resp = await client.post("/radio", data={"track_id": "1"}, allow_redirects=False)
+    token = await form_token(client, "/track/1")
+    resp = await post_form(client, "/radio", {"track_id": "1"}, token)
     assert resp.status == 303
-    location = resp.headers["Location"]
-    assert re.fullmatch(r"/radio/\d+\?t=1", location)
-    html = await page(client, location)
+    radio = resp.headers["Location"]
+    assert re.fullmatch(r"/radio/[A-Za-z0-9_-]{22}", radio)  # an unguessable id
+    html = await page(client, radio)
     assert "👍" in html and "👎" in html and "Next" in html and "Bohemian Rhapsody" in html
-    radio = location.split("?")[0]
     seen = {1}
     current = 1
     for action in ("like", "skip", "next"):
-        resp = await client.post(
-            f"{radio}/feedback", data={"track_id": str(current), "action": action}, allow_redirects=False
-        )
-        assert resp.status == 303
-        current = int(resp.headers["Location"].rsplit("=", 1)[1])
+        resp = await post_form(client, f"{radio}/feedback", {"track_id": str(current), "action": action}, token)
+        assert resp.status == 303 and resp.headers["Location"] == radio
+        html = await page(client, radio)
+        current = int(re.search(r'name="track_id" value="(\d+)"', html).group(1))  # type: ignore[union-attr]
         assert current not in seen
         seen.add(current)
-    # pressing twice (an old tab) is explained, not a crash
-    resp = await client.post(f"{radio}/feedback", data={"track_id": "1", "action": "like"})
-    assert resp.status == 409 and "moved on" in await resp.text()
+    # Pressing twice (an old tab) is not counted, and shows where the radio stands now.
+    resp = await post_form(client, f"{radio}/feedback", {"track_id": "1", "action": "like"}, token)
+    assert resp.status == 303 and resp.headers["Location"] == radio
+    assert "👍 1 · 👎 1" in await page(client, radio)
 
 
 async def test_radio_form_errors(client: TestClient) -> None:
-    assert (await client.post("/radio", data={"track_id": "x"})).status == 400
-    assert (await client.post("/radio", data={"track_id": "999"})).status == 404
-    assert (await client.post("/radio/1/feedback", data={"track_id": "1", "action": "dance"})).status == 400
-    assert (await client.post("/radio/999/feedback", data={"track_id": "1", "action": "like"})).status == 404
-    assert (await client.get("/radio/1?t=abc")).status == 404
+    token = await form_token(client, "/track/1")
+    assert (await post_form(client, "/radio", {"track_id": "x"}, token)).status == 400
+    assert (await post_form(client, "/radio", {"track_id": "999"}, token)).status == 404
+    radio = (await post_form(client, "/radio", {"track_id": "1"}, token)).headers["Location"]
+    assert (await post_form(client, f"{radio}/feedback", {"track_id": "1", "action": "dance"}, token)).status == 400
+    missing = f"/radio/{'x' * 22}"
+    assert (await post_form(client, f"{missing}/feedback", {"track_id": "1", "action": "like"}, token)).status == 404
+    assert (await client.get(missing)).status == 404
+    assert (await client.get("/radio/1")).status == 404  # counting ids lead nowhere
 
 
-async def test_cross_site_form_posts_are_refused(client: TestClient) -> None:
-    resp = await client.post(
-        "/radio", data={"track_id": "1"}, headers={"Origin": "https://evil.example"}, allow_redirects=False
-    )
-    assert resp.status == 403
-    same = await client.post(
-        "/radio",
-        data={"track_id": "1"},
-        allow_redirects=False,
-        headers={"Origin": str(client.make_url("/")).rstrip("/")},
-    )
-    assert same.status == 303
+async def test_cross_site_and_tokenless_form_posts_are_refused(client: TestClient) -> None:
+    token = await form_token(client, "/track/1")
+    for headers in ({"Origin": "https://evil.example"}, {"Origin": "null"}, {}):
+        resp = await client.post(
+            "/radio", data={"track_id": "1", "csrf": token}, headers=headers, allow_redirects=False
+        )
+        assert resp.status == 403, headers
+    no_token = await client.post("/radio", data={"track_id": "1"}, headers=origin(client), allow_redirects=False)
+    assert no_token.status == 403
+    forged = await post_form(client, "/radio", {"track_id": "1"}, "0" * 64)
+    assert forged.status == 403
+    assert (await post_form(client, "/radio", {"track_id": "1"}, token)).status == 303
+
+
+async def test_a_radio_belongs_to_the_browser_that_started_it(client: TestClient, make_client: Any) -> None:
+    token = await form_token(client, "/track/1")
+    radio = (await post_form(client, "/radio", {"track_id": "1"}, token)).headers["Location"]
+    stranger = await make_client()  # another browser: its own cookie jar, its own session
+    assert (await stranger.get(radio, headers=HTML)).status == 404
+    stranger_token = await form_token(stranger, "/track/1")
+    resp = await post_form(stranger, f"{radio}/feedback", {"track_id": "1", "action": "like"}, stranger_token)
+    assert resp.status == 404
+    assert "👍 0" in await page(client, radio)
+    # A forged cookie is a new, empty session, not anyone's.
+    stranger.session.cookie_jar.update_cookies({"encore_session": "forged.value.sig"})
+    assert (await stranger.get(radio, headers=HTML)).status == 404
 
 
 async def test_radio_end_page(client: TestClient, container: Any) -> None:
-    html = await page(client, "/radio/5")
-    assert "everything this radio had" in html
+    token = await form_token(client, "/track/1")
+    radio = (await post_form(client, "/radio", {"track_id": "1"}, token)).headers["Location"]
+    radio_id = radio.rsplit("/", 1)[1]
+    page_listener = next(iter(container.services.radio._radios.values())).owner
+    from services.dto import Listener
+
+    await container.services.radio.stop(radio_id, listener=Listener(page_listener))
+    html = await page(client, radio)
+    assert "This radio is over" in html
 
 
 async def test_a_spotify_link_opens_its_card(client: TestClient, container: Any) -> None:

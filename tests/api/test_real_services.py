@@ -3,6 +3,7 @@ GenreService) on an in-memory SQLite catalogue; schemathesis against that live a
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -139,7 +140,7 @@ async def test_search_card_similar_and_radio_end_to_end(rclient: TestClient) -> 
         assert current not in seen
         seen.add(current)
     stale = await rclient.post(f"/api/v1/radio/{radio}/feedback", json={"track_id": track["id"], "action": "like"})
-    assert stale.status == 409
+    assert stale.status == 409 and (await stale.json())["radio"]["track"]["id"] == current
 
     now = await (await rclient.get(f"/api/v1/radio/{radio}")).json()
     assert (now["track"]["id"], now["position"], now["likes"], now["skips"]) == (current, 4, 1, 1)
@@ -149,7 +150,8 @@ async def test_search_card_similar_and_radio_end_to_end(rclient: TestClient) -> 
     assert body["stopped"] is True and body["track"] is None and body["position"] == 4
     # Feedback after the stop moves nothing and records nothing: the radio stays where it stopped.
     late = await rclient.post(f"/api/v1/radio/{radio}/feedback", json={"track_id": current, "action": "like"})
-    assert late.status == 200 and (await late.json())["stopped"] is True
+    late_body = await late.json()
+    assert late.status == 409 and late_body["code"] == "radio_stopped" and late_body["radio"]["stopped"] is True
     again = await (await rclient.get(f"/api/v1/radio/{radio}")).json()
     assert (again["stopped"], again["likes"], again["position"]) == (True, 1, 4)
     assert (await rclient.post(f"/api/v1/radio/{radio}/stop")).status == 200  # stopping twice is harmless
@@ -178,7 +180,12 @@ async def test_track_without_features(rclient: TestClient, real: Wiring) -> None
 async def test_page_over_real_services(rclient: TestClient) -> None:
     html = await (await rclient.get("/?q=Techno Band 1")).text()
     assert "Techno Band 1" in html
-    resp = await rclient.post("/radio", data={"track_id": "1"}, allow_redirects=False)
+    card = await (await rclient.get("/track/1")).text()
+    token = re.search(r'name="csrf" value="([0-9a-f]{64})"', card).group(1)  # type: ignore[union-attr]
+    origin = str(rclient.make_url("/")).rstrip("/")
+    resp = await rclient.post(
+        "/radio", data={"track_id": "1", "csrf": token}, headers={"Origin": origin}, allow_redirects=False
+    )
     assert resp.status == 303
     page = await rclient.get(resp.headers["Location"])
     assert page.status == 200 and "👍" in await page.text()

@@ -11,6 +11,7 @@ from typing import Literal
 from db.models import InteractionKind
 from services.dto import (
     GenreGuess,
+    Listener,
     Page,
     RadioStep,
     Recommendation,
@@ -20,7 +21,7 @@ from services.dto import (
     TrackInfo,
     YouTubeLink,
 )
-from services.errors import InvalidInput, NoFeatures, RadioForbidden, RadioNotFound, TrackNotFound
+from services.errors import NoFeatures, RadioConflict, RadioNotFound, RadioStopped, TrackNotFound
 
 GENRES = ("rock", "jazz", "techno")
 
@@ -223,7 +224,8 @@ class FakeRecommendationService:
 
 @dataclass
 class _Radio:
-    id: int
+    id: str
+    owner: str
     user_id: int | None
     seed: TrackInfo
     current: TrackInfo | None
@@ -243,9 +245,13 @@ class FakeRadioService:
     def __init__(self, catalog: Sequence[TrackInfo], feedback: FakeFeedbackService) -> None:
         self.catalog = list(catalog)
         self.likes_store = feedback
-        self.radios: dict[int, _Radio] = {}
+        self.radios: dict[str, _Radio] = {}
         self._ids = itertools.count(1)
-        self.events: list[tuple[int, int, str]] = []
+        self.events: list[tuple[str, int, str]] = []
+
+    def first(self) -> _Radio:
+        """The first radio started (tests of one journey)."""
+        return next(iter(self.radios.values()))
 
     def _next(self, radio: _Radio) -> TrackInfo | None:
         """The first unseen track: the latest like's genre first, never a skipped genre when avoidable."""
@@ -274,7 +280,7 @@ class FakeRadioService:
         self,
         seed_track_id: int,
         *,
-        user_id: int | None,
+        listener: Listener,
         diversity: float | None = None,
         chat_id: int | None = None,
         message_id: int | None = None,
@@ -282,25 +288,37 @@ class FakeRadioService:
         seed = next((t for t in self.catalog if t.id == seed_track_id), None)
         if seed is None:
             raise TrackNotFound("no such track")
-        radio = _Radio(id=next(self._ids), user_id=user_id, seed=seed, current=None, chat_id=chat_id)
+        radio_id = f"radio{next(self._ids):017d}"  # 22 URL-safe characters, like a public id
+        radio = _Radio(
+            id=radio_id, owner=listener.owner, user_id=listener.user_id, seed=seed, current=None, chat_id=chat_id
+        )
         self.radios[radio.id] = radio
         self._advance(radio)
         return self._step(radio)
 
-    def _own(self, radio_id: int, user_id: int | None) -> _Radio:
+    async def start_from_latest_like(self, *, listener: Listener, diversity: float | None = None) -> RadioStep | None:
+        if listener.user_id is None:
+            return None
+        latest = await self.likes_store.likes(listener.user_id, 0, size=1)
+        if not latest.items:
+            return None
+        return await self.start(latest.items[0].id, listener=listener, diversity=diversity)
+
+    def _own(self, radio_id: str, listener: Listener) -> _Radio:
         radio = self.radios.get(radio_id)
-        if radio is None:
+        if radio is None or radio.owner != listener.owner:
             raise RadioNotFound("no such radio")
-        if radio.user_id != user_id:
-            raise RadioForbidden("not your radio")
         return radio
 
     async def feedback(
-        self, radio_id: int, track_id: int, action: Literal["like", "skip", "next"], *, user_id: int | None
+        self, radio_id: str, track_id: int, action: Literal["like", "skip", "next"], *, listener: Listener
     ) -> RadioStep:
-        radio = self._own(radio_id, user_id)
-        if radio.stopped or radio.current is None or radio.current.id != track_id:
-            raise InvalidInput("stale track")
+        radio = self._own(radio_id, listener)
+        user_id = listener.user_id
+        if radio.stopped:
+            raise RadioStopped("This radio is over.", self._step(radio))
+        if radio.current is None or radio.current.id != track_id:
+            raise RadioConflict("This radio has already moved on.", self._step(radio))
         self.events.append((radio_id, track_id, action))
         if action == "like":
             radio.likes += 1
@@ -313,13 +331,16 @@ class FakeRadioService:
         self._advance(radio)
         return self._step(radio)
 
-    async def stop(self, radio_id: int, *, user_id: int | None) -> RadioStep:
-        radio = self._own(radio_id, user_id)
+    async def stop(self, radio_id: str, *, listener: Listener) -> RadioStep:
+        radio = self._own(radio_id, listener)
         radio.stopped = True
         return self._step(radio)
 
-    async def attach_message(self, radio_id: int, chat_id: int, message_id: int) -> None:
-        radio = self.radios[radio_id]
+    async def current(self, radio_id: str, *, listener: Listener) -> RadioStep:
+        return self._step(self._own(radio_id, listener))
+
+    async def attach_message(self, radio_id: str, chat_id: int, message_id: int, *, listener: Listener) -> None:
+        radio = self._own(radio_id, listener)
         radio.chat_id, radio.message_id = chat_id, message_id
 
 

@@ -50,15 +50,15 @@ def test_track_keyboard_flips_between_like_and_liked() -> None:
 
 
 def test_radio_keyboard_carries_radio_and_track_and_ends_with_the_radio() -> None:
-    step = RadioStep(radio_id=3, track=make_track(9, "jazz"), position=1)
+    step = RadioStep(radio_id="r" * 22, track=make_track(9, "jazz"), position=1)
     rows = radio_keyboard(step, LABELS).inline_keyboard  # type: ignore[union-attr]
     actions = [RadioCallback.unpack(b.callback_data).action for row in rows for b in row]  # type: ignore[arg-type]
     assert actions == [RadioAction.LIKE, RadioAction.SKIP, RadioAction.NEXT, RadioAction.STOP]
     assert RadioCallback.unpack(rows[0][0].callback_data) == RadioCallback(  # type: ignore[arg-type]
-        radio_id=3, track_id=9, action=RadioAction.LIKE
+        radio_id="r" * 22, track_id=9, action=RadioAction.LIKE
     )
-    assert radio_keyboard(RadioStep(radio_id=3, track=None, position=5), LABELS) is None
-    assert radio_keyboard(RadioStep(radio_id=3, track=step.track, position=5, stopped=True), LABELS) is None
+    assert radio_keyboard(RadioStep(radio_id="r" * 22, track=None, position=5), LABELS) is None
+    assert radio_keyboard(RadioStep(radio_id="r" * 22, track=step.track, position=5, stopped=True), LABELS) is None
 
 
 def test_likes_keyboard_numbers_items_across_pages() -> None:

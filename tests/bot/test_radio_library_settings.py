@@ -21,7 +21,7 @@ async def start_radio(chat: Chat, query: str = "Jazz Song 12") -> dict:
 async def test_radio_presses_edit_one_message(chat: Chat, fakes: FakeServices) -> None:
     radio_msg = await start_radio(chat)
     assert "Radio" in radio_msg["text"]
-    radio = fakes.radio.radios[1]
+    radio = fakes.radio.first()
     assert radio.message_id == radio_msg["message_id"]  # attached for later presses
     sent_before = len(chat.bot.calls("sendMessage"))
     for label in ("Like", "Skip", "Next"):
@@ -30,7 +30,7 @@ async def test_radio_presses_edit_one_message(chat: Chat, fakes: FakeServices) -
         assert chat.last()["message_id"] == radio_msg["message_id"]
     assert len(chat.bot.calls("sendMessage")) == sent_before  # no flooding
     assert [e[2] for e in fakes.radio.events] == ["like", "skip", "next"]
-    assert len(fakes.radio.radios[1].shown) == 4
+    assert len(fakes.radio.first().shown) == 4
     current = chat.last()
     await chat.press(current, chat.bot.server.button(current, "Stop"))
     final = chat.last()
@@ -49,13 +49,14 @@ async def test_radio_like_steers_the_next_track_and_is_stored(chat: Chat, fakes:
     assert liked_id in user_likes
 
 
-async def test_stale_radio_press_is_an_alert(chat: Chat) -> None:
+async def test_stale_radio_press_is_a_toast_and_not_counted(chat: Chat, fakes: FakeServices) -> None:
     radio_msg = await start_radio(chat)
     old_data = chat.bot.server.button(radio_msg, "Next")
     await chat.press(radio_msg, old_data)
-    await chat.press(radio_msg, old_data)  # the same (now old) track again
+    await chat.press(radio_msg, old_data)  # the same (now old) track again: a double tap
     answer = chat.answers()[-1]
-    assert answer["show_alert"] is True and "out of date" in answer["text"]
+    assert not answer.get("show_alert") and "moved on" in answer["text"]
+    assert [e[2] for e in fakes.radio.events] == ["next"]  # counted once
 
 
 async def test_someone_elses_radio_is_refused(dp: Dispatcher, bot: RecordingBot, fakes: FakeServices) -> None:
@@ -65,13 +66,14 @@ async def test_someone_elses_radio_is_refused(dp: Dispatcher, bot: RecordingBot,
     intruder_msg = dict(radio_msg, chat={"id": 2, "type": "private"})
     await intruder.press(intruder_msg, data)
     answer = intruder.answers()[-1]
-    assert answer["show_alert"] is True and "someone else" in answer["text"]
+    # Someone else's radio is as good as no radio: the press does not even learn that it exists.
+    assert answer["show_alert"] is True and "out of date" in answer["text"]
     assert fakes.radio.events == []
 
 
 async def test_unknown_radio_is_an_alert(chat: Chat) -> None:
     await chat.send("Jazz Song 12")
-    await chat.press(chat.last(), RadioCallback(radio_id=777, track_id=12, action=RadioAction.NEXT).pack())
+    await chat.press(chat.last(), RadioCallback(radio_id="x" * 22, track_id=12, action=RadioAction.NEXT).pack())
     assert chat.answers()[-1]["show_alert"] is True
 
 

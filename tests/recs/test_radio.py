@@ -2,34 +2,46 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 import numpy as np
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.base import Base
 from db.engine import create_engine, create_session_factory
+from db.models import Interaction, InteractionKind, Like, RadioSession
 from ml.recsys.index import ARTIST_CAP, ARTIST_WINDOW
-from services.errors import InvalidInput, RadioForbidden, RadioNotFound
+from services.dto import Listener
+from services.errors import RadioConflict, RadioNotFound, RadioStopped
 from services.radio import RadioService
 from services.recommender import RecommendationService
 from tests.recs.conftest import Catalog, fill_catalog
 
 
-def services(sessions: async_sessionmaker[AsyncSession]) -> tuple[RecommendationService, RadioService]:
+def services(
+    sessions: async_sessionmaker[AsyncSession], *, ids: Callable[[], str] | None = None
+) -> tuple[RecommendationService, RadioService]:
     recs = RecommendationService(sessions)
-    return recs, RadioService(sessions, recs)
+    return recs, RadioService(sessions, recs, **({"new_id": ids} if ids else {}))
+
+
+def listener(user_id: int | None) -> Listener:
+    return Listener.telegram(user_id) if user_id is not None else Listener.anonymous()
 
 
 async def test_200_steps_never_repeat_and_keep_the_artist_cap(sessions, catalog: Catalog) -> None:
     _recs, radio = services(sessions)
     user = catalog.users[0]
     seed = catalog.by_genre["rock"][0]
-    step = await radio.start(seed, user_id=user)
+    step = await radio.start(seed, listener=listener(user))
     played = [step.track.id]
     artists = [step.track.artists]
     for i in range(199):
         action = ("next", "like", "next", "skip")[i % 4]
-        step = await radio.feedback(step.radio_id, step.track.id, action, user_id=user)
+        step = await radio.feedback(step.radio_id, step.track.id, action, listener=listener(user))
         assert step.track is not None
         played.append(step.track.id)
         artists.append(step.track.artists)
@@ -45,17 +57,17 @@ async def test_skipped_tracks_never_return(sessions, catalog: Catalog) -> None:
     recs, radio = services(sessions)
     user = catalog.users[0]
     seed = catalog.by_genre["jazz"][3]
-    step = await radio.start(seed, user_id=user)
+    step = await radio.start(seed, listener=listener(user))
     skipped = []
     for _ in range(15):
         skipped.append(step.track.id)
-        step = await radio.feedback(step.radio_id, step.track.id, "skip", user_id=user)
+        step = await radio.feedback(step.radio_id, step.track.id, "skip", listener=listener(user))
         assert step.track.id not in skipped
     # Not in a new radio of the same user, not in "similar", not in "for you".
-    step = await radio.start(seed, user_id=user)
+    step = await radio.start(seed, listener=listener(user))
     for _ in range(40):
         assert step.track.id not in skipped
-        step = await radio.feedback(step.radio_id, step.track.id, "next", user_id=user)
+        step = await radio.feedback(step.radio_id, step.track.id, "next", listener=listener(user))
     similar = await recs.similar(seed, 30, user_id=user)
     assert not {r.track.id for r in similar} & set(skipped)
 
@@ -65,22 +77,20 @@ async def test_a_like_moves_the_next_tracks_towards_it(sessions, catalog: Catalo
     index = await recs.index()
     seed = catalog.by_genre["rock"][10]
     # Start two radios from one seed and show a few tracks; then one likes a far track and one does not.
-    base = await radio.start(seed, user_id=None)
+    base = await radio.start(seed, listener=listener(None))
     liked = catalog.by_genre["techno"][40]
 
-    async def next_tracks(radio_id: int, current: int, first: str, n: int = 6) -> list[int]:
-        out, step = [], await radio.feedback(radio_id, current, first, user_id=None)  # type: ignore[arg-type]
+    async def next_tracks(radio_id: str, current: int, first: str, n: int = 6) -> list[int]:
+        out, step = [], await radio.feedback(radio_id, current, first, listener=listener(None))  # type: ignore[arg-type]
         for _ in range(n):
             out.append(step.track.id)
-            step = await radio.feedback(radio_id, step.track.id, "next", user_id=None)
+            step = await radio.feedback(radio_id, step.track.id, "next", listener=listener(None))
         return out
 
     # Make the liked track the current one of the second radio by starting it there.
-    other = await radio.start(seed, user_id=None)
+    other = await radio.start(seed, listener=listener(None))
     async with sessions.begin() as s:
-        from db.models import RadioSession
-
-        row = await s.get(RadioSession, other.radio_id)
+        row = await s.scalar(select(RadioSession).where(RadioSession.public_id == other.radio_id))
         row.current_track_id = liked
     control = await next_tracks(base.radio_id, base.track.id, "next")
     treated = await next_tracks(other.radio_id, liked, "like")
@@ -90,7 +100,7 @@ async def test_a_like_moves_the_next_tracks_towards_it(sessions, catalog: Catalo
         return float(np.mean([np.linalg.norm(index.audio[index.position(t)] - target) for t in ids]))
 
     assert mean_dist(treated) < mean_dist(control) * 0.8
-    assert await radio.current(other.radio_id, user_id=None) is not None
+    assert await radio.current(other.radio_id, listener=listener(None)) is not None
 
 
 async def test_state_survives_a_restart_and_replays_deterministically(tmp_path) -> None:
@@ -100,14 +110,14 @@ async def test_state_survives_a_restart_and_replays_deterministically(tmp_path) 
             await conn.run_sync(Base.metadata.create_all)
         sessions = create_session_factory(engine)
         catalog = await fill_catalog(sessions)
-        _recs, radio = services(sessions)
-        step = await radio.start(catalog.by_genre["techno"][5], user_id=catalog.users[1], diversity=0.5)
+        _recs, radio = services(sessions, ids=lambda: "deterministic-radio-01")
+        step = await radio.start(catalog.by_genre["techno"][5], listener=listener(catalog.users[1]), diversity=0.5)
         played = [step.track.id]
         for i in range(30):
             if i == restart_at:
                 _recs, radio = services(sessions)  # a fresh process: empty caches, index rebuilt
             action = ("like", "skip", "next")[i % 3]
-            step = await radio.feedback(step.radio_id, step.track.id, action, user_id=catalog.users[1])
+            step = await radio.feedback(step.radio_id, step.track.id, action, listener=listener(catalog.users[1]))
             played.append(step.track.id)
         assert (step.likes, step.skips, step.position) == (10, 10, 31)
         await engine.dispose()
@@ -121,16 +131,91 @@ async def test_state_survives_a_restart_and_replays_deterministically(tmp_path) 
 async def test_errors(sessions, catalog: Catalog) -> None:
     _recs, radio = services(sessions)
     owner, stranger = catalog.users[0], catalog.users[1]
-    step = await radio.start(catalog.by_genre["rock"][0], user_id=owner)
-    with pytest.raises(RadioForbidden):
-        await radio.feedback(step.radio_id, step.track.id, "like", user_id=stranger)
+    step = await radio.start(catalog.by_genre["rock"][0], listener=listener(owner))
+    assert len(step.radio_id) == 22  # 128 random bits, URL-safe
+    with pytest.raises(RadioNotFound):  # someone else's radio does not exist for them
+        await radio.feedback(step.radio_id, step.track.id, "like", listener=listener(stranger))
     with pytest.raises(RadioNotFound):
-        await radio.feedback(999_999, step.track.id, "like", user_id=owner)
-    nxt = await radio.feedback(step.radio_id, step.track.id, "next", user_id=owner)
-    with pytest.raises(InvalidInput):  # an older message's button
-        await radio.feedback(step.radio_id, step.track.id, "like", user_id=owner)
-    stopped = await radio.stop(nxt.radio_id, user_id=owner)
+        await radio.current(step.radio_id, listener=Listener.anonymous())
+    with pytest.raises(RadioNotFound):
+        await radio.feedback("x" * 22, step.track.id, "like", listener=listener(owner))
+    nxt = await radio.feedback(step.radio_id, step.track.id, "next", listener=listener(owner))
+    with pytest.raises(RadioConflict) as moved:  # an older message's button: not counted
+        await radio.feedback(step.radio_id, step.track.id, "like", listener=listener(owner))
+    assert moved.value.step.track.id == nxt.track.id and moved.value.step.likes == 0
+    stopped = await radio.stop(nxt.radio_id, listener=listener(owner))
     assert stopped.stopped and stopped.track is None
-    after = await radio.feedback(nxt.radio_id, nxt.track.id, "next", user_id=owner)
-    assert after.stopped
-    await radio.attach_message(step.radio_id, 42, 7)
+    with pytest.raises(RadioStopped):
+        await radio.feedback(nxt.radio_id, nxt.track.id, "next", listener=listener(owner))
+    await radio.attach_message(step.radio_id, 42, 7, listener=listener(owner))
+    with pytest.raises(RadioNotFound):
+        await radio.attach_message(step.radio_id, 42, 7, listener=listener(stranger))
+
+
+async def test_an_open_radio_is_reachable_by_its_id_only(sessions, catalog: Catalog) -> None:
+    _recs, radio = services(sessions)
+    step = await radio.start(catalog.by_genre["rock"][0], listener=Listener.anonymous())
+    assert (await radio.current(step.radio_id, listener=Listener.anonymous())).track == step.track
+    keyed = await radio.start(catalog.by_genre["rock"][1], listener=Listener.api_key("k1"))
+    with pytest.raises(RadioNotFound):  # a radio bound to a key is not open to others
+        await radio.current(keyed.radio_id, listener=Listener.api_key("k2"))
+    with pytest.raises(RadioNotFound):
+        await radio.current(keyed.radio_id, listener=Listener.anonymous())
+
+
+@pytest.mark.parametrize("action", ["like", "skip", "next"])
+async def test_fifty_concurrent_answers_count_once(sessions, catalog: Catalog, action: str) -> None:
+    """One answer per position: of 50 concurrent answers to the same track exactly one is counted,
+    the others are refused with the radio's state, and the counters equal the interaction rows."""
+    _recs, radio = services(sessions)
+    user = catalog.users[0]
+    step = await radio.start(catalog.by_genre["rock"][2], listener=listener(user))
+    results = await asyncio.gather(
+        *(radio.feedback(step.radio_id, step.track.id, action, listener=listener(user)) for _ in range(50)),
+        return_exceptions=True,
+    )
+    won = [r for r in results if not isinstance(r, BaseException)]
+    lost = [r for r in results if isinstance(r, BaseException)]
+    assert len(won) == 1 and all(isinstance(e, RadioConflict) for e in lost), {type(e) for e in lost}
+    assert {e.step.track.id for e in lost} == {won[0].track.id}  # everyone is told the same next track
+    now = await radio.current(step.radio_id, listener=listener(user))
+    assert now.position == 2 and now.track.id == won[0].track.id
+    async with sessions() as s:
+        radio_row = await s.scalar(select(RadioSession).where(RadioSession.public_id == step.radio_id))
+        rows = (
+            await s.execute(
+                select(Interaction.kind, func.count())
+                .where(Interaction.radio_session_id == radio_row.id)
+                .group_by(Interaction.kind)
+            )
+        ).all()
+        likes = await s.scalar(select(func.count()).select_from(Like).where(Like.user_id == user))
+    counts = {kind: n for kind, n in rows}
+    assert counts.get(InteractionKind.SHOWN) == 2
+    assert counts.get(InteractionKind.LIKED, 0) == radio_row.likes == (1 if action == "like" else 0)
+    assert counts.get(InteractionKind.SKIPPED, 0) == radio_row.skips == (1 if action == "skip" else 0)
+    assert likes == (1 if action == "like" else 0)
+
+
+async def test_a_double_click_and_a_stop_race(sessions, catalog: Catalog) -> None:
+    """Two identical likes (a double click) count once; a stop racing an answer leaves a stopped radio."""
+    _recs, radio = services(sessions)
+    user = catalog.users[0]
+    for _ in range(20):
+        step = await radio.start(catalog.by_genre["jazz"][0], listener=listener(user))
+        first, second = await asyncio.gather(
+            radio.feedback(step.radio_id, step.track.id, "like", listener=listener(user)),
+            radio.feedback(step.radio_id, step.track.id, "like", listener=listener(user)),
+            return_exceptions=True,
+        )
+        assert [isinstance(r, RadioConflict) for r in (first, second)].count(True) == 1
+        now = await radio.current(step.radio_id, listener=listener(user))
+        assert (now.likes, now.position) == (1, 2)
+    step = await radio.start(catalog.by_genre["jazz"][1], listener=listener(user))
+    _answer, stop = await asyncio.gather(
+        radio.feedback(step.radio_id, step.track.id, "skip", listener=listener(user)),
+        radio.stop(step.radio_id, listener=listener(user)),
+        return_exceptions=True,
+    )
+    assert stop.stopped
+    assert (await radio.current(step.radio_id, listener=listener(user))).stopped
