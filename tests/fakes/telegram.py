@@ -39,7 +39,7 @@ import string
 import struct
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from os import PathLike
@@ -161,8 +161,11 @@ class BadRequest(Exception):
         self.code = code
 
 
-class WaitTimeout(AssertionError):
-    """A wait helper gave up: what was awaited never happened (the message lists what did)."""
+class WaitTimeout(AssertionError, TimeoutError):
+    """A wait helper gave up: what was awaited never happened (the message lists what did).
+
+    An AssertionError, so that pytest reports it as a failed expectation, and a TimeoutError, as before.
+    """
 
 
 def bad_request(detail: str) -> str:
@@ -1228,6 +1231,23 @@ class FakeTelegram:
         await self.wait_until(
             lambda: self.confirmed_offset > update["update_id"], within=within, what=f"update {update['update_id']}"
         )
+
+    async def wait_idle(
+        self,
+        last_update: dict[str, Any],
+        handler_tasks: Callable[[], Iterable[asyncio.Task[Any]]],
+        *,
+        within: float = DEFAULT_WAIT,
+    ) -> None:
+        """Until the bot has taken `last_update` and every handler it started has finished.
+
+        For asserting that nothing else will be sent, instead of sleeping: `handler_tasks` gives the bot's
+        running update tasks, e.g. `lambda: runtime.dispatcher._handle_update_tasks` (aiogram polling).
+        """
+        await self.wait_delivered(last_update, within=within)
+        async with asyncio.timeout(within):
+            while pending := [t for t in handler_tasks() if not t.done()]:
+                await asyncio.wait(pending)
 
     def mark(self) -> int:
         """The index of the next recorded call (pass it as `after=`)."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiogram import Bot
+from aiogram import Bot, Dispatcher, Router
+from aiogram.types import Message
 
 from tests.fakes.telegram import FakeTelegram, WaitTimeout
 from tests.fakes_tests.conftest import ANN
@@ -24,7 +25,7 @@ async def test_wait_for_wakes_on_the_call_it_waits_for(bot: Bot, telegram: FakeT
     old = await telegram.wait_for("sendMessage", after=mark)  # already recorded: returns at once
     assert old.params["text"] == "first"
     failed = telegram.wait_for("sendMessage", after=mark, ok=False, within=0.2)
-    with pytest.raises(WaitTimeout):
+    with pytest.raises(TimeoutError):  # WaitTimeout is a TimeoutError (and an AssertionError) as before
         await failed
 
 
@@ -76,3 +77,33 @@ async def test_closing_the_server_wakes_waiters(telegram: FakeTelegram) -> None:
     await telegram.close()
     with pytest.raises(WaitTimeout, match="server closed"):
         await waiter
+
+
+async def test_wait_idle_replaces_sleeping_until_nothing_else_arrives(bot: Bot, telegram: FakeTelegram) -> None:
+    """A real Dispatcher polling the fake: once wait_idle returns, every reply is recorded, with no sleep."""
+    router = Router()
+    handled = asyncio.Event()
+
+    @router.message()
+    async def echo(message: Message) -> None:
+        await handled.wait()  # held until the test lets go, so the replies come late
+        await message.answer(f"echo {message.text}")
+        await message.answer("and one more")
+
+    dp = Dispatcher()
+    dp.include_router(router)
+    polling = asyncio.create_task(
+        dp.start_polling(bot, handle_signals=False, close_bot_session=False, polling_timeout=1)
+    )
+    try:
+        mark = telegram.mark()
+        last = [telegram.send_text(ANN, f"m{i}") for i in range(3)][-1]
+        await telegram.wait_delivered(last)
+        assert telegram.calls_of("sendMessage") == []
+        handled.set()
+        await telegram.wait_idle(last, lambda: dp._handle_update_tasks)
+        texts = [c.params["text"] for c in telegram.calls[mark:] if c.method == "sendMessage"]
+        assert sorted(texts) == sorted([f"echo m{i}" for i in range(3)] + ["and one more"] * 3)
+    finally:
+        await dp.stop_polling()
+        await polling
