@@ -92,6 +92,7 @@ async def test_inline_results_are_refused_in_telegrams_words(bot: Bot, telegram:
         ([audio(audio_url="ftp://cdn.example.com/a.mp3")], "Bad Request: WEBDOCUMENT_URL_INVALID"),
         ([article(thumbnail_url="http://localhost/cover.jpg")], "Bad Request: WEBDOCUMENT_URL_INVALID"),
         ([audio(caption="x" * 1025)], "Bad Request: message caption is too long"),
+        ([article(title=" ")], "Bad Request: RESULT_TITLE_EMPTY"),
         (
             [article(input_message_content=InputTextMessageContent(message_text="<b>open"))],
             "Bad Request: can't parse entities: Can't find end tag corresponding to start tag \"b\"",
@@ -104,6 +105,10 @@ async def test_inline_results_are_refused_in_telegrams_words(bot: Bot, telegram:
     ]
     for results, description in cases:
         assert await refusal(answer(bot, telegram, results), TelegramBadRequest) == description, description
+    assert await refusal(answer(bot, telegram, [audio()], next_offset="x" * 65)) == "Bad Request: NEXT_OFFSET_INVALID"
+    assert (await refusal(answer(bot, telegram, [audio()], cache_time=-1))).startswith(
+        "Bad Request: CACHE_TIME_INVALID"
+    )
     assert telegram.inline_answers == {}  # nothing was accepted half-way
 
 

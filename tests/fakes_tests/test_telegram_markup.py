@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import pytest
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramNotFound
@@ -12,12 +13,13 @@ from aiogram.types import (
     CopyTextButton,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    MessageEntity,
     ReplyKeyboardRemove,
     ReplyParameters,
     WebAppInfo,
 )
 
-from tests.fakes.telegram import STRICTER, BadRequest, FakeTelegram, check_message_text, parse_html
+from tests.fakes.telegram import STRICTER, TOKEN, BadRequest, FakeTelegram, check_message_text, parse_html
 from tests.fakes_tests.conftest import ANN, refusal
 
 
@@ -190,3 +192,45 @@ async def test_plain_parameters_and_methods(bot: Bot, telegram: FakeTelegram) ->
     assert await refusal(bot.send_message("@nobody", "x")) == "Bad Request: chat not found"
     telegram.blocked.add(ANN["id"])
     assert await refusal(bot.send_message(ANN["id"], "x")) == "Forbidden: bot was blocked by the user"
+
+
+async def test_explicit_entities_and_parse_modes(bot: Bot) -> None:
+    bold = MessageEntity(type="bold", offset=0, length=5)
+    assert (await bot.send_message(ANN["id"], "hello", entities=[bold], parse_mode=None)).text == "hello"
+    cases = [
+        (
+            [MessageEntity(type="bold", offset=100, length=1)],
+            "Bad Request: entity begins after the end of the text at UTF-16 offset 100",
+        ),
+        (
+            [MessageEntity(type="bold", offset=0, length=100)],
+            "Bad Request: entity beginning at UTF-16 offset 0 ends after the end of the text at UTF-16 offset 100",
+        ),
+        ([MessageEntity(type="bold", offset=-1, length=1)], "Bad Request: receive an entity with incorrect offset -1"),
+        (
+            [MessageEntity.model_construct(type="sparkle", offset=0, length=1)],
+            "Bad Request: can't parse MessageEntity: Unsupported type specified",
+        ),
+        (
+            [MessageEntity(type="text_link", offset=0, length=5, url="not-a-url")],
+            "Bad Request: entity URL 'not-a-url' is invalid: Wrong HTTP URL",
+        ),
+    ]
+    for entities, description in cases:
+        assert await refusal(bot.send_message(ANN["id"], "hello", entities=entities, parse_mode=None)) == description
+    assert await refusal(bot.send_message(ANN["id"], "x", parse_mode="Mixed")) == "Bad Request: unsupported parse_mode"
+    assert "not implemented by the fake" in await refusal(bot.send_message(ANN["id"], "*x*", parse_mode="MarkdownV2"))
+
+
+async def test_a_raw_request_with_an_unknown_parameter(telegram: FakeTelegram) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{telegram.base_url}/bot{TOKEN}/sendMessage", data={"chat_id": "1", "text": "x", "colour": "red"}
+        ) as response,
+    ):
+        body = await response.json()
+    assert response.status == 400
+    assert body["description"] == (
+        'Bad Request: unknown parameter "colour" for method sendMessage (the fake is stricter than Telegram here)'
+    )

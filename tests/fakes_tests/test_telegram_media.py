@@ -10,7 +10,7 @@ import pytest
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramEntityTooLarge
 from aiogram.methods import SendDocument
-from aiogram.types import BufferedInputFile, FSInputFile, InputMediaAudio, InputMediaDocument
+from aiogram.types import BufferedInputFile, FSInputFile, InputMediaAudio, InputMediaDocument, InputMediaVideo
 from aiohttp import web
 
 from tests.fakes.bot import RecordingBot
@@ -272,3 +272,28 @@ async def test_the_in_process_recording_bot_uploads_and_downloads_too() -> None:
     assert downloaded is not None and downloaded.read() == MP3
     with pytest.raises(TelegramEntityTooLarge):
         await bot.send_document(ANN["id"], BufferedInputFile(b"\x00" * (UPLOAD_LIMIT + 1), "big.bin"))
+
+
+async def test_video_notes_and_the_remaining_media_refusals(bot: Bot, telegram: FakeTelegram) -> None:
+    mp4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64
+    note = await bot.send_video_note(ANN["id"], BufferedInputFile(mp4, "round.mp4"), duration=5, length=240)
+    assert note.video_note is not None and (note.video_note.duration, note.video_note.length) == (5, 240)
+    assert telegram.sent_media[-1].kind == "video_note" and telegram.sent_media[-1].data == mp4
+
+    big_photo = BufferedInputFile(make_png(10, 10) + b"\x00" * (10 * 1024 * 1024), "big.png")
+    assert await refusal(bot.send_photo(ANN["id"], big_photo)) == "Bad Request: PHOTO_SAVE_FILE_INVALID"
+    telegram.serve_url("https://img.example.com/huge.jpg", make_jpeg(100, 100, size=5 * 1024 * 1024 + 1), "image/jpeg")
+    assert await refusal(bot.send_photo(ANN["id"], "https://img.example.com/huge.jpg")) == (
+        "Bad Request: failed to get HTTP URL content"  # Telegram fetches photos up to 5 MB
+    )
+    telegram.serve_url("https://example.com/page.html", b"<html></html>", "text/html; charset=utf-8")
+    assert await refusal(bot.send_document(ANN["id"], "https://example.com/page.html")) == (
+        "Bad Request: wrong type of the web page content"  # by URL only PDF, ZIP and GIF go as documents
+    )
+    telegram.serve_url("https://example.com/list.pdf", b"%PDF-1.4", "application/pdf")
+    assert (await bot.send_document(ANN["id"], "https://example.com/list.pdf")).document is not None
+    video = InputMediaVideo(media=telegram.sent_media[-1].file.file_id)
+    assert (await refusal(bot.edit_message_media(chat_id=ANN["id"], message_id=note.message_id, media=video))).endswith(
+        "(the fake is stricter than Telegram here)"
+    )
+    assert [m.kind for m in telegram.sent_media] == ["video_note", "document"]
