@@ -1170,9 +1170,13 @@ class FakeTelegram:
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), remaining)
-        recent = [
-            f"{c.method}({'ok' if c.ok else c.error})" for c in self.calls[-15:] if c.method.lower() != "getupdates"
-        ]
+
+        def describe(call: ApiCall) -> str:
+            text = call.params.get("text") or call.params.get("caption") or ""
+            detail = f" {str(text)[:40]!r}" if isinstance(text, str) and text else ""
+            return f"{call.method}({'ok' if call.ok else call.error}{detail})"
+
+        recent = [describe(c) for c in self.calls[-15:] if c.method.lower() != "getupdates"]
         state = "server closed" if self._closed else f"after {within:g} s"
         raise WaitTimeout(f"gave up waiting for {what or 'a condition'} ({state}); last calls: {recent}")
 

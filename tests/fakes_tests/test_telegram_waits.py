@@ -60,7 +60,7 @@ async def test_wait_for_sent_and_timeout_diagnostics(bot: Bot, telegram: FakeTel
     assert message["text"] == "to Ann"
     with pytest.raises(WaitTimeout) as gave_up:
         await telegram.wait_for("sendAudio", after=mark, within=0.2)
-    assert "sendMessage(ok)" in str(gave_up.value)  # the message lists what did happen
+    assert "sendMessage(ok 'to Ann')" in str(gave_up.value)  # the message lists what did happen
 
 
 async def test_long_polling_returns_as_soon_as_an_update_arrives(bot: Bot, telegram: FakeTelegram) -> None:
