@@ -23,7 +23,7 @@ from aiogram.methods import TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import LinkPreviewOptions
 
-from tests.fakes.telegram import BOT_USER, TOKEN, BadRequest, FakeTelegram, SpecValidator
+from tests.fakes.telegram import BOT_USER, TOKEN, BadRequest, FakeTelegram, SpecValidator, read_input_files
 
 
 class RecordingSession(BaseSession):
@@ -60,7 +60,8 @@ class RecordingSession(BaseSession):
         self.requests.append(method)
         name = method.__api_method__
         try:
-            params = self.server.validator.decode_call(name, raw)
+            uploads = await read_input_files(files, bot)  # the bytes AiohttpSession would put on the wire
+            params = self.server.validator.decode_call(name, raw, uploads)
             self.wire.append((name, params))
             if self.responses:
                 queued = self.responses.popleft()
@@ -84,8 +85,8 @@ class RecordingSession(BaseSession):
         timeout: int = 30,  # noqa: ASYNC109 - BaseSession's signature
         chunk_size: int = 65536,
         raise_for_status: bool = True,
-    ) -> AsyncGenerator[bytes, None]:  # pragma: no cover - the bot never downloads files
-        yield b""
+    ) -> AsyncGenerator[bytes, None]:
+        yield self.server.download_bytes(url)  # a file_path from getFile; FileNotFoundError for any other
 
 
 class RecordingBot(Bot):
