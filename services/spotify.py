@@ -20,7 +20,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -129,8 +129,10 @@ class SpotifyClient:
         *,
         market: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._max_retries = max(0, max_retries)
+        self._sleep = sleep
         self._max_retry_after = max_retry_after
         self._market = market
         self._clock = clock
@@ -254,7 +256,7 @@ class SpotifyClient:
                 raise ProviderUnavailable(f"Spotify {what} is unavailable right now") from failure
             attempt += 1
             log.info("spotify %s: %s, retry %d in %.2fs", what, _describe(failure), attempt, delay)
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float | None:
         """Seconds to wait before the next attempt; None: don't retry (the server wants too long)."""

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import signal
 from pathlib import Path
 
 import pytest
@@ -82,27 +80,18 @@ async def test_health_reports_database_state(reachable: bool, tmp_path: Path) ->
 
 
 async def test_serve_answers_healthz_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
-    proc, port = await start_serve(tmp_path)
+    served = await start_serve(tmp_path)
     try:
-        body = None
-        deadline = asyncio.get_running_loop().time() + 60
-        async with ClientSession() as http:
-            while asyncio.get_running_loop().time() < deadline and body is None:
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
-                        assert resp.status == 200
-                        body = await resp.json()
-                except OSError:
-                    await asyncio.sleep(0.2)
-        assert body is not None, "the server never answered"
+        await served.ready()
+        async with ClientSession() as http, http.get(f"{served.url}/healthz") as resp:
+            assert resp.status == 200
+            body = await resp.json()
         assert body["status"] == "ok" and body["database"] == "ok" and body["version"]
     finally:
-        proc.send_signal(signal.SIGINT)
-        _, raw = await asyncio.wait_for(proc.communicate(), timeout=30)
-        stderr = raw.decode()
-    assert proc.returncode == 0, stderr
+        stderr = await served.stop()
+    assert served.proc.returncode == 0, stderr
     assert "Traceback" not in stderr
-    messages = [json.loads(line)["message"] for line in stderr.splitlines() if line.startswith("{")]
+    messages = served.messages
     assert any("TELEGRAM_BOT_TOKEN is not set" in m for m in messages)
     assert messages[-1] == "stopped"
     assert (tmp_path / "data" / "encore.db").exists()

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import signal
 from pathlib import Path
 
 from aiohttp import ClientSession, TCPConnector
 
-from tests.serving import start_serve
+from tests.serving import Served, start_serve
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,41 +28,48 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-async def _answering_pids(port: int, want: int, seconds: float = 90) -> set[int]:
+async def _answering_pids(port: int, want: int, tries: int = 400) -> set[int]:
     """Process ids seen in /healthz answers, each on a fresh connection (the kernel picks a listener
-    per connection), until `want` distinct ones answered or the time is up."""
+    per connection), until `want` distinct ones answered (every listener is already up)."""
     pids: set[int] = set()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
     async with ClientSession(connector=TCPConnector(force_close=True)) as http:
-        while loop.time() < deadline and len(pids) < want:
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
-                    assert resp.status == 200
-                    body = await resp.json()
-                    assert body["status"] == "ok" and body["database"] == "ok"
-                    pids.add(int(resp.headers["X-Encore-Pid"]))
-            except OSError:
-                await asyncio.sleep(0.2)
+        for _ in range(tries):
+            if len(pids) >= want:
+                break
+            async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                assert resp.status == 200
+                body = await resp.json()
+                assert body["status"] == "ok" and body["database"] == "ok"
+                pids.add(int(resp.headers["X-Encore-Pid"]))
     return pids
 
 
-async def _stop(proc: asyncio.subprocess.Process) -> list[str]:
-    proc.send_signal(signal.SIGINT)
-    _, raw = await asyncio.wait_for(proc.communicate(), timeout=60)
-    stderr = raw.decode()
-    assert proc.returncode == 0, stderr
+async def _up(served: Served, workers: int) -> None:
+    """Until the primary and each worker listen (each logs so)."""
+
+    def serving(messages: list[str]) -> int:
+        return sum(m.startswith("HTTP worker") and m.endswith(" serving") for m in messages)
+
+    await served.ready()
+    await served.wait_until(lambda messages: serving(messages) >= workers - 1)
+
+
+async def _stop(served: Served) -> list[str]:
+    stderr = await served.stop()
+    assert served.proc.returncode == 0, stderr
     assert "Traceback" not in stderr
-    return [json.loads(line)["message"] for line in stderr.splitlines() if line.startswith("{")]
+    return served.messages
 
 
 async def test_two_workers_share_the_port_and_stop_cleanly_on_sigint(tmp_path: Path) -> None:
-    proc, port = await start_serve(tmp_path, workers=2)
+    served = await start_serve(tmp_path, workers=2)
+    proc = served.proc
     try:
-        pids = await _answering_pids(port, want=2)
+        await _up(served, 2)
+        pids = await _answering_pids(served.port, want=2)
         workers = _children(proc.pid)
     finally:
-        messages = await _stop(proc)
+        messages = await _stop(served)
     assert len(pids) == 2 and proc.pid in pids, messages
     assert pids - {proc.pid} <= workers
     assert any(m.startswith("started 1 HTTP worker") for m in messages)
@@ -75,14 +80,16 @@ async def test_two_workers_share_the_port_and_stop_cleanly_on_sigint(tmp_path: P
 
 
 async def test_a_dead_worker_is_logged_and_the_primary_keeps_serving(tmp_path: Path) -> None:
-    proc, port = await start_serve(tmp_path, workers=2)
+    served = await start_serve(tmp_path, workers=2)
+    proc = served.proc
     try:
-        pids = await _answering_pids(port, want=2)
+        await _up(served, 2)
+        pids = await _answering_pids(served.port, want=2)
         (worker,) = pids - {proc.pid}
         os.kill(worker, signal.SIGKILL)
-        await asyncio.sleep(1.5)  # the primary checks its workers twice a second
-        assert await _answering_pids(port, want=1, seconds=10) == {proc.pid}
+        await served.wait_for_log(lambda m: f"HTTP worker {worker} exited unexpectedly" in m)
+        assert await _answering_pids(served.port, want=2, tries=50) == {proc.pid}  # the survivor answers all
     finally:
-        messages = await _stop(proc)
+        messages = await _stop(served)
     assert any(f"HTTP worker {worker} exited unexpectedly" in m for m in messages), messages
     assert messages[-1] == "stopped"

@@ -91,6 +91,12 @@ class ResponseCache:
         else:
             self.put(key, task.result())
 
+    async def settled(self) -> None:
+        """Until every computation and background refresh running now has finished."""
+        tasks = list(self._inflight.values())
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
     async def close(self) -> None:
         tasks = list(self._inflight.values())
         for task in tasks:

@@ -51,6 +51,10 @@ def create_dispatcher(
     """A Dispatcher with the delivery layer's routers, the middlewares and the services as workflow data."""
     texts = texts or Texts()
     dp = Dispatcher(storage=storage, events_isolation=events_isolation)
+    # aiogram closes the FSM storage as soon as polling stops, while update handlers may still be
+    # running (their state write would fail, or a chat's Redis lock would outlive them);
+    # TelegramRuntime.stop() closes it once they are done.
+    dp.shutdown.handlers[:] = [h for h in dp.shutdown.handlers if h.callback != dp.fsm.close]
     dp.workflow_data.update(services.workflow_data())
     dp["texts"] = texts
     setup_middlewares(

@@ -33,6 +33,10 @@ class UpdateTracker(BaseMiddleware):
     def __len__(self) -> int:
         return len(self._running)
 
+    def running(self) -> list[asyncio.Task[Any]]:
+        """The update tasks being handled now."""
+        return list(self._running)
+
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         task = asyncio.current_task()
         if task is None:  # pragma: no cover - aiogram always runs handlers in a task

@@ -115,8 +115,10 @@ def _redis_backends(redis_url: str, prefix: str) -> tuple[BaseStorage, BaseEvent
     from aiogram.fsm.storage.redis import RedisStorage
 
     storage = RedisStorage.from_url(redis_url, key_builder=DefaultKeyBuilder(prefix=f"{prefix}:fsm"))
-    # Updates of one chat wait for each other; poll the lock often so that a queue drains quickly.
-    isolation = storage.create_isolation(lock_kwargs={"timeout": 60, "sleep": 0.02, "blocking_timeout": 30})
+    # Updates of one chat wait for each other; poll the lock often so that a queue drains quickly. A lock
+    # lost with its process expires after `timeout` (just past the shutdown grace, so a redeploy does not
+    # freeze a chat for long); a waiter gives up after `blocking_timeout`.
+    isolation = storage.create_isolation(lock_kwargs={"timeout": 20, "sleep": 0.02, "blocking_timeout": 15})
     return storage, isolation, RedisThrottle(storage.redis, prefix=f"{prefix}:throttle"), storage.redis
 
 

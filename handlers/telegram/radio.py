@@ -99,9 +99,10 @@ async def on_radio_press(
                 callback_data.radio_id, callback_data.track_id, FEEDBACK[callback_data.action], listener=listener
             )
         except RadioConflict as exc:
-            callback_answer.text = labels(
-                "alert_radio_over" if isinstance(exc, RadioStopped) else "alert_radio_moved_on"
-            )
+            over = isinstance(exc, RadioStopped)
+            callback_answer.text = labels("alert_radio_over" if over else "alert_radio_moved_on")
+            if not over and _shows(message, exc.step):
+                return  # the other tap already put the next track on this message
             step = exc.step
         else:
             if callback_data.action is RadioAction.LIKE:

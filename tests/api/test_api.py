@@ -8,6 +8,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.http.config import WebConfig
+from handlers.http.api import similar_cache_key
 from services.dto import Listener
 from tests.api.fakes import MODEL_VERSION
 
@@ -167,8 +168,19 @@ async def test_similar_concurrent_misses_share_one_computation(client: TestClien
         return await original(*args, **kwargs)
 
     recs.similar = slow
+    cache = client.app[similar_cache_key]
+    lookup, arrived = cache.get_or_compute, asyncio.Event()
+    seen = [0]
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        seen[0] += 1
+        if seen[0] == 5:
+            arrived.set()
+        return await lookup(*args, **kwargs)
+
+    cache.get_or_compute = counting  # type: ignore[method-assign]
     requests = [asyncio.ensure_future(client.get("/api/v1/tracks/3/similar")) for _ in range(5)]
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(arrived.wait(), 30)  # all five are at the cache before the answer is released
     gate.set()
     bodies = [await (await r).read() for r in requests]
     assert len(set(bodies)) == 1 and len(recs.calls) == 1
@@ -355,7 +367,7 @@ async def test_response_cache_serves_stale_while_one_refresh_runs() -> None:
     now[0] = 15  # expired, but within stale_for: answered at once, refreshed once in the background
     assert await cache.get_or_compute(("k",), compute) == (b"v1", "stale")
     assert await cache.get_or_compute(("k",), compute) == (b"v1", "stale")
-    await asyncio.sleep(0.01)
+    await cache.settled()
     assert len(calls) == 2
     assert await cache.get_or_compute(("k",), compute) == (b"v2", "hit")
     now[0] = 500  # too old to serve
@@ -366,7 +378,7 @@ async def test_response_cache_serves_stale_while_one_refresh_runs() -> None:
 
     now[0] = 515
     assert (await cache.get_or_compute(("k",), failing))[1] == "stale"
-    await asyncio.sleep(0.01)
+    await cache.settled()
     assert cache.lookup(("k",)) == (None, False)  # a failed refresh drops the entry
     for i in range(3):
         await cache.get_or_compute((i,), compute)

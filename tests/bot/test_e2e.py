@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiogram.fsm.storage.memory import MemoryStorage
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -68,7 +68,7 @@ async def press(
     update = telegram.press(user, message, data)
     query_id = update["callback_query"]["id"]
     await telegram.wait_for("answerCallbackQuery", lambda c: c.params["callback_query_id"] == query_id, after=mark)
-    return await telegram.wait_for(method, after=mark, within=1)
+    return await telegram.wait_for(method, after=mark)
 
 
 async def test_commands_are_registered_in_both_languages(runtime: TelegramRuntime, telegram: FakeTelegram) -> None:
@@ -149,28 +149,20 @@ async def test_stale_and_forged_presses_get_alerts_over_the_wire(
     assert [c for c in telegram.calls if not c.ok] == []
 
 
-async def test_inline_answers_within_a_second(runtime: TelegramRuntime, telegram: FakeTelegram) -> None:
-    await say(telegram, ANN, "/start")  # warm up (getMe is cached after this)
+async def test_inline_answers_ten_personal_results(runtime: TelegramRuntime, telegram: FakeTelegram) -> None:
+    # How fast: bench/bench_bot.py (no wall-clock checks in tests).
     mark = telegram.mark()
-    started = time.monotonic()
     telegram.inline(ANN, "Song")
     call = await telegram.wait_for("answerInlineQuery", after=mark)
-    assert call.at - started < 1.0
     assert len(call.params["results"]) == 10
     assert call.params["is_personal"] is True
 
 
 async def test_throttling_sends_one_note_not_a_flood(runtime: TelegramRuntime, telegram: FakeTelegram) -> None:
     mark = telegram.mark()
-    for i in range(14):
-        telegram.send_text(ANN, f"Jazz Song {12 + i % 3}")
-    await telegram.wait_for("sendMessage", lambda c: "bit fast" in c.params["text"], after=mark)
-    cards = 0
-    async with asyncio.timeout(5):
-        while cards < 8:
-            await asyncio.sleep(0.05)
-            cards = sum("Jazz Song" in c.params["text"] for c in telegram.calls[mark:] if c.method == "sendMessage")
-    await asyncio.sleep(0.3)  # nothing else may arrive
+    sent = [telegram.send_text(ANN, f"Jazz Song {12 + i % 3}") for i in range(14)]
+    # Every update taken and every handler done: nothing else can arrive (no sleeping).
+    await telegram.wait_idle(sent[-1], runtime.updates.running)
     texts = [c.params["text"] for c in telegram.calls[mark:] if c.method == "sendMessage"]
     assert sum("bit fast" in t for t in texts) == 1
     assert sum("Jazz Song" in t for t in texts) == 8
@@ -207,29 +199,92 @@ async def test_stop_lets_a_handler_in_flight_finish(
     live_container: Wiring, telegram: FakeTelegram, fakes: FakeServices
 ) -> None:
     """Stopping mid-update: the reply still goes out before the bot session and storage close."""
-    started = asyncio.Event()
+    started, release = asyncio.Event(), asyncio.Event()
     resolve = fakes.tracks.resolve
 
     async def slow_resolve(*args: Any, **kwargs: Any) -> Any:
         started.set()
-        await asyncio.sleep(0.5)
+        await release.wait()
         return await resolve(*args, **kwargs)
 
     fakes.tracks.resolve = slow_resolve  # type: ignore[method-assign]
     rt = await live_container.start(polling_timeout=1)
     mark = telegram.mark()
     telegram.send_text(ANN, "Techno Song 25")
-    await asyncio.wait_for(started.wait(), 5)
-    await rt.stop()
+    await asyncio.wait_for(started.wait(), 30)
+    stopping = asyncio.create_task(rt.stop())
+    await asyncio.wait_for(asyncio.shield(rt.polling), 30)  # polling is over, the handler still runs
+    release.set()
+    await asyncio.wait_for(stopping, 30)
     replies = [c for c in telegram.calls[mark:] if c.method == "sendMessage" and sent_to(c, ANN)]
     assert len(replies) == 1 and replies[0].ok
-    assert not getattr(rt.dispatcher, "_handle_update_tasks", set())
+    assert len(rt.updates) == 0
 
 
 async def test_stop_right_after_start_does_not_hang(live_container: Wiring) -> None:
     """Stopped before polling began: stop() cancels the start instead of waiting out its 15 s grace."""
     rt = await live_container.start(polling_timeout=1)
-    began = time.monotonic()
+    rt.grace = 3600  # were stop() to wait out its grace, the test would hang (and time out) here
     await rt.stop()  # awaited directly: the polling task has not run yet
-    assert time.monotonic() - began < 5  # a hang guard: the old behaviour waited the whole 15 s
     assert rt.polling is not None and rt.polling.done()
+
+
+class _ClosingStorage(MemoryStorage):
+    """Records when it is closed (the order of shutdown is what the next test checks)."""
+
+    def __init__(self, log: list[str]) -> None:
+        super().__init__()
+        self.log = log
+
+    async def close(self) -> None:
+        self.log.append("storage closed")
+        await super().close()
+
+
+async def test_stop_lets_a_running_handler_finish_before_closing_storage(
+    live_container: Wiring, telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A handler still running when polling stops keeps its storage until it is done (aiogram itself
+    would close the storage as soon as polling stops), and stop() cancels what outlives the grace."""
+    from aiogram import Router
+    from aiogram.fsm.context import FSMContext
+    from aiogram.types import Message
+
+    import bot.telegram.runtime as runtime_module
+    from bot.telegram.runtime import start_telegram
+
+    log: list[str] = []
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(message: Message, state: FSMContext) -> None:
+        entered.set()
+        await release.wait()
+        await state.update_data(seen=True)
+        log.append("handler wrote its state")
+
+    def routers() -> list[Router]:
+        router = Router()
+        router.message.register(slow)
+        return [router]
+
+    monkeypatch.setattr(runtime_module, "MemoryStorage", lambda: _ClosingStorage(log))
+    rt = await start_telegram(live_container.settings, live_container.services, routers(), polling_timeout=1)
+    telegram.send_text(ANN, "hello")
+    await asyncio.wait_for(entered.wait(), 30)
+    stopping = asyncio.create_task(rt.stop())
+    await asyncio.wait_for(asyncio.shield(rt.polling), 30)  # polling has stopped; the handler still runs
+    assert "storage closed" not in log
+    release.set()
+    await asyncio.wait_for(stopping, 30)
+    assert log == ["handler wrote its state", "storage closed"]
+
+    # A handler that never ends is cancelled after the grace period, and then the storage closes.
+    log.clear()
+    entered.clear()
+    release.clear()
+    rt = await start_telegram(live_container.settings, live_container.services, routers(), polling_timeout=1)
+    rt.grace = 0.1
+    telegram.send_text(ANN, "hello again")
+    await asyncio.wait_for(entered.wait(), 30)
+    await asyncio.wait_for(rt.stop(), 30)
+    assert log == ["storage closed"] and len(rt.updates) == 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -64,8 +63,7 @@ async def test_webhook_mode_checks_the_secret_header(
         forged = await client.post(
             "/telegram/webhook", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "guess"}
         )
-        assert forged.status == 401
-        await asyncio.sleep(0.2)
+        assert forged.status == 401  # refused before the Dispatcher sees it: nothing can follow
         assert telegram.calls_of("sendMessage") == []
 
         ok = await client.post(
@@ -133,10 +131,8 @@ async def test_redis_throttling_and_isolation(
     try:
         assert type(runtime.dispatcher.fsm.events_isolation).__name__ == "RedisEventIsolation"
         mark = telegram.mark()
-        for _ in range(12):
-            telegram.send_text(ANN, "Jazz Song 12")
-        await telegram.wait_for("sendMessage", lambda c: "bit fast" in c.params["text"], after=mark, within=10)
-        await asyncio.sleep(0.5)
+        sent = [telegram.send_text(ANN, "Jazz Song 12") for _ in range(12)]
+        await telegram.wait_idle(sent[-1], runtime.updates.running)  # every update handled: nothing else comes
         texts = [c.params["text"] for c in telegram.calls[mark:] if c.method == "sendMessage"]
         assert sum("bit fast" in t for t in texts) == 1
         assert sum("Jazz Song 12" in t for t in texts) == 8

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import pytest
@@ -71,34 +70,6 @@ async def test_load_from_database(sessions: async_sessionmaker[AsyncSession]) ->
     index = await SearchIndex.load(sessions)
     assert len(index) == len(CATALOG)
     assert _top(index, "enter sandman") == ids[sid(6)]
-
-
-def test_fast_on_a_synthetic_large_catalog() -> None:
-    """A smoke check of the 20 ms target (bench/bench_search.py measures the real catalog)."""
-    import random
-
-    rng = random.Random(3)
-    syll = ["ka", "lo", "mi", "ren", "tor", "vel", "san", "dra", "qui", "zo", "bel", "fen", "gar", "hul"]
-
-    def word() -> str:
-        return "".join(rng.choice(syll) for _ in range(rng.randint(1, 4)))
-
-    rows = [
-        SearchRow(
-            i, " ".join(word() for _ in range(rng.randint(1, 4))), word() + " " + word(), None, rng.randint(0, 100)
-        )
-        for i in range(60_000)
-    ]
-    index = SearchIndex.from_rows(rows)
-    queries = [f"{r.artists} {r.name}" for r in rng.sample(rows, 100)]
-    index.search(queries[0], 10)
-    times = []
-    for q in queries:
-        t = time.perf_counter()
-        index.search(q, 10)
-        times.append(time.perf_counter() - t)
-    times.sort()
-    assert times[len(times) // 2] < 0.05  # generous: shared CI cores
 
 
 def test_unspaced_scripts_and_junk() -> None:

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 
 import pytest
 
@@ -31,23 +30,31 @@ async def test_token_cached_in_memory_never_in_a_file(spotify: SpotifyClient, fa
     assert not any(name.startswith(".cache") for name in os.listdir("."))
 
 
-async def test_429_retry_after_is_honoured(spotify: SpotifyClient, fake_spotify: FakeSpotify) -> None:
+class RecordedSleeps(list[float]):
+    """Stands in for asyncio.sleep: records what the client asked to wait (no wall clock in tests)."""
+
+    async def __call__(self, delay: float) -> None:
+        self.append(delay)
+
+
+async def test_429_retry_after_is_honoured(fake_spotify: FakeSpotify, provider_env: None) -> None:
+    slept = RecordedSleeps()
+    client = spotify_from_settings(sleep=slept)
     fake_spotify.fail("search", Failure(429, headers={"Retry-After": "1"}))
-    start = time.monotonic()
-    found = await spotify.search_tracks("paranoid")
-    elapsed = time.monotonic() - start
+    found = await client.search_tracks("paranoid")
     assert [t.name for t in found] == ["Paranoid"]
     assert fake_spotify.calls["search"] == 2
-    assert elapsed >= 0.95
+    assert slept == [1.0]  # waited exactly what the server asked before retrying
+    client.close()
 
 
 async def test_retry_after_over_the_cap_fails_fast_and_pauses(fake_spotify: FakeSpotify, provider_env: None) -> None:
-    client = spotify_from_settings(max_retry_after=1.0)
+    slept = RecordedSleeps()
+    client = spotify_from_settings(max_retry_after=1.0, sleep=slept)
     fake_spotify.fail("search", Failure(429, headers={"Retry-After": "3600"}))
-    start = time.monotonic()
     with pytest.raises(ProviderUnavailable):
         await client.search_tracks("paranoid")
-    assert time.monotonic() - start < 1.0  # did not sleep an hour (spotipy's own Retry would)
+    assert slept == []  # did not wait an hour (spotipy's own Retry would sleep in the thread)
     assert not client.available
     with pytest.raises(ProviderUnavailable):
         await client.track(sid(101))
@@ -69,12 +76,14 @@ async def test_persistent_500s_give_up(spotify: SpotifyClient, fake_spotify: Fak
     assert fake_spotify.calls["search"] == 3  # 1 + max_retries (2)
 
 
-async def test_timeouts(spotify: SpotifyClient, fake_spotify: FakeSpotify) -> None:
+async def test_timeouts(fake_spotify: FakeSpotify, provider_env: None) -> None:
+    slept = RecordedSleeps()
+    client = spotify_from_settings(timeout=0.3, max_retries=2, sleep=slept)
     fake_spotify.fail("search", *[Failure(None, delay=2.0)] * 3)
-    start = time.monotonic()
     with pytest.raises(ProviderUnavailable):
-        await spotify.search_tracks("paranoid")
-    assert time.monotonic() - start < 6
+        await client.search_tracks("paranoid")
+    assert fake_spotify.calls["search"] == 3 and len(slept) == 2  # each attempt timed out, then gave up
+    client.close()
 
 
 async def test_refused_connection(provider_env: None, closed_port: int) -> None:
