@@ -9,6 +9,13 @@ Two heads share the classes:
   "full"        reads RAW_INPUTS: the 12 AUDIO_FEATURES, then duration_ms and explicit (0/1);
   "audio_only"  reads the 12 AUDIO_FEATURES — for tracks whose duration or explicit flag is unknown.
 `predict_proba(matrix)` picks the head by the number of columns (14 → full, 12 → audio_only).
+
+Metadata (catalog artefacts with `blend.json`, see `ml.meta`): `predict_one(features, artists=...,
+title=...)` and `predict_matrix(matrix, artists=[...], titles=[...])` blend the audio probabilities with
+what the catalogue knows about the song's artists and title. Each Prediction says which head answered
+("audio", "audio+artist", "audio+artist+title") and from what evidence; `audio_only=True` forces the
+original audio setting. Without artists and title (or without a blend in the artefact) the answer is
+the audio model's, exactly as before.
 A mapping uses the full head when it carries both duration_ms and explicit (not None), else the
 audio-only head. Any value that is present must be valid: missing audio features, NaN/inf or
 out-of-range values raise `FeatureError`; nothing is imputed.
@@ -34,6 +41,7 @@ from ml.features import (
     validate_features,
     validate_matrix,
 )
+from ml.meta import MetadataBlend, SongEvidence
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +56,9 @@ class Prediction:
     family: str
     family_probability: float
     family_top: tuple[tuple[str, float], ...]
+    head: str = "audio"  # which head answered: "audio", "audio+artist" or "audio+artist+title"
+    evidence: str = "audio"  # what it knew, e.g. "audio + artist (1/2 known, 14 catalogue songs) + title"
+    artists_known: int = 0  # the song's artists with songs in the catalogue
 
 
 class _ProbaModel(Protocol):
@@ -104,8 +115,9 @@ class Head:
 class GenrePredictor:
     """A loaded genre model. Build with `GenrePredictor.load(dir)`; all predict methods are pure."""
 
-    def __init__(self, heads: Sequence[Head], meta: Mapping[str, Any]) -> None:
+    def __init__(self, heads: Sequence[Head], meta: Mapping[str, Any], blend: MetadataBlend | None = None) -> None:
         self.meta: dict[str, Any] = dict(meta)
+        self.blend = blend
         self._heads = {len(h.raw_inputs): h for h in heads}
         self.full = next(h for h in heads if h.name == "full") if any(h.name == "full" for h in heads) \
             else heads[0]
@@ -132,6 +144,7 @@ class GenrePredictor:
             for h in meta["heads"]
         ]
         predictor = cls(heads, meta)
+        predictor.blend = MetadataBlend.load(path, predictor.classes, predictor._family_matrix)
         log.info("loaded genre model %s (%s, %d classes, heads %s) from %s", predictor.version,
                  predictor.task, len(predictor.classes), [h.name for h in heads], path)
         return predictor
@@ -139,6 +152,11 @@ class GenrePredictor:
     @property
     def heads(self) -> tuple[str, ...]:
         return tuple(h.name for h in self._heads.values())
+
+    @property
+    def metadata_heads(self) -> tuple[str, ...]:
+        """The blend heads this artefact carries (empty when it has no metadata tables)."""
+        return tuple(self.blend.heads) if self.blend is not None else ()
 
     def family_of(self, genre: str) -> str:
         try:
@@ -170,11 +188,19 @@ class GenrePredictor:
             return self.full
         return self._heads.get(len(AUDIO_FEATURES), self.full)
 
-    def predict_one(self, features: Mapping[str, Any]) -> Prediction:
+    def predict_one(
+        self, features: Mapping[str, Any], *, artists: str | Sequence[str] | None = None, title: str | None = None,
+        spotify_genres: Sequence[str] = (), deezer_genres: Sequence[str] = (), audio_only: bool = False,
+    ) -> Prediction:
+        """One song. `artists`: 'A;B' or a sequence of names; `title`: the track name; `spotify_genres`:
+        the artists' Spotify genres; `deezer_genres`: the album's Deezer genres (all optional)."""
         head = self.head_for(features)
         clean = validate_features(features, head.raw_inputs)
         row = np.array([[clean[n] for n in head.raw_inputs]])
-        return self._predictions(head.proba(row))[0]
+        proba = head.proba(row)
+        if audio_only or (artists is None and title is None and not spotify_genres and not deezer_genres):
+            return self._predictions(proba)[0]
+        return self._with_metadata(proba, [artists], [title], [spotify_genres], [deezer_genres], audio_only)[0]
 
     def predict_batch(self, rows: Iterable[Mapping[str, Any]]) -> list[Prediction]:
         rows = list(rows)
@@ -192,17 +218,41 @@ class GenrePredictor:
             proba[index] = head.proba(matrix)
         return self._predictions(proba)
 
-    def predict_matrix(self, matrix: np.ndarray) -> list[Prediction]:
-        """Like predict_proba, but returns a Prediction per row."""
-        return self._predictions(self.predict_proba(matrix))
+    def predict_matrix(
+        self, matrix: np.ndarray, *, artists: Sequence[str | Sequence[str] | None] | None = None,
+        titles: Sequence[str | None] | None = None, audio_only: bool = False,
+    ) -> list[Prediction]:
+        """Like predict_proba, but returns a Prediction per row (with artists / titles aligned to the rows,
+        None where unknown, the metadata heads answer)."""
+        proba = self.predict_proba(matrix)
+        if audio_only or (artists is None and titles is None):
+            return self._predictions(proba)
+        n = len(proba)
+        return self._with_metadata(proba, list(artists) if artists is not None else [None] * n,
+                                   list(titles) if titles is not None else [None] * n, None, None, audio_only)
 
-    def _predictions(self, proba: np.ndarray) -> list[Prediction]:
+    def _with_metadata(
+        self, proba: np.ndarray, artists: Sequence[Any], titles: Sequence[str | None],
+        spotify: Sequence[Sequence[str]] | None, deezer: Sequence[Sequence[str]] | None, audio_only: bool,
+    ) -> list[Prediction]:
+        if self.blend is None:
+            return self._predictions(proba)
+        evidence, infos = self.blend.evidence_for(artists, titles, spotify, deezer, audio_only=audio_only)
+        blended = self.blend.apply(proba, evidence, [i.head for i in infos])
+        return self._predictions(blended, infos)
+
+    def _predictions(self, proba: np.ndarray, infos: Sequence[SongEvidence] | None = None) -> list[Prediction]:
         fam = self.family_proba(proba)
         out = []
-        for p, f in zip(proba, fam, strict=True):
+        for i, (p, f) in enumerate(zip(proba, fam, strict=True)):
             top = _top(p, self.classes)
             ftop = _top(f, self.families)
-            out.append(Prediction(top[0][0], top[0][1], top, ftop[0][0], ftop[0][1], ftop))
+            if infos is None:
+                out.append(Prediction(top[0][0], top[0][1], top, ftop[0][0], ftop[0][1], ftop))
+            else:
+                info = infos[i]
+                out.append(Prediction(top[0][0], top[0][1], top, ftop[0][0], ftop[0][1], ftop, info.head,
+                                      info.describe(), info.artists_known))
         return out
 
 
