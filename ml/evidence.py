@@ -143,23 +143,23 @@ class CountTable:
         return cls(tuple(classes), tuple(vocab), counts, {k: i for i, k in enumerate(vocab)})
 
     def lookup(self, keys: Iterable[str]) -> np.ndarray:
-        """Summed class counts of the known keys (zeros when none is known)."""
-        ids = [self.index[k] for k in keys if k in self.index]
-        if not ids:
-            return np.zeros(len(self.classes))
-        return np.asarray(self.counts[ids].sum(axis=0), dtype=np.float64).ravel()
+        """Summed class counts of the known keys (zeros when none is known). A few dict and array
+        accesses: no scan, no sparse-matrix construction."""
+        out = np.zeros(len(self.classes))
+        c = self.counts
+        for k in dict.fromkeys(keys):
+            j = self.index.get(k)
+            if j is not None:
+                s, e = c.indptr[j], c.indptr[j + 1]
+                out[c.indices[s:e]] += c.data[s:e]
+        return out
 
     def lookup_many(self, key_lists: Sequence[Sequence[str]]) -> np.ndarray:
         """(n, classes) summed counts, one row per key list."""
-        rows, cols = [], []
+        out = np.zeros((len(key_lists), len(self.classes)))
         for i, keys in enumerate(key_lists):
-            for k in dict.fromkeys(keys):
-                j = self.index.get(k)
-                if j is not None:
-                    rows.append(i)
-                    cols.append(j)
-        incidence = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(key_lists), len(self.keys)))
-        return np.asarray((incidence @ self.counts).todense(), dtype=np.float64)
+            out[i] = self.lookup(keys)
+        return out
 
     def known(self, keys: Iterable[str]) -> list[str]:
         return [k for k in keys if k in self.index]
@@ -176,15 +176,23 @@ class CountTable:
 
         For a key with counts n (total N): log((n_c + α·π_c) / (N + α)) − log π_c.
         """
-        rows, ids = [], []
+        out = np.zeros((len(key_lists), len(self.classes)))
+        known = np.zeros(len(key_lists))
+        c = self.counts
+        smooth = alpha * np.asarray(prior, dtype=np.float64)
+        log_prior = np.log(prior)
         for i, keys in enumerate(key_lists):
-            for k in dict.fromkeys(keys):
-                j = self.index.get(k)
-                if j is not None:
-                    rows.append(i)
-                    ids.append(j)
-        pair_counts = self.counts[np.asarray(ids, dtype=np.int64)] if ids else sparse.csr_matrix((0, len(self.classes)))
-        return _nb_reduce(np.asarray(rows, dtype=np.int64), pair_counts, len(key_lists), prior, alpha)
+            ids = [j for j in (self.index.get(k) for k in dict.fromkeys(keys)) if j is not None]
+            if not ids:
+                continue
+            dense = np.zeros((len(ids), len(self.classes)))
+            for r, j in enumerate(ids):
+                s, e = c.indptr[j], c.indptr[j + 1]
+                dense[r, c.indices[s:e]] = c.data[s:e]
+            total = dense.sum(axis=1, keepdims=True)
+            out[i] = (np.log(dense + smooth) - np.log(total + alpha) - log_prior).sum(axis=0)
+            known[i] = len(ids)
+        return out, known
 
     # --- persistence ---------------------------------------------------------------------------
 

@@ -33,7 +33,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
-from ml.data import Dataset, EvalUnits, eval_units, grouped_folds, load_task, task_split
+from ml.data import TASK_FILES, Dataset, EvalUnits, eval_units, grouped_folds, load_task, task_split
 from ml.features import RAW_INPUTS, FeatureSpec, build_features
 from ml.metrics import confusion, fit_temperature, scores
 from ml.predictor import META_FILE, apply_temperature
@@ -266,6 +266,7 @@ class TaskResult:
     heads: list[HeadResult] = field(default_factory=list)
     seed: int = 0
     meta: Any = None  # ml.meta_train.MetaResult: the artist / title heads (catalog only)
+    cross: Any = None  # ml.seed_cross.CrossResult: the six-genre benchmark across datasets (seed6 only)
 
 
 def load_families(classes: Sequence[str]) -> dict[str, str]:
@@ -293,7 +294,10 @@ def run_task(
     ds: Dataset, *, zoo: bool, seed: int, models: Sequence[str] | None = None, fallback: bool = True,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     progress: Callable[[str], None] = log.info, metadata: bool = True,
+    extra_fit: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> TaskResult:
+    """One task's zoo / production model. `extra_fit`: (RAW_INPUTS rows, labels) added to every final
+    fit (not to probes or searches) — the seed task's catalogue-six rows when `ml.seed_cross` keeps them."""
     started = time.perf_counter()
     task = ds.task
     classes = tuple(sorted(set(ds.labels)))
@@ -330,6 +334,9 @@ def run_task(
         if iqr:
             keep = iqr_mask(x_fit, spec.names())
             x_fit, y_fit = x_fit[keep], y_fit[keep]
+        if extra_fit is not None and not probe:
+            x_fit = np.vstack([x_fit, build_features(extra_fit[0][:, _cols(spec)], spec)])
+            y_fit = np.concatenate([y_fit, np.searchsorted(np.asarray(classes), extra_fit[1])])
         x_val = build_features(raw[val_idx][:, _cols(spec)], spec)
         t0 = time.perf_counter()
         model, used = fit_model(name, params, x_fit, y_fit, x_val, y_all[val_idx], seed)
@@ -491,7 +498,8 @@ def run_task(
         importance=_importance(prod, x_val_prod, y_all[val_units.rows], classes, seed),
         holdout_ids=holdout_ids, family_of=family_of,
         n_rows={"fit": len(fit_idx), "val": len(val_idx), "test": len(test_idx),
-                "test_tracks": len(test_units.rows)},
+                "test_tracks": len(test_units.rows),
+                **({"extra_fit": len(extra_fit[1])} if extra_fit is not None else {})},
         seconds=time.perf_counter() - started, heads=heads, seed=seed, meta=meta_result,
     )
 
@@ -660,7 +668,7 @@ def save_artefact(result: TaskResult, out_dir: Path) -> Path:
             import joblib
 
             fmt, file = "sklearn", f"{head.name}.joblib"
-            joblib.dump(run.model, out_dir / file)
+            joblib.dump(run.model, out_dir / file, compress=3)  # the compact forest packs well
         heads_meta.append({
             "name": head.name, "model": run.name, "format": fmt, "file": file,
             "raw_inputs": list(run.spec.raw_names()), "feature_spec": run.spec.to_dict(),
@@ -719,17 +727,29 @@ def _probe_params(name: str, params: Mapping[str, Any], rounds: int | None) -> d
 def train(
     data_dir: Path, models_path: Path, *, tasks: Sequence[str] = ("seed6", "catalog"), zoo: bool = True,
     seed: int = 42, reports_dir: Path | None = None, docs_dir: Path | None = None,
-    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None, cross_dataset: bool = True,
 ) -> list[TaskResult]:
-    """Train each task, write artefacts and (with a reports dir) the report. Returns the results."""
+    """Train each task, write artefacts and (with a reports dir) the report. Returns the results.
+
+    For seed6, `cross_dataset` first compares training on the seed file, the catalogue's six genres or
+    both (`ml.seed_cross`) and trains the artefact on the data that generalised best on validation."""
     from ml.report import write_report
 
     results = []
     started = time.perf_counter()
     for task in tasks:
         ds = load_task(data_dir, task)
+        cross = None
         with threadpool_limits(1):  # two shared cores: one thread per fit beats oversubscription
-            result = run_task(ds, zoo=zoo, seed=seed, overrides=overrides)
+            if task == "seed6" and cross_dataset and (Path(data_dir) / "raw" / TASK_FILES["catalog"]).exists():
+                from ml.seed_cross import compare, load_cross
+
+                params = {k: {**v, **(overrides or {}).get(k, {})} for k, v in DEFAULTS["seed6"].items()}
+                cross = compare(load_cross(ds, load_task(data_dir, "catalog"), seed), params,
+                                QUICK_SPEC["seed6"], seed, progress=log.info)
+            result = run_task(ds, zoo=zoo, seed=seed, overrides=overrides,
+                              extra_fit=cross.extra_rows if cross is not None else None)
+            result.cross = cross
         save_artefact(result, models_path / task)
         results.append(result)
     total = time.perf_counter() - started
