@@ -20,7 +20,7 @@ Heads (each its own fitted weights): "audio+artist" reads the audio and artist f
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,43 +69,69 @@ class Evidence:
         )
 
 
-def blend_features(
+def _columns(
     audio: np.ndarray, ev: Evidence, prior: np.ndarray, family_matrix: np.ndarray, names: Sequence[str], alpha: float
-) -> np.ndarray:
-    """(n, classes, len(names)) feature tensor for the conditional logit."""
-    n, k = audio.shape
+) -> Iterator[np.ndarray]:
+    """Each named feature as an (n, classes) array (or one broadcastable to it), in `names` order."""
+    n = audio.shape[0]
     logp = np.log(np.clip(audio, 1e-9, 1.0))
     counts = ev.artist_counts
     total = counts.sum(axis=1, keepdims=True)
     known = total > 0
     share = np.divide(counts, total, out=np.zeros_like(counts), where=known)
-    cols: dict[str, Any] = {}
     for name in names:
         if name == "audio_logp_known":
-            cols[name] = logp * known
+            yield logp * known
         elif name == "audio_logp_unknown":
-            cols[name] = logp * ~known
+            yield logp * ~known
         elif name == "artist_llr":
-            cols[name] = np.where(known, np.log(counts + alpha * prior) - np.log(total + alpha) - np.log(prior), 0.0)
+            yield np.where(known, np.log(counts + alpha * prior) - np.log(total + alpha) - np.log(prior), 0.0)
         elif name == "artist_share":
-            cols[name] = share
+            yield share
         elif name == "artist_top":
             top = np.zeros_like(counts)
             top[np.arange(n), counts.argmax(axis=1)] = 1.0
-            cols[name] = top * known
+            yield top * known
         elif name == "artist_family_share":
-            cols[name] = (share @ family_matrix) @ family_matrix.T
+            yield (share @ family_matrix) @ family_matrix.T
         elif name == "artist_share_x_logn":
-            cols[name] = share * np.log1p(total)
+            yield share * np.log1p(total)
         elif name == "artist_name_nb":
-            cols[name] = ev.name_nb / np.maximum(ev.name_known, 1.0)[:, None]
+            yield ev.name_nb / np.maximum(ev.name_known, 1.0)[:, None]
         elif name == "title_nb":
-            cols[name] = ev.title_nb / np.maximum(ev.title_known, 1.0)[:, None]
+            yield ev.title_nb / np.maximum(ev.title_known, 1.0)[:, None]
         elif name == "title_nb_known_artist":
-            cols[name] = ev.title_nb / np.maximum(ev.title_known, 1.0)[:, None] * known
+            yield ev.title_nb / np.maximum(ev.title_known, 1.0)[:, None] * known
         else:
             raise ValueError(f"unknown blend feature {name!r}")
-    return np.stack([np.broadcast_to(cols[nm], (n, k)) for nm in names], axis=2)
+
+
+def blend_features(
+    audio: np.ndarray, ev: Evidence, prior: np.ndarray, family_matrix: np.ndarray, names: Sequence[str], alpha: float
+) -> np.ndarray:
+    """(n, classes, len(names)) feature tensor for the conditional logit (training)."""
+    shape = audio.shape
+    cols = [np.broadcast_to(c, shape) for c in _columns(audio, ev, prior, family_matrix, names, alpha)]
+    return np.stack(cols, axis=2)
+
+
+def blend_proba(
+    audio: np.ndarray,
+    ev: Evidence,
+    prior: np.ndarray,
+    family_matrix: np.ndarray,
+    names: Sequence[str],
+    alpha: float,
+    logit: ConditionalLogit,
+) -> np.ndarray:
+    """The same probabilities as `logit.predict_proba(blend_features(...))`, without building the tensor
+    (serving: one song costs a few small array operations)."""
+    s = np.zeros(audio.shape) + logit.bias
+    for w, col in zip(logit.weights, _columns(audio, ev, prior, family_matrix, names, alpha), strict=True):
+        s += w * col
+    s -= s.max(axis=1, keepdims=True)
+    e = np.exp(s)
+    return e / e.sum(axis=1, keepdims=True)
 
 
 @dataclass

@@ -86,6 +86,9 @@ class CompactForest:
     def __setstate__(self, state: dict[str, Any]) -> None:
         from sklearn.tree._tree import NODE_DTYPE, Tree
 
+        if "version" not in state:  # an artefact pickled before the compact format: plain attributes
+            self.__dict__.update(state)
+            return
         counts = np.asarray(state["node_count"], dtype=np.int64)
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         right_all = state["right"].astype(np.int64)

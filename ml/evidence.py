@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -78,18 +79,22 @@ def artist_keys(artists: str | Sequence[str] | None) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=8192)
+def _script_of(ch: str) -> str | None:
+    if not ch.isalpha():
+        return None
+    try:
+        first = unicodedata.name(ch).split(" ", 1)[0]
+    except ValueError:
+        return None
+    return _SCRIPT_NAMES.get(first, "other")
+
+
 def scripts(text: str) -> set[str]:
     """The writing systems of the letters in `text` ('hangul', 'kana', 'han', 'cyrillic', 'latin' …)."""
-    found: set[str] = set()
-    for ch in text:
-        if not ch.isalpha():
-            continue
-        try:
-            first = unicodedata.name(ch).split(" ", 1)[0]
-        except ValueError:
-            continue
-        found.add(_SCRIPT_NAMES.get(first, "other"))
-    return found
+    found = {_script_of(ch) for ch in text}
+    found.discard(None)
+    return found  # type: ignore[return-value]
 
 
 def _marked_letters(text: str) -> set[str]:
@@ -130,6 +135,16 @@ class CountTable:
     keys: tuple[str, ...]
     counts: sparse.csr_matrix  # (len(keys), len(classes)) float32
     index: dict[str, int]
+    # the CSR arrays as plain numpy (a one-song lookup reads them directly)
+    _indptr: np.ndarray = field(init=False, repr=False, compare=False)
+    _indices: np.ndarray = field(init=False, repr=False, compare=False)
+    _data: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        c = self.counts.tocsr()
+        object.__setattr__(self, "_indptr", np.asarray(c.indptr))
+        object.__setattr__(self, "_indices", np.asarray(c.indices))
+        object.__setattr__(self, "_data", np.asarray(c.data, dtype=np.float64))
 
     @classmethod
     def build(cls, key_lists: Sequence[Sequence[str]], labels: Sequence[str], classes: Sequence[str]) -> CountTable:
@@ -146,12 +161,12 @@ class CountTable:
         """Summed class counts of the known keys (zeros when none is known). A few dict and array
         accesses: no scan, no sparse-matrix construction."""
         out = np.zeros(len(self.classes))
-        c = self.counts
+        indptr, indices, data = self._indptr, self._indices, self._data
         for k in dict.fromkeys(keys):
             j = self.index.get(k)
             if j is not None:
-                s, e = c.indptr[j], c.indptr[j + 1]
-                out[c.indices[s:e]] += c.data[s:e]
+                s, e = indptr[j], indptr[j + 1]
+                out[indices[s:e]] += data[s:e]
         return out
 
     def lookup_many(self, key_lists: Sequence[Sequence[str]]) -> np.ndarray:
@@ -178,7 +193,7 @@ class CountTable:
         """
         out = np.zeros((len(key_lists), len(self.classes)))
         known = np.zeros(len(key_lists))
-        c = self.counts
+        indptr, indices, data = self._indptr, self._indices, self._data
         smooth = alpha * np.asarray(prior, dtype=np.float64)
         log_prior = np.log(prior)
         for i, keys in enumerate(key_lists):
@@ -187,8 +202,8 @@ class CountTable:
                 continue
             dense = np.zeros((len(ids), len(self.classes)))
             for r, j in enumerate(ids):
-                s, e = c.indptr[j], c.indptr[j + 1]
-                dense[r, c.indices[s:e]] = c.data[s:e]
+                s, e = indptr[j], indptr[j + 1]
+                dense[r, indices[s:e]] = data[s:e]
             total = dense.sum(axis=1, keepdims=True)
             out[i] = (np.log(dense + smooth) - np.log(total + alpha) - log_prior).sum(axis=0)
             known[i] = len(ids)

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ml.blend import HEAD_ARTIST, HEAD_AUDIO, HEAD_TITLE, ConditionalLogit, Evidence, blend_features
+from ml.blend import HEAD_ARTIST, HEAD_AUDIO, HEAD_TITLE, ConditionalLogit, Evidence, blend_proba
 from ml.evidence import CountTable, artist_keys, artist_name_tokens, normalize, title_tokens
 
 BLEND_FILE = "blend.json"
@@ -209,8 +209,6 @@ class MetadataBlend:
         for name, (features, logit) in self.heads.items():
             rows = np.flatnonzero(heads_arr == name)
             if rows.size:
-                phi = blend_features(
-                    out[rows], evidence.take(rows), self.prior, self.family_matrix, features, self.alpha_artist
-                )
-                out[rows] = logit.predict_proba(phi)
+                out[rows] = blend_proba(out[rows], evidence.take(rows), self.prior, self.family_matrix, features,
+                                        self.alpha_artist, logit)
         return out

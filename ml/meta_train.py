@@ -41,6 +41,12 @@ ALPHA_ARTIST = 1.0
 ALPHA_TOKENS = 5.0
 CV_FOLDS = 5
 RELIABILITY_BINS = 10
+SOURCE_TOLERANCE = 0.005  # a lighter audio model may feed the blend when it costs at most this much (val)
+
+
+def _member_name(label: str) -> str:
+    """'catboost alone (no forest)' → 'catboost': the production vote member the label names."""
+    return label.split(" ", 1)[0]
 
 
 @dataclass
@@ -62,6 +68,7 @@ class MetaResult:
     blend: MetadataBlend
     seconds: float
     n_tracks: dict[str, int]
+    audio_source: str = "production"  # the audio model the metadata heads blend with
 
 
 def family_matrix(classes: Sequence[str], family_of: Mapping[str, str]) -> tuple[np.ndarray, list[str]]:
@@ -175,10 +182,43 @@ def fit_metadata(
     p_val = audio_proba(audio_model, audio_cols, audio_spec, temperature, val_units.rows)
     p_test = audio_proba(audio_model, audio_cols, audio_spec, temperature, test_units.rows)
     heads = [head_scores(HEAD_AUDIO, p_val, p_test, {})]
+
+    # Audio sources for the blend: the production model, and each lighter model offered (the vote's
+    # CatBoost member). A lighter source is used when its cross-fitted validation accuracy (richest head)
+    # is within SOURCE_TOLERANCE of the production model's: once the artist is known the audio side
+    # matters little, and one CatBoost call is a fraction of the vote's latency.
+    sources: dict[str, tuple[np.ndarray, np.ndarray, dict[str, Any]]] = {
+        "production": (p_val, p_test, {"model": "production", "temperature": temperature})
+    }
+    for label, (model, cols, spec) in (variant_models or {}).items():
+        v_val_raw = _full_proba(model, build_features(raw[val_units.rows][:, list(cols)], spec), len(classes))
+        t = fit_temperature(v_val_raw, classes, val_units.label_sets)
+        sources[label] = (
+            apply_temperature(v_val_raw, t),
+            audio_proba(model, cols, spec, t, test_units.rows),
+            {"model": label, "member": _member_name(label), "temperature": t},
+        )
+    fitted: dict[str, dict[str, tuple[np.ndarray, np.ndarray, ConditionalLogit]]] = {}
+    for label, (s_val, s_test, _info) in sources.items():
+        fitted[label] = {name: cross_fit(s_val, s_test, HEAD_FEATURES[name]) for name in (HEAD_ARTIST, HEAD_TITLE)}
+
+    def oof_acc(label: str) -> float:
+        return scores(fitted[label][HEAD_TITLE][0], classes, val_units.label_sets)["accuracy"]
+
+    chosen = "production"
+    for label in sources:
+        if label != "production" and oof_acc(label) >= oof_acc("production") - SOURCE_TOLERANCE:
+            chosen = label
+            break
+    progress(
+        f"[catalog/meta] blend audio source: {chosen} (val (oof) "
+        + ", ".join(f"{k} {oof_acc(k):.4f}" for k in sources)
+        + ")"
+    )
     head_config: dict[str, Any] = {}
     for name in (HEAD_ARTIST, HEAD_TITLE):
         features = HEAD_FEATURES[name]
-        oof, blended, logit = cross_fit(p_val, p_test, features)
+        oof, blended, logit = fitted[chosen][name]
         heads.append(head_scores(name, oof, blended, dict(zip(features, logit.weights.tolist(), strict=True))))
         head_config[name] = {"features": list(features), "logit": logit.to_dict()}
         progress(
@@ -187,33 +227,27 @@ def fit_metadata(
             f"{heads[-1].test['top3']:.4f} families {heads[-1].family_test['accuracy']:.4f}"
         )
 
-    # The same blend on other audio models (how much the audio side still matters once the artist is known).
+    # The blend on the audio sources not chosen (how much the audio side still matters).
     variants: list[dict[str, Any]] = []
-    for label, (model, cols, spec) in (variant_models or {}).items():
-        v_val_raw = _full_proba(model, build_features(raw[val_units.rows][:, list(cols)], spec), len(classes))
-        t = fit_temperature(v_val_raw, classes, val_units.label_sets)
-        v_val = apply_temperature(v_val_raw, t)
-        v_test = audio_proba(model, cols, spec, t, test_units.rows)
+    for label, (s_val, s_test, info) in sources.items():
+        if label == chosen:
+            continue
         row: dict[str, Any] = {
             "audio model": label,
-            "temperature": t,
+            "temperature": info["temperature"],
             HEAD_AUDIO: {
-                "val": scores(v_val, classes, val_units.label_sets),
-                "test": scores(v_test, classes, test_units.label_sets),
+                "val": scores(s_val, classes, val_units.label_sets),
+                "test": scores(s_test, classes, test_units.label_sets),
             },
         }
         for name in (HEAD_ARTIST, HEAD_TITLE):
-            oof, blended, _ = cross_fit(v_val, v_test, HEAD_FEATURES[name])
+            oof, blended, _ = fitted[label][name]
             row[name] = {
                 "val": scores(oof, classes, val_units.label_sets),
                 "test": scores(blended, classes, test_units.label_sets),
                 "family_test": scores(blended @ fam_matrix, families, fam_sets_test),
             }
         variants.append(row)
-        progress(
-            f"[catalog/meta] variant {label}: {row[HEAD_TITLE]['val']['accuracy']:.4f} val (oof) "
-            f"{row[HEAD_TITLE]['test']['accuracy']:.4f} test (audio+artist+title)"
-        )
 
     import json
 
@@ -223,6 +257,7 @@ def fit_metadata(
         "prior": prior.tolist(),
         "heads": head_config,
         "sources": json.loads(SOURCES_FILE.read_text(encoding="utf-8")),
+        "audio_source": sources[chosen][2],
         "fitted_on": f"{len(val_units.rows)} validation tracks (leave-group-out evidence)",
     }
     blend = MetadataBlend(classes, artists, tokens, config, fam_matrix)
@@ -233,4 +268,5 @@ def fit_metadata(
         blend,
         time.perf_counter() - started,
         {"val_tracks": len(val_units.rows), "test_tracks": len(test_units.rows)},
+        chosen,
     )

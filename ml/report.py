@@ -180,8 +180,11 @@ def _meta_lines(result: TaskResult, out_dir: Path) -> list[str]:
     cells += [f"audio {k} {audio.test[k]:.4f} vs before {v} → {'no worse' if audio.test[k] >= v - 0.002 else 'WORSE'}"
               for k, v in AUDIO_BEFORE.items()]
     lines += ["", f"Targets ({best.name}, test tracks): " + "; ".join(cells) + ".", ""]
+    lines += [f"Audio source of the metadata heads: **{meta.audio_source}** (a lighter vote member is used when "
+              "its cross-fitted validation accuracy is within 0.5 point of the production model's: the "
+              "metadata path then costs one CatBoost call instead of the vote).", ""]
     if meta.variants:
-        lines += ["The same blend on another audio model (refitted and scored the same way):", "",
+        lines += ["The same blend on the other audio model (refitted and scored the same way):", "",
                   "| audio model | head | val (oof) acc | accuracy | top-3 | family acc |", "|---|---|---|---|---|---|"]
         for v in meta.variants:
             for name in [h.name for h in meta.heads]:

@@ -57,3 +57,11 @@ def test_soft_vote_is_the_weighted_mean() -> None:
     vote = SoftVote([a, b], [3, 1], 5)
     expected = 0.75 * a.predict_proba(x[:10]) + 0.25 * b.predict_proba(x[:10])
     np.testing.assert_allclose(vote.predict_proba(x[:10]), expected)
+
+
+def test_compact_forest_loads_the_earlier_plain_pickle() -> None:
+    x, y = _data(300, 3)
+    compact = CompactForest(RandomForestClassifier(n_estimators=3, random_state=0).fit(x, y), 3)
+    clone = CompactForest.__new__(CompactForest)
+    clone.__setstate__(dict(compact.__dict__))  # what an artefact written before the compact format holds
+    np.testing.assert_array_equal(clone.predict_proba(x[:10]), compact.predict_proba(x[:10]))

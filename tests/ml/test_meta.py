@@ -129,3 +129,51 @@ def test_genre_sources_map_onto_catalogue_genres() -> None:
     counts, mapped = sources.counts(["k-pop", "nonsense"], ["Asian Music"])
     assert mapped == 2 and counts.sum() == pytest.approx(2 * sources.pseudo_count)
     assert np.argmax(counts) == catalogue.index("k-pop")
+
+
+def test_serving_blend_equals_the_trained_formula() -> None:
+    from ml.blend import HEAD_FEATURES, ConditionalLogit, Evidence, blend_features, blend_proba
+
+    rng = np.random.default_rng(0)
+    n, k = 7, 5
+    audio = rng.dirichlet(np.ones(k), size=n)
+    counts = rng.integers(0, 4, size=(n, k)).astype(float)
+    counts[0] = 0  # an unknown artist
+    ev = Evidence(
+        counts,
+        rng.normal(size=(n, k)),
+        rng.integers(0, 3, n).astype(float),
+        rng.normal(size=(n, k)),
+        rng.integers(0, 3, n).astype(float),
+    )
+    family = np.array([[1, 0], [1, 0], [0, 1], [0, 1], [0, 1.0]])
+    prior = np.full(k, 1 / k)
+    names = HEAD_FEATURES[HEAD_TITLE]
+    phi = blend_features(audio, ev, prior, family, names, 1.0)
+    mask = np.zeros((n, k), dtype=bool)
+    mask[np.arange(n), rng.integers(0, k, n)] = True
+    logit = ConditionalLogit().fit(phi, mask)
+    np.testing.assert_allclose(
+        blend_proba(audio, ev, prior, family, names, 1.0, logit), logit.predict_proba(phi), atol=1e-12
+    )
+
+
+def test_blend_reads_the_audio_source_it_was_fitted_on(catalog: GenrePredictor) -> None:
+    source = catalog.blend.config["audio_source"]  # type: ignore[union-attr]
+    assert source["model"] in {"production", "catboost alone (no forest)"}
+    assert (catalog._source is not None) == ("member" in source)
+    # a blend fitted on a member the artefact does not carry is refused at load, not misread
+    from ml.meta import MetadataBlend
+
+    blend = catalog.blend
+    assert blend is not None
+    odd = MetadataBlend(
+        blend.classes,
+        blend.artists,
+        blend.tokens,
+        {**blend.config, "audio_source": {"member": "xgboost", "temperature": 1.0}},
+        blend.family_matrix,
+    )
+    with pytest.raises(ValueError, match="xgboost"):
+        catalog.blend = odd
+    catalog.blend = blend
