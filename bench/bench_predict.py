@@ -16,6 +16,7 @@ import gc
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,7 @@ def bench(predictor: GenrePredictor, matrix: np.ndarray, calls: int,
     rows = [dict(zip(RAW_INPUTS, r, strict=True)) for r in matrix[:calls]]
     audio_rows = [{k: r[k] for k in AUDIO_FEATURES} for r in rows]
     out = []
-    cases: list[tuple[str, list[dict[str, float]], list[dict[str, str]]]] = [
+    cases: list[tuple[str, list[dict[str, float]], list[dict[str, Any]]]] = [
         ("full head", rows, [{}] * len(rows)), ("audio-only head", audio_rows, [{}] * len(rows))]
     if predictor.metadata_heads and text and any(a for a, _ in text):
         cases.append(("full head + artists + title", rows,

@@ -147,7 +147,9 @@ class CountTable:
         object.__setattr__(self, "_data", np.asarray(c.data, dtype=np.float64))
 
     @classmethod
-    def build(cls, key_lists: Sequence[Sequence[str]], labels: Sequence[str], classes: Sequence[str]) -> CountTable:
+    def build(
+        cls, key_lists: Sequence[Sequence[str]], labels: Sequence[str] | np.ndarray, classes: Sequence[str]
+    ) -> CountTable:
         pairs_row, pair_key, vocab = _explode(key_lists)
         y = _label_index(labels, classes)
         counts = sparse.csr_matrix(
@@ -238,7 +240,10 @@ class CountTable:
 
     @staticmethod
     def leave_group_out(
-        key_lists: Sequence[Sequence[str]], labels: Sequence[str], groups: np.ndarray, classes: Sequence[str]
+        key_lists: Sequence[Sequence[str]],
+        labels: Sequence[str] | np.ndarray,
+        groups: np.ndarray,
+        classes: Sequence[str],
     ) -> np.ndarray:
         """(n, classes): per row, the counts over its keys of every row *outside its duplicate group*.
 
@@ -267,7 +272,7 @@ class CountTable:
     @staticmethod
     def leave_group_out_nb(
         key_lists: Sequence[Sequence[str]],
-        labels: Sequence[str],
+        labels: Sequence[str] | np.ndarray,
         groups: np.ndarray,
         classes: Sequence[str],
         prior: np.ndarray,
@@ -319,7 +324,7 @@ def _explode(key_lists: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray
     return np.asarray(rows, dtype=np.int64), np.asarray(keys, dtype=np.int64), list(vocab)
 
 
-def _label_index(labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+def _label_index(labels: Sequence[str] | np.ndarray, classes: Sequence[str]) -> np.ndarray:
     index = {c: i for i, c in enumerate(classes)}
     try:
         return np.asarray([index[str(label)] for label in labels], dtype=np.int64)

@@ -182,7 +182,8 @@ class MetadataBlend:
         infos = []
         for i in range(n):
             n_known = len(self.artists.known(keys[i]))
-            given_title = isinstance(titles[i], str) and bool(titles[i].strip())
+            title = titles[i]
+            given_title = isinstance(title, str) and bool(title.strip())
             anything = n_known > 0 or outside[i] > 0 or name_known[i] > 0 or (given_title and title_known[i] > 0)
             if audio_only or not anything:
                 head = HEAD_AUDIO
@@ -209,6 +210,7 @@ class MetadataBlend:
         for name, (features, logit) in self.heads.items():
             rows = np.flatnonzero(heads_arr == name)
             if rows.size:
-                out[rows] = blend_proba(out[rows], evidence.take(rows), self.prior, self.family_matrix, features,
-                                        self.alpha_artist, logit)
+                out[rows] = blend_proba(
+                    out[rows], evidence.take(rows), self.prior, self.family_matrix, features, self.alpha_artist, logit
+                )
         return out

@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +102,11 @@ def seed_distribution(
     return blend.apply(audio, evidence, heads), heads
 
 
+def _fixed(proba: np.ndarray) -> Callable[[pd.DataFrame], np.ndarray]:
+    """A proba_fn for `rec_eval._context` that returns probabilities computed beforehand."""
+    return lambda _frame: proba
+
+
 def run(dataset: Path, model_dir: Path, n_test: int = 1000, n_validation: int = 500) -> str:
     started = time.perf_counter()
     predictor = GenrePredictor.load(model_dir)
@@ -123,15 +128,15 @@ def run(dataset: Path, model_dir: Path, n_test: int = 1000, n_validation: int = 
         tuning = []
         for label, weights in weight_grid(True):
             index = base.with_weights(weights, cat_proba, predictor.classes)
-            ctx_v = _context(index, split.validation, lambda _f, p=p_val: p)
+            ctx_v = _context(index, split.validation, _fixed(p_val))
             tuning.append((label, weights, evaluate(ctx_v, encore_method(ctx_v, 0.3))))
-        ctx_r = _context(base, split.validation, lambda _f, p=p_val: p)
+        ctx_r = _context(base, split.validation, _fixed(p_val))
         min_coverage = MIN_COVERAGE_SHARE * evaluate(ctx_r, random_method(ctx_r)).coverage
         varied = [t for t in tuning if t[2].unique_artists >= MIN_ARTISTS and t[2].coverage >= min_coverage] or tuning
         label, weights, _ = max(varied, key=lambda t: (round(t[2].precision, 3), t[2].unique_artists))
         chosen[setting] = label
         index = base.with_weights(weights, cat_proba, predictor.classes)
-        ctx = _context(index, split.test, lambda _f, p=p_test: p)
+        ctx = _context(index, split.test, _fixed(p_test))
         seed_acc[setting] = float(
             np.mean([g in set(gs) for g, gs in zip(ctx.seed_genre, ctx.seeds["genres"], strict=True)])
         )
