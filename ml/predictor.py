@@ -287,10 +287,43 @@ class GenrePredictor:
         spotify: Sequence[Sequence[str]] | None,
         deezer: Sequence[Sequence[str]] | None,
     ) -> list[Prediction]:
-        """Rows with evidence: the blend over the audio source it was fitted on; rows without: the head."""
         if self.blend is None or len(raw) == 0:
             return self._predictions(head.proba(raw) if len(raw) else np.zeros((0, len(self.classes))))
-        evidence, infos = self.blend.evidence_for(artists, titles, spotify, deezer)
+        proba, infos = self._distribution(self.blend, head, raw, artists, titles, spotify, deezer)
+        return self._predictions(proba, infos)
+
+    def predict_distribution(
+        self, matrix: np.ndarray, *, artists: Sequence[str | Sequence[str] | None] | None = None,
+        titles: Sequence[str | None] | None = None, spotify_genres: Sequence[Sequence[str]] | None = None,
+        deezer_genres: Sequence[Sequence[str]] | None = None, audio_only: bool = False,
+        blend: MetadataBlend | None = None,
+    ) -> tuple[np.ndarray, list[str]]:
+        """(n, classes) probabilities with metadata, and the head that answered each row.
+
+        The recommender's seed distribution. `blend` replaces the artefact's evidence tables (an offline
+        evaluation whose catalogue leaves its seeds out passes one built from that catalogue).
+        """
+        array = np.asarray(matrix, dtype=np.float64)
+        if array.ndim != 2 or array.shape[1] not in self._heads:
+            raise FeatureError({"matrix": f"expected shape (n, k) with k in {sorted(self._heads)}, got {array.shape}"})
+        head = self._heads[array.shape[1]]
+        raw = validate_matrix(array, head.raw_inputs)
+        blend = blend or self.blend
+        if audio_only or blend is None or (artists is None and titles is None and spotify_genres is None
+                                           and deezer_genres is None) or len(raw) == 0:
+            return (head.proba(raw) if len(raw) else np.zeros((0, len(self.classes)))), [HEAD_AUDIO] * len(raw)
+        n = len(raw)
+        proba, infos = self._distribution(
+            blend, head, raw, list(artists) if artists is not None else [None] * n,
+            list(titles) if titles is not None else [None] * n, spotify_genres, deezer_genres)
+        return proba, [i.head for i in infos]
+
+    def _distribution(
+        self, blend: MetadataBlend, head: Head, raw: np.ndarray, artists: Sequence[Any], titles: Sequence[str | None],
+        spotify: Sequence[Sequence[str]] | None, deezer: Sequence[Sequence[str]] | None,
+    ) -> tuple[np.ndarray, list[SongEvidence]]:
+        """Rows with evidence: the blend over the audio source it was fitted on; rows without: the head."""
+        evidence, infos = blend.evidence_for(artists, titles, spotify, deezer)
         heads = [i.head for i in infos]
         blended = np.flatnonzero(np.asarray(heads) != HEAD_AUDIO)
         plain = np.flatnonzero(np.asarray(heads) == HEAD_AUDIO)
@@ -299,7 +332,7 @@ class GenrePredictor:
             proba[plain] = head.proba(raw[plain])
         if blended.size:
             proba[blended] = self._source_proba(head, raw[blended])
-        return self._predictions(self.blend.apply(proba, evidence, heads), infos)
+        return blend.apply(proba, evidence, heads), infos
 
     def _source_proba(self, head: Head, raw: np.ndarray) -> np.ndarray:
         """The audio probabilities the blend was fitted on: the named vote member with its own temperature

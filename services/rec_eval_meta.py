@@ -8,9 +8,10 @@ Same seeds, catalogue, engine, weight grid and selection rule as `services.rec_e
 feature vector). The only change is where a seed's genre distribution comes from:
 
   * "audio only": the genre model's audio probabilities (today's evaluation);
-  * "artists": `seed_distribution(..., use_title=False)` — the model's "audio+artist" head, whose
-    artist evidence is counted over the evaluation catalogue only (`catalogue_blend`), so a seed's own
-    labels never reach it;
+  * "artists": `seed_distribution(..., use_title=False)`, i.e. `GenrePredictor.predict_distribution(
+    matrix, artists=seeds.artists, titles=None, blend=catalogue_blend(...))` — the model's "audio+artist"
+    head, whose artist evidence is counted over the evaluation catalogue only, so a seed's own labels
+    never reach it (in the product: the same call without `blend=`, the artefact's tables);
   * "artists + title": the same with the "audio+artist+title" head.
 
 Catalogue tracks keep their audio probabilities (the engine ranks them by their labels anyway). Each
@@ -30,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ml.evidence import CountTable, artist_keys, artist_name_tokens, title_tokens
+from ml.features import AUDIO_FEATURES, FEATURE_RANGES
 from ml.meta import MetadataBlend
 from ml.predictor import GenrePredictor
 from services.rec_eval import (
@@ -90,16 +92,37 @@ def model_matrix(predictor: GenrePredictor, frame: pd.DataFrame) -> np.ndarray:
 def seed_distribution(
     predictor: GenrePredictor, blend: MetadataBlend, seeds: pd.DataFrame, *, use_artists: bool, use_title: bool
 ) -> tuple[np.ndarray, list[str]]:
-    """(n, classes) genre distribution per seed and the head that produced it."""
-    audio = routed_proba(predictor, model_matrix(predictor, seeds))
+    """(n, classes) genre distribution per seed and the head that produced it.
+
+    `GenrePredictor.predict_distribution` with the seeds' artists / titles and the evaluation
+    catalogue's evidence tables; rows whose duration or explicit flag is missing or out of range go to
+    the audio-only head, as `routed_proba` does.
+    """
     if not use_artists and not use_title:
-        return audio, ["audio"] * len(seeds)
-    n = len(seeds)
-    artists: Sequence[str | None] = seeds["artists"].tolist() if use_artists else [None] * n
-    titles: Sequence[str | None] = seeds["track_name"].tolist() if use_title else [None] * n
-    evidence, infos = blend.evidence_for(artists, titles)
-    heads = [i.head for i in infos]
-    return blend.apply(audio, evidence, heads), heads
+        return routed_proba(predictor, model_matrix(predictor, seeds)), ["audio"] * len(seeds)
+    matrix = model_matrix(predictor, seeds)
+    n_audio = len(AUDIO_FEATURES)
+    ok = np.ones(len(seeds), dtype=bool)
+    for j, name in enumerate(predictor.raw_inputs[n_audio:], start=n_audio):
+        low, high = FEATURE_RANGES[name]
+        ok &= np.isfinite(matrix[:, j]) & (matrix[:, j] >= low) & (matrix[:, j] <= high)
+    artists = seeds["artists"].tolist() if use_artists else None
+    titles = seeds["track_name"].tolist() if use_title else None
+    out = np.zeros((len(seeds), len(predictor.classes)))
+    heads = [""] * len(seeds)
+    for rows, width in ((np.flatnonzero(ok), matrix.shape[1]), (np.flatnonzero(~ok), n_audio)):
+        if rows.size == 0:
+            continue
+        proba, part = predictor.predict_distribution(
+            matrix[rows, :width],
+            blend=blend,
+            artists=[artists[i] for i in rows] if artists else None,
+            titles=[titles[i] for i in rows] if titles else [None] * rows.size,
+        )
+        out[rows] = proba
+        for i, h in zip(rows, part, strict=True):
+            heads[i] = h
+    return out, heads
 
 
 def _fixed(proba: np.ndarray) -> Callable[[pd.DataFrame], np.ndarray]:

@@ -177,3 +177,38 @@ def test_blend_reads_the_audio_source_it_was_fitted_on(catalog: GenrePredictor) 
     with pytest.raises(ValueError, match="xgboost"):
         catalog.blend = odd
     catalog.blend = blend
+
+
+def test_distribution_for_the_recommender(catalog: GenrePredictor) -> None:
+    rows = [GOOD, {**GOOD, "energy": 0.2}]
+    matrix = rows_to_matrix(rows)
+    proba, heads = catalog.predict_distribution(matrix, artists=["Artist 1-2", "Совсем Новый"], titles=None)
+    assert heads == [HEAD_ARTIST, HEAD_AUDIO]
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    preds = catalog.predict_matrix(matrix, artists=["Artist 1-2", "Совсем Новый"])
+    assert [catalog.classes[int(i)] for i in proba.argmax(axis=1)] == [p.genre for p in preds]
+    np.testing.assert_allclose(proba[1], catalog.predict_proba(matrix)[1])  # nothing known: the audio answer
+    plain, plain_heads = catalog.predict_distribution(matrix, artists=["Artist 1-2", None], audio_only=True)
+    np.testing.assert_allclose(plain, catalog.predict_proba(matrix))
+    assert plain_heads == [HEAD_AUDIO, HEAD_AUDIO]
+
+
+def test_radio_seed_distribution_uses_catalogue_evidence_only(catalog: GenrePredictor) -> None:
+    """The §2 prototype counts artist evidence over the evaluation catalogue, never the seed itself."""
+    from services.rec_eval import fold_frame
+    from services.rec_eval_meta import catalogue_blend, seed_distribution
+    from tests.ml.conftest import make_catalog_frame
+
+    folded = fold_frame(make_catalog_frame())
+    seeds = folded[folded["artists"] == "Artist 4-3"].head(2).reset_index(drop=True)
+    rest = folded[folded["artists"] != "Artist 4-3"].reset_index(drop=True)
+    blend = catalogue_blend(catalog, rest)
+    proba, heads = seed_distribution(catalog, blend, seeds, use_artists=True, use_title=False)
+    assert blend.artists.known(["artist 4 3"]) == []  # the seeds' artist is not in this catalogue
+    assert proba.shape == (2, len(catalog.classes))
+    with_artist_known = catalogue_blend(catalog, folded)
+    proba_known, heads_known = seed_distribution(catalog, with_artist_known, seeds, use_artists=True,
+                                                 use_title=False)
+    assert heads_known == [HEAD_ARTIST, HEAD_ARTIST]
+    jazz = catalog.classes.index("jazz")  # Artist 4-* files every song under jazz
+    assert (proba_known[:, jazz] > proba[:, jazz]).all()
