@@ -203,7 +203,7 @@ def test_radio_seed_distribution_uses_catalogue_evidence_only(catalog: GenrePred
     seeds = folded[folded["artists"] == "Artist 4-3"].head(2).reset_index(drop=True)
     rest = folded[folded["artists"] != "Artist 4-3"].reset_index(drop=True)
     blend = catalogue_blend(catalog, rest)
-    proba, heads = seed_distribution(catalog, blend, seeds, use_artists=True, use_title=False)
+    proba, _ = seed_distribution(catalog, blend, seeds, use_artists=True, use_title=False)
     assert blend.artists.known(["artist 4 3"]) == []  # the seeds' artist is not in this catalogue
     assert proba.shape == (2, len(catalog.classes))
     with_artist_known = catalogue_blend(catalog, folded)
