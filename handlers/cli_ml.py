@@ -41,6 +41,8 @@ def register(subparsers: Any) -> None:
     train.add_argument("--if-missing", action="store_true", help="skip tasks whose artefact already exists")
     train.add_argument("--seed", type=int, default=42)
     train.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    train.add_argument("--threads", type=int, default=None,
+                       help="cap every fit at this many threads (default: CatBoost and the forest use two)")
     train.add_argument("--publish", action="store_true",
                        help="also write the report to docs/model-report.md (+ PNGs)")
     train.set_defaults(handler=cmd_train)
@@ -84,6 +86,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         results = train(
             settings.data_dir, settings.models_path, tasks=tasks, zoo=args.zoo, seed=args.seed,
             reports_dir=args.reports_dir, docs_dir=REPO_ROOT / "docs" if args.publish else None,
+            threads=getattr(args, "threads", None),
         )
     except FileNotFoundError as exc:
         print(f"error: {exc} (run `python main.py data` first)", file=sys.stderr)

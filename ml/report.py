@@ -41,7 +41,8 @@ NOTES = """## How to read this report
   twice the fit time), and bigger random forests / extra-trees on the catalog (up to +1.4 points
   for the forest alone, but a 555–933 MiB artefact against 113 MiB, which every serving process
   would hold in memory — not adopted).
-- **Budgets.** Every model fits with one thread (two cores shared with other work). For
+- **Budgets.** CatBoost and the random forest fit with two threads, everything else with one
+  (`--threads 1` caps them all at one, as for the run that produced this report when it says so below). For
   the catalog, CatBoost fits on every fit row (~1 s per boosting round: 114-class gradients), with
   the round budget the 3-minute product-model limit allows; SVM / XGBoost / logistic regression fit
   on a random subset of the fit groups (column "rows fitted"); option checks / the grid use 25,000
@@ -251,13 +252,18 @@ def _fmt(value: float) -> str:
 
 def write_report(
     results: Sequence[TaskResult], out_dir: Path, *, total_seconds: float, seed: int, zoo: bool,
-    name: str = "report.md",
+    name: str = "report.md", threads: int | None = None,
 ) -> Path:
+    if threads is None:  # the cap the training run used (ml.train.train sets it)
+        import ml.train as training
+
+        threads = getattr(training, "_THREAD_CAP", None) or (1 if max(training.THREADS.values()) == 1 else None)
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = [
         "# Genre model report",
         "",
-        f"Seed {seed}; {'full zoo' if zoo else 'production model only'}; total wall time "
+        f"Seed {seed}; {'full zoo' if zoo else 'production model only'}; "
+        f"{'threads per fit capped at ' + str(threads) + '; ' if threads else ''}total wall time "
         f"{total_seconds:.0f} s on this machine. Splits keep duplicate groups together (same track_id, "
         "identical audio-feature vector, or same artists + track name); test = 20% of groups, "
         "never used for any choice. A test track counts as right when the prediction is any genre "

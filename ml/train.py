@@ -63,8 +63,10 @@ PRODUCTION_CANDIDATES: dict[str, tuple[str, ...]] = {
 # Model used to probe the feature options (engineered features, IQR) on validation.
 OPTION_PROBE: dict[str, str] = {"seed6": "catboost", "catalog": "lightgbm"}
 # Per-model processes/threads (everything else fits single-threaded; see train()).
-# One thread each: training shares two cores with other work (issue 14 asks for thread_count=1 / n_jobs=1).
-THREADS: dict[str, int] = {"catboost": 1, "random_forest": 1}
+THREADS: dict[str, int] = {"catboost": 2, "random_forest": 2}
+# `train(threads=1)` / `main.py train --threads 1` caps every fit at that many threads (a machine shared
+# with other work); None keeps THREADS.
+_THREAD_CAP: int | None = None
 
 # Defaults; the seed6 grids and the catalog grid refine some of them.
 DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
@@ -135,6 +137,8 @@ def make_model(name: str, params: Mapping[str, Any], seed: int, threads: int = 1
 
     p = dict(params)
     threads = THREADS.get(name, threads)
+    if _THREAD_CAP is not None:
+        threads = min(threads, _THREAD_CAP)
     if name == "catboost":
         from catboost import CatBoostClassifier
 
@@ -728,6 +732,7 @@ def train(
     data_dir: Path, models_path: Path, *, tasks: Sequence[str] = ("seed6", "catalog"), zoo: bool = True,
     seed: int = 42, reports_dir: Path | None = None, docs_dir: Path | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None, cross_dataset: bool = True,
+    threads: int | None = None,
 ) -> list[TaskResult]:
     """Train each task, write artefacts and (with a reports dir) the report. Returns the results.
 
@@ -735,6 +740,8 @@ def train(
     both (`ml.seed_cross`) and trains the artefact on the data that generalised best on validation."""
     from ml.report import write_report
 
+    global _THREAD_CAP
+    _THREAD_CAP = threads
     results = []
     started = time.perf_counter()
     for task in tasks:
@@ -755,9 +762,10 @@ def train(
     total = time.perf_counter() - started
     if reports_dir is not None:
         run_dir = reports_dir / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        write_report(results, run_dir, total_seconds=total, seed=seed, zoo=zoo)
+        write_report(results, run_dir, total_seconds=total, seed=seed, zoo=zoo, threads=threads)
         if docs_dir is not None:
-            write_report(results, docs_dir, total_seconds=total, seed=seed, zoo=zoo, name="model-report.md")
+            write_report(results, docs_dir, total_seconds=total, seed=seed, zoo=zoo, name="model-report.md",
+                         threads=threads)
     return results
 
 
@@ -770,11 +778,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--reports-dir", type=Path, default=Path("reports"))
     parser.add_argument("--docs-dir", type=Path, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="cap every fit at this many threads")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     tasks = ("seed6", "catalog") if args.task == "all" else (args.task,)
     train(args.data_dir, args.models_path or args.data_dir / "models", tasks=tasks, zoo=not args.quick,
-          seed=args.seed, reports_dir=args.reports_dir, docs_dir=args.docs_dir)
+          seed=args.seed, reports_dir=args.reports_dir, docs_dir=args.docs_dir, threads=args.threads)
     return 0
 
 

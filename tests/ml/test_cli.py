@@ -73,3 +73,14 @@ def test_predict_uses_artist_and_title_columns(trained_models: Path, tiny_data_d
         # every generated artist files all its songs under one genre: the artist head knows it
         truth = make_catalog_frame().set_index("track_id")["track_genre"]
         assert (out["track_genre"] == out["track_id"].map(truth.groupby(level=0).first())).mean() > 0.9
+
+
+def test_train_threads_cap_reaches_every_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ml.train as training
+
+    assert _parse(["train", "--threads", "1"]).threads == 1
+    monkeypatch.setattr(training, "_THREAD_CAP", 1)
+    assert training.make_model("catboost", {"iterations": 5}, 0).get_params()["thread_count"] == 1
+    assert training.make_model("random_forest", {}, 0).n_jobs == 1
+    monkeypatch.setattr(training, "_THREAD_CAP", None)
+    assert training.make_model("random_forest", {}, 0).n_jobs == training.THREADS["random_forest"]
