@@ -43,6 +43,8 @@ def register(subparsers: Any) -> None:
     train.add_argument("--reports-dir", type=Path, default=Path("reports"))
     train.add_argument("--threads", type=int, default=None,
                        help="cap every fit at this many threads (default: CatBoost and the forest use two)")
+    train.add_argument("--seed-only", action="store_true",
+                       help="seed6: train on the seed file alone (skip the cross-dataset comparison, ml.seed_cross)")
     train.add_argument("--publish", action="store_true",
                        help="also write the report to docs/model-report.md (+ PNGs)")
     train.set_defaults(handler=cmd_train)
@@ -86,7 +88,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         results = train(
             settings.data_dir, settings.models_path, tasks=tasks, zoo=args.zoo, seed=args.seed,
             reports_dir=args.reports_dir, docs_dir=REPO_ROOT / "docs" if args.publish else None,
-            threads=getattr(args, "threads", None),
+            threads=getattr(args, "threads", None), cross_dataset=not getattr(args, "seed_only", False),
         )
     except FileNotFoundError as exc:
         print(f"error: {exc} (run `python main.py data` first)", file=sys.stderr)

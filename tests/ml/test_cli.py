@@ -79,6 +79,7 @@ def test_train_threads_cap_reaches_every_fit(monkeypatch: pytest.MonkeyPatch) ->
     import ml.train as training
 
     assert _parse(["train", "--threads", "1"]).threads == 1
+    assert _parse(["train", "--seed-only"]).seed_only and not _parse(["train"]).seed_only
     monkeypatch.setattr(training, "_THREAD_CAP", 1)
     assert training.make_model("catboost", {"iterations": 5}, 0).get_params()["thread_count"] == 1
     assert training.make_model("random_forest", {}, 0).n_jobs == 1
