@@ -207,8 +207,7 @@ def test_radio_seed_distribution_uses_catalogue_evidence_only(catalog: GenrePred
     assert blend.artists.known(["artist 4 3"]) == []  # the seeds' artist is not in this catalogue
     assert proba.shape == (2, len(catalog.classes))
     with_artist_known = catalogue_blend(catalog, folded)
-    proba_known, heads_known = seed_distribution(catalog, with_artist_known, seeds, use_artists=True,
-                                                 use_title=False)
+    proba_known, heads_known = seed_distribution(catalog, with_artist_known, seeds, use_artists=True, use_title=False)
     assert heads_known == [HEAD_ARTIST, HEAD_ARTIST]
     jazz = catalog.classes.index("jazz")  # Artist 4-* files every song under jazz
     assert (proba_known[:, jazz] > proba[:, jazz]).all()
