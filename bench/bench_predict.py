@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/bench_predict.py [--models-path data/models] [--data-dir data] [--task catalog]
 
-Prints, per task: p50/p99 latency of `predict_one` (one track, full head and audio-only head),
+Prints, per task: p50/p99 latency of `predict_one` (one track, full head and audio-only head, and for a
+catalogue model with metadata heads also with the track's artists and title),
 the time of one `predict_proba` call on 1,000 tracks, each with its target and ratio (measured /
 target; below 1 is within budget). Inputs are real rows from <data_dir>/raw when present, else
 random valid feature vectors.
@@ -15,6 +16,7 @@ import gc
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,33 +30,48 @@ TARGET_ONE_P99_MS = 2.0
 TARGET_BATCH_MS = 50.0
 
 
-def _inputs(data_dir: Path, task: str, n: int, seed: int) -> np.ndarray:
+def _inputs(data_dir: Path, task: str, n: int, seed: int) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """(n, RAW_INPUTS) matrix and each row's (artists, track_name) ('' when the file has none)."""
     path = data_dir / "raw" / TASK_FILES[task]
     rng = np.random.default_rng(seed)
     if path.exists():
         import pandas as pd
 
-        frame = pd.read_csv(path, usecols=list(RAW_INPUTS))[list(RAW_INPUTS)]
+        frame = pd.read_csv(path)
         frame["explicit"] = frame["explicit"].astype(str).str.lower().eq("true").astype(float)
-        matrix = frame.to_numpy(dtype=np.float64)
-        return matrix[rng.choice(len(matrix), n, replace=len(matrix) < n)]
+        matrix = frame[list(RAW_INPUTS)].to_numpy(dtype=np.float64)
+        pick = rng.choice(len(matrix), n, replace=len(matrix) < n)
+        text = [("", "")] * len(frame)
+        if "artists" in frame and "track_name" in frame:
+            text = list(
+                zip(frame["artists"].fillna("").astype(str), frame["track_name"].fillna("").astype(str), strict=True)
+            )
+        return matrix[pick], [text[i] for i in pick]
     low = np.array([FEATURE_RANGES[c][0] for c in RAW_INPUTS])
     high = np.array([FEATURE_RANGES[c][1] for c in RAW_INPUTS])
-    return low + rng.random((n, len(RAW_INPUTS))) * (high - low)
+    return low + rng.random((n, len(RAW_INPUTS))) * (high - low), [("", "")] * n
 
 
-def bench(predictor: GenrePredictor, matrix: np.ndarray, calls: int) -> list[tuple[str, float, float]]:
+def bench(
+    predictor: GenrePredictor, matrix: np.ndarray, calls: int, text: list[tuple[str, str]] | None = None
+) -> list[tuple[str, float, float]]:
     rows = [dict(zip(RAW_INPUTS, r, strict=True)) for r in matrix[:calls]]
     audio_rows = [{k: r[k] for k in AUDIO_FEATURES} for r in rows]
     out = []
-    for label, sample in (("full head", rows), ("audio-only head", audio_rows)):
-        for r in sample[:20]:  # warm-up
-            predictor.predict_one(r)
+    cases: list[tuple[str, list[dict[str, float]], list[dict[str, Any]]]] = [
+        ("full head", rows, [{}] * len(rows)),
+        ("audio-only head", audio_rows, [{}] * len(rows)),
+    ]
+    if predictor.metadata_heads and text and any(a for a, _ in text):
+        cases.append(("full head + artists + title", rows, [{"artists": a, "title": t} for a, t in text[: len(rows)]]))
+    for label, sample, meta in cases:
+        for r, m in zip(sample[:20], meta[:20], strict=True):  # warm-up
+            predictor.predict_one(r, **m)
         times = []
         gc.disable()  # a collection pause is not the model's latency
-        for r in sample:
+        for r, m in zip(sample, meta, strict=True):
             start = time.perf_counter()
-            predictor.predict_one(r)
+            predictor.predict_one(r, **m)
             times.append(time.perf_counter() - start)
         gc.enable()
         ms = np.array(times) * 1000
@@ -87,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {task} | no artefact at {path} | | | |")
             continue
         predictor = GenrePredictor.load(path)
-        matrix = _inputs(args.data_dir, task, max(args.calls, 1000), seed=0)
-        for name, ms, target in bench(predictor, matrix, args.calls):
+        matrix, text = _inputs(args.data_dir, task, max(args.calls, 1000), seed=0)
+        for name, ms, target in bench(predictor, matrix, args.calls, text):
             note = " (p99 is the target)" if "p50" in name else ""
             print(f"| {predictor.version} | {name}{note} | {ms:.3f} | {target:g} | {ms / target:.2f} |")
     return 0

@@ -9,6 +9,13 @@ Two heads share the classes:
   "full"        reads RAW_INPUTS: the 12 AUDIO_FEATURES, then duration_ms and explicit (0/1);
   "audio_only"  reads the 12 AUDIO_FEATURES — for tracks whose duration or explicit flag is unknown.
 `predict_proba(matrix)` picks the head by the number of columns (14 → full, 12 → audio_only).
+
+Metadata (catalog artefacts with `blend.json`, see `ml.meta`): `predict_one(features, artists=...,
+title=...)` and `predict_matrix(matrix, artists=[...], titles=[...])` blend the audio probabilities with
+what the catalogue knows about the song's artists and title. Each Prediction says which head answered
+("audio", "audio+artist", "audio+artist+title") and from what evidence; `audio_only=True` forces the
+original audio setting. Without artists and title (or without a blend in the artefact) the answer is
+the audio model's, exactly as before.
 A mapping uses the full head when it carries both duration_ms and explicit (not None), else the
 audio-only head. Any value that is present must be valid: missing audio features, NaN/inf or
 out-of-range values raise `FeatureError`; nothing is imputed.
@@ -26,6 +33,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ml.blend import HEAD_AUDIO
 from ml.features import (
     AUDIO_FEATURES,
     FEATURE_RANGES,
@@ -36,6 +44,7 @@ from ml.features import (
     validate_features,
     validate_matrix,
 )
+from ml.meta import MetadataBlend, SongEvidence
 
 log = logging.getLogger(__name__)
 
@@ -50,29 +59,33 @@ class Prediction:
     family: str
     family_probability: float
     family_top: tuple[tuple[str, float], ...]
+    head: str = "audio"  # which head answered: "audio", "audio+artist" or "audio+artist+title"
+    evidence: str = "audio"  # what it knew, e.g. "audio + artist (1/2 known, 14 catalogue songs) + title"
+    artists_known: int = 0  # the song's artists with songs in the catalogue
 
 
 class _ProbaModel(Protocol):
     def __call__(self, features: np.ndarray) -> np.ndarray: ...
 
 
-def _load_model(path: Path, fmt: str, file: str) -> _ProbaModel:
+def _load_model(path: Path, fmt: str, file: str) -> tuple[_ProbaModel, Any]:
+    """(predict-proba callable, the loaded estimator)."""
     if fmt == "catboost":
         from catboost import CatBoostClassifier
 
         model = CatBoostClassifier()
         model.load_model(str(path / file))
-        return lambda x: np.asarray(model.predict_proba(x, thread_count=1))
+        return (lambda x: np.asarray(model.predict_proba(x, thread_count=1))), model
     if fmt == "lightgbm":
         import lightgbm as lgb
 
         booster = lgb.Booster(model_file=str(path / file))
-        return lambda x: np.asarray(booster.predict(x, num_threads=1))
+        return (lambda x: np.asarray(booster.predict(x, num_threads=1))), booster
     if fmt == "sklearn":
         import joblib
 
         estimator = joblib.load(path / file)
-        return estimator.predict_proba  # type: ignore[no-any-return]
+        return estimator.predict_proba, estimator
     raise ValueError(f"unknown model format {fmt!r}")
 
 
@@ -93,6 +106,7 @@ class Head:
     model: _ProbaModel
     spec: FeatureSpec
     temperature: float
+    estimator: Any = None
 
     @property
     def raw_inputs(self) -> tuple[str, ...]:
@@ -106,8 +120,10 @@ class Head:
 class GenrePredictor:
     """A loaded genre model. Build with `GenrePredictor.load(dir)`; all predict methods are pure."""
 
-    def __init__(self, heads: Sequence[Head], meta: Mapping[str, Any]) -> None:
+    def __init__(self, heads: Sequence[Head], meta: Mapping[str, Any], blend: MetadataBlend | None = None) -> None:
         self.meta: dict[str, Any] = dict(meta)
+        self._blend: MetadataBlend | None = None
+        self._source: tuple[Any, float] | None = None
         self._heads = {len(h.raw_inputs): h for h in heads}
         self.full = next(h for h in heads if h.name == "full") if any(h.name == "full" for h in heads) else heads[0]
         self.classes: tuple[str, ...] = tuple(meta["classes"])
@@ -122,21 +138,27 @@ class GenrePredictor:
         self._family_matrix = np.zeros((len(self.classes), len(self.families)))
         for i, c in enumerate(self.classes):
             self._family_matrix[i, fam_index[self._family_of[c]]] = 1.0
+        if blend is not None:
+            self.blend = blend
 
     @classmethod
     def load(cls, path: Path) -> GenrePredictor:
         path = Path(path)
         meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
-        heads = [
-            Head(
-                h["name"],
-                _load_model(path, h["format"], h["file"]),
-                FeatureSpec.from_dict(h["feature_spec"]),
-                float(h.get("temperature", 1.0)),
+        heads = []
+        for h in meta["heads"]:
+            model, estimator = _load_model(path, h["format"], h["file"])
+            heads.append(
+                Head(
+                    h["name"],
+                    model,
+                    FeatureSpec.from_dict(h["feature_spec"]),
+                    float(h.get("temperature", 1.0)),
+                    estimator,
+                )
             )
-            for h in meta["heads"]
-        ]
         predictor = cls(heads, meta)
+        predictor.blend = MetadataBlend.load(path, predictor.classes, predictor._family_matrix)
         log.info(
             "loaded genre model %s (%s, %d classes, heads %s) from %s",
             predictor.version,
@@ -150,6 +172,27 @@ class GenrePredictor:
     @property
     def heads(self) -> tuple[str, ...]:
         return tuple(h.name for h in self._heads.values())
+
+    @property
+    def blend(self) -> MetadataBlend | None:
+        return self._blend
+
+    @blend.setter
+    def blend(self, blend: MetadataBlend | None) -> None:
+        """Attach the metadata blend, and the production vote's member it was fitted on (if any)."""
+        self._blend, self._source = blend, None
+        source = (blend.config.get("audio_source") or {}) if blend is not None else {}
+        member = source.get("member")
+        vote = self.full.estimator
+        if member and vote is not None and member in getattr(vote, "names", []):
+            self._source = (vote.members[vote.names.index(member)], float(source.get("temperature", 1.0)))
+        elif member:
+            raise ValueError(f"the blend was fitted on the vote member {member!r}, which this artefact lacks")
+
+    @property
+    def metadata_heads(self) -> tuple[str, ...]:
+        """The blend heads this artefact carries (empty when it has no metadata tables)."""
+        return tuple(self.blend.heads) if self.blend is not None else ()
 
     def family_of(self, genre: str) -> str:
         try:
@@ -180,11 +223,24 @@ class GenrePredictor:
             return self.full
         return self._heads.get(len(AUDIO_FEATURES), self.full)
 
-    def predict_one(self, features: Mapping[str, Any]) -> Prediction:
+    def predict_one(
+        self,
+        features: Mapping[str, Any],
+        *,
+        artists: str | Sequence[str] | None = None,
+        title: str | None = None,
+        spotify_genres: Sequence[str] = (),
+        deezer_genres: Sequence[str] = (),
+        audio_only: bool = False,
+    ) -> Prediction:
+        """One song. `artists`: 'A;B' or a sequence of names; `title`: the track name; `spotify_genres`:
+        the artists' Spotify genres; `deezer_genres`: the album's Deezer genres (all optional)."""
         head = self.head_for(features)
         clean = validate_features(features, head.raw_inputs)
         row = np.array([[clean[n] for n in head.raw_inputs]])
-        return self._predictions(head.proba(row))[0]
+        if audio_only or (artists is None and title is None and not spotify_genres and not deezer_genres):
+            return self._predictions(head.proba(row))[0]
+        return self._with_metadata(head, row, [artists], [title], [spotify_genres], [deezer_genres])[0]
 
     def predict_batch(self, rows: Iterable[Mapping[str, Any]]) -> list[Prediction]:
         rows = list(rows)
@@ -202,17 +258,143 @@ class GenrePredictor:
             proba[index] = head.proba(matrix)
         return self._predictions(proba)
 
-    def predict_matrix(self, matrix: np.ndarray) -> list[Prediction]:
-        """Like predict_proba, but returns a Prediction per row."""
-        return self._predictions(self.predict_proba(matrix))
+    def predict_matrix(
+        self,
+        matrix: np.ndarray,
+        *,
+        artists: Sequence[str | Sequence[str] | None] | None = None,
+        titles: Sequence[str | None] | None = None,
+        audio_only: bool = False,
+    ) -> list[Prediction]:
+        """Like predict_proba, but returns a Prediction per row (with artists / titles aligned to the rows,
+        None where unknown, the metadata heads answer)."""
+        if audio_only or (artists is None and titles is None):
+            return self._predictions(self.predict_proba(matrix))
+        array = np.asarray(matrix, dtype=np.float64)
+        if array.ndim != 2 or array.shape[1] not in self._heads:
+            raise FeatureError({"matrix": f"expected shape (n, k) with k in {sorted(self._heads)}, got {array.shape}"})
+        head = self._heads[array.shape[1]]
+        raw = validate_matrix(array, head.raw_inputs)
+        n = len(raw)
+        return self._with_metadata(
+            head,
+            raw,
+            list(artists) if artists is not None else [None] * n,
+            list(titles) if titles is not None else [None] * n,
+            None,
+            None,
+        )
 
-    def _predictions(self, proba: np.ndarray) -> list[Prediction]:
+    def _with_metadata(
+        self,
+        head: Head,
+        raw: np.ndarray,
+        artists: Sequence[Any],
+        titles: Sequence[str | None],
+        spotify: Sequence[Sequence[str]] | None,
+        deezer: Sequence[Sequence[str]] | None,
+    ) -> list[Prediction]:
+        if self.blend is None or len(raw) == 0:
+            return self._predictions(head.proba(raw) if len(raw) else np.zeros((0, len(self.classes))))
+        proba, infos = self._distribution(self.blend, head, raw, artists, titles, spotify, deezer)
+        return self._predictions(proba, infos)
+
+    def predict_distribution(
+        self,
+        matrix: np.ndarray,
+        *,
+        artists: Sequence[str | Sequence[str] | None] | None = None,
+        titles: Sequence[str | None] | None = None,
+        spotify_genres: Sequence[Sequence[str]] | None = None,
+        deezer_genres: Sequence[Sequence[str]] | None = None,
+        audio_only: bool = False,
+        blend: MetadataBlend | None = None,
+    ) -> tuple[np.ndarray, list[str]]:
+        """(n, classes) probabilities with metadata, and the head that answered each row.
+
+        The recommender's seed distribution. `blend` replaces the artefact's evidence tables (an offline
+        evaluation whose catalogue leaves its seeds out passes one built from that catalogue).
+        """
+        array = np.asarray(matrix, dtype=np.float64)
+        if array.ndim != 2 or array.shape[1] not in self._heads:
+            raise FeatureError({"matrix": f"expected shape (n, k) with k in {sorted(self._heads)}, got {array.shape}"})
+        head = self._heads[array.shape[1]]
+        raw = validate_matrix(array, head.raw_inputs)
+        blend = blend or self.blend
+        if (
+            audio_only
+            or blend is None
+            or (artists is None and titles is None and spotify_genres is None and deezer_genres is None)
+            or len(raw) == 0
+        ):
+            return (head.proba(raw) if len(raw) else np.zeros((0, len(self.classes)))), [HEAD_AUDIO] * len(raw)
+        n = len(raw)
+        proba, infos = self._distribution(
+            blend,
+            head,
+            raw,
+            list(artists) if artists is not None else [None] * n,
+            list(titles) if titles is not None else [None] * n,
+            spotify_genres,
+            deezer_genres,
+        )
+        return proba, [i.head for i in infos]
+
+    def _distribution(
+        self,
+        blend: MetadataBlend,
+        head: Head,
+        raw: np.ndarray,
+        artists: Sequence[Any],
+        titles: Sequence[str | None],
+        spotify: Sequence[Sequence[str]] | None,
+        deezer: Sequence[Sequence[str]] | None,
+    ) -> tuple[np.ndarray, list[SongEvidence]]:
+        """Rows with evidence: the blend over the audio source it was fitted on; rows without: the head."""
+        evidence, infos = blend.evidence_for(artists, titles, spotify, deezer)
+        heads = [i.head for i in infos]
+        blended = np.flatnonzero(np.asarray(heads) != HEAD_AUDIO)
+        plain = np.flatnonzero(np.asarray(heads) == HEAD_AUDIO)
+        proba = np.zeros((len(raw), len(self.classes)))
+        if plain.size:
+            proba[plain] = head.proba(raw[plain])
+        if blended.size:
+            proba[blended] = self._source_proba(head, raw[blended])
+        return blend.apply(proba, evidence, heads), infos
+
+    def _source_proba(self, head: Head, raw: np.ndarray) -> np.ndarray:
+        """The audio probabilities the blend was fitted on: the named vote member with its own temperature
+        (full head only), else the head's own calibrated probabilities."""
+        if self._source is None or head is not self.full:
+            return head.proba(raw)
+        from ml.ensemble import member_proba
+
+        model, temperature = self._source
+        return apply_temperature(member_proba(model, build_features(raw, head.spec), len(self.classes)), temperature)
+
+    def _predictions(self, proba: np.ndarray, infos: Sequence[SongEvidence] | None = None) -> list[Prediction]:
         fam = self.family_proba(proba)
         out = []
-        for p, f in zip(proba, fam, strict=True):
+        for i, (p, f) in enumerate(zip(proba, fam, strict=True)):
             top = _top(p, self.classes)
             ftop = _top(f, self.families)
-            out.append(Prediction(top[0][0], top[0][1], top, ftop[0][0], ftop[0][1], ftop))
+            if infos is None:
+                out.append(Prediction(top[0][0], top[0][1], top, ftop[0][0], ftop[0][1], ftop))
+            else:
+                info = infos[i]
+                out.append(
+                    Prediction(
+                        top[0][0],
+                        top[0][1],
+                        top,
+                        ftop[0][0],
+                        ftop[0][1],
+                        ftop,
+                        info.head,
+                        info.describe(),
+                        info.artists_known,
+                    )
+                )
         return out
 
 

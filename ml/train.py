@@ -33,7 +33,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
-from ml.data import Dataset, EvalUnits, eval_units, grouped_folds, load_task, task_split
+from ml.data import TASK_FILES, Dataset, EvalUnits, eval_units, grouped_folds, load_task, task_split
 from ml.features import RAW_INPUTS, FeatureSpec, build_features
 from ml.metrics import confusion, fit_temperature, scores
 from ml.predictor import META_FILE, apply_temperature
@@ -64,6 +64,9 @@ PRODUCTION_CANDIDATES: dict[str, tuple[str, ...]] = {
 OPTION_PROBE: dict[str, str] = {"seed6": "catboost", "catalog": "lightgbm"}
 # Per-model processes/threads (everything else fits single-threaded; see train()).
 THREADS: dict[str, int] = {"catboost": 2, "random_forest": 2}
+# `train(threads=1)` / `main.py train --threads 1` caps every fit at that many threads (a machine shared
+# with other work); None keeps THREADS.
+_THREAD_CAP: int | None = None
 
 # Defaults; the seed6 grids and the catalog grid refine some of them.
 DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
@@ -155,6 +158,8 @@ def make_model(name: str, params: Mapping[str, Any], seed: int, threads: int = 1
 
     p = dict(params)
     threads = THREADS.get(name, threads)
+    if _THREAD_CAP is not None:
+        threads = min(threads, _THREAD_CAP)
     if name == "catboost":
         from catboost import CatBoostClassifier
 
@@ -301,6 +306,8 @@ class TaskResult:
     seconds: float
     heads: list[HeadResult] = field(default_factory=list)
     seed: int = 0
+    meta: Any = None  # ml.meta_train.MetaResult: the artist / title heads (catalog only)
+    cross: Any = None  # ml.seed_cross.CrossResult: the six-genre benchmark across datasets (seed6 only)
 
 
 def load_families(classes: Sequence[str]) -> dict[str, str]:
@@ -333,7 +340,11 @@ def run_task(
     fallback: bool = True,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     progress: Callable[[str], None] = log.info,
+    metadata: bool = True,
+    extra_fit: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> TaskResult:
+    """One task's zoo / production model. `extra_fit`: (RAW_INPUTS rows, labels) added to every final
+    fit (not to probes or searches) — the seed task's catalogue-six rows when `ml.seed_cross` keeps them."""
     started = time.perf_counter()
     task = ds.task
     classes = tuple(sorted(set(ds.labels)))
@@ -372,6 +383,9 @@ def run_task(
         if iqr:
             keep = iqr_mask(x_fit, spec.names())
             x_fit, y_fit = x_fit[keep], y_fit[keep]
+        if extra_fit is not None and not probe:
+            x_fit = np.vstack([x_fit, build_features(extra_fit[0][:, _cols(spec)], spec)])
+            y_fit = np.concatenate([y_fit, np.searchsorted(np.asarray(classes), extra_fit[1])])
         x_val = build_features(raw[val_idx][:, _cols(spec)], spec)
         t0 = time.perf_counter()
         model, used = fit_model(name, params, x_fit, y_fit, x_val, y_all[val_idx], seed)
@@ -580,6 +594,26 @@ def run_task(
             f"{head.test} families {head.family_test}"
         )
     full = heads[0]
+    meta_result = None
+    if metadata and "artists" in ds.frame and "track_name" in ds.frame:
+        from ml.meta_train import fit_metadata
+
+        variants = {}
+        if prod.name == VOTE_NAME and "catboost" in by_name:
+            cb = by_name["catboost"]
+            variants["catboost alone (no forest)"] = (cb.model, _cols(cb.spec), cb.spec)
+        meta_result = fit_metadata(
+            ds,
+            full.run.model,
+            _cols(full.run.spec),
+            full.run.spec,
+            full.temperature,
+            classes,
+            family_of,
+            seed,
+            variant_models=variants,
+            progress=progress,
+        )
     x_val_prod = build_features(raw[val_units.rows][:, _cols(prod.spec)], prod.spec)
     holdout_ids = sorted(set(ds.frame["track_id"].iloc[test_idx].astype(str)))
     return TaskResult(
@@ -597,10 +631,17 @@ def run_task(
         importance=_importance(prod, x_val_prod, y_all[val_units.rows], classes, seed),
         holdout_ids=holdout_ids,
         family_of=family_of,
-        n_rows={"fit": len(fit_idx), "val": len(val_idx), "test": len(test_idx), "test_tracks": len(test_units.rows)},
+        n_rows={
+            "fit": len(fit_idx),
+            "val": len(val_idx),
+            "test": len(test_idx),
+            "test_tracks": len(test_units.rows),
+            **({"extra_fit": len(extra_fit[1])} if extra_fit is not None else {}),
+        },
         seconds=time.perf_counter() - started,
         heads=heads,
         seed=seed,
+        meta=meta_result,
     )
 
 
@@ -815,7 +856,7 @@ def save_artefact(result: TaskResult, out_dir: Path) -> Path:
             import joblib
 
             fmt, file = "sklearn", f"{head.name}.joblib"
-            joblib.dump(run.model, out_dir / file)
+            joblib.dump(run.model, out_dir / file, compress=3)  # the compact forest packs well
         heads_meta.append(
             {
                 "name": head.name,
@@ -850,6 +891,16 @@ def save_artefact(result: TaskResult, out_dir: Path) -> Path:
         "seed": result.seed,
         "libraries": library_versions(),
     }
+    for stale in ("blend.json", "artists.npz", "tokens.npz"):
+        (out_dir / stale).unlink(missing_ok=True)
+    if result.meta is not None:
+        result.meta.blend.save(out_dir)
+        meta["metadata"] = {
+            "heads": {
+                h.name: {"test": h.test, "family_test": h.family_test, "validation": h.val} for h in result.meta.heads
+            },
+            "known_share": result.meta.known_share,
+        }
     path = out_dir / META_FILE
     path.write_text(json.dumps(meta, indent=2), encoding="utf-8")
     if result.task == "catalog":
@@ -881,24 +932,48 @@ def train(
     reports_dir: Path | None = None,
     docs_dir: Path | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    cross_dataset: bool = True,
+    threads: int | None = None,
 ) -> list[TaskResult]:
-    """Train each task, write artefacts and (with a reports dir) the report. Returns the results."""
+    """Train each task, write artefacts and (with a reports dir) the report. Returns the results.
+
+    For seed6, `cross_dataset` first compares training on the seed file, the catalogue's six genres or
+    both (`ml.seed_cross`) and trains the artefact on the data that generalised best on validation."""
     from ml.report import write_report
 
+    global _THREAD_CAP
+    _THREAD_CAP = threads
     results = []
     started = time.perf_counter()
     for task in tasks:
         ds = load_task(data_dir, task)
+        cross = None
         with threadpool_limits(1):  # two shared cores: one thread per fit beats oversubscription
-            result = run_task(ds, zoo=zoo, seed=seed, overrides=overrides)
+            if task == "seed6" and cross_dataset and (Path(data_dir) / "raw" / TASK_FILES["catalog"]).exists():
+                from ml.seed_cross import compare, load_cross
+
+                params = {k: {**v, **(overrides or {}).get(k, {})} for k, v in DEFAULTS["seed6"].items()}
+                cross = compare(
+                    load_cross(ds, load_task(data_dir, "catalog"), seed),
+                    params,
+                    QUICK_SPEC["seed6"],
+                    seed,
+                    progress=log.info,
+                )
+            result = run_task(
+                ds, zoo=zoo, seed=seed, overrides=overrides, extra_fit=cross.extra_rows if cross is not None else None
+            )
+            result.cross = cross
         save_artefact(result, models_path / task)
         results.append(result)
     total = time.perf_counter() - started
     if reports_dir is not None:
         run_dir = reports_dir / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        write_report(results, run_dir, total_seconds=total, seed=seed, zoo=zoo)
+        write_report(results, run_dir, total_seconds=total, seed=seed, zoo=zoo, threads=threads)
         if docs_dir is not None:
-            write_report(results, docs_dir, total_seconds=total, seed=seed, zoo=zoo, name="model-report.md")
+            write_report(
+                results, docs_dir, total_seconds=total, seed=seed, zoo=zoo, name="model-report.md", threads=threads
+            )
     return results
 
 
@@ -911,6 +986,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--reports-dir", type=Path, default=Path("reports"))
     parser.add_argument("--docs-dir", type=Path, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="cap every fit at this many threads")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     tasks = ("seed6", "catalog") if args.task == "all" else (args.task,)
@@ -922,6 +998,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         reports_dir=args.reports_dir,
         docs_dir=args.docs_dir,
+        threads=args.threads,
     )
     return 0
 

@@ -41,6 +41,17 @@ def register(subparsers: Any) -> None:
     train.add_argument("--if-missing", action="store_true", help="skip tasks whose artefact already exists")
     train.add_argument("--seed", type=int, default=42)
     train.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    train.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="cap every fit at this many threads (default: CatBoost and the forest use two)",
+    )
+    train.add_argument(
+        "--seed-only",
+        action="store_true",
+        help="seed6: train on the seed file alone (skip the cross-dataset comparison, ml.seed_cross)",
+    )
     train.add_argument("--publish", action="store_true", help="also write the report to docs/model-report.md (+ PNGs)")
     train.set_defaults(handler=cmd_train)
 
@@ -51,8 +62,14 @@ def register(subparsers: Any) -> None:
             "Read a CSV with the audio features (the datasets' column names) and write, per row, the "
             "predicted genre (under the dataset's label column), its probability and the top 3. "
             "With duration_ms and explicit columns the full model is used, without them the audio-only "
-            "one. Rows with missing, NaN or out-of-range values are refused."
+            "one. With `artists` (';'-separated) and/or `track_name` columns, the catalogue model blends in "
+            "what the catalogue knows about the artists and the title; the `head` column says which head "
+            "answered each row (audio, audio+artist, audio+artist+title) and `evidence` from what. "
+            "Rows with missing, NaN or out-of-range audio values are refused."
         ),
+    )
+    predict.add_argument(
+        "--audio-only", action="store_true", help="ignore artists and titles (the original, audio-only setting)"
     )
     predict.add_argument("--input", type=Path, required=True)
     predict.add_argument("--output", type=Path, required=True)
@@ -84,6 +101,8 @@ def cmd_train(args: argparse.Namespace, cli: CliContext) -> int:
             seed=args.seed,
             reports_dir=args.reports_dir,
             docs_dir=REPO_ROOT / "docs" if args.publish else None,
+            threads=getattr(args, "threads", None),
+            cross_dataset=not getattr(args, "seed_only", False),
         )
     except FileNotFoundError as exc:
         print(f"error: {exc} (run `python main.py data` first)", file=sys.stderr)
@@ -98,8 +117,12 @@ def cmd_train(args: argparse.Namespace, cli: CliContext) -> int:
     return 0
 
 
-def predict_frame(predictor: GenrePredictor, frame: pd.DataFrame, label_column: str) -> pd.DataFrame:
-    """Predictions for every row of `frame` (raises FeatureError naming bad rows/columns)."""
+def predict_frame(
+    predictor: GenrePredictor, frame: pd.DataFrame, label_column: str, audio_only: bool = False
+) -> pd.DataFrame:
+    """Predictions for every row of `frame` (raises FeatureError naming bad rows/columns).
+
+    `artists` / `track_name` columns, when present, go to the metadata heads (empty cells = unknown)."""
     missing = [c for c in AUDIO_FEATURES if c not in frame.columns]
     if missing:
         raise FeatureError({c: "column missing" for c in missing})
@@ -112,7 +135,9 @@ def predict_frame(predictor: GenrePredictor, frame: pd.DataFrame, label_column: 
         matrix = data.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
     except (TypeError, ValueError) as exc:  # pragma: no cover - to_numeric coerces
         raise FeatureError({"input": str(exc)}) from exc
-    preds = predictor.predict_matrix(matrix)
+    artists = _text_column(frame, "artists")
+    titles = _text_column(frame, "track_name")
+    preds = predictor.predict_matrix(matrix, artists=artists, titles=titles, audio_only=audio_only)
     out = pd.DataFrame(index=frame.index)
     if "track_id" in frame.columns:
         out["track_id"] = frame["track_id"]
@@ -125,7 +150,15 @@ def predict_frame(predictor: GenrePredictor, frame: pd.DataFrame, label_column: 
     if len(predictor.families) < len(predictor.classes):
         out["family"] = [p.family for p in preds]
         out["family_probability"] = [round(p.family_probability, 6) for p in preds]
+    out["head"] = [p.head for p in preds]
+    out["evidence"] = [p.evidence for p in preds]
     return out
+
+
+def _text_column(frame: pd.DataFrame, name: str) -> list[str | None] | None:
+    if name not in frame.columns:
+        return None
+    return [v if isinstance(v, str) and v.strip() else None for v in frame[name].tolist()]
 
 
 def _flag(value: Any) -> float:
@@ -154,11 +187,16 @@ def cmd_predict(args: argparse.Namespace, cli: CliContext) -> int:
         return 2
     predictor = GenrePredictor.load(path)
     try:
-        out = predict_frame(predictor, frame, LABEL_COLUMNS[args.model])
+        out = predict_frame(predictor, frame, LABEL_COLUMNS[args.model], audio_only=args.audio_only)
     except FeatureError as exc:
         print(f"error: refused {args.input}: {exc} (row numbers count data rows from 0)", file=sys.stderr)
         return 2
     args.output.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(args.output, index=False)
-    print(f"wrote {len(out)} predictions to {args.output} (model {predictor.version})")
+    heads = out["head"].value_counts().to_dict()
+    print(
+        f"wrote {len(out)} predictions to {args.output} (model {predictor.version}; heads "
+        + ", ".join(f"{k}: {v}" for k, v in sorted(heads.items()))
+        + ")"
+    )
     return 0

@@ -65,3 +65,42 @@ def test_train_if_missing_skips_existing(
     assert args.zoo is False
     assert args.handler(args, _cli(Settings(data_dir=tiny_data_dir, model_dir=trained_models))) == 0
     assert "nothing to do" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("columns", "audio_only", "heads"),
+    [
+        (["artists", "track_name"], False, {"audio+artist+title"}),
+        (["artists"], False, {"audio+artist"}),
+        ([], False, {"audio"}),
+        (["artists", "track_name"], True, {"audio"}),
+    ],
+)
+def test_predict_uses_artist_and_title_columns(
+    trained_models: Path, tiny_data_dir: Path, tmp_path: Path, columns: list[str], audio_only: bool, heads: set[str]
+) -> None:
+    tracks = make_catalog_frame().sample(30, random_state=0).drop(columns=["track_genre", "album_name"])
+    tracks = tracks.drop(columns=[c for c in ("artists", "track_name") if c not in columns])
+    tracks.to_csv(tmp_path / "tracks.csv", index=False)
+    argv = ["predict", "--input", str(tmp_path / "tracks.csv"), "--output", str(tmp_path / "out.csv")]
+    args = _parse(argv + (["--audio-only"] if audio_only else []))
+    assert args.handler(args, _cli(Settings(data_dir=tiny_data_dir, model_dir=trained_models))) == 0
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert set(out["head"]) == heads
+    assert out["evidence"].notna().all()
+    if heads == {"audio+artist+title"}:
+        # every generated artist files all its songs under one genre: the artist head knows it
+        truth = make_catalog_frame().set_index("track_id")["track_genre"]
+        assert (out["track_genre"] == out["track_id"].map(truth.groupby(level=0).first())).mean() > 0.9
+
+
+def test_train_threads_cap_reaches_every_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ml.train as training
+
+    assert _parse(["train", "--threads", "1"]).threads == 1
+    assert _parse(["train", "--seed-only"]).seed_only and not _parse(["train"]).seed_only
+    monkeypatch.setattr(training, "_THREAD_CAP", 1)
+    assert training.make_model("catboost", {"iterations": 5}, 0).get_params()["thread_count"] == 1
+    assert training.make_model("random_forest", {}, 0).n_jobs == 1
+    monkeypatch.setattr(training, "_THREAD_CAP", None)
+    assert training.make_model("random_forest", {}, 0).n_jobs == training.THREADS["random_forest"]
