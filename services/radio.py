@@ -78,8 +78,8 @@ class RadioService:
         chat_id: int | None = None,
         message_id: int | None = None,
     ) -> RadioStep:
+        query, _pos, _seed = await self._recs.seed_query(seed_track_id)  # may add the seed: index after
         index = await self._recs.index()
-        query, _pos, _seed = await self._recs.seed_query(seed_track_id)
         colikes = await self._recs.colikes() if self._recs.colike_weight > 0 else None
         if diversity is None:
             diversity = await self._recs.user_diversity(user_id) if user_id is not None else self.default_diversity
