@@ -28,6 +28,8 @@ from db.models import (
     User,
 )
 
+UPLOAD_SOURCE = "upload"  # tracks.source of a song someone sent as audio
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -251,7 +253,7 @@ class TrackRepository:
 
     async def add_upload(self, values: Mapping[str, Any]) -> Track:
         """A song someone sent as audio (source "upload"): one row, its features written with it."""
-        row = Track(**{"source": "upload", **values})
+        row = Track(**{**values, "source": UPLOAD_SOURCE})
         self._s.add(row)
         await self._s.flush()
         return row
@@ -261,7 +263,8 @@ class TrackRepository:
         least the nine analysis features): what may be missing from an index built earlier."""
         stmt = (
             select(Track.id)
-            .where(Track.source != "catalog", *(getattr(Track, c).is_not(None) for c in ANALYSIS_FEATURE_COLUMNS))
+            .where(Track.source.not_in(("catalog", UPLOAD_SOURCE)))
+            .where(*(getattr(Track, c).is_not(None) for c in ANALYSIS_FEATURE_COLUMNS))
             .order_by(Track.id)
         )
         return list((await self._s.scalars(stmt)).all())
@@ -297,6 +300,7 @@ class TrackRepository:
                 *cols,
             )
             .where(*(c.is_not(None) for c in needed))
+            .where(Track.source != UPLOAD_SOURCE)  # someone's recording: a seed, never recommended to others
             .order_by(Track.id)
         )
         if ids is not None:
@@ -307,7 +311,12 @@ class TrackRepository:
         return (await self._s.execute(stmt)).all()
 
     async def search_rows(self) -> Sequence[Any]:
-        stmt = select(Track.id, Track.name, Track.artists, Track.album, Track.popularity).order_by(Track.id)
+        # Songs people sent as audio are not searchable by others (their titles are private).
+        stmt = (
+            select(Track.id, Track.name, Track.artists, Track.album, Track.popularity)
+            .where(Track.source != UPLOAD_SOURCE)
+            .order_by(Track.id)
+        )
         return (await self._s.execute(stmt)).all()
 
     async def genre_map(self, ids: Iterable[int] | None = None) -> dict[int, list[str]]:

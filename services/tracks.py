@@ -375,7 +375,7 @@ class TrackService:
             log.exception("could not tell the recommender about tracks %s", list(track_ids))
 
     async def youtube_link(self, track: TrackInfo) -> YouTubeLink:
-        if self._youtube is None:
+        if self._youtube is None or track.source == "upload":  # someone's recording: never looked up by its name
             return YouTubeLink(url=track.youtube_search_url, is_search=True)
         return await self._youtube.link(track)
 

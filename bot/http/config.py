@@ -27,6 +27,10 @@ class WebConfig:
 
     redis_url: str | None = None  # a shared rate limiter for every instance
     redis_prefix: str = "encore"
+    # Largest upload (POST /api/v1/analyze, the page's form), read as a stream.
+    max_upload_bytes: int = 20 * 1024 * 1024
+    # Origins the page may play 30-s previews from (CSP media-src); a preview elsewhere is not shown.
+    media_origins: tuple[str, ...] = ("https://*.dzcdn.net",)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WebConfig:
@@ -38,6 +42,8 @@ class WebConfig:
             unlimited_paths=UNLIMITED_PATHS | {settings.webhook.path},
             redis_url=settings.redis_url,
             redis_prefix=settings.redis_prefix,
+            max_upload_bytes=settings.analysis.max_bytes,
+            media_origins=settings.deezer.preview_origin_list,
         )
 
     def key_ok(self, presented: str | None) -> bool:

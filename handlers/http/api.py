@@ -14,8 +14,9 @@ from aiohttp import web
 
 from bot.http.cache import ResponseCache
 from bot.http.config import WebConfig
-from bot.http.keys import config_key, metrics_key
+from bot.http.keys import body_limits_key, config_key, metrics_key
 from bot.http.problems import Problem
+from bot.http.ratelimit import client_id
 from handlers.http.params import (
     ID,
     MAX_LIMIT,
@@ -26,10 +27,12 @@ from handlers.http.params import (
     path_id,
     query_error,
     read_json_object,
+    read_upload,
     service,
     validate,
 )
 from handlers.http.render import (
+    analysis_json,
     card_json,
     guess_json,
     json_response,
@@ -142,6 +145,26 @@ async def stop_radio(request: web.Request) -> web.Response:
     return json_response(radio_json(await service(request, "radio").stop(radio_id, user_id=None)))
 
 
+# Room for the multipart framing around the file (boundaries, part headers, a short field or two).
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+async def analyze(request: web.Request) -> web.Response:
+    """POST a song as multipart (field `file`): what it sounds like, similar tracks, a radio seed."""
+    analysis = service(request, "analysis")
+    upload = await read_upload(request, "file", analysis.max_bytes)
+    try:
+        result = await analysis.analyse(
+            upload.file,
+            identity=client_id(request),
+            file_name=upload.filename,
+            mime_type=upload.content_type,
+        )
+    finally:
+        upload.close()
+    return json_response(analysis_json(result))
+
+
 async def openapi_document(request: web.Request) -> web.Response:
     return web.Response(body=request.app[openapi_key], content_type="application/json")
 
@@ -168,3 +191,5 @@ def setup_routes(app: web.Application) -> None:
     router.add_get(f"{API}/radio/{ID % 'radio_id'}", get_radio)
     router.add_post(f"{API}/radio/{ID % 'radio_id'}/feedback", radio_feedback)
     router.add_post(f"{API}/radio/{ID % 'radio_id'}/stop", stop_radio)
+    router.add_post(f"{API}/analyze", analyze)
+    app[body_limits_key][f"{API}/analyze"] = config.max_upload_bytes + MULTIPART_OVERHEAD

@@ -5,24 +5,31 @@
     POST /radio                    start a radio from a track (form), then → GET /radio/{id}?t=<track>
     GET  /radio/{id}?t=<track>     the radio's current track with 👍 / 👎 / next
     POST /radio/{id}/feedback      like / skip / next (form), then → GET /radio/{id}?t=<next>
+    POST /analyze                  a recording (multipart form, field "file"), then → GET /track/{id}?via=…
 
 Everything works without JavaScript (plain links and forms, post/redirect/get). Radios made here
-are anonymous (``user_id=None``).
+are anonymous (``user_id=None``). Forms are CSRF-safe the same way: a POST whose Origin is another
+site is refused, and nothing is done on GET. A card plays its 30-s preview in an ``<audio>``
+element when the preview URL's origin is one of ``WebConfig.media_origins``, which are also the
+only origins the Content-Security-Policy's ``media-src`` allows.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
 
-from bot.http.keys import jinja_key, services_key, static_urls_key
+from bot.http.keys import body_limits_key, config_key, jinja_key, services_key, static_urls_key
 from bot.http.problems import Problem
-from handlers.http.params import ID, MAX_ID, MAX_QUERY_CHARS, clean_query, service
+from bot.http.ratelimit import client_id
+from handlers.http.api import MULTIPART_OVERHEAD
+from handlers.http.params import ID, MAX_ID, MAX_QUERY_CHARS, clean_query, read_upload, service
 from services import errors
-from services.dto import Recommendation, Resolution, ResolutionKind
+from services.dto import Recommendation, Resolution, ResolutionKind, TrackCard
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +39,40 @@ CSP = (
     "frame-src https://open.spotify.com https://www.youtube-nocookie.com; "
     "style-src 'self'; script-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+VIA = {"tags": "Your file's tags named this song.", "sound": "Here's what your recording sounds like."}
+
+
+def csp(media_origins: tuple[str, ...]) -> str:
+    """The page's policy; `media-src` allows exactly the preview origins (nothing else plays)."""
+    media = " ".join(media_origins) or "'none'"
+    return f"{CSP}; media-src {media}"
+
+
+def origin_allowed(url: str, origins: tuple[str, ...]) -> bool:
+    """Whether `url` is served from one of `origins` ("https://host[:port]", or "https://*.domain")."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    host = (parts.hostname or "").lower()
+    for origin in origins:
+        allowed = urlsplit(origin)
+        if allowed.scheme != parts.scheme or not host:
+            continue
+        if allowed.port != port:
+            continue
+        pattern = (allowed.hostname or "").lower()
+        if pattern == host or (allowed.netloc.startswith("*.") and host.endswith(pattern.removeprefix("*"))):
+            return True
+    return False
+
+
+def _playable(request: web.Request, card: TrackCard) -> TrackCard:
+    """The card without its preview when the page's policy would not let it play."""
+    if card.preview_url and not origin_allowed(card.preview_url, request.app[config_key].media_origins):
+        return dataclasses.replace(card, preview_url=None)
+    return card
 
 
 def render(request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
@@ -46,11 +87,15 @@ def render(request: web.Request, template: str, *, status: int = 200, **context:
         status=status,
         content_type="text/html",
         headers={
-            "Content-Security-Policy": CSP,
+            "Content-Security-Policy": csp(request.app[config_key].media_origins),
             "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "same-origin",
         },
     )
+
+
+def _upload_on(request: web.Request) -> bool:
+    return request.app[services_key].analysis is not None
 
 
 def _form_id(form: Any, name: str) -> int:
@@ -71,7 +116,7 @@ async def index(request: web.Request) -> web.Response:
     raw = request.query.get("q", "")
     query = clean_query(raw[:MAX_QUERY_CHARS])
     if not query:
-        return render(request, "index.html", query="", resolution=None)
+        return render(request, "index.html", query="", resolution=None, upload=_upload_on(request))
     try:
         resolution = await service(request, "tracks").resolve(query, user_id=None, limit=10)
     except (errors.UnsupportedInput, errors.InvalidInput) as exc:
@@ -79,7 +124,7 @@ async def index(request: web.Request) -> web.Response:
         resolution = Resolution(kind, message=exc.message)
     if resolution.kind is ResolutionKind.TRACK and len(resolution.tracks) == 1:
         raise web.HTTPSeeOther(f"/track/{resolution.tracks[0].id}")
-    return render(request, "index.html", query=query, resolution=resolution)
+    return render(request, "index.html", query=query, resolution=resolution, upload=False)
 
 
 async def _similar(request: web.Request, track_id: int) -> tuple[list[Recommendation], str | None]:
@@ -94,9 +139,25 @@ async def _similar(request: web.Request, track_id: int) -> tuple[list[Recommenda
 
 async def track_page(request: web.Request) -> web.Response:
     track_id = int(request.match_info["track_id"])
-    card = await service(request, "tracks").card(track_id, user_id=None)
+    card = _playable(request, await service(request, "tracks").card(track_id, user_id=None))
     similar, similar_note = await _similar(request, track_id)
-    return render(request, "track.html", card=card, similar=similar, similar_note=similar_note)
+    via = VIA.get(request.query.get("via", ""))
+    return render(request, "track.html", card=card, similar=similar, similar_note=similar_note, via=via)
+
+
+async def analyze_upload(request: web.Request) -> web.Response:
+    """The upload form: the recording's track page (its own, or the song its tags named)."""
+    _same_origin(request)
+    analysis = service(request, "analysis")
+    upload = await read_upload(request, "file", analysis.max_bytes)
+    try:
+        result = await analysis.analyse(
+            upload.file, identity=client_id(request), file_name=upload.filename, mime_type=upload.content_type
+        )
+    finally:
+        upload.close()
+    via = "tags" if result.kind == "known" else "sound"
+    raise web.HTTPSeeOther(f"/track/{result.card.track.id}?via={via}")
 
 
 async def start_radio(request: web.Request) -> web.Response:
@@ -118,7 +179,7 @@ async def radio_page(request: web.Request) -> web.Response:
         return render(request, "radio.html", radio_id=radio_id, card=None)
     if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
         raise Problem(404, "There is no such radio track.", code="track_not_found")
-    card = await service(request, "tracks").card(int(raw), user_id=None)
+    card = _playable(request, await service(request, "tracks").card(int(raw), user_id=None))
     return render(request, "radio.html", radio_id=radio_id, card=card)
 
 
@@ -145,3 +206,5 @@ def setup_routes(app: web.Application) -> None:
     router.add_post("/radio", start_radio, name="radio_start")
     router.add_get(f"/radio/{ID % 'radio_id'}", radio_page, name="radio")
     router.add_post(f"/radio/{ID % 'radio_id'}/feedback", radio_feedback, name="radio_feedback")
+    router.add_post("/analyze", analyze_upload, name="analyze")
+    app[body_limits_key]["/analyze"] = app[config_key].max_upload_bytes + MULTIPART_OVERHEAD

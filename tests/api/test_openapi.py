@@ -17,7 +17,7 @@ from tests.api.fakes import fake_container
 
 DOC = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
 schema = schemathesis.openapi.from_path(OPENAPI_PATH)
-PAGE_PREFIXES = ("/static", "/track/", "/radio")
+PAGE_PREFIXES = ("/static", "/track/", "/radio", "/analyze")  # the web page's routes
 
 
 def app_routes() -> set[tuple[str, str]]:
