@@ -264,7 +264,9 @@ class CatalogIndex:
             dist = labels
             self.has_genre = has_label
         self.has_proba = proba is not None
-        self._setup_genre_block(dist, labels > 0, proba)
+        guessed = self._guess_genres(dist, self.audio, self.partial, ~self.has_genre)
+        self.has_genre = self.has_genre | guessed
+        self._setup_genre_block(dist, labels > 0, proba, guessed)
         self._space = f"{n}"  # see signature(): kept by extended()
 
     # -- construction helpers -------------------------------------------------------------------
@@ -275,7 +277,27 @@ class CatalogIndex:
     def _artist(self, name: str) -> int:
         return self._artist_ids.setdefault(normalize(name) or name, len(self._artist_ids))
 
-    def _setup_genre_block(self, dist: np.ndarray, member: np.ndarray, proba: np.ndarray | None) -> None:
+    def _guess_genres(
+        self, dist: np.ndarray, audio: np.ndarray, partial: np.ndarray, missing: np.ndarray
+    ) -> np.ndarray:
+        """Tracks with neither labels nor model probabilities (songs found through a provider, the
+        nine-value ones the model cannot place) get the label distribution of their audio neighbours
+        written into `dist`, so they compete as candidates like everyone else instead of counting as
+        genre-less. Returns which rows got one. Only a few such tracks exist: one scan each."""
+        guessed = np.zeros(len(dist), dtype=bool)
+        if self.weights.genre <= 0 or self._n_labelled == 0 or len(self.classes) == 0:
+            return guessed
+        for i in np.flatnonzero(missing).tolist():
+            d2 = self.audio_distances2(audio[i], partial=bool(partial[i]))
+            votes = self.genre_distribution(audio[i], audio_d2=d2)
+            if votes.sum() > 0:
+                dist[i] = votes
+                guessed[i] = True
+        return guessed
+
+    def _setup_genre_block(
+        self, dist: np.ndarray, member: np.ndarray, proba: np.ndarray | None, guessed: np.ndarray | None = None
+    ) -> None:
         """The genre block: per track, its distribution (queries) and what a query is scored against.
 
         hellinger: both are the square root of the distribution (top classes only);
@@ -288,10 +310,10 @@ class CatalogIndex:
         if not self.genre_on:
             self.genre = self.genre_dist = sparse.csr_matrix((n, k), dtype=np.float32)
             return
-        self.genre_dist, self.genre = self._genre_rows(dist, member, proba)
+        self.genre_dist, self.genre = self._genre_rows(dist, member, proba, guessed)
 
     def _genre_rows(
-        self, dist: np.ndarray, member: np.ndarray, proba: np.ndarray | None
+        self, dist: np.ndarray, member: np.ndarray, proba: np.ndarray | None, guessed: np.ndarray | None = None
     ) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
         """(distribution, scored side) of some tracks' genre rows; row by row, so that tracks added
         later (`extended`) get exactly the rows a full build would give them."""
@@ -303,6 +325,8 @@ class CatalogIndex:
             if proba is not None:
                 p, mix = _top_normalized(proba, top), self.weights.label_mix
                 score = np.where(labelled, mix * score + (1 - mix) * p, p)
+            if guessed is not None and guessed.any():  # scored by the neighbours' distribution
+                score = np.where(guessed[:, None], dist, score)
             return sparse.csr_matrix(dist, dtype=np.float32), sparse.csr_matrix(score, dtype=np.float32)
         root = sparse.csr_matrix(np.sqrt(dist), dtype=np.float32)
         return root, root
@@ -452,10 +476,12 @@ class CatalogIndex:
             dist = np.where(has_label[:, None], mix * labels + (1 - mix) * proba, proba)
             has_genre = has_label | (proba.sum(axis=1) > 0)
         else:
-            dist, has_genre, proba = labels, has_label, None
+            dist, has_genre, proba = labels.copy(), has_label, None
+        guessed = self._guess_genres(dist, audio, self._partial_rows(raw), ~has_genre)
+        has_genre = has_genre | guessed
         new.has_genre = np.concatenate([self.has_genre, has_genre])
         if self.genre_on:
-            genre_dist, genre = self._genre_rows(dist, labels > 0, proba)
+            genre_dist, genre = self._genre_rows(dist, labels > 0, proba, guessed)
             new.genre_dist = sparse.vstack([self.genre_dist, genre_dist], format="csr")
             new.genre = sparse.vstack([self.genre, genre], format="csr")
         else:
