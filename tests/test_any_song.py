@@ -168,6 +168,9 @@ async def test_text_outside_the_catalogue_card_similar_radio(world: World) -> No
     assert song["deezer_id"] == DAFT_PUNK and song["spotify_id"] is None
     assert await world.tracks() == rows + 2  # both Deezer results became catalogue rows, once
 
+    before = await (await world.client.get(f"/api/v1/tracks/{song['id']}/similar", params={"limit": "5"})).json()
+    assert before["items"] == [] and before["note"]  # not placed yet (and that answer is not cached)
+
     card = await world.card(song["id"])
     assert card["track"]["features_source"] == "analysis"
     assert set(card["track"]["features"]) == ANALYSIS_NINE  # no key, mode, time signature: not imputed

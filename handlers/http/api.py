@@ -42,7 +42,7 @@ from handlers.http.render import (
 )
 from handlers.http.schemas import AudioFeatures, RadioFeedback, RadioStart
 from services import errors
-from services.dto import Resolution, ResolutionKind
+from services.dto import Recommendation, Resolution, ResolutionKind
 
 API = "/api/v1"
 OPENAPI_PATH = Path(__file__).resolve().parent / "openapi.json"
@@ -88,26 +88,29 @@ async def similar_tracks(request: web.Request) -> web.Response:
     diversity = float_param(request, "diversity", 0.0, 1.0)
     recommendations = service(request, "recommendations")
 
-    async def compute() -> bytes:
-        note = None
-        try:
-            recs = await recommendations.similar(track_id, limit, user_id=None, diversity=diversity)
-        except errors.NoFeatures as exc:  # the track exists but cannot be placed: nothing similar known
-            recs, note = [], exc.message or "No audio features are known for this track."
-        payload = {
+    def payload(recs: list[Recommendation], note: str | None) -> bytes:
+        body = {
             "track_id": track_id,
             "diversity": diversity,
             "items": [recommendation_json(r) for r in recs],
             "note": note,
         }
-        return json.dumps(payload, ensure_ascii=False, allow_nan=False).encode()
+        return json.dumps(body, ensure_ascii=False, allow_nan=False).encode()
+
+    async def compute() -> bytes:
+        return payload(await recommendations.similar(track_id, limit, user_id=None, diversity=diversity), None)
 
     cache = request.app.get(similar_cache_key)
-    if cache is None:
-        body = await compute()
-    else:
-        body, outcome = await cache.get_or_compute((track_id, limit, diversity), compute)
-        request.app[metrics_key].cache_lookup("similar", outcome)
+    try:
+        if cache is None:
+            body = await compute()
+        else:
+            body, outcome = await cache.get_or_compute((track_id, limit, diversity), compute)
+            request.app[metrics_key].cache_lookup("similar", outcome)
+    except errors.NoFeatures as exc:
+        # The track exists but cannot be placed yet: nothing similar known. Not cached, since its
+        # features may be found any moment (opening its card analyses its preview).
+        body = payload([], exc.message or "No audio features are known for this track.")
     return web.Response(body=body, content_type="application/json")
 
 

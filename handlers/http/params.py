@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar, cast
 
 from aiohttp import BodyPartReader, hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ValidationError
 
 from bot.http.keys import services_key
@@ -133,7 +134,7 @@ async def read_upload(request: web.Request, field: str, max_bytes: int) -> Uploa
         raise Problem(415, f"Send the file as multipart/form-data, in the field '{field}'.", code="not_multipart")
     try:
         reader = await request.multipart()
-    except (ValueError, AssertionError):
+    except (ValueError, AssertionError, HttpProcessingError):
         raise Problem(400, "The multipart body could not be read.", code="malformed_multipart") from None
     seen = 0
     try:
@@ -170,5 +171,5 @@ async def read_upload(request: web.Request, field: str, max_bytes: int) -> Uploa
             spool.seek(0)
             content_type = part.headers.get(hdrs.CONTENT_TYPE)
             return Upload(spool, part.filename, content_type, size)
-    except (ValueError, AssertionError) as exc:  # a broken boundary, headers or transfer encoding
+    except (ValueError, AssertionError, HttpProcessingError) as exc:  # broken boundary, headers, encoding
         raise Problem(400, "The multipart body could not be read.", code="malformed_multipart") from exc
