@@ -439,3 +439,36 @@ async def test_page_upload_form_result_and_preview_player(world: World) -> None:
     song = (await world.search(f"https://www.deezer.com/track/{DAFT_PUNK}"))["items"][0]
     card_page = await (await world.client.get(f"/track/{song['id']}")).text()
     assert f'<audio controls preload="none" src="{world.deezer.base_url}/preview/{DAFT_PUNK}.mp3' in card_page
+
+
+async def test_the_service_takes_a_path_and_the_callers_tags(world: World, tmp_path: Path) -> None:
+    """What the bot will call for an audio message: a downloaded file and Telegram's performer/title."""
+    analysis = world.services.analysis
+    assert analysis is not None
+    path = tmp_path / "voice.mp3"
+    path.write_bytes(song_mp3(20.0, 500.0))  # no tags in the file itself
+    result = await analysis.analyse(path, identity="tg:42", title="One More Time", performer="Daft Punk")
+    assert result.kind == "known" and result.card.track.deezer_id == DAFT_PUNK  # found on Deezer by the tags
+    assert len(world.reccobeats.uploads) == 1  # the song's Deezer preview, for its card
+    assert result.card.track.features_source == "analysis"
+    result = await analysis.analyse(path, identity="tg:42", mime_type="audio/mpeg")
+    assert result.kind == "analysed" and result.card.track.source == "upload" and len(result.similar) == 6
+    assert len(world.reccobeats.uploads) == 2
+    assert path.exists()  # the caller's file is left alone
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://cdnt-preview.dzcdn.net/api/1/1/a/b/0/x.mp3?hdnea=exp=1", True),
+        ("https://cdns-preview-d.dzcdn.net/stream/c-d.mp3", True),
+        ("http://cdnt-preview.dzcdn.net/x.mp3", False),
+        ("https://dzcdn.net.evil.example/x.mp3", False),
+        ("https://evil.example/x.mp3", False),
+        ("not a url", False),
+    ],
+)
+def test_preview_origins(url: str, allowed: bool) -> None:
+    from handlers.http.page import origin_allowed
+
+    assert origin_allowed(url, ("https://*.dzcdn.net",)) is allowed
