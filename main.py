@@ -180,6 +180,7 @@ async def build_services(settings: Settings) -> Services:
     from db.engine import create_engine, create_session_factory
     from ml.pipeline.datasets import CATALOG
     from ml.predictor import GenrePredictor
+    from services.analysis import AnalysisService
     from services.audio_features import AudioFeatureChain, ReccoBeatsClient
     from services.cache import CacheService
     from services.container import Services
@@ -190,6 +191,7 @@ async def build_services(settings: Settings) -> Services:
     from services.health import HealthService
     from services.jobs import DailyPicksService
     from services.radio import RadioService
+    from services.ratelimit import IdentityLimiter, MemoryTokenBuckets, RedisTokenBuckets
     from services.recommender import RecommendationService
     from services.spotify import SEARCH_PAGE_MAX, SpotifyClient
     from services.tracks import TrackService
@@ -233,8 +235,30 @@ async def build_services(settings: Settings) -> Services:
         log.info("Spotify keys are not set: searching the bundled catalogue only")
     reccobeats = None
     if settings.reccobeats.enabled:
-        reccobeats = ReccoBeatsClient(settings.reccobeats.api_url, timeout=settings.reccobeats.timeout)
+        reccobeats = ReccoBeatsClient(
+            settings.reccobeats.api_url,
+            timeout=settings.reccobeats.timeout,
+            analysis_timeout=settings.reccobeats.analysis_timeout,
+        )
         closers.append(reccobeats.close)
+    deezer = None
+    if settings.deezer.enabled:
+        from services.deezer import DeezerClient
+
+        dz = settings.deezer
+        deezer = DeezerClient(
+            cache,
+            dz.api_url,
+            timeout=dz.timeout,
+            max_retries=dz.max_retries,
+            max_retry_after=dz.max_retry_after,
+            rate_limit=dz.rate_limit,
+            rate_period=dz.rate_period,
+            short_link_url=dz.short_link_url,
+        )
+        closers.append(deezer.close)
+    else:
+        log.info("DEEZER_ENABLED=false: songs outside the catalogue are found only with Spotify keys")
     yt = settings.youtube
     youtube_key = yt.api_key.get_secret_value() if yt.api_key and yt.enabled else None
     if youtube_key is None:
@@ -242,7 +266,7 @@ async def build_services(settings: Settings) -> Services:
     youtube = YouTubeService(
         cache, youtube_key, yt.api_url, timeout=yt.timeout, cache_days=yt.cache_days, oembed_url=yt.oembed_url
     )
-    features = AudioFeatureChain(sessions, cache, spotify=spotify, reccobeats=reccobeats)
+    features = AudioFeatureChain(sessions, cache, spotify=spotify, reccobeats=reccobeats, deezer=deezer)
     data = DataService(
         sessions,
         settings.data_dir / "raw",
@@ -251,8 +275,24 @@ async def build_services(settings: Settings) -> Services:
         features=features if spotify is not None else None,
         search_page=SEARCH_PAGE_MAX,
     )
-    tracks = TrackService(sessions, None, spotify, youtube, features, genre)
     recommendations = RecommendationService(sessions, proba_source=genre.predictor)
+    tracks = TrackService(
+        sessions, None, spotify, youtube, features, genre, deezer=deezer, on_features=recommendations.add_tracks
+    )
+    analysis = None
+    if settings.analysis.enabled:
+        an = settings.analysis
+        limiter: IdentityLimiter
+        if settings.redis_url:
+            limiter = RedisTokenBuckets.from_url(
+                settings.redis_url, an.per_identity, an.period, prefix=f"{settings.redis_prefix}:analysis:"
+            )
+        else:
+            limiter = MemoryTokenBuckets(an.per_identity, an.period)
+        closers.append(limiter.close)
+        analysis = AnalysisService(
+            sessions, tracks, recommendations, reccobeats, limiter, cache=cache, max_bytes=an.max_bytes
+        )
 
     async def warm_genre() -> None:
         await genre.load()
@@ -278,6 +318,7 @@ async def build_services(settings: Settings) -> Services:
             data.path_of(CATALOG), model=genre.predictor, holdout=model_path / "holdout.json"
         ),
         warmers=[warm_genre, warm_tracks, warm_recommender],
+        analysis=analysis,
     )
     for closer in closers:
         services.on_close(closer)

@@ -113,8 +113,27 @@ class DeezerSettings(BaseSettings):
     rate_period: float = Field(default=5.0, gt=0)
     # Where short links (deezer.page.link, link.deezer.com) are fetched; empty: the link itself.
     short_link_url: str | None = None
+    # Origins the web page may play 30-s previews from (its CSP media-src), comma-separated: the
+    # Deezer CDN hosts preview URLs point at (cdnt-preview.dzcdn.net, cdns-preview-<x>.dzcdn.net).
+    preview_origins: str = "https://*.dzcdn.net"
 
     _blank = field_validator("short_link_url", mode="before")(_blank_to_none)
+
+    @property
+    def preview_origin_list(self) -> tuple[str, ...]:
+        return tuple(o.strip().rstrip("/") for o in self.preview_origins.split(",") if o.strip())
+
+
+class AnalysisSettings(BaseSettings):
+    """Songs sent as audio (web upload, API, later the bot): size cap and a budget per person."""
+
+    model_config = _config("ANALYSIS_")
+
+    enabled: bool = True
+    max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    # Analyses per person or API client: this many at once, refilled evenly over `period` seconds.
+    per_identity: int = Field(default=12, ge=1)
+    period: float = Field(default=3600.0, gt=0)
 
 
 class HttpSettings(BaseSettings):
@@ -160,6 +179,7 @@ class Settings(BaseSettings):
     youtube: YouTubeSettings = Field(default_factory=YouTubeSettings)
     reccobeats: ReccoBeatsSettings = Field(default_factory=ReccoBeatsSettings)
     deezer: DeezerSettings = Field(default_factory=DeezerSettings)
+    analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
 
     @field_validator("log_format", mode="before")

@@ -28,6 +28,9 @@ from ml.features import AUDIO_FEATURES
 
 # The audio features every track row may carry, in the fixed order ml/features.py defines.
 AUDIO_FEATURE_COLUMNS = AUDIO_FEATURES
+# What an audio analysis (ReccoBeats' analysis of a 30-s clip) gives: all but these three, which stay NULL.
+UNANALYSED_COLUMNS = ("key", "mode", "time_signature")
+ANALYSIS_FEATURE_COLUMNS = tuple(c for c in AUDIO_FEATURE_COLUMNS if c not in UNANALYSED_COLUMNS)
 
 
 class InteractionKind(enum.StrEnum):
@@ -120,6 +123,16 @@ class Track(Base):
     @property
     def has_features(self) -> bool:
         return all(getattr(self, c) is not None for c in AUDIO_FEATURE_COLUMNS)
+
+    @property
+    def known_features(self) -> dict[str, float] | None:
+        """All twelve features; or the nine an audio analysis gives (key, mode and time signature
+        NULL); None otherwise."""
+        if self.has_features:
+            return {c: float(getattr(self, c)) for c in AUDIO_FEATURE_COLUMNS}
+        if all(getattr(self, c) is not None for c in ANALYSIS_FEATURE_COLUMNS):
+            return {c: float(getattr(self, c)) for c in ANALYSIS_FEATURE_COLUMNS}
+        return None
 
 
 class TrackGenre(Base):

@@ -6,12 +6,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, bindparam, delete, exists, func, literal, select, true, update
+from sqlalchemy import Select, bindparam, delete, exists, func, literal, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import (
+    ANALYSIS_FEATURE_COLUMNS,
     AUDIO_FEATURE_COLUMNS,
     CacheEntry,
     DailyPick,
@@ -25,6 +27,8 @@ from db.models import (
     TrackGenre,
     User,
 )
+
+UPLOAD_SOURCE = "upload"  # tracks.source of a song someone sent as audio
 
 
 def utcnow() -> datetime:
@@ -185,6 +189,86 @@ class TrackRepository:
         if values:
             await self._s.execute(update(Track).where(Track.id == track_id).values(**values))
 
+    async def store_features(self, track_id: int, features: Mapping[str, float], source: str) -> bool:
+        """Features found for a track, with where they came from, in one conditional statement: written
+        when the row has none yet, or when it has only the nine analysis values and these are all
+        twelve; never over better ones (a catalogue row's, or a concurrent writer's). Every feature
+        column is written, so the nine analysis values leave key, mode and time signature NULL.
+        True when written. `features` must be all twelve or the nine analysis values."""
+        names = {k for k, v in features.items() if v is not None}
+        complete = names >= set(AUDIO_FEATURE_COLUMNS)
+        if not complete and not names >= set(ANALYSIS_FEATURE_COLUMNS):
+            raise ValueError("features must be all twelve or the nine analysis values")
+        values: dict[str, Any] = {c: float(features[c]) if c in names else None for c in AUDIO_FEATURE_COLUMNS}
+        values["features_source"] = source[:16]
+        # All twelve also replace the nine of an analysis.
+        empty = or_(Track.danceability.is_(None), Track.key.is_(None)) if complete else Track.danceability.is_(None)
+        result = await self._s.execute(update(Track).where(Track.id == track_id, empty).values(**values))
+        return bool(cast("CursorResult[Any]", result).rowcount)
+
+    async def by_isrc(self, isrc: str) -> Track | None:
+        return await self._s.scalar(select(Track).where(Track.isrc == isrc).order_by(Track.id).limit(1))
+
+    async def by_song_key(self, key: str) -> Track | None:
+        """The track a song folds onto: the catalogue's copy first, then the oldest."""
+        if not key:
+            return None
+        stmt = (
+            select(Track)
+            .where(Track.search_key == key)
+            .order_by((Track.source != "catalog"), Track.id)  # False (catalogue) sorts first
+            .limit(1)
+        )
+        return await self._s.scalar(stmt)
+
+    async def attach_deezer(
+        self,
+        track_id: int,
+        deezer_id: int,
+        *,
+        isrc: str | None = None,
+        cover_url: str | None = None,
+        release_year: int | None = None,
+    ) -> bool:
+        """Give a track (say the catalogue's copy of a song found on Deezer) its Deezer id, and the ISRC,
+        cover and year where it has none; one conditional statement, which leaves a track that already
+        has a Deezer id alone and never takes an id another track holds. True when the id was set."""
+        table = Track.__table__
+        stmt = (
+            update(Track)
+            .where(Track.id == track_id, Track.deezer_id.is_(None), ~exists().where(table.c.deezer_id == deezer_id))
+            .values(
+                deezer_id=deezer_id,
+                isrc=func.coalesce(Track.isrc, isrc),
+                cover_url=func.coalesce(Track.cover_url, cover_url),
+                release_year=func.coalesce(Track.release_year, release_year),
+            )
+        )
+        try:
+            async with self._s.begin_nested():
+                result = await self._s.execute(stmt)
+        except IntegrityError:  # a concurrent writer gave that id to another track first
+            return False
+        return bool(cast("CursorResult[Any]", result).rowcount)
+
+    async def add_upload(self, values: Mapping[str, Any]) -> Track:
+        """A song someone sent as audio (source "upload"): one row, its features written with it."""
+        row = Track(**{**values, "source": UPLOAD_SOURCE})
+        self._s.add(row)
+        await self._s.flush()
+        return row
+
+    async def provider_feature_ids(self) -> list[int]:
+        """Tracks found through a provider or sent as audio that can be recommended (they have at
+        least the nine analysis features): what may be missing from an index built earlier."""
+        stmt = (
+            select(Track.id)
+            .where(Track.source.not_in(("catalog", UPLOAD_SOURCE)))
+            .where(*(getattr(Track, c).is_not(None) for c in ANALYSIS_FEATURE_COLUMNS))
+            .order_by(Track.id)
+        )
+        return list((await self._s.scalars(stmt)).all())
+
     async def by_artist(self, artist: str, limit: int = 50) -> Sequence[Track]:
         pattern = f"%{artist}%"
         stmt = select(Track).where(Track.artists.ilike(pattern)).order_by(Track.popularity.desc()).limit(limit)
@@ -197,9 +281,11 @@ class TrackRepository:
         stmt = stmt.order_by(Track.popularity.desc(), Track.id).limit(limit)
         return (await self._s.scalars(stmt)).all()
 
-    async def feature_rows(self) -> Sequence[Any]:
-        """Every track with complete audio features: the recommender's in-memory catalogue."""
+    async def feature_rows(self, ids: Iterable[int] | None = None) -> Sequence[Any]:
+        """Every track the recommender can place (`ids`: just those): all twelve audio features, or the
+        nine an audio analysis gives (key, mode and time signature NULL)."""
         cols = [getattr(Track, c) for c in AUDIO_FEATURE_COLUMNS]
+        needed = [getattr(Track, c) for c in ANALYSIS_FEATURE_COLUMNS]
         stmt = (
             select(
                 Track.id,
@@ -213,17 +299,31 @@ class TrackRepository:
                 Track.explicit,
                 *cols,
             )
-            .where(*(c.is_not(None) for c in cols))
+            .where(*(c.is_not(None) for c in needed))
+            .where(Track.source != UPLOAD_SOURCE)  # someone's recording: a seed, never recommended to others
+            .order_by(Track.id)
+        )
+        if ids is not None:
+            wanted = list(dict.fromkeys(int(i) for i in ids))
+            if not wanted:
+                return []
+            stmt = stmt.where(Track.id.in_(wanted))
+        return (await self._s.execute(stmt)).all()
+
+    async def search_rows(self) -> Sequence[Any]:
+        # Songs people sent as audio are not searchable by others (their titles are private).
+        stmt = (
+            select(Track.id, Track.name, Track.artists, Track.album, Track.popularity)
+            .where(Track.source != UPLOAD_SOURCE)
             .order_by(Track.id)
         )
         return (await self._s.execute(stmt)).all()
 
-    async def search_rows(self) -> Sequence[Any]:
-        stmt = select(Track.id, Track.name, Track.artists, Track.album, Track.popularity).order_by(Track.id)
-        return (await self._s.execute(stmt)).all()
-
-    async def genre_map(self) -> dict[int, list[str]]:
-        rows = (await self._s.execute(select(TrackGenre.track_id, TrackGenre.genre))).all()
+    async def genre_map(self, ids: Iterable[int] | None = None) -> dict[int, list[str]]:
+        stmt = select(TrackGenre.track_id, TrackGenre.genre)
+        if ids is not None:
+            stmt = stmt.where(TrackGenre.track_id.in_(list(ids)))
+        rows = (await self._s.execute(stmt)).all()
         out: dict[int, list[str]] = {}
         for track_id, genre in rows:
             out.setdefault(track_id, []).append(genre)

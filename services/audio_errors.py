@@ -28,6 +28,20 @@ class NotAudio(AudioRejected):
     )
 
 
+class AudioTooLarge(AudioRejected):
+    """Bigger than Encore takes (Telegram's bots can download at most 20 MB, the web the same)."""
+
+    code = "audio_too_large"
+
+    def __init__(self, size: int, max_bytes: int) -> None:
+        self.size = size
+        self.max_bytes = max_bytes
+        super().__init__(
+            f"This file is {size / 1_048_576:.1f} MB; I can listen to files of up to {max_bytes / 1_048_576:g} MB. "
+            "Send a shorter or more compressed recording."
+        )
+
+
 class CorruptAudio(AudioRejected):
     """It claims to be audio, but it is damaged or cut short."""
 

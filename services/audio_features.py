@@ -1,4 +1,5 @@
-"""Audio features for any track: catalog → Spotify (while allowed) → ReccoBeats → none.
+"""Audio features for any track: catalog → Spotify (while allowed) → ReccoBeats by Spotify id →
+ReccoBeats' analysis of the song's 30-s Deezer preview → none.
 
 Each answer is cached in `cache_entries` (namespace `features`, keyed by Spotify id): found
 features for `ttl` (they never change), "none anywhere" for `negative_ttl` (a provider may learn
@@ -15,6 +16,15 @@ file in the field `audioFile` (at most 5 MB; MP3, OGG Vorbis, AIFF/AIFC or WAV; 
 the first 30 s), answering nine values: acousticness, danceability, energy, instrumentalness,
 liveness, loudness, speechiness, tempo, valence — no key, mode or time signature.
 `ReccoBeatsClient.analyse_audio` checks size and format before sending anything.
+
+The preview step (`AudioFeatureChain.for_track`, for a song no provider knows by Spotify id): the
+track's Deezer id (or, for a song found elsewhere, Deezer's track with the same ISRC, or with the same
+artist and title), a preview URL fetched fresh (they are signed and expire), the MP3 downloaded with a
+size cap, converted with `services.audio_clip.make_clip` to a WAV excerpt (ReccoBeats takes MP3, but
+the clip is decoded anyway to refuse silence and broken files before paying for an analysis), and
+analysed. The nine values are stored on the track row with `features_source = "analysis"`; key, mode
+and time signature stay NULL (nothing is imputed). "No preview" and "not analysable" are cached
+(namespace `features_pv`, by Deezer id) for `negative_ttl`; provider failures are not.
 """
 
 from __future__ import annotations
@@ -30,21 +40,28 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import AUDIO_FEATURE_COLUMNS
 from db.repositories import TrackRepository
+from services.audio_errors import AudioRejected
 from services.cache import MISS, CacheService
 from services.dto import TrackInfo
 from services.errors import AudioNotAnalysable, ProviderUnavailable
 from services.spotify import SpotifyClient, features_from_mapping
+from services.textnorm import song_key
+
+if TYPE_CHECKING:
+    from services.deezer import DeezerClient
 
 log = logging.getLogger(__name__)
 
 NS_FEATURES = "features"
+NS_PREVIEW_FEATURES = "features_pv"
+MAX_PREVIEW_BYTES = 2 * 1024 * 1024  # a 30-s 128 kbit/s MP3 is ~480 kB
 RECCOBEATS_BATCH = 40
 DEFAULT_TIME_SIGNATURE = 4.0
 _SPOTIFY_TRACK_HREF = re.compile(r"open\.spotify\.com/track/([0-9A-Za-z]{22})")
@@ -88,6 +105,7 @@ class FeatureSource(enum.StrEnum):
     CATALOG = "catalog"
     SPOTIFY = "spotify"
     RECCOBEATS = "reccobeats"
+    ANALYSIS = "analysis"  # ReccoBeats' analysis of audio: nine values, no key, mode, time signature
     NONE = "none"
 
 
@@ -294,20 +312,109 @@ class AudioFeatureChain:
         reccobeats: ReccoBeatsClient | None = None,
         ttl: timedelta = timedelta(days=180),
         negative_ttl: timedelta = timedelta(days=7),
+        deezer: DeezerClient | None = None,
+        max_preview_bytes: int = MAX_PREVIEW_BYTES,
     ) -> None:
         self._sessions = sessions
         self._cache = cache
         self._spotify = spotify
         self._reccobeats = reccobeats
+        self._deezer = deezer
+        self._max_preview_bytes = max_preview_bytes
         self._ttl = ttl
         self._negative_ttl = negative_ttl
+        self._analysing: dict[int, asyncio.Future[FeatureResult]] = {}
+        self.previews_analysed = 0  # ReccoBeats analyses of previews (for logs and tests)
 
     async def for_track(self, track: TrackInfo) -> FeatureResult:
+        """The track's features: those it has; Spotify / ReccoBeats by its Spotify id; else the
+        analysis of its Deezer preview (nine values). Never raises for provider failures."""
         if track.features is not None:
-            return FeatureResult(_freeze(track.features), FeatureSource.CATALOG)
-        if track.spotify_id is None:  # Spotify and ReccoBeats look songs up by Spotify id only
-            return FeatureResult(None, FeatureSource.NONE, note=NOTE_UNKNOWN)
-        return (await self.for_spotify_ids([track.spotify_id]))[track.spotify_id]
+            source = FeatureSource(track.features_source) if track.features_source in _SOURCES else None
+            if not track.features_complete:
+                return FeatureResult(MappingProxyType(dict(track.features)), source or FeatureSource.ANALYSIS)
+            return FeatureResult(_freeze(track.features), source or FeatureSource.CATALOG)
+        result = FeatureResult(None, FeatureSource.NONE, note=NOTE_UNKNOWN)
+        if track.spotify_id is not None:
+            result = (await self.for_spotify_ids([track.spotify_id]))[track.spotify_id]
+            if result.found:
+                return result
+        if self._deezer is None or self._reccobeats is None:
+            return result
+        flight = self._analysing.get(track.id)
+        if flight is None:  # one analysis per track at a time, however many cards ask for it
+            flight = asyncio.ensure_future(self._from_preview(track))
+            self._analysing[track.id] = flight
+            flight.add_done_callback(lambda _: self._analysing.pop(track.id, None))
+        analysed = await asyncio.shield(flight)
+        if analysed.found:
+            return analysed
+        failed = tuple(dict.fromkeys((*result.providers_failed, *analysed.providers_failed)))
+        if failed:
+            note = NOTE_FAILED.format(" and ".join(failed))
+            return FeatureResult(None, FeatureSource.NONE, note=note, providers_failed=failed)
+        return FeatureResult(None, FeatureSource.NONE, note=analysed.note or result.note)
+
+    async def _from_preview(self, track: TrackInfo) -> FeatureResult:
+        assert self._deezer is not None and self._reccobeats is not None
+        try:
+            deezer_id = track.deezer_id or await self._find_on_deezer(track)
+        except ProviderUnavailable:
+            return FeatureResult(None, FeatureSource.NONE, providers_failed=("Deezer",))
+        if deezer_id is None:
+            return FeatureResult(None, FeatureSource.NONE, note=NOTE_NO_PREVIEW)
+        key = str(deezer_id)
+        cached = await self._cache.get(NS_PREVIEW_FEATURES, key)
+        if cached is not MISS:
+            if isinstance(cached, dict) and cached.get("features"):
+                features = MappingProxyType({c: float(v) for c, v in cached["features"].items()})
+                await self._store(track.id, features)
+                return FeatureResult(features, FeatureSource.ANALYSIS)
+            return FeatureResult(None, FeatureSource.NONE, note=str((cached or {}).get("note") or NOTE_NO_PREVIEW))
+        try:
+            data = await self._deezer.download_preview(deezer_id, max_bytes=self._max_preview_bytes)
+        except ProviderUnavailable:
+            return FeatureResult(None, FeatureSource.NONE, providers_failed=("Deezer",))
+        if data is None:
+            await self._cache.put(NS_PREVIEW_FEATURES, key, {"note": NOTE_NO_PREVIEW}, self._negative_ttl)
+            return FeatureResult(None, FeatureSource.NONE, note=NOTE_NO_PREVIEW)
+        from services.audio_clip import make_clip  # PyAV: loaded when a preview is first analysed
+
+        try:
+            clip = await asyncio.to_thread(make_clip, io.BytesIO(data))
+            values = await self._reccobeats.analyse_audio(clip.data)
+        except (AudioRejected, AudioNotAnalysable) as exc:
+            log.info("deezer preview %s not analysable (%s)", deezer_id, exc.code)
+            await self._cache.put(NS_PREVIEW_FEATURES, key, {"note": NOTE_PREVIEW_UNUSABLE}, self._negative_ttl)
+            return FeatureResult(None, FeatureSource.NONE, note=NOTE_PREVIEW_UNUSABLE)
+        except ProviderUnavailable:
+            return FeatureResult(None, FeatureSource.NONE, providers_failed=("ReccoBeats",))
+        self.previews_analysed += 1
+        features = MappingProxyType(dict(values))
+        await self._cache.put(NS_PREVIEW_FEATURES, key, {"features": dict(values)}, self._ttl)
+        await self._store(track.id, features)
+        return FeatureResult(features, FeatureSource.ANALYSIS)
+
+    async def _find_on_deezer(self, track: TrackInfo) -> int | None:
+        """The Deezer id of a song found elsewhere (Spotify): by ISRC, else by artist and title when
+        Deezer's answer is the same song (same song key). Remembered on the track row."""
+        assert self._deezer is not None
+        found = await self._deezer.track_by_isrc(track.isrc) if track.isrc else None
+        if found is None and track.artists:
+            wanted = song_key(";".join(track.artists), track.name)
+            hits = await self._deezer.search_track(track.artists[0], track.name, limit=5)
+            found = next((t for t in hits if song_key(";".join(t.artists), t.title) == wanted), None)
+        if found is None:
+            return None
+        async with self._sessions.begin() as session:
+            await TrackRepository(session).attach_deezer(
+                track.id, found.id, isrc=found.isrc, cover_url=found.cover_url, release_year=found.year
+            )
+        return found.id
+
+    async def _store(self, track_id: int, features: Mapping[str, float]) -> None:
+        async with self._sessions.begin() as session:
+            await TrackRepository(session).store_features(track_id, features, FeatureSource.ANALYSIS.value)
 
     async def for_spotify_ids(self, spotify_ids: Iterable[str]) -> dict[str, FeatureResult]:
         """Features for each id; never raises for provider failures (they show in `note`)."""
@@ -377,17 +484,20 @@ class AudioFeatureChain:
                 results[sid] = FeatureResult(None, FeatureSource.NONE, note=NOTE_UNKNOWN)
 
         to_store = {
-            rows[sid]: dict(r.features)
+            rows[sid]: (dict(r.features), r.source.value)
             for sid, r in results.items()
             if sid in rows and r.features is not None and r.source is not FeatureSource.CATALOG
         }
         if to_store:
             async with self._sessions.begin() as session:
                 repo = TrackRepository(session)
-                for track_id, feats in to_store.items():
-                    await repo.set_features(track_id, feats)
+                for track_id, (feats, source) in to_store.items():
+                    await repo.store_features(track_id, feats, source)
         return results
 
 
+_SOURCES = frozenset(s.value for s in FeatureSource)
 NOTE_UNKNOWN = "No audio features are known for this track (Spotify no longer shares them and ReccoBeats has none)."
+NOTE_NO_PREVIEW = "No audio features are known for this track, and Deezer has no preview of it to analyse."
+NOTE_PREVIEW_UNUSABLE = "No audio features are known for this track, and its Deezer preview could not be analysed."
 NOTE_FAILED = "Audio features are unavailable right now ({} did not answer)."

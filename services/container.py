@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from services.protocols import Feedback, Genres, Health, Radios, Recommendations, Tracks, Users
+from services.protocols import Analysis, Feedback, Genres, Health, Radios, Recommendations, Tracks, Users
 
 if TYPE_CHECKING:
     from services.cache import CacheService
@@ -38,6 +38,7 @@ class Services:
     picks: DailyPicksService | None = None
     data: DataService | None = None  # datasets, catalogue import, collection (the CLI's)
     evaluation: RecommenderEvaluation | None = None  # the recommender's offline evaluation (the CLI's)
+    analysis: Analysis | None = None  # "this sounds like …" for sent audio (None: switched off)
     # Loads what is loaded lazily (model, indices); run by warm_up().
     warmers: list[Closer] = field(default_factory=list)
     _closers: list[Closer] = field(default_factory=list)
@@ -55,6 +56,7 @@ class Services:
             "recommendations": self.recommendations,
             "radio": self.radio,
             "feedback": self.feedback,
+            "analysis": self.analysis,
         }
 
     async def warm_up(self) -> None:

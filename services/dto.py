@@ -32,7 +32,9 @@ class TrackInfo:
     explicit: bool | None = None
     popularity: int | None = None
     genres: tuple[str, ...] = ()  # labels from the dataset, when known
-    features: Mapping[str, float] | None = None  # None: no audio features known
+    # None: no audio features known. All twelve, or the nine an audio analysis gives (no key, mode
+    # or time signature; `features_complete` is False then).
+    features: Mapping[str, float] | None = None
     source: str = "catalog"
     deezer_id: int | None = None
     isrc: str | None = None
@@ -47,6 +49,11 @@ class TrackInfo:
     @property
     def title(self) -> str:
         return f"{self.artist_line} — {self.name}"
+
+    @property
+    def features_complete(self) -> bool:
+        """All twelve audio features are known (the genre model's heads read them all)."""
+        return self.features is not None and all(self.features.get(c) is not None for c in AUDIO_FEATURE_COLUMNS)
 
     @property
     def spotify_url(self) -> str | None:
@@ -78,9 +85,8 @@ class TrackInfo:
 
     @classmethod
     def from_row(cls, row: TrackRow) -> TrackInfo:
-        features = None
-        if row.has_features:
-            features = MappingProxyType({c: float(getattr(row, c)) for c in AUDIO_FEATURE_COLUMNS})
+        known = row.known_features
+        features = MappingProxyType(known) if known is not None else None
         return cls(
             id=row.id,
             spotify_id=row.spotify_id,
@@ -133,6 +139,8 @@ class TrackCard:
     youtube: YouTubeLink
     note: str | None = None  # why something is missing (no features, provider down …)
     liked: bool = False
+    # A fresh 30-second preview (Deezer; signed, expires within minutes): never store it.
+    preview_url: str | None = None
 
 
 class ResolutionKind(enum.StrEnum):

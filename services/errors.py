@@ -84,3 +84,19 @@ class AudioNotAnalysable(EncoreError):
 
 class ModelNotReady(EncoreError):
     code = "model_not_ready"
+
+
+class NoGenreHead(EncoreError):
+    """The genre model has no head for the inputs a song has (e.g. the nine analysis values)."""
+
+    code = "no_genre_head"
+
+
+class AnalysisRateLimited(EncoreError):
+    """Too many audio analyses for one person or client; `retry_after` seconds until the next."""
+
+    code = "analysis_rate_limited"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

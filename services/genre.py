@@ -18,7 +18,7 @@ import numpy as np
 from ml.features import AUDIO_FEATURES, FeatureError
 from ml.predictor import GenrePredictor, Prediction
 from services.dto import GenreGuess
-from services.errors import InvalidInput, ModelNotReady, NoFeatures
+from services.errors import InvalidInput, ModelNotReady, NoFeatures, NoGenreHead
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,39 @@ class GenreService:
     async def proba_matrix(self, matrix: np.ndarray) -> np.ndarray:
         """(n, 12) AUDIO_FEATURES or (n, 14) RAW_INPUTS rows → (n, len(classes)) probabilities."""
         return await asyncio.to_thread(self.proba_matrix_sync, matrix)
+
+
+# The head a song known only by an audio analysis needs (not trained yet): the nine values ReccoBeats'
+# analysis gives, then duration and explicit when known (NaN when not: the head must accept missing
+# values for those two, as CatBoost does, or come in two variants like the full / audio-only pair).
+ANALYSIS_HEAD_INPUTS: tuple[str, ...] = (
+    *(c for c in AUDIO_FEATURES if c not in ("key", "mode", "time_signature")),
+    "duration_ms",
+    "explicit",
+)
+NOTE_NO_ANALYSIS_HEAD = (
+    "This song's sound was measured from a 30-second excerpt, which gives nine audio values but no key, "
+    "mode or time signature. The genre model can't read that yet, so there's no genre guess from its "
+    "sound; similar tracks still come from the nine values."
+)
+
+
+async def guess_from_analysis(
+    genre: object | None,
+    features: Mapping[str, float],
+    *,
+    duration_ms: int | None = None,
+    explicit: bool | None = None,
+) -> GenreGuess:
+    """The genre of a song known by the nine analysis values (`ANALYSIS_HEAD_INPUTS`).
+
+    For now it always raises `NoGenreHead` with `NOTE_NO_ANALYSIS_HEAD`: the genre model has no head
+    for those inputs, and filling in key, mode and time signature would pass an invented guess off as
+    the model's. When ml.predictor gains that head, this is the one function to replace (e.g. with
+    `await genre.guess({**features, "duration_ms": duration_ms, "explicit": explicit})` routed to it);
+    every caller (track cards, the analysis of sent audio) goes through it.
+    """
+    raise NoGenreHead(NOTE_NO_ANALYSIS_HEAD)
 
 
 def to_guess(prediction: Prediction, version: str) -> GenreGuess:

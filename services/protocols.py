@@ -8,7 +8,7 @@ drift apart.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from services.dto import (
     GenreGuess,
@@ -24,6 +24,9 @@ from services.dto import (
     TrackInfo,
     UserInfo,
 )
+
+if TYPE_CHECKING:
+    from services.analysis import AnalysisResult, AudioInput
 
 RadioAction = Literal["like", "skip", "next"]
 
@@ -112,6 +115,24 @@ class Users(Protocol):
     async def subscribe(self, user_id: int, hour: int | None = None) -> UserInfo: ...
 
     async def unsubscribe(self, user_id: int) -> UserInfo: ...
+
+
+class Analysis(Protocol):
+    """ "This sounds like …" for sent audio (`services.analysis.AnalysisService`)."""
+
+    max_bytes: int
+
+    async def analyse(
+        self,
+        source: AudioInput,
+        *,
+        identity: str,
+        file_name: str | None = None,
+        mime_type: str | None = None,
+        title: str | None = None,
+        performer: str | None = None,
+        user_id: int | None = None,
+    ) -> AnalysisResult: ...
 
 
 class Health(Protocol):

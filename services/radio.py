@@ -113,8 +113,8 @@ class RadioService:
         chat_id: int | None = None,
         message_id: int | None = None,
     ) -> RadioStep:
+        query, _pos, _seed = await self._recs.seed_query(seed_track_id)  # may add the seed: index after
         index = await self._recs.index()
-        query, _pos, _seed = await self._recs.seed_query(seed_track_id)
         if diversity is None:
             user = listener.user_id
             diversity = await self._recs.user_diversity(user) if user is not None else self.default_diversity

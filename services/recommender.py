@@ -3,6 +3,13 @@
 The engine (scaling, the in-memory index, ranking, co-likes) is pure numpy; this service loads the
 catalogue into it from the database, asks the genre model for the catalogue's probabilities, keeps
 co-likes fresh, and runs the CPU-bound searches in a worker thread.
+
+Tracks that get audio features after the index was built (songs found on Deezer or Spotify, songs
+sent as audio) are added to it by id (`add_tracks`, `refresh_new`), embedded in the same space:
+they can be seeds and candidates at once, without a restart. A song known by the nine values of an
+audio analysis (no key, mode or time signature) is placed by those nine (`CatalogIndex.
+query_for_partial`: those three are left out of its distances), and its genre part comes from its
+audio neighbours' labels, since the genre model has no head for it yet.
 """
 
 from __future__ import annotations
@@ -14,14 +21,16 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import InteractionKind
 from db.repositories import InteractionRepository, LikeRepository, TrackRepository, UserRepository
-from ml.features import FeatureError, parse_bool, validate_features
+from ml.features import AUDIO_FEATURES, FeatureError, parse_bool, validate_features
 from ml.predictor import ProbaModel, proba_inputs, routed_proba
 from ml.recsys.colikes import CoLikeModel
 from ml.recsys.index import ARTIST_CAP, CatalogIndex, EngineWeights, Hit, Query
+from ml.recsys.scaling import is_partial
 from ml.recsys.taste import taste_from_history
 from services.dto import Recommendation, TrackInfo
 from services.errors import InvalidInput, NoFeatures, TrackNotFound
@@ -56,6 +65,7 @@ class RecommendationService:
         self._colikes: CoLikeModel | None = None
         self._colikes_at = -math.inf
         self._lock = asyncio.Lock()
+        self._grow_lock = asyncio.Lock()
 
     # -- index -----------------------------------------------------------------------------------
 
@@ -85,7 +95,7 @@ class RecommendationService:
             genre_map = await repo.genre_map()
         proba = None
         if self._proba is not None and rows:
-            proba = await asyncio.to_thread(routed_proba, self._proba, proba_inputs(self._proba, rows))
+            proba = await asyncio.to_thread(self._proba_rows, self._proba, rows)
         index = await asyncio.to_thread(
             CatalogIndex.from_rows,
             rows,
@@ -96,6 +106,54 @@ class RecommendationService:
         )
         log.info("recommender index: %d tracks in %.2fs", len(index), time.perf_counter() - started)
         return index
+
+    @staticmethod
+    def _proba_rows(model: ProbaModel, rows: Sequence[Any]) -> Any:
+        """The model's probabilities for feature rows; a row of zeros for a song with only the nine
+        analysis values (no head reads those yet: the index then places it by its neighbours)."""
+        complete = np.asarray([all(getattr(r, c) is not None for c in AUDIO_FEATURES) for r in rows], dtype=bool)
+        out = np.zeros((len(rows), len(model.classes)))
+        if complete.any():
+            chosen = [r for r, ok in zip(rows, complete, strict=True) if ok]
+            out[complete] = routed_proba(model, proba_inputs(model, chosen))
+        return out
+
+    async def add_tracks(self, track_ids: Sequence[int]) -> int:
+        """Add tracks that got audio features after the index was built (by id; those without
+        features or already in it are skipped). Returns how many were added. The index is replaced,
+        not changed, so searches running meanwhile finish on the one they started with."""
+        wanted = [int(t) for t in dict.fromkeys(track_ids)]
+        if not wanted:
+            return 0
+        async with self._grow_lock:
+            index = await self.index()
+            missing = [t for t in wanted if index.position(t) is None]
+            if not missing:
+                return 0
+            async with self._sessions() as s:
+                repo = TrackRepository(s)
+                rows = list(await repo.feature_rows(missing))
+                genre_map = await repo.genre_map([r.id for r in rows])
+            if not rows:
+                return 0
+            proba = None
+            if index.has_proba and self._proba is not None:
+                proba = await asyncio.to_thread(self._proba_rows, self._proba, rows)
+            grown = await asyncio.to_thread(index.extended, rows, genre_map, proba=proba)
+            if self._index is not index:  # rebuilt meanwhile (reload): that build read the DB later
+                return 0
+            self._index = grown
+            added = len(grown) - len(index)
+            log.info("recommender index: %d tracks added (%d in all)", added, len(grown))
+            return added
+
+    async def refresh_new(self) -> int:
+        """Add every track found through a provider or sent as audio that has features but is not in
+        the index yet (e.g. written by another process). Cheap: only non-catalogue ids are read."""
+        index = await self.index()
+        async with self._sessions() as s:
+            ids = await TrackRepository(s).provider_feature_ids()
+        return await self.add_tracks([t for t in ids if index.position(t) is None])
 
     async def refresh_colikes(self) -> CoLikeModel:
         index = await self.index()
@@ -124,7 +182,8 @@ class RecommendationService:
     # -- queries ---------------------------------------------------------------------------------
 
     async def seed_query(self, track_id: int) -> tuple[Query, int | None, TrackInfo]:
-        """The query of a track: from the index, or from its DB features (tracks added later)."""
+        """The query of a track: from the index, or from its DB features (tracks added later, which
+        join the index here so that they are candidates from now on too)."""
         index = await self.index()
         pos = index.position(track_id)
         if pos is not None:
@@ -136,6 +195,11 @@ class RecommendationService:
             info = TrackInfo.from_row(row)
         if info.features is None:
             raise NoFeatures("no audio features are known for this track")
+        if await self.add_tracks([track_id]):
+            index = await self.index()
+            pos = index.position(track_id)
+            if pos is not None:
+                return index.query_for(pos), pos, info
         query = await self._features_query(
             index, info.features, duration_ms=info.duration_ms, explicit=info.explicit, genres=info.genres
         )
@@ -150,7 +214,13 @@ class RecommendationService:
         explicit: bool | None = None,
         genres: Sequence[str] = (),
     ) -> Query:
-        """A track the index never saw: its audio, and its genre from labels, the model or neighbours."""
+        """A track the index never saw: its audio, and its genre from labels, the model or neighbours.
+        With only the nine analysis values, the query leaves key, mode and time signature out."""
+        if is_partial(features):
+            try:
+                return index.query_for_partial(features, duration_ms=duration_ms, genres=genres)
+            except FeatureError as exc:
+                raise NoFeatures(f"the audio features of this track are not usable: {exc}") from exc
         proba = None
         if self._proba is not None and index.has_proba:
             inputs = proba_inputs(self._proba, [{**features, "duration_ms": duration_ms, "explicit": explicit}])
@@ -228,8 +298,8 @@ class RecommendationService:
     async def similar(
         self, track_id: int, n: int = 5, *, user_id: int | None = None, diversity: float | None = None
     ) -> list[Recommendation]:
+        query, pos, seed = await self.seed_query(track_id)  # may add the seed to the index: read it after
         index = await self.index()
-        query, pos, seed = await self.seed_query(track_id)
         exclude = set(index.positions(await self._user_skips(user_id)))
         keys = index.keys_for(";".join(seed.artists), seed.name)
         if pos is not None:

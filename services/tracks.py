@@ -1,9 +1,19 @@
 """TrackService: from what the user sent to a track, and from a track to its card.
 
-Catalog first: text goes to the in-memory fuzzy index; Spotify search is asked only when the
-catalog has no clear answer (and only when keys are configured). Tracks found on Spotify but not
-in the catalog are stored in `tracks` with source='spotify' (or folded onto the catalog's copy
-of the same song through `track_aliases`) so they get an internal id like every other track.
+Resolution order: catalogue → Spotify (with keys) → Deezer (keyless) → nothing. Text goes to the
+in-memory fuzzy index; Spotify search is asked only when the catalogue has no clear answer, and
+Deezer's search when neither has one. Deezer links (deezer.com/track/…, short links) open the
+catalogue's row with that Deezer id, or Deezer's track. Tracks found on Spotify are stored in
+`tracks` with source='spotify' (or folded onto the catalogue's copy of the same song through
+`track_aliases`); tracks found on Deezer with source='deezer', Deezer id, ISRC, cover and year (or
+folded onto the row with the same Deezer id, ISRC or song key, which gets the Deezer id if it has
+none), so both get an internal id like every other track, shown in the same result list, and the
+next search finds them at once (they join the search index).
+
+A card of a song outside the catalogue gets its features through the chain (Spotify, ReccoBeats by
+id, ReccoBeats' analysis of the Deezer preview); a song known by the nine analysis values gets its
+genre through `services.genre.guess_from_analysis` (which says why there is none yet), and the
+recommender is told about it (`on_features`) so it can be a seed and a candidate at once.
 Every provider failure degrades to catalog answers with a notice; nothing escapes as an exception
 except the documented `TrackNotFound` from `get` / `card`.
 """
@@ -13,8 +23,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -25,13 +35,17 @@ from db.models import InteractionKind, Track, TrackAlias
 from db.repositories import InteractionRepository, LikeRepository, TrackRepository
 from services.audio_features import AudioFeatureChain
 from services.dto import GenreGuess, Resolution, ResolutionKind, TrackCard, TrackInfo, YouTubeLink
-from services.errors import EncoreError, ProviderUnavailable, TrackNotFound
+from services.errors import EncoreError, ProviderUnavailable, TrackNotFound, UnsupportedInput
 from services.examples import example_query
-from services.resolver import InputKind, clean_video_title, parse_input
+from services.genre import guess_from_analysis
+from services.resolver import InputKind, ParsedInput, clean_video_title, parse_input
 from services.search import Candidate, Decision, SearchIndex, SearchRow, Verdict, decide, other_versions
 from services.spotify import SpotifyClient, SpotifyTrack
 from services.textnorm import normalize, song_key
 from services.youtube import YouTubeService
+
+if TYPE_CHECKING:
+    from services.deezer import DeezerClient, DeezerTrack
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +59,12 @@ MSG_CLOSEST = "No exact match — closest:"
 MSG_ID_UNKNOWN = "That track isn't in my catalogue, and I can't look it up on Spotify right now."
 MSG_ID_NOT_ON_SPOTIFY = "Spotify doesn't know that track id. Copy the link again with Share → Copy link."
 MSG_YT_UNREADABLE = "I can't read that YouTube video's title right now. Send me its artist and title as text instead."
-# Until DeezerClient is wired in here, a Deezer link gets a clear answer rather than an empty search.
-MSG_DEEZER_LINK = "I can't open Deezer links yet. Send me the song's \"artist - title\" instead."
+MSG_DEEZER_LINK = "I can't open Deezer links right now. Send me the song's \"artist - title\" instead."
+MSG_DEEZER_UNKNOWN = "Deezer doesn't know that track. Copy the link again with Share → Copy link."
+MSG_DEEZER_SHORT_DEAD = "That Deezer link doesn't lead to a track. Open it and send the deezer.com/track/… link."
 NOTICE_SPOTIFY_DOWN = "Spotify is unreachable right now, so these are matches from my catalogue only."
+NOTICE_DEEZER_DOWN = "Deezer is unreachable right now, so these are matches from my catalogue only."
+NOTICE_PROVIDERS_DOWN = "Spotify and Deezer are unreachable right now, so these are matches from my catalogue only."
 NOTICE_FROM_VIDEO = "Matched using the video title “{}”."
 NOTE_NO_FEATURES = (
     "{reason} So there's no genre guess; recommendations come from the same artist's catalogue "
@@ -78,13 +95,20 @@ class TrackService:
         youtube: YouTubeService | None,
         features: AudioFeatureChain | None,
         genre: GenreGuesser | None,
+        *,
+        deezer: DeezerClient | None = None,
+        on_features: Callable[[Sequence[int]], Awaitable[object]] | None = None,
     ) -> None:
+        """`on_features(track ids)` is awaited when tracks get audio features here (e.g. the
+        recommender's `add_tracks`, so that they can be recommended without a restart)."""
         self._sessions = sessions
         self._index = index
         self._spotify = spotify
         self._youtube = youtube
         self._features = features
         self._genre = genre
+        self._deezer = deezer
+        self._on_features = on_features
         self._index_lock = asyncio.Lock()
 
     async def index(self) -> SearchIndex:
@@ -104,8 +128,8 @@ class TrackService:
         if parsed.kind is InputKind.UNSUPPORTED:
             return Resolution(ResolutionKind.UNSUPPORTED, message=parsed.message)
         if parsed.kind in (InputKind.DEEZER_TRACK, InputKind.DEEZER_SHORT):
-            return Resolution(ResolutionKind.UNSUPPORTED, message=MSG_DEEZER_LINK)
-        if parsed.kind is InputKind.SPOTIFY_TRACK:
+            resolution = await self._resolve_deezer_link(parsed)
+        elif parsed.kind is InputKind.SPOTIFY_TRACK:
             assert parsed.spotify_id is not None
             resolution = await self._resolve_spotify_id(parsed.spotify_id)
         elif parsed.kind is InputKind.YOUTUBE_VIDEO:
@@ -132,6 +156,31 @@ class TrackService:
             return Resolution(ResolutionKind.NOT_FOUND, message=MSG_ID_NOT_ON_SPOTIFY)
         return Resolution(ResolutionKind.TRACK, tracks=(await self._upsert(found),))
 
+    async def _resolve_deezer_link(self, parsed: ParsedInput) -> Resolution:
+        deezer_id = parsed.deezer_id
+        if deezer_id is not None:
+            async with self._sessions() as session:
+                row = await TrackRepository(session).by_deezer_id(deezer_id)
+                if row is not None:
+                    return Resolution(ResolutionKind.TRACK, tracks=(TrackInfo.from_row(row),))
+        if self._deezer is None:
+            return Resolution(ResolutionKind.NOT_FOUND, message=MSG_DEEZER_LINK)
+        try:
+            if deezer_id is None:
+                assert parsed.short_url is not None
+                deezer_id = await self._deezer.resolve_short_link(parsed.short_url)
+                if deezer_id is None:
+                    return Resolution(ResolutionKind.NOT_FOUND, message=MSG_DEEZER_SHORT_DEAD)
+                return await self._resolve_deezer_link(ParsedInput(InputKind.DEEZER_TRACK, deezer_id=deezer_id))
+            found = await self._deezer.track(deezer_id)
+        except UnsupportedInput as exc:
+            return Resolution(ResolutionKind.UNSUPPORTED, message=exc.message)
+        except ProviderUnavailable:
+            return Resolution(ResolutionKind.NOT_FOUND, message=MSG_DEEZER_LINK, notice=NOTICE_DEEZER_DOWN)
+        if found is None:
+            return Resolution(ResolutionKind.NOT_FOUND, message=MSG_DEEZER_UNKNOWN)
+        return Resolution(ResolutionKind.TRACK, tracks=(await self._upsert_deezer(found),))
+
     async def _resolve_video(self, video_id: str, limit: int) -> Resolution:
         answer = await self._youtube.video_title(video_id) if self._youtube is not None else None
         if answer is None:
@@ -146,24 +195,47 @@ class TrackService:
 
     async def _resolve_text(self, query: str, limit: int) -> Resolution:
         """The index's candidates, decided by `services.search.decide` (in memory: the database is
-        read only for what is shown); Spotify (when configured) is asked only when no catalogue
-        candidate contains every word of the query."""
+        read only for what is shown); Spotify (when configured), then Deezer, are asked only while
+        no candidate contains every word of the query. Their tracks join the same candidate list."""
         index = await self.index()
         candidates: list[Candidate] = list(index.candidates(query, max(limit, CANDIDATE_POOL)))
         decision = decide(query, candidates, limit=limit)
-        notice = None
+        down: list[str] = []
+        known = {c.id for c in candidates}
+
+        def merge(infos: Sequence[TrackInfo]) -> None:
+            for info in infos:
+                if info.id not in known:
+                    known.add(info.id)
+                    candidates.append(info)
+
         if self._spotify is not None and decision.verdict in (Verdict.CLOSEST, Verdict.NONE):
             try:
                 found = await self._spotify.search_tracks(query, limit=min(10, limit))
             except ProviderUnavailable:
-                notice = NOTICE_SPOTIFY_DOWN
+                down.append("Spotify")
             else:
-                known = {c.id for c in candidates}
-                for info in [await self._upsert(t) for t in found]:
-                    if info.id not in known:
-                        known.add(info.id)
-                        candidates.append(info)
+                merge([await self._upsert(t) for t in found])
                 decision = decide(query, candidates, limit=limit)
+        if self._deezer is not None and decision.verdict in (Verdict.CLOSEST, Verdict.NONE):
+            try:
+                hits = await self._deezer.search(query, limit=min(10, limit))
+            except ProviderUnavailable:
+                down.append("Deezer")
+            else:
+                merge([await self._upsert_deezer(t) for t in hits])
+                decision = decide(query, candidates, limit=limit)
+        notice = None
+        if down:
+            asked = int(self._spotify is not None) + int(self._deezer is not None)
+            if len(down) == asked:  # every provider asked failed: catalogue matches only
+                notice = (
+                    NOTICE_PROVIDERS_DOWN
+                    if asked == 2
+                    else NOTICE_SPOTIFY_DOWN
+                    if down == ["Spotify"]
+                    else NOTICE_DEEZER_DOWN
+                )
         return await self._resolution(decision, notice)
 
     async def _resolution(self, decision: Decision[Candidate], notice: str | None) -> Resolution:
@@ -248,13 +320,21 @@ class TrackService:
             if self._features is not None:
                 result = await self._features.for_track(track)
                 if result.features is not None:
-                    track = dataclasses.replace(track, features=result.features)
+                    track = dataclasses.replace(track, features=result.features, features_source=result.source.value)
+                    await self._features_found([track.id])
                 elif result.note:
                     reason = result.note
             if track.features is None:
                 notes.append(NOTE_NO_FEATURES.format(reason=reason))
         genre: GenreGuess | None = None
-        if track.features is not None:
+        if track.features is not None and not track.features_complete:
+            try:  # the nine values of an audio analysis
+                genre = await guess_from_analysis(
+                    self._genre, track.features, duration_ms=track.duration_ms, explicit=track.explicit
+                )
+            except EncoreError as exc:
+                notes.append(exc.message or NOTE_NO_MODEL)
+        elif track.features is not None:
             if self._genre is None:
                 notes.append(NOTE_NO_MODEL)
             else:
@@ -271,12 +351,71 @@ class TrackService:
         if user_id is not None:
             async with self._sessions() as session:
                 liked = await LikeRepository(session).exists(user_id, track.id)
-        return TrackCard(track=track, genre=genre, youtube=youtube, note=" ".join(notes) or None, liked=liked)
+        preview = await self.preview_url(track)
+        return TrackCard(
+            track=track, genre=genre, youtube=youtube, note=" ".join(notes) or None, liked=liked, preview_url=preview
+        )
+
+    async def preview_url(self, track: TrackInfo) -> str | None:
+        """A fresh 30-second preview URL (signed; it expires within minutes, so fetch it when you show
+        it), or None: no Deezer id, no preview, or Deezer unreachable."""
+        if self._deezer is None or track.deezer_id is None:
+            return None
+        try:
+            return await self._deezer.preview_url(track.deezer_id)
+        except ProviderUnavailable:
+            return None
+
+    async def _features_found(self, track_ids: Sequence[int]) -> None:
+        if self._on_features is None:
+            return
+        try:
+            await self._on_features(track_ids)
+        except Exception:  # the card is shown anyway; a refresh picks the track up later
+            log.exception("could not tell the recommender about tracks %s", list(track_ids))
 
     async def youtube_link(self, track: TrackInfo) -> YouTubeLink:
-        if self._youtube is None:
+        if self._youtube is None or track.source == "upload":  # someone's recording: never looked up by its name
             return YouTubeLink(url=track.youtube_search_url, is_search=True)
         return await self._youtube.link(track)
+
+    # -- storing provider tracks ------------------------------------------------------------
+    async def _upsert_deezer(self, found: DeezerTrack) -> TrackInfo:
+        """The internal track for a Deezer result: the row with its Deezer id; else the row with the
+        same ISRC or song key (the catalogue's copy first), which gets the Deezer id, ISRC, cover and
+        year it lacks; else a new row (source "deezer")."""
+        key = song_key(";".join(found.artists), found.title)
+        async with self._sessions.begin() as session:
+            repo = TrackRepository(session)
+            row = await repo.by_deezer_id(found.id)
+            if row is None:
+                row = (await repo.by_isrc(found.isrc) if found.isrc else None) or await repo.by_song_key(key)
+                if row is not None:
+                    await repo.attach_deezer(
+                        row.id, found.id, isrc=found.isrc, cover_url=found.cover_url, release_year=found.year
+                    )
+                    await session.refresh(row)
+                else:
+                    row, _created = await repo.upsert_provider_track(
+                        {
+                            "deezer_id": found.id,
+                            "isrc": found.isrc,
+                            "name": found.title[:512],
+                            "artists": ";".join(found.artists)[:1024],
+                            "album": found.album[:512] if found.album else None,
+                            "duration_ms": found.duration_ms,
+                            "explicit": found.explicit,
+                            "source": "deezer",
+                            "cover_url": found.cover_url[:512] if found.cover_url else None,
+                            "release_year": found.year,
+                            "search_key": key[:1024],
+                        }
+                    )
+            info = TrackInfo.from_row(row)
+        index = await self.index()
+        if info.id not in index:
+            index.add([SearchRow(info.id, info.name, ";".join(info.artists), info.album, info.popularity)])
+        return info
 
     # -- storing Spotify tracks -------------------------------------------------------------
     async def _upsert(self, found: SpotifyTrack) -> TrackInfo:

@@ -1,5 +1,5 @@
 """A song known only through Deezer has no Spotify id: everything that shows a track copes with that,
-and Deezer links get a clear answer until the Deezer client is wired into TrackService."""
+and Deezer links get a clear answer when Deezer is switched off (DEEZER_ENABLED=false)."""
 
 from __future__ import annotations
 
@@ -67,12 +67,12 @@ def test_api_json_has_null_spotify_fields() -> None:
 @pytest.mark.parametrize(
     "text", ["https://www.deezer.com/en/track/3135556", "https://deezer.page.link/AbC123", "link.deezer.com/s/30xyZ"]
 )
-async def test_deezer_links_get_a_clear_answer_meanwhile(
+async def test_deezer_links_get_a_clear_answer_without_deezer(
     sqlite_sessions: async_sessionmaker[AsyncSession], text: str
 ) -> None:
     service = TrackService(sqlite_sessions, await SearchIndex.load(sqlite_sessions), None, None, None, None)
     resolution = await service.resolve(text)
-    assert resolution.kind is ResolutionKind.UNSUPPORTED and resolution.message == MSG_DEEZER_LINK
+    assert resolution.kind is ResolutionKind.NOT_FOUND and resolution.message == MSG_DEEZER_LINK
 
 
 def test_web_card_has_no_spotify_player_without_an_id() -> None:

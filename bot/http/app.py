@@ -12,7 +12,9 @@ Middlewares, outermost first:
 4. ``rate_limit_middleware`` — a token bucket per client (in memory, or in Redis when
    ``REDIS_URL`` is set); 429 with ``Retry-After``;
 5. ``body_limit_middleware`` — 413 for a declared ``Content-Length`` over ``HTTP_MAX_BODY_BYTES``
-   (aiohttp's ``client_max_size`` catches chunked bodies while they are read);
+   (aiohttp's ``client_max_size`` catches chunked bodies while they are read); a route registered
+   in ``app[body_limits_key]`` (an upload) has its own, larger limit, and its view reads the body
+   as a stream with that cap instead (``client_max_size`` only applies to ``read()``/``post()``);
 6. ``api_key_middleware`` — with ``API_KEYS`` set, the API's write endpoints need ``X-API-Key``
    (or ``Authorization: Bearer``).
 """
@@ -28,7 +30,16 @@ import jinja2
 from aiohttp import hdrs, web
 
 from bot.http.config import WebConfig
-from bot.http.keys import RateLimiter, config_key, jinja_key, limiter_key, metrics_key, services_key, static_urls_key
+from bot.http.keys import (
+    RateLimiter,
+    body_limits_key,
+    config_key,
+    jinja_key,
+    limiter_key,
+    metrics_key,
+    services_key,
+    static_urls_key,
+)
 from bot.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bot.http.metrics import HttpMetrics
 from bot.http.middlewares import api_key_middleware, body_limit_middleware, cors_middleware, metrics_middleware
@@ -120,6 +131,7 @@ def create_web_app(
     app[sessions_key] = WebSessions(
         config.session_secret, secure_cookie=(config.public_origin or "").startswith("https://")
     )
+    app[body_limits_key] = {}
     if rate_limiter is None and config.rate_limit_per_minute > 0:
         if config.redis_url:
             rate_limiter = RedisRateLimiter.from_url(

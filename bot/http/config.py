@@ -32,6 +32,10 @@ class WebConfig:
     session_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     # The page's public address (PUBLIC_URL): the Origin its forms must come from; else this request's own.
     public_origin: str | None = None
+    # Largest upload (POST /api/v1/analyze, the page's form), read as a stream.
+    max_upload_bytes: int = 20 * 1024 * 1024
+    # Origins the page may play 30-s previews from (CSP media-src); a preview elsewhere is not shown.
+    media_origins: tuple[str, ...] = ("https://*.dzcdn.net",)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, session_secret: bytes | None = None) -> WebConfig:
@@ -46,6 +50,8 @@ class WebConfig:
             redis_prefix=settings.redis_prefix,
             public_origin=settings.public_origin,
             **extra,  # type: ignore[arg-type]
+            max_upload_bytes=settings.analysis.max_bytes,
+            media_origins=settings.deezer.preview_origin_list,
         )
 
     def key_ok(self, presented: str | None) -> bool:

@@ -26,3 +26,6 @@ metrics_key = web.AppKey("metrics", HttpMetrics)
 jinja_key = web.AppKey("jinja", jinja2.Environment)
 limiter_key = web.AppKey("limiter", RateLimiter)
 static_urls_key = web.AppKey("static_urls", dict)
+# Route (canonical path) → the largest body it takes, for the few routes that take more than
+# HTTP_MAX_BODY_BYTES (uploads, read as a stream with that cap by the view itself).
+body_limits_key = web.AppKey("body_limits", dict)

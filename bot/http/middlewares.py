@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import hdrs, web
 
 from bot.http.config import API_PREFIX
-from bot.http.keys import config_key, metrics_key
+from bot.http.keys import body_limits_key, config_key, metrics_key
 from bot.http.problems import Problem, problem_response
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -18,6 +18,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def body_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     limit = request.app[config_key].max_body_bytes
+    resource = request.match_info.route.resource
+    if resource is not None:  # an upload route takes more (its view caps the stream it reads)
+        limit = request.app.get(body_limits_key, {}).get(resource.canonical, limit)
     length = request.content_length
     if length is not None and length > limit:
         raise Problem(413, f"The request body is larger than {limit} bytes.", code="body_too_large")

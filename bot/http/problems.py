@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from typing import Any
@@ -13,7 +14,7 @@ from aiohttp import hdrs, web
 
 from bot.http.config import API_PREFIX, UNLIMITED_PATHS
 from bot.http.keys import jinja_key, static_urls_key
-from services import errors
+from services import audio_errors, errors
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,10 @@ class Problem(Exception):
 
 # Domain errors → HTTP status. Views may raise a more specific Problem themselves.
 ERROR_STATUS: dict[type[errors.EncoreError], int] = {
+    # Sent audio: before InvalidInput, which they subclass.
+    audio_errors.AudioTooLarge: 413,
+    audio_errors.NotAudio: 415,
+    errors.AnalysisRateLimited: 429,
     errors.TrackNotFound: 404,
     errors.RadioNotFound: 404,
     errors.RadioConflict: 409,
@@ -59,7 +64,11 @@ ERROR_STATUS: dict[type[errors.EncoreError], int] = {
 def problem_from_error(exc: errors.EncoreError) -> Problem:
     status = next((s for cls, s in ERROR_STATUS.items() if isinstance(exc, cls)), 422)
     headers = {"Retry-After": "30"} if status == 503 else None
-    return Problem(status, exc.message or HTTPStatus(status).phrase, code=exc.code, headers=headers)
+    extra: dict[str, Any] = {}
+    if isinstance(exc, errors.AnalysisRateLimited):
+        retry_after = max(1, math.ceil(exc.retry_after))
+        headers, extra = {"Retry-After": str(retry_after)}, {"retry_after": retry_after}
+    return Problem(status, exc.message or HTTPStatus(status).phrase, code=exc.code, headers=headers, **extra)
 
 
 def problem_body(problem: Problem, instance: str) -> dict[str, Any]:

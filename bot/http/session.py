@@ -116,15 +116,24 @@ def _set_cookie(response: web.StreamResponse, sessions: WebSessions, sid: str) -
     )
 
 
-async def require_form_from_this_site(request: web.Request) -> web.MultiDictProxy[str | bytes | web.FileField]:
-    """The posted form, when it comes from this site: an Origin naming this host, and the session's
-    CSRF token. Anything else is refused with 403 (a missing or `null` Origin too)."""
+def require_this_site(request: web.Request) -> None:
+    """Refuse (403) a state-changing form whose Origin is not this site — a missing or `null` one too."""
     origin = request.headers.get(hdrs.ORIGIN)
     expected = request.app[config_key].public_origin or f"{request.scheme}://{request.host}"
     if not origin or origin == "null" or origin != expected:
         log.info("form refused: origin %r, expected %r", (origin or "")[:100], expected)
         raise Problem(403, "Forms can only be sent from this site.", code="cross_site_form")
-    form = await request.post()
-    if not request.app[sessions_key].csrf_ok(session_id(request), form.get("csrf")):
+
+
+def require_csrf(request: web.Request, token: object) -> None:
+    """Refuse (403) a form without this session's CSRF token."""
+    if not request.app[sessions_key].csrf_ok(session_id(request), token):
         raise Problem(403, "This form has expired. Reload the page and try again.", code="csrf_token_invalid")
+
+
+async def require_form_from_this_site(request: web.Request) -> web.MultiDictProxy[str | bytes | web.FileField]:
+    """The posted (small) form, when it comes from this site with the session's CSRF token."""
+    require_this_site(request)
+    form = await request.post()
+    require_csrf(request, form.get("csrf"))
     return form

@@ -14,9 +14,10 @@ from aiohttp import web
 
 from bot.http.cache import ResponseCache
 from bot.http.config import WebConfig
-from bot.http.keys import config_key, metrics_key, services_key
+from bot.http.keys import body_limits_key, config_key, metrics_key, services_key
 from bot.http.middlewares import valid_key_hash
 from bot.http.problems import Problem
+from bot.http.ratelimit import client_id
 from handlers.http.params import (
     ID,
     MAX_LIMIT,
@@ -28,9 +29,11 @@ from handlers.http.params import (
     path_id,
     query_error,
     read_json_object,
+    read_upload,
     validate,
 )
 from handlers.http.render import (
+    analysis_json,
     card_json,
     guess_json,
     json_response,
@@ -40,7 +43,7 @@ from handlers.http.render import (
 )
 from handlers.http.schemas import AudioFeatures, RadioFeedback, RadioStart
 from services import errors
-from services.dto import Listener, Resolution, ResolutionKind
+from services.dto import Listener, Recommendation, Resolution, ResolutionKind
 
 API = "/api/v1"
 OPENAPI_PATH = Path(__file__).resolve().parent / "openapi.json"
@@ -86,26 +89,29 @@ async def similar_tracks(request: web.Request) -> web.Response:
     diversity = float_param(request, "diversity", 0.0, 1.0)
     recommendations = request.app[services_key].recommendations
 
-    async def compute() -> bytes:
-        note = None
-        try:
-            recs = await recommendations.similar(track_id, limit, user_id=None, diversity=diversity)
-        except errors.NoFeatures as exc:  # the track exists but cannot be placed: nothing similar known
-            recs, note = [], exc.message or "No audio features are known for this track."
-        payload = {
+    def payload(recs: list[Recommendation], note: str | None) -> bytes:
+        body = {
             "track_id": track_id,
             "diversity": diversity,
             "items": [recommendation_json(r) for r in recs],
             "note": note,
         }
-        return json.dumps(payload, ensure_ascii=False, allow_nan=False).encode()
+        return json.dumps(body, ensure_ascii=False, allow_nan=False).encode()
+
+    async def compute() -> bytes:
+        return payload(await recommendations.similar(track_id, limit, user_id=None, diversity=diversity), None)
 
     cache = request.app.get(similar_cache_key)
-    if cache is None:
-        body = await compute()
-    else:
-        body, outcome = await cache.get_or_compute((track_id, limit, diversity), compute)
-        request.app[metrics_key].cache_lookup("similar", outcome)
+    try:
+        if cache is None:
+            body = await compute()
+        else:
+            body, outcome = await cache.get_or_compute((track_id, limit, diversity), compute)
+            request.app[metrics_key].cache_lookup("similar", outcome)
+    except errors.NoFeatures as exc:
+        # The track exists but cannot be placed yet: nothing similar known. Not cached, since its
+        # features may be found any moment (opening its card analyses its preview).
+        body = payload([], exc.message or "No audio features are known for this track.")
     return web.Response(body=body, content_type="application/json")
 
 
@@ -160,6 +166,26 @@ async def stop_radio(request: web.Request) -> web.Response:
     return json_response(radio_json(await radio.stop(radio_path_id(request), listener=api_listener(request))))
 
 
+# Room for the multipart framing around the file (boundaries, part headers, a short field or two).
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+async def analyze(request: web.Request) -> web.Response:
+    """POST a song as multipart (field `file`): what it sounds like, similar tracks, a radio seed."""
+    analysis = request.app[services_key].analysis
+    upload = await read_upload(request, "file", analysis.max_bytes)
+    try:
+        result = await analysis.analyse(
+            upload.file,
+            identity=client_id(request),
+            file_name=upload.filename,
+            mime_type=upload.content_type,
+        )
+    finally:
+        upload.close()
+    return json_response(analysis_json(result))
+
+
 async def openapi_document(request: web.Request) -> web.Response:
     return web.Response(body=request.app[openapi_key], content_type="application/json")
 
@@ -186,3 +212,5 @@ def setup_routes(app: web.Application) -> None:
     router.add_get(f"{API}/radio/{RADIO_ID}", get_radio)
     router.add_post(f"{API}/radio/{RADIO_ID}/feedback", radio_feedback)
     router.add_post(f"{API}/radio/{RADIO_ID}/stop", stop_radio)
+    router.add_post(f"{API}/analyze", analyze)
+    app[body_limits_key][f"{API}/analyze"] = config.max_upload_bytes + MULTIPART_OVERHEAD

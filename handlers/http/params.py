@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import math
 import re
+import tempfile
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, TypeVar, cast
 
-from aiohttp import web
+from aiohttp import BodyPartReader, hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ValidationError
 
 from bot.http.problems import Problem
@@ -95,3 +98,76 @@ def validate(model: type[M], data: Mapping[str, Any]) -> M:
             for err in exc.errors(include_url=False, include_context=False, include_input=False)
         ]
         raise Problem(422, "The body has invalid fields.", code="validation_failed", errors=problems) from None
+
+
+@dataclass
+class Upload:
+    """A file read from a multipart body: spooled in memory up to 1 MB, then to a temporary file."""
+
+    file: BinaryIO
+    filename: str | None
+    content_type: str | None
+    size: int
+    fields: dict[str, str] = field(default_factory=dict)  # the small text fields sent before the file
+
+    def close(self) -> None:
+        self.file.close()
+
+
+UPLOAD_CHUNK = 64 * 1024
+SPOOL_BYTES = 1024 * 1024
+MAX_TEXT_FIELD = 1024
+
+
+async def read_upload(request: web.Request, field: str, max_bytes: int) -> Upload:
+    """The file in multipart field `field`, read as a stream and refused (413) as soon as it passes
+    `max_bytes`: the whole body is never in memory, and no other route's body limit is raised. Other
+    fields count towards the same cap. 415 when the body is not multipart, 400 when the field is
+    missing, 422 when the file is empty."""
+    if request.content_type != "multipart/form-data":
+        raise Problem(415, f"Send the file as multipart/form-data, in the field '{field}'.", code="not_multipart")
+    try:
+        reader = await request.multipart()
+    except (ValueError, AssertionError, HttpProcessingError):
+        raise Problem(400, "The multipart body could not be read.", code="malformed_multipart") from None
+    seen = 0
+    fields: dict[str, str] = {}
+    try:
+        while True:
+            part = await reader.next()
+            if part is None:
+                raise Problem(400, f"The body has no '{field}' field with a file.", code="missing_file")
+            if not isinstance(part, BodyPartReader):  # a nested multipart: not ours
+                raise Problem(400, "Nested multipart bodies are not accepted.", code="malformed_multipart")
+            target = part.name == field
+            spool: BinaryIO = cast(BinaryIO, tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES))  # noqa: SIM115
+            try:
+                while chunk := await part.read_chunk(UPLOAD_CHUNK):
+                    seen += len(chunk)
+                    if seen > max_bytes:
+                        raise Problem(
+                            413,
+                            f"The file is larger than {max_bytes / 1_048_576:g} MB.",
+                            code="audio_too_large",
+                            max_bytes=max_bytes,
+                        )
+                    if target or (part.filename is None and spool.tell() + len(chunk) <= MAX_TEXT_FIELD):
+                        spool.write(chunk)
+            except BaseException:
+                spool.close()
+                raise
+            if not target:
+                if part.name and part.filename is None:
+                    spool.seek(0)
+                    fields[part.name] = spool.read().decode("utf-8", "replace")
+                spool.close()
+                continue
+            size = spool.tell()
+            if size == 0:
+                spool.close()
+                raise Problem(422, "The file is empty.", code="empty_file")
+            spool.seek(0)
+            content_type = part.headers.get(hdrs.CONTENT_TYPE)
+            return Upload(spool, part.filename, content_type, size, fields)
+    except (ValueError, AssertionError, HttpProcessingError) as exc:  # broken boundary, headers, encoding
+        raise Problem(400, "The multipart body could not be read.", code="malformed_multipart") from exc

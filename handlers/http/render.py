@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from services.dto import GenreGuess, RadioStep, Recommendation, Resolution, TrackCard, TrackInfo
+
+if TYPE_CHECKING:
+    from services.analysis import AnalysisResult
 
 
 def _finite(value: float | None) -> float | None:
@@ -35,8 +38,14 @@ def track_json(track: TrackInfo) -> dict[str, Any]:
         "genres": list(track.genres),
         "features": features,
         "source": track.source,
+        "features_source": track.features_source,
         "spotify_url": track.spotify_url,
         "youtube_search_url": track.youtube_search_url,
+        "deezer_id": track.deezer_id,
+        "deezer_url": track.deezer_url,
+        "isrc": track.isrc,
+        "cover_url": track.cover_url,
+        "year": track.year,
     }
 
 
@@ -66,9 +75,22 @@ def card_json(card: TrackCard) -> dict[str, Any]:
             "youtube": card.youtube.url,
             "youtube_is_search": card.youtube.is_search,
             "youtube_video_id": card.youtube.video_id,
+            "deezer": card.track.deezer_url,
+            "preview": card.preview_url,
         },
         "note": card.note,
         "liked": card.liked,
+    }
+
+
+def analysis_json(result: AnalysisResult) -> dict[str, Any]:
+    return {
+        "kind": result.kind,
+        "card": card_json(result.card),
+        "similar": [recommendation_json(r) for r in result.similar],
+        "tags": {"title": result.tags.title, "artist": result.tags.artist},
+        "radio": {"track_id": result.card.track.id},
+        "note": result.note,
     }
 
 

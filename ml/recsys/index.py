@@ -24,10 +24,21 @@ default 0.3 it also tilts towards popular tracks (0) or less-known ones (1)).
 
 Co-likes (`ml.recsys.colikes.CoLikeModel`) add item-item similarity from the likes matrix to the
 content score (passed to `search` as `boost`).
+
+Songs analysed from audio have nine features (no key, mode or time signature; see
+`ml.recsys.scaling`). In the index they sit at the neutral value (0) of those scaled columns. A
+query for such a song (`query_for_partial`, `Query.partial`) leaves those columns out of its
+distances altogether — each track's own share of them, `partial_norm`, is subtracted — so the
+song is placed by the nine values it has and is not pulled towards major-key or 4/4 tracks.
+
+Tracks added after the index was built (`extended`) are embedded with the same scaler and genre
+block, so every existing vector, position and stored radio taste stays valid (`signature()` does
+not change).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -39,7 +50,7 @@ import numpy as np
 from scipy import sparse
 
 from ml.features import AUDIO_FEATURES
-from ml.recsys.scaling import RAW_COLUMNS, SCALED_COLUMNS, FeatureScaler, raw_row
+from ml.recsys.scaling import PARTIAL_SCALED, RAW_COLUMNS, SCALED_COLUMNS, UNANALYSED, FeatureScaler, raw_row
 from ml.text import normalize, recording_key, song_key, split_artists
 
 NEUTRAL_DIVERSITY = 0.3
@@ -126,12 +137,17 @@ class Query:
     genre: np.ndarray | None
     # Squared audio distances to the whole index, when already computed (not persisted).
     audio_d2: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # Key, mode and time signature unknown (a song analysed from audio): left out of distances.
+    partial: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "audio": [round(float(x), 6) for x in self.audio],
             "genre": None if self.genre is None else [round(float(x), 6) for x in self.genre],
         }
+        if self.partial:
+            out["partial"] = True
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Query:
@@ -139,16 +155,22 @@ class Query:
         return cls(
             np.asarray(data["audio"], dtype=np.float32),
             None if genre is None else np.asarray(genre, dtype=np.float32),
+            partial=bool(data.get("partial", False)),
         )
 
     def moved(self, target: Query, rate: float) -> Query:
-        """`self + rate · (target − self)` (rate < 0 pushes away)."""
+        """`self + rate · (target − self)` (rate < 0 pushes away). Moved towards a track whose key,
+        mode and time signature are known, the query takes them up (it is no longer partial)."""
         audio = self.audio + rate * (target.audio - self.audio)
         if self.genre is not None and target.genre is not None:
             genre: np.ndarray | None = self.genre + rate * (target.genre - self.genre)
         else:
             genre = self.genre if self.genre is not None else target.genre
-        return Query(audio.astype(np.float32), None if genre is None else genre.astype(np.float32))
+        return Query(
+            audio.astype(np.float32),
+            None if genre is None else genre.astype(np.float32),
+            partial=self.partial and (target.partial or rate < 0),
+        )
 
 
 class CatalogIndex:
@@ -169,6 +191,7 @@ class CatalogIndex:
         weights: EngineWeights | None = None,
         albums: Sequence[str | None] | None = None,
         explicit: Sequence[bool | None] | None = None,
+        scaler: FeatureScaler | None = None,
     ) -> None:
         n = len(ids)
         if raw.shape != (n, len(RAW_COLUMNS)):
@@ -207,10 +230,14 @@ class CatalogIndex:
         self.main_artist = np.asarray([a[0] for a in self.track_artists], dtype=np.int64)
 
         # Audio block.
-        self.scaler = FeatureScaler(self.raw)
+        self.scaler = scaler if scaler is not None else FeatureScaler(self.raw)
         self._audio_w = np.asarray([self.weights.features.get(c, 1.0) for c in SCALED_COLUMNS], dtype=np.float64)
+        self._partial_cols = np.asarray([SCALED_COLUMNS.index(c) for c in PARTIAL_SCALED])
         self.audio = np.ascontiguousarray(self.scaler.transform(self.raw) * self._audio_w, dtype=np.float32)
         self.audio_norm = np.einsum("ij,ij->i", self.audio, self.audio).astype(np.float32)
+        # Each track's share of the columns a partial query leaves out, and which tracks are partial.
+        self.partial_norm = self._partial_share(self.audio)
+        self.partial = self._partial_rows(self.raw)
 
         # Genre block: label distribution mixed with model probabilities, sqrt, PCA.
         classes = list(proba_classes) if proba_classes is not None else sorted({g for gs in self.genres for g in gs})
@@ -231,11 +258,16 @@ class CatalogIndex:
                 raise ValueError(f"proba must be (n, {len(classes)}), got {proba.shape}")
             mix = self.weights.label_mix
             dist = np.where(has_label[:, None], mix * labels + (1 - mix) * proba, proba)
+            # A row of zeros: the model could not place that track (nine features only).
+            self.has_genre = has_label | (proba.sum(axis=1) > 0)
         else:
             dist = labels
-        self.has_genre = has_label | (proba is not None)
+            self.has_genre = has_label
         self.has_proba = proba is not None
-        self._setup_genre_block(dist, labels > 0, proba)
+        guessed = self._guess_genres(dist, self.audio, self.partial, ~self.has_genre)
+        self.has_genre = self.has_genre | guessed
+        self._setup_genre_block(dist, labels > 0, proba, guessed)
+        self._space = f"{n}"  # see signature(): kept by extended()
 
     # -- construction helpers -------------------------------------------------------------------
 
@@ -245,7 +277,27 @@ class CatalogIndex:
     def _artist(self, name: str) -> int:
         return self._artist_ids.setdefault(normalize(name) or name, len(self._artist_ids))
 
-    def _setup_genre_block(self, dist: np.ndarray, member: np.ndarray, proba: np.ndarray | None) -> None:
+    def _guess_genres(
+        self, dist: np.ndarray, audio: np.ndarray, partial: np.ndarray, missing: np.ndarray
+    ) -> np.ndarray:
+        """Tracks with neither labels nor model probabilities (songs found through a provider, the
+        nine-value ones the model cannot place) get the label distribution of their audio neighbours
+        written into `dist`, so they compete as candidates like everyone else instead of counting as
+        genre-less. Returns which rows got one. Only a few such tracks exist: one scan each."""
+        guessed = np.zeros(len(dist), dtype=bool)
+        if self.weights.genre <= 0 or self._n_labelled == 0 or len(self.classes) == 0:
+            return guessed
+        for i in np.flatnonzero(missing).tolist():
+            d2 = self.audio_distances2(audio[i], partial=bool(partial[i]))
+            votes = self.genre_distribution(audio[i], audio_d2=d2)
+            if votes.sum() > 0:
+                dist[i] = votes
+                guessed[i] = True
+        return guessed
+
+    def _setup_genre_block(
+        self, dist: np.ndarray, member: np.ndarray, proba: np.ndarray | None, guessed: np.ndarray | None = None
+    ) -> None:
         """The genre block: per track, its distribution (queries) and what a query is scored against.
 
         hellinger: both are the square root of the distribution (top classes only);
@@ -258,18 +310,35 @@ class CatalogIndex:
         if not self.genre_on:
             self.genre = self.genre_dist = sparse.csr_matrix((n, k), dtype=np.float32)
             return
+        self.genre_dist, self.genre = self._genre_rows(dist, member, proba, guessed)
+
+    def _genre_rows(
+        self, dist: np.ndarray, member: np.ndarray, proba: np.ndarray | None, guessed: np.ndarray | None = None
+    ) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
+        """(distribution, scored side) of some tracks' genre rows; row by row, so that tracks added
+        later (`extended`) get exactly the rows a full build would give them."""
         top = self.weights.genre_top
         dist = _top_normalized(dist, top)
         if self.weights.genre_metric == "match":
-            self.genre_dist = sparse.csr_matrix(dist, dtype=np.float32)
             labelled = member.any(axis=1, keepdims=True)
             score = member / np.maximum(member.sum(axis=1, keepdims=True), 1.0) ** self.weights.label_damping
             if proba is not None:
                 p, mix = _top_normalized(proba, top), self.weights.label_mix
                 score = np.where(labelled, mix * score + (1 - mix) * p, p)
-            self.genre = sparse.csr_matrix(score, dtype=np.float32)
-        else:
-            self.genre = self.genre_dist = sparse.csr_matrix(np.sqrt(dist), dtype=np.float32)
+            if guessed is not None and guessed.any():  # scored by the neighbours' distribution
+                score = np.where(guessed[:, None], dist, score)
+            return sparse.csr_matrix(dist, dtype=np.float32), sparse.csr_matrix(score, dtype=np.float32)
+        root = sparse.csr_matrix(np.sqrt(dist), dtype=np.float32)
+        return root, root
+
+    def _partial_share(self, audio: np.ndarray) -> np.ndarray:
+        cols = audio[:, self._partial_cols]
+        return np.einsum("ij,ij->i", cols, cols).astype(np.float32)
+
+    @staticmethod
+    def _partial_rows(raw: np.ndarray) -> np.ndarray:
+        cols = [RAW_COLUMNS.index(c) for c in UNANALYSED]
+        return ~np.isfinite(raw[:, cols]).all(axis=1)
 
     @classmethod
     def from_rows(
@@ -281,12 +350,10 @@ class CatalogIndex:
         proba_classes: Sequence[str] | None = None,
         weights: EngineWeights | None = None,
     ) -> CatalogIndex:
-        """From `TrackRepository.feature_rows()` and `genre_map()`."""
+        """From `TrackRepository.feature_rows()` and `genre_map()` (key, mode and time signature
+        may be None: songs analysed from audio)."""
         rows = list(rows)
-        raw = np.asarray(
-            [[*(getattr(r, c) for c in AUDIO_FEATURES), r.duration_ms if r.duration_ms else math.nan] for r in rows],
-            dtype=np.float64,
-        ).reshape(len(rows), len(RAW_COLUMNS))
+        raw = _raw_of(rows)
         return cls(
             ids=[r.id for r in rows],
             spotify_ids=[r.spotify_id for r in rows],
@@ -342,6 +409,86 @@ class CatalogIndex:
             weights=weights,
         )
 
+    def extended(
+        self, rows: Iterable[Any], genre_map: Mapping[int, Sequence[str]], *, proba: np.ndarray | None = None
+    ) -> CatalogIndex:
+        """A new index with `rows` (shaped like `TrackRepository.feature_rows()`) appended; rows whose
+        id is already here are skipped. Embedded with this index's scaler and genre classes, so the
+        existing tracks keep their positions and vectors and the signature stays the same. `proba`:
+        the genre model's probabilities of the new rows (zeros for a row it cannot place), needed
+        when this index has them. This index is not changed (readers in other threads keep using it)."""
+        rows = [r for r in dict((int(r.id), r) for r in rows).values() if int(r.id) not in self._pos]
+        if proba is not None:
+            proba = np.asarray(proba, dtype=np.float64)
+        if not rows:
+            return self
+        m, k = len(rows), len(self.classes)
+        if self.has_proba and (proba is None or proba.shape != (m, k)):
+            raise ValueError(f"this index has genre probabilities: proba must be ({m}, {k})")
+        new = copy.copy(self)
+        n = len(self)
+        raw = _raw_of(rows)
+        new.ids = np.concatenate([self.ids, np.asarray([int(r.id) for r in rows], dtype=np.int64)])
+        new.spotify_ids = [*self.spotify_ids, *(r.spotify_id for r in rows)]
+        new.names = [*self.names, *(r.name for r in rows)]
+        new.artists = [*self.artists, *(r.artists for r in rows)]
+        new.albums = [*self.albums, *(getattr(r, "album", None) for r in rows)]
+        new.explicit = [*self.explicit, *(getattr(r, "explicit", None) for r in rows)]
+        new.raw = np.vstack([self.raw, raw])
+        genres = [tuple(genre_map.get(int(r.id), ())) for r in rows]
+        new.genres = [*self.genres, *genres]
+        pop = np.asarray([float(r.popularity) if r.popularity is not None else 0.0 for r in rows], dtype=np.float64)
+        new.popularity = np.concatenate([self.popularity, np.where(np.isfinite(pop), pop, 0.0)])
+        order = np.argsort(new.popularity, kind="stable")
+        pct = np.empty(n + m, dtype=np.float64)
+        pct[order] = (np.arange(n + m) + 0.5) / (n + m)
+        new.popularity_pct = pct.astype(np.float32)
+        new._pos = {**self._pos, **{int(r.id): n + i for i, r in enumerate(rows)}}
+        new._spotify_pos = {**self._spotify_pos, **{r.spotify_id: n + i for i, r in enumerate(rows) if r.spotify_id}}
+        new._key_ids = dict(self._key_ids)
+        song = [new._key(song_key(r.artists, r.name)) for r in rows]
+        recording = [new._key("r:" + recording_key(r.artists, r.name)) for r in rows]
+        new.song_keys = np.concatenate([self.song_keys, np.asarray(song, dtype=self.song_keys.dtype)])
+        new.recording_keys = np.concatenate([self.recording_keys, np.asarray(recording, dtype=self.song_keys.dtype)])
+        new._artist_ids = dict(self._artist_ids)
+        added_artists = [
+            tuple(dict.fromkeys(new._artist(a) for a in split_artists(r.artists))) or (-1 - (n + i),)
+            for i, r in enumerate(rows)
+        ]
+        new.track_artists = [*self.track_artists, *added_artists]
+        new.main_artist = np.concatenate([self.main_artist, np.asarray([a[0] for a in added_artists], dtype=np.int64)])
+        audio = np.ascontiguousarray(self.embed_audio(raw), dtype=np.float32)
+        new.audio = np.ascontiguousarray(np.vstack([self.audio, audio]), dtype=np.float32)
+        new.audio_norm = np.concatenate([self.audio_norm, np.einsum("ij,ij->i", audio, audio).astype(np.float32)])
+        new.partial_norm = np.concatenate([self.partial_norm, self._partial_share(audio)])
+        new.partial = np.concatenate([self.partial, self._partial_rows(raw)])
+        labels = np.zeros((m, k), dtype=np.float64)
+        for i, gs in enumerate(genres):
+            known = [self._class_pos[g] for g in gs if g in self._class_pos]
+            if known:
+                labels[i, known] = 1.0 / len(known)
+        has_label = labels.sum(axis=1) > 0
+        new.labels = sparse.vstack([self.labels, sparse.csr_matrix(labels)], format="csr")
+        new.has_label = np.concatenate([self.has_label, has_label])
+        new._n_labelled = self._n_labelled + int(has_label.sum())
+        if self.has_proba and proba is not None:
+            mix = self.weights.label_mix
+            dist = np.where(has_label[:, None], mix * labels + (1 - mix) * proba, proba)
+            has_genre = has_label | (proba.sum(axis=1) > 0)
+        else:
+            dist, has_genre, proba = labels.copy(), has_label, None
+        guessed = self._guess_genres(dist, audio, self._partial_rows(raw), ~has_genre)
+        has_genre = has_genre | guessed
+        new.has_genre = np.concatenate([self.has_genre, has_genre])
+        if self.genre_on:
+            genre_dist, genre = self._genre_rows(dist, labels > 0, proba, guessed)
+            new.genre_dist = sparse.vstack([self.genre_dist, genre_dist], format="csr")
+            new.genre = sparse.vstack([self.genre, genre], format="csr")
+        else:
+            empty = sparse.csr_matrix((n + m, k), dtype=np.float32)
+            new.genre = new.genre_dist = empty
+        return new
+
     # -- lookups ---------------------------------------------------------------------------------
 
     def __len__(self) -> int:
@@ -365,7 +512,8 @@ class CatalogIndex:
         return keys - {-1}
 
     def signature(self) -> str:
-        """Changes when vectors from an older index would not fit this one."""
+        """Changes when vectors from an older index would not fit this one (not when tracks are
+        added with `extended`: they are embedded in the same space)."""
         w = self.weights
         text = repr(
             (
@@ -378,12 +526,13 @@ class CatalogIndex:
                 self.classes,
             )
         )
-        return f"{len(self)}:{hashlib.blake2b(text.encode(), digest_size=6).hexdigest()}"
+        return f"{self._space}:{hashlib.blake2b(text.encode(), digest_size=6).hexdigest()}"
 
     def entry(self, position: int) -> CatalogEntry:
         """What the index holds about one track (a recommendation is built from memory, no DB read)."""
         raw = self.raw[position]
-        features = MappingProxyType({c: float(raw[i]) for i, c in enumerate(AUDIO_FEATURES)})
+        # A song analysed from audio has nine features: the unknown ones are left out, not NaN.
+        features = MappingProxyType({c: float(raw[i]) for i, c in enumerate(AUDIO_FEATURES) if math.isfinite(raw[i])})
         duration = raw[len(AUDIO_FEATURES)]
         return CatalogEntry(
             id=int(self.ids[position]),
@@ -401,10 +550,23 @@ class CatalogIndex:
     # -- embedding -------------------------------------------------------------------------------
 
     def query_for(self, position: int) -> Query:
+        partial = bool(self.partial[position])
         genre = self.genre_dist[position].toarray().ravel() if self.genre_on and self.has_genre[position] else None
         if genre is None:
-            genre = self._knn_genre(self.audio[position])
-        return Query(self.audio[position].copy(), genre)
+            audio_d2 = self.audio_distances2(self.audio[position], partial=True) if partial else None
+            genre = self._knn_genre(self.audio[position], audio_d2)
+        return Query(self.audio[position].copy(), genre, partial=partial)
+
+    def query_for_partial(
+        self, features: Mapping[str, Any], *, duration_ms: float | None = None, genres: Sequence[str] = ()
+    ) -> Query:
+        """Embed a song known by the nine values audio analysis gives (no key, mode, time signature):
+        those columns are 0 in the query and left out of its distances; its genre comes from its
+        labels, or else from its audio neighbours (measured the same way)."""
+        raw = raw_row(features, duration_ms, partial=True)[None, :]
+        audio = self.embed_audio(raw)[0]
+        audio_d2 = self.audio_distances2(audio, partial=True)
+        return Query(audio, self._genre_vector(audio, None, genres, audio_d2), audio_d2, partial=True)
 
     def query_for_features(
         self,
@@ -426,11 +588,16 @@ class CatalogIndex:
         audio_d2 = self.audio_distances2(audio)
         return Query(audio, self._genre_vector(audio, proba, genres, audio_d2), audio_d2)
 
-    def audio_distances2(self, audio: np.ndarray) -> np.ndarray:
-        """Squared distances in the audio block only (float32)."""
+    def audio_distances2(self, audio: np.ndarray, *, partial: bool = False) -> np.ndarray:
+        """Squared distances in the audio block only (float32). `partial`: without the key, mode and
+        time-signature columns (the query must hold 0 there)."""
         qa = audio.astype(np.float32, copy=False)
+        if partial:
+            qa = qa.copy()
+            qa[self._partial_cols] = 0.0
         # einsum, not BLAS gemv: no thread start-up, steadier latency on a busy host.
-        return self.audio_norm - 2.0 * np.einsum("ij,j->i", self.audio, qa) + float(qa @ qa)
+        d2 = self.audio_norm - 2.0 * np.einsum("ij,j->i", self.audio, qa) + float(qa @ qa)
+        return d2 - self.partial_norm if partial else d2
 
     def _genre_vector(
         self, audio: np.ndarray, proba: np.ndarray | None, genres: Sequence[str], audio_d2: np.ndarray | None = None
@@ -490,7 +657,10 @@ class CatalogIndex:
         ("match"), or Bhattacharyya: w² · ‖√p − √q‖² = w² · (2 − 2·BC(p, q)) ("hellinger"); tracks
         without any genre count s = ½ · (the query's top genre share) ("match") or BC = ½.
         """
-        d2 = self.audio_distances2(query.audio) if query.audio_d2 is None else query.audio_d2.copy()
+        if query.audio_d2 is not None and query.audio_d2.shape[0] == len(self):
+            d2 = query.audio_d2.copy()
+        else:  # none yet, or computed on the index before tracks were added to it
+            d2 = self.audio_distances2(query.audio, partial=query.partial)
         if query.genre is not None and self.genre_on:
             q = query.genre.astype(np.float32, copy=False)
             if self.weights.genre_metric == "match":
@@ -614,6 +784,16 @@ class CatalogIndex:
                 diff = vectors - vectors[j]
                 novelty = np.minimum(novelty, np.sqrt(np.einsum("ij,ij->i", diff, diff)) / scale)
         return hits
+
+
+def _raw_of(rows: Sequence[Any]) -> np.ndarray:
+    """Raw rows (RAW_COLUMNS order) of feature rows; a missing value (None) becomes NaN."""
+
+    def number(value: Any) -> float:
+        return math.nan if value is None else float(value)
+
+    values = [[*(number(getattr(r, c)) for c in AUDIO_FEATURES), r.duration_ms or math.nan] for r in rows]
+    return np.asarray(values, dtype=np.float64).reshape(len(rows), len(RAW_COLUMNS))
 
 
 def _top_normalized(dist: np.ndarray, top: int) -> np.ndarray:

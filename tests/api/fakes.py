@@ -13,6 +13,9 @@ from bot.config import Settings
 from db.engine import create_engine, create_session_factory
 from db.models import AUDIO_FEATURE_COLUMNS
 from services import errors
+from services.analysis import AnalysisResult, AudioInput, SongTags
+from services.audio_clip import looks_like_audio
+from services.audio_errors import AudioTooLarge, NotAudio
 from services.container import Services
 from services.dto import (
     GenreGuess,
@@ -226,6 +229,43 @@ class FakeRecommendationService:
         return [Recommendation(t, score=1.0 / (1.0 + distance(t)), reason="similar sound") for t in others[:n]]
 
 
+class FakeAnalysisService:
+    """`services.protocols.Analysis` in memory: refuses what is not audio (by type or first bytes),
+    a file over `max_bytes`, and after `budget` analyses per identity; otherwise answers the first
+    catalogue track's card as what the recording sounds like."""
+
+    def __init__(self, tracks: FakeTrackService, recs: FakeRecommendationService, *, budget: int = 10**9) -> None:
+        self._tracks = tracks
+        self._recs = recs
+        self.max_bytes = 20 * 1024 * 1024
+        self.budget = budget
+        self.seen: dict[str, int] = {}
+
+    async def analyse(
+        self,
+        source: AudioInput,
+        *,
+        identity: str,
+        file_name: str | None = None,
+        mime_type: str | None = None,
+        title: str | None = None,
+        performer: str | None = None,
+        user_id: int | None = None,
+    ) -> AnalysisResult:
+        data = source if isinstance(source, bytes) else source.read() if hasattr(source, "read") else b""
+        if len(data) > self.max_bytes:
+            raise AudioTooLarge(len(data), self.max_bytes)
+        if ((mime_type or file_name) and not looks_like_audio(mime_type, file_name)) or not data.startswith(b"ID3"):
+            raise NotAudio()
+        self.seen[identity] = self.seen.get(identity, 0) + 1
+        if self.seen[identity] > self.budget:
+            raise errors.AnalysisRateLimited("Too many recordings just now.", 60.0)
+        track = next(iter(self._tracks._tracks.values()))
+        card = await self._tracks.card(track.id)
+        similar = tuple(await self._recs.similar(track.id, 3)) if track.features is not None else ()
+        return AnalysisResult("analysed", card, similar, SongTags(title, performer))
+
+
 @dataclass
 class _Radio:
     id: str
@@ -312,6 +352,7 @@ def fake_container(
     tracks = FakeTrackService(catalog if catalog is not None else default_catalog(), genre)
     recs = FakeRecommendationService(tracks)
     services = Services(
+        analysis=FakeAnalysisService(tracks, recs),
         users=UserService(sessions),
         health=HealthService(engine, version="test"),
         tracks=tracks,  # type: ignore[arg-type]

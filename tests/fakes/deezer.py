@@ -8,7 +8,8 @@ Routes (under the base URL, which is `DEEZER_API_URL`):
 - `GET /album/{id}`: the album with its `genres`.
 - `GET /preview/{id}.mp3?hdnea=exp=…~acl=…~hmac=…`: the 30-second preview. Preview URLs are signed
   with an expiry (`preview_lifetime` seconds after the answer that carried them, on the fake's
-  `clock`); an expired or tampered URL gets 403, like Deezer's CDN.
+  `clock`); an expired or tampered URL gets 403, like Deezer's CDN. `preview_audio[id]` sets the bytes
+  served (real audio for tests that analyse previews); otherwise a tiny stand-in MP3 header.
 - `GET /links/{host}/{code}`: short links (deezer.page.link, link.deezer.com/s/…), redirecting to
   whatever `short_links` says (the client's `short_link_url` points here).
 
@@ -107,6 +108,7 @@ class FakeDeezer(ScriptedServer):
         self.quota_errors_served = 0  # by the enforced `quota` (scripted errors are not counted)
         self.previews_served = 0
         self.previews_refused = 0
+        self.preview_audio: dict[int, bytes] = {}  # track id → the preview's bytes (default PREVIEW_BYTES)
         self._served: deque[float] = deque()
         self._secret = b"fake-deezer-cdn-secret"
 
@@ -319,7 +321,9 @@ class FakeDeezer(ScriptedServer):
             self.previews_refused += 1
             return web.Response(status=403, text="Forbidden")
         self.previews_served += 1
-        return web.Response(body=PREVIEW_BYTES, content_type="audio/mpeg")
+        assert match is not None
+        body = self.preview_audio.get(int(match.group(1)), PREVIEW_BYTES)
+        return web.Response(body=body, content_type="audio/mpeg")
 
     async def _short_link(self, request: web.Request) -> web.Response:
         self.calls["short_link"] += 1
