@@ -262,6 +262,18 @@ class InteractionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
 
+    async def add_many(
+        self, track_ids: Sequence[int], kind: InteractionKind, *, user_id: int | None, context: str | None = None
+    ) -> None:
+        """One row per track, in one executemany INSERT."""
+        if track_ids:
+            now = utcnow()
+            rows = [
+                {"user_id": user_id, "track_id": t, "kind": kind, "context": context, "created_at": now}
+                for t in track_ids
+            ]
+            await self._s.execute(Interaction.__table__.insert(), rows)
+
     async def add(
         self,
         track_id: int,
@@ -341,8 +353,11 @@ class LikeRepository:
         )
         return (await self._s.scalars(stmt)).all()
 
-    async def track_ids(self, user_id: int) -> list[int]:
-        stmt = select(Like.track_id).where(Like.user_id == user_id).order_by(Like.created_at.desc())
+    async def track_ids(self, user_id: int, limit: int | None = None) -> list[int]:
+        """The user's liked tracks, newest first (`limit`: only that many)."""
+        stmt = select(Like.track_id).where(Like.user_id == user_id).order_by(Like.created_at.desc(), Like.track_id)
+        if limit is not None:
+            stmt = stmt.limit(limit)
         return list((await self._s.scalars(stmt)).all())
 
     async def all_pairs(self) -> Sequence[Any]:

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 Action = Literal["like", "skip", "next"]
 _PICK_WEIGHTS = np.asarray([0.6, 0.25, 0.15])
 _AVOID_LAST = 10
+_AVOID_SHOWN = 50  # the latest tracks shown to the user (anywhere) that a radio leaves out
+_AVOID_LIKED = 2000  # liked tracks a radio leaves out (newest first)
 
 
 @dataclass(slots=True)
@@ -94,6 +96,16 @@ class RadioService:
                 await RadioRepository(s).stop_others(user_id, radio.id)
             live = LiveRadio(index.signature(), 0, query)
             return await self._advance(s, index, radio, live, colikes)
+
+    async def start_from_latest_like(
+        self, user_id: int, *, diversity: float | None = None, chat_id: int | None = None
+    ) -> RadioStep | None:
+        """/radio: a radio seeded with the user's latest like; None when they have liked nothing yet."""
+        async with self._sessions() as s:
+            latest = await LikeRepository(s).track_ids(user_id, limit=1)
+        if not latest:
+            return None
+        return await self.start(latest[0], user_id=user_id, diversity=diversity, chat_id=chat_id)
 
     async def feedback(self, radio_id: int, track_id: int, action: Action, *, user_id: int | None) -> RadioStep:
         if action not in ("like", "skip", "next"):
@@ -212,6 +224,7 @@ class RadioService:
         if radio.user_id is not None:
             user_skips = await interactions.user_track_ids(radio.user_id, [InteractionKind.SKIPPED], limit=5000)
             exclude.update(index.positions(user_skips))
+            exclude.update(index.positions(await self._seen_lately(s, radio.user_id)))
         seed_pos = index.position(radio.seed_track_id)
         keys: set[int] = set()
         if seed_pos is not None:
@@ -257,6 +270,13 @@ class RadioService:
         await s.flush()
         self._remember(radio.id, live)
         return self._step(radio, track, hit)
+
+    async def _seen_lately(self, s: AsyncSession, user_id: int) -> list[int]:
+        """What the person already has or just saw: liked tracks and the latest shown ones (a 🔎 Similar
+        list, an earlier radio). A radio plays neither again."""
+        liked = await LikeRepository(s).track_ids(user_id, limit=_AVOID_LIKED)
+        shown = await InteractionRepository(s).user_track_ids(user_id, [InteractionKind.SHOWN], limit=_AVOID_SHOWN)
+        return liked + shown
 
     def _pick(self, hits: list[Hit], radio_id: int, position: int) -> Hit | None:
         if not hits:
