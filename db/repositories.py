@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Date, Select, bindparam, case, delete, exists, func, literal, null, select, true, update
+from sqlalchemy import Date, Select, bindparam, case, delete, exists, func, insert, literal, null, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -96,9 +96,7 @@ class UserRepository:
 
     async def subscriber_timezones(self) -> list[str]:
         """The distinct time zones of active subscribers (a few dozen at most in practice)."""
-        stmt = (
-            select(User.timezone).where(User.subscribed.is_(True), User.active.is_(True)).distinct()
-        )
+        stmt = select(User.timezone).where(User.subscribed.is_(True), User.active.is_(True)).distinct()
         return list((await self._s.scalars(stmt)).all())
 
     async def due_subscribers(
@@ -114,9 +112,7 @@ class UserRepository:
             return []
         zones = sorted(local)
         minute_now = case({z: local[z][1] for z in zones}, value=User.timezone, else_=-1)
-        local_day = case(
-            {z: literal(local[z][0], type_=Date()) for z in zones}, value=User.timezone, else_=null()
-        )
+        local_day = case({z: literal(local[z][0], type_=Date()) for z in zones}, value=User.timezone, else_=null())
         picked = select(DailyPick.id).where(DailyPick.user_id == User.id, DailyPick.day == local_day)
         stmt = (
             select(User, local_day.label("local_day"))
@@ -272,7 +268,7 @@ class InteractionRepository:
                 {"user_id": user_id, "track_id": t, "kind": kind, "context": context, "created_at": now}
                 for t in track_ids
             ]
-            await self._s.execute(Interaction.__table__.insert(), rows)
+            await self._s.execute(insert(Interaction), rows)
 
     async def add(
         self,

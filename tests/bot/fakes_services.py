@@ -78,7 +78,7 @@ class FakeGenreService:
             top = (("rock", 0.45), ("metal", 0.35), ("punk", 0.2))  # unsure: top-3
         else:
             top = (("jazz", 0.8), ("blues", 0.15), ("soul", 0.05))
-        family = top[0][0]
+        family = {"rock": "rock", "techno": "electronic", "jazz": "jazz/blues/soul"}[top[0][0]]
         return GenreGuess(
             genre=top[0][0],
             probability=top[0][1],
@@ -87,6 +87,10 @@ class FakeGenreService:
             family_probability=top[0][1],
             family_top=top,
         )
+
+
+    async def guess_tracks(self, tracks: Sequence[TrackInfo]) -> list[GenreGuess | None]:
+        return [await self.guess(t.features) if t.features else None for t in tracks]
 
 
 class FakeFeedbackService:
@@ -212,7 +216,11 @@ class FakeRecommendationService:
         if seed is None:
             raise TrackNotFound("no such track")
         same = [t for t in self.catalog if t.id != track_id and genre_of(t) == genre_of(seed)]
-        return [Recommendation(track=t, score=1.0 - i / 10, reason="similar sound") for i, t in enumerate(same[:n])]
+        recs = [Recommendation(track=t, score=1.0 - i / 10, reason="similar sound") for i, t in enumerate(same[:n])]
+        if user_id is not None:  # as the real service: the list is recorded as shown to the user
+            for rec in recs:
+                await self.feedback.record(user_id, rec.track.id, InteractionKind.SHOWN, "similar")
+        return recs
 
     async def for_you(self, user_id: int, n: int = 10) -> list[Recommendation]:
         liked = self.feedback.liked.get(user_id, [])
@@ -287,6 +295,14 @@ class FakeRadioService:
         self._advance(radio)
         return self._step(radio)
 
+    async def start_from_latest_like(
+        self, user_id: int, *, diversity: float | None = None, chat_id: int | None = None
+    ) -> RadioStep | None:
+        liked = self.likes_store.liked.get(user_id, [])
+        if not liked:
+            return None
+        return await self.start(liked[0], user_id=user_id, diversity=diversity, chat_id=chat_id)
+
     def _own(self, radio_id: int, user_id: int | None) -> _Radio:
         radio = self.radios.get(radio_id)
         if radio is None:
@@ -299,7 +315,9 @@ class FakeRadioService:
         self, radio_id: int, track_id: int, action: Literal["like", "skip", "next"], *, user_id: int | None
     ) -> RadioStep:
         radio = self._own(radio_id, user_id)
-        if radio.stopped or radio.current is None or radio.current.id != track_id:
+        if radio.stopped:  # as the real service: a stopped radio answers with its end, nothing saved
+            return self._step(radio)
+        if radio.current is None or radio.current.id != track_id:
             raise InvalidInput("stale track")
         self.events.append((radio_id, track_id, action))
         if action == "like":
