@@ -103,12 +103,16 @@ def with_like_state(
 
 
 def version_button_text(track: TrackInfo, limit: int = BUTTON_TEXT_LIMIT) -> str:
-    """For versions of one song (same title, same artist): what tells them apart, the album and year."""
-    detail = " ".join(p for p in (track.album or "", f"({track.year})" if track.year else "") if p)
-    if not detail:
+    """For versions of one song (same title, same artist): what tells them apart, the album and year
+    ("Man of Constant Sorrow — O Brother, Wher… (2000)"); the year is never cut."""
+    year = f"({track.year})" if track.year else ""
+    if not track.album and not year:
         return track_button_text(track, limit)
-    detail = clip(detail, max(12, limit - min(len(track.name), 24) - 3))
-    return f"{clip(track.name, max(8, limit - len(detail) - 3))} — {detail}"
+    name = clip(track.name, 24)
+    album = ""
+    if track.album:
+        album = clip(track.album, max(6, limit - len(name) - 3 - len(year) - (1 if year else 0)))
+    return clip(f"{name} — {' '.join(p for p in (album, year) if p)}", limit)
 
 
 def candidates_keyboard(

@@ -96,6 +96,8 @@ async def on_radio_press(
         if step.stopped:  # a press on a radio that was stopped (or replaced by a newer one): nothing was saved
             if callback_data.action is RadioAction.LIKE:
                 callback_answer.text = labels("alert_radio_over")
+            if message.reply_markup is None:  # this message already shows the end
+                return
         elif callback_data.action is RadioAction.LIKE:
             callback_answer.text = labels("alert_radio_liked")
         elif callback_data.action is RadioAction.SKIP:

@@ -6,6 +6,7 @@ The latest few result lists (and the other versions of opened songs) are kept in
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from aiogram import Router
@@ -16,10 +17,11 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from bot.telegram.callbacks import SearchPageCallback, VersionsCallback
 from bot.telegram.filters import SearchText
 from bot.telegram.keyboards import candidates_keyboard
-from bot.telegram.texts import Texts
+from bot.telegram.texts import Labels, Texts
 from handlers.telegram.common import callback_message, edit, example_for, send_card
 from services.dto import ResolutionKind, TrackInfo, UserInfo
 from services.errors import InvalidInput
+from services.tracks import NOTICE_FROM_VIDEO, NOTICE_SPOTIFY_DOWN
 
 if TYPE_CHECKING:
     from services.tracks import TrackService
@@ -29,6 +31,25 @@ MAX_CANDIDATES = 20  # TrackService.resolve returns at most 20
 MAX_QUERY = 512
 MAX_SAVED = 5  # result lists kept per chat (each ≤ 20 short tracks)
 STATE_KEY = "searches"
+_FROM_VIDEO = re.compile(re.escape(NOTICE_FROM_VIDEO).replace(re.escape("{}"), "(?P<title>.*?)"))
+
+
+def localize_notice(notice: str | None, labels: Labels) -> str | None:
+    """The services' notices (English) in the user's language; one it does not know stays as written."""
+    if not notice:
+        return None
+    parts: list[str] = []
+    rest = notice.strip()
+    match = _FROM_VIDEO.match(rest)
+    if match is not None:
+        parts.append(labels("notice_from_video", title=match.group("title")))
+        rest = rest[match.end() :].strip()
+    if rest == NOTICE_SPOTIFY_DOWN:
+        parts.append(labels("notice_spotify_down"))
+        rest = ""
+    if rest:
+        parts.append(rest)
+    return " ".join(parts)
 
 
 def _page_count(total: int) -> int:
@@ -61,7 +82,7 @@ def _results_view(texts: Texts, user: UserInfo, entry: dict[str, Any], page: int
         "results",
         query=entry.get("query", ""),
         exact=entry.get("exact", True),
-        notice=entry.get("notice"),
+        notice=localize_notice(entry.get("notice"), texts.labels(user.language)),
         versions_of=_unpack(of) if of else None,
     )
     markup = candidates_keyboard(

@@ -88,7 +88,6 @@ class FakeGenreService:
             family_top=top,
         )
 
-
     async def guess_tracks(self, tracks: Sequence[TrackInfo]) -> list[GenreGuess | None]:
         return [await self.guess(t.features) if t.features else None for t in tracks]
 
