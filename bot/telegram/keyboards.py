@@ -273,15 +273,19 @@ def settings_keyboard(
 
 
 def links_keyboard(
-    track: TrackInfo, *, youtube_url: str, youtube_is_search: bool, deep_link: str | None, labels: Labels
+    track: TrackInfo,
+    *,
+    youtube_url: str,
+    deep_link: str | None,
+    labels: Labels,
+    youtube_is_search: bool = True,
 ) -> InlineKeyboardMarkup:
-    """URL buttons only: for messages posted into other chats (inline mode), where our callbacks don't belong."""
+    """URL buttons only: for messages posted into other chats (inline mode), where our callbacks don't belong.
+    The YouTube button says "🔎 YouTube" while it is only a search."""
     kb = InlineKeyboardBuilder()
     kb.button(text=labels("btn_youtube_search" if youtube_is_search else "btn_youtube"), url=youtube_url)
     if track.spotify_url:
         kb.button(text=labels("btn_spotify"), url=track.spotify_url)
-    elif track.deezer_url:
-        kb.button(text=labels("btn_deezer"), url=track.deezer_url)
     if deep_link:
         kb.button(text=labels("btn_open_bot"), url=deep_link)
     kb.adjust(2, 1)

@@ -19,6 +19,7 @@ from bot.telegram.keyboards import (
     candidates_keyboard,
     dial_step,
     likes_keyboard,
+    links_keyboard,
     radio_keyboard,
     settings_keyboard,
     similar_keyboard,
@@ -143,3 +144,13 @@ def test_settings_keyboard_marks_the_current_choices() -> None:
     assert marked == ["• Москва (UTC+3)"]
     main = settings_keyboard(subscribed, labels).inline_keyboard
     assert main[2][0].text == "🔔 Трек дня: 21:00" and main[3][0].text == "🕒 Москва (UTC+3)"
+
+
+def test_youtube_button_says_search_until_a_video_is_known() -> None:
+    track = make_track(1, "rock")
+    search = links_keyboard(track, youtube_url="https://y.t/results?q=x", deep_link=None, labels=LABELS)
+    assert search.inline_keyboard[0][0].text == "🔎 YouTube"
+    video = links_keyboard(
+        track, youtube_url="https://y.t/watch?v=x", deep_link=None, labels=LABELS, youtube_is_search=False
+    )
+    assert video.inline_keyboard[0][0].text == "▶️ YouTube"
