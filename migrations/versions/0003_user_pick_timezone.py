@@ -4,8 +4,9 @@ The pick time (pick_hour:pick_minute) is read in the user's own time zone. Exist
 "UTC", so their picks keep arriving when they did; new users get a zone from their language
 (services.schedule.default_timezone) and can change it in /settings.
 
-Adding columns with a server default is a plain ALTER TABLE … ADD COLUMN on SQLite too (no table
-rebuild, so nothing referencing `users` is touched).
+Adding columns with a server default is a plain ALTER TABLE … ADD COLUMN on SQLite too, and the
+downgrade a plain ALTER TABLE … DROP COLUMN (SQLite ≥ 3.35): `recreate="never"` forbids a table rebuild,
+which with foreign keys on would cascade-delete every like, radio and pick that references `users`.
 
 Revision ID: 0003_pick_tz
 Revises: 0002
@@ -24,12 +25,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("users", schema=None) as batch_op:
+    with op.batch_alter_table("users", schema=None, recreate="never") as batch_op:
         batch_op.add_column(sa.Column("pick_minute", sa.Integer(), server_default="0", nullable=False))
         batch_op.add_column(sa.Column("timezone", sa.String(length=64), server_default="UTC", nullable=False))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("users", schema=None) as batch_op:
+    with op.batch_alter_table("users", schema=None, recreate="never") as batch_op:
         batch_op.drop_column("timezone")
         batch_op.drop_column("pick_minute")
