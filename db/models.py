@@ -63,6 +63,9 @@ class User(Base):
     diversity: Mapped[float] = mapped_column(Float, default=0.3, server_default="0.3")
     subscribed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     pick_hour: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
+    # The daily pick's time is local: pick_hour:pick_minute in `timezone` (an IANA name).
+    pick_minute: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, server_default=func.now())
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, server_default=func.now())

@@ -6,7 +6,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, bindparam, delete, exists, func, literal, or_, select, true, update
+from sqlalchemy import (
+    Date,
+    Select,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
@@ -64,8 +79,11 @@ class UserRepository:
         username: str | None,
         language: str | None,
         default_pick_hour: int = 10,
+        timezone: str | None = None,
     ) -> User:
-        """Insert or refresh a Telegram user in one statement (safe under concurrent updates)."""
+        """Insert or refresh a Telegram user in one statement (safe under concurrent updates).
+
+        `language` and `timezone` are written on insert only."""
         now = utcnow()
         values: dict[str, Any] = {
             "telegram_id": telegram_id,
@@ -76,6 +94,8 @@ class UserRepository:
             "created_at": now,
             "pick_hour": default_pick_hour,
         }
+        if timezone:
+            values["timezone"] = timezone
         if language:
             values["language"] = language
         stmt = dialect_insert(self._s, User).values(**values)
@@ -93,17 +113,36 @@ class UserRepository:
     async def update(self, user_id: int, **values: Any) -> None:
         await self._s.execute(update(User).where(User.id == user_id).values(**values))
 
-    async def due_subscribers(self, hour: int, day: date, limit: int = 1000) -> Sequence[User]:
-        """Active subscribers whose pick hour has come and who have no pick for `day` yet."""
-        already = select(DailyPick.user_id).where(DailyPick.day == day)
+    async def subscriber_timezones(self) -> list[str]:
+        """The distinct time zones of active subscribers (a few dozen at most in practice)."""
+        stmt = select(User.timezone).where(User.subscribed.is_(True), User.active.is_(True)).distinct()
+        return list((await self._s.scalars(stmt)).all())
+
+    async def due_subscribers(
+        self, local: Mapping[str, tuple[date, int]], limit: int = 1000
+    ) -> Sequence[tuple[User, date]]:
+        """Active subscribers whose local pick time has come and who have no pick for their local day.
+
+        `local` maps each time zone to its current local date and minutes since local midnight
+        (`services.schedule.local_day_and_minute`). One query for every zone: CASE picks the
+        zone's values per row; users in a zone missing from `local` are not due.
+        """
+        if not local:
+            return []
+        zones = sorted(local)
+        minute_now = case({z: local[z][1] for z in zones}, value=User.timezone, else_=-1)
+        local_day = case({z: literal(local[z][0], type_=Date()) for z in zones}, value=User.timezone, else_=null())
+        picked = select(DailyPick.id).where(DailyPick.user_id == User.id, DailyPick.day == local_day)
         stmt = (
-            select(User)
-            .where(User.subscribed.is_(True), User.active.is_(True), User.pick_hour <= hour)
-            .where(User.id.not_in(already))
+            select(User, local_day.label("local_day"))
+            .where(User.subscribed.is_(True), User.active.is_(True), User.timezone.in_(zones))
+            .where(User.pick_hour * 60 + User.pick_minute <= minute_now)
+            .where(~picked.exists())
             .order_by(User.id)
             .limit(limit)
         )
-        return (await self._s.scalars(stmt)).all()
+        rows = (await self._s.execute(stmt)).all()
+        return [(user, day if isinstance(day, date) else date.fromisoformat(str(day))) for user, day in rows]
 
 
 class TrackRepository:
@@ -334,6 +373,18 @@ class InteractionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
 
+    async def add_many(
+        self, track_ids: Sequence[int], kind: InteractionKind, *, user_id: int | None, context: str | None = None
+    ) -> None:
+        """One row per track, in one executemany INSERT."""
+        if track_ids:
+            now = utcnow()
+            rows = [
+                {"user_id": user_id, "track_id": t, "kind": kind, "context": context, "created_at": now}
+                for t in track_ids
+            ]
+            await self._s.execute(insert(Interaction), rows)
+
     async def add(
         self,
         track_id: int,
@@ -413,8 +464,11 @@ class LikeRepository:
         )
         return (await self._s.scalars(stmt)).all()
 
-    async def track_ids(self, user_id: int) -> list[int]:
-        stmt = select(Like.track_id).where(Like.user_id == user_id).order_by(Like.created_at.desc())
+    async def track_ids(self, user_id: int, limit: int | None = None) -> list[int]:
+        """The user's liked tracks, newest first (`limit`: only that many)."""
+        stmt = select(Like.track_id).where(Like.user_id == user_id).order_by(Like.created_at.desc(), Like.track_id)
+        if limit is not None:
+            stmt = stmt.limit(limit)
         return list((await self._s.scalars(stmt)).all())
 
     async def all_pairs(self) -> Sequence[Any]:

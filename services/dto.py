@@ -188,6 +188,8 @@ class UserInfo:
     subscribed: bool
     pick_hour: int
     active: bool = True
+    pick_minute: int = 0
+    timezone: str = "UTC"  # IANA name; the daily pick's time is local to it
 
 
 @dataclass(frozen=True, slots=True)

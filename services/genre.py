@@ -10,17 +10,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from ml.features import AUDIO_FEATURES, FeatureError
 from ml.predictor import GenrePredictor, Prediction
-from services.dto import GenreGuess
-from services.errors import InvalidInput, ModelNotReady, NoFeatures, NoGenreHead
+from services.dto import GenreGuess, TrackInfo
+from services.errors import EncoreError, InvalidInput, ModelNotReady, NoFeatures, NoGenreHead
 
 log = logging.getLogger(__name__)
+
+
+def genre_inputs(track: TrackInfo) -> dict[str, Any] | None:
+    """What the model reads for a track: its audio features, with duration and the explicit flag
+    when known (then the model's full head is used, else its audio-only head). The one place this
+    is decided, so the chat card, the inline result and the web page guess the same genre."""
+    if track.features is None:
+        return None
+    return {**track.features, "duration_ms": track.duration_ms, "explicit": track.explicit}
 
 
 class GenreService:
@@ -85,6 +94,25 @@ class GenreService:
     async def guess(self, features: Mapping[str, Any] | None) -> GenreGuess:
         """Raises NoFeatures (none / incomplete), InvalidInput (bad values), ModelNotReady."""
         return await asyncio.to_thread(self.guess_sync, features)
+
+    async def guess_track(self, track: TrackInfo) -> GenreGuess:
+        """The guess for a track from `genre_inputs` (NoFeatures when it has none)."""
+        return await self.guess(genre_inputs(track))
+
+    async def guess_tracks(self, tracks: Sequence[TrackInfo]) -> list[GenreGuess | None]:
+        """A guess per track (None where there is none: no features, no model), in one worker thread."""
+        return await asyncio.to_thread(self._guess_many, list(tracks))
+
+    def _guess_many(self, tracks: list[TrackInfo]) -> list[GenreGuess | None]:
+        out: list[GenreGuess | None] = []
+        for track in tracks:
+            inputs = genre_inputs(track)
+            try:
+                out.append(self.guess_sync(inputs) if inputs is not None else None)
+            except EncoreError as exc:
+                log.debug("no genre guess for track %s: %s", track.id, exc.code)
+                out.append(None)
+        return out
 
     def proba_matrix_sync(self, matrix: np.ndarray) -> np.ndarray:
         predictor = self._require()

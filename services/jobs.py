@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db.repositories import DailyPickRepository, TrackRepository, UserRepository
 from services.dto import Recommendation, TrackInfo
 from services.errors import EncoreError
+from services.schedule import local_day_and_minute
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class _Due:
     user_id: int
     telegram_id: int
     language: str
+    day: date  # the user's local date: one pick per user and local day
 
 
 class Pacer:
@@ -176,15 +178,17 @@ class DailyPicksService:
             self._new_pacer = pacer
 
     async def run_due(self, now: datetime | None = None) -> DeliveryStats:
-        """Deliver today's pick to every subscriber whose hour has come (UTC) and who has none yet."""
+        """Deliver today's pick to every subscriber whose local pick time has come and who has none
+        for their local day yet (`users.timezone`; one query finds them all, whatever their zones)."""
         if self._notifier is None:
             return DeliveryStats()
         now = (now or datetime.now(UTC)).astimezone(UTC)
-        day = now.date()
         async with self._lock:
             async with self._sessions() as session:
-                rows = await UserRepository(session).due_subscribers(now.hour, day, limit=self._batch)
-                due = [_Due(u.id, u.telegram_id, u.language) for u in rows if u.telegram_id is not None]
+                repo = UserRepository(session)
+                local = {zone: local_day_and_minute(zone, now) for zone in await repo.subscriber_timezones()}
+                rows = await repo.due_subscribers(local, limit=self._batch)
+                due = [_Due(u.id, u.telegram_id, u.language, d) for u, d in rows if u.telegram_id is not None]
             if not due:
                 return DeliveryStats()
             pacer = self._new_pacer()
@@ -194,7 +198,7 @@ class DailyPicksService:
             async def deliver(user: _Due) -> None:
                 async with gate:
                     try:
-                        results.append(await self._deliver(user, day, pacer))
+                        results.append(await self._deliver(user, user.day, pacer))
                     except Exception:  # one user's failure must not stop the others
                         log.exception("daily pick for user %s failed", user.user_id)
                         results.append(DeliveryStatus.FAILED)
@@ -210,7 +214,7 @@ class DailyPicksService:
             taken=results.count("taken"),
             empty=results.count("empty"),
         )
-        log.info("daily picks for %s at %02d:xx: %s", day, now.hour, stats)
+        log.info("daily picks at %s: %s", now.strftime("%Y-%m-%d %H:%M UTC"), stats)
         return stats
 
     async def _deliver(self, user: _Due, day: date, pacer: Pacing) -> str:

@@ -7,7 +7,7 @@ drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from services.dto import (
@@ -50,6 +50,8 @@ class Genres(Protocol):
 
     async def guess(self, features: Mapping[str, Any] | None) -> GenreGuess: ...
 
+    async def guess_tracks(self, tracks: Sequence[TrackInfo]) -> list[GenreGuess | None]: ...
+
 
 class Recommendations(Protocol):
     async def similar(
@@ -79,7 +81,7 @@ class Radios(Protocol):
     async def attach_message(self, radio_id: str, chat_id: int, message_id: int, *, listener: Listener) -> None: ...
 
     async def start_from_latest_like(
-        self, *, listener: Listener, diversity: float | None = None
+        self, *, listener: Listener, diversity: float | None = None, chat_id: int | None = None
     ) -> RadioStep | None: ...
 
 
@@ -112,7 +114,13 @@ class Users(Protocol):
 
     async def set_diversity(self, user_id: int, diversity: float) -> UserInfo: ...
 
-    async def subscribe(self, user_id: int, hour: int | None = None) -> UserInfo: ...
+    async def set_dial(self, user_id: int, step: int) -> UserInfo: ...
+
+    async def subscribe(self, user_id: int, hour: int | None = None, minute: int | None = None) -> UserInfo: ...
+
+    async def set_timezone(self, user_id: int, zone: str) -> UserInfo: ...
+
+    async def set_zone_choice(self, user_id: int, index: int) -> UserInfo: ...
 
     async def unsubscribe(self, user_id: int) -> UserInfo: ...
 

@@ -51,6 +51,8 @@ _AVOID_LAST = 10
 MSG_MOVED_ON = "This radio has already moved on to another track."
 MSG_STOPPED = "This radio is over."
 MSG_NOT_FOUND = "There is no such radio."
+_AVOID_SHOWN = 50  # the latest tracks shown to the user (anywhere) that a radio leaves out
+_AVOID_LIKED = 2000  # liked tracks a radio leaves out (newest first)
 
 
 @dataclass(slots=True)
@@ -231,15 +233,17 @@ class RadioService:
             radio = await self._owned(s, radio_id, listener)
             await RadioRepository(s).attach_message(radio.id, chat_id, message_id)
 
-    async def start_from_latest_like(self, *, listener: Listener, diversity: float | None = None) -> RadioStep | None:
+    async def start_from_latest_like(
+        self, *, listener: Listener, diversity: float | None = None, chat_id: int | None = None
+    ) -> RadioStep | None:
         """A radio from the listener's most recent like (None: nothing liked yet)."""
         if listener.user_id is None:
             return None
         async with self._sessions() as s:
-            liked = await LikeRepository(s).track_ids(listener.user_id)
+            liked = await LikeRepository(s).track_ids(listener.user_id, limit=1)
         if not liked:
             return None
-        return await self.start(liked[0], listener=listener, diversity=diversity)
+        return await self.start(liked[0], listener=listener, diversity=diversity, chat_id=chat_id)
 
     def live_sessions(self) -> int:
         return len(self._cache)
@@ -261,11 +265,16 @@ class RadioService:
         return self._step(radio, track)
 
     async def _user_skips(self, user_id: int | None, index: CatalogIndex) -> set[int]:
+        """What a radio leaves out for this person: what they skipped anywhere, what they already like,
+        and what they were just shown (a 🔎 Similar list, the previous radio)."""
         if user_id is None:
             return set()
         async with self._sessions() as s:
-            skips = await InteractionRepository(s).user_track_ids(user_id, [InteractionKind.SKIPPED], limit=5000)
-        return set(index.positions(skips))
+            interactions = InteractionRepository(s)
+            skips = await interactions.user_track_ids(user_id, [InteractionKind.SKIPPED], limit=5000)
+            liked = await LikeRepository(s).track_ids(user_id, limit=_AVOID_LIKED)
+            shown = await interactions.user_track_ids(user_id, [InteractionKind.SHOWN], limit=_AVOID_SHOWN)
+        return set(index.positions([*skips, *liked, *shown]))
 
     async def _colikes(self) -> CoLikeModel | None:
         return await self._recs.colikes() if self._recs.colike_weight > 0 else None

@@ -36,6 +36,7 @@ from services.dto import Recommendation, TrackInfo
 from services.errors import InvalidInput, NoFeatures, TrackNotFound
 
 log = logging.getLogger(__name__)
+SHOWN_SIMILAR = "similar"  # the context of interactions recorded when a similar list is shown
 
 
 class RecommendationService:
@@ -298,6 +299,8 @@ class RecommendationService:
     async def similar(
         self, track_id: int, n: int = 5, *, user_id: int | None = None, diversity: float | None = None
     ) -> list[Recommendation]:
+        """Tracks that sound like `track_id`. With a `user_id` the list is for that person: their skips
+        stay out, and what is returned is recorded as shown to them (context "similar")."""
         query, pos, seed = await self.seed_query(track_id)  # may add the seed to the index: read it after
         index = await self.index()
         exclude = set(index.positions(await self._user_skips(user_id)))
@@ -318,7 +321,17 @@ class RecommendationService:
             boost=boost,
             seed_artists=";".join(seed.artists),
         )
-        return self._to_recommendations(index, hits)
+        recommendations = self._to_recommendations(index, hits)
+        if user_id is not None:
+            await self._record_shown(user_id, [r.track.id for r in recommendations], SHOWN_SIMILAR)
+        return recommendations
+
+    async def _record_shown(self, user_id: int, track_ids: Sequence[int], context: str) -> None:
+        """What a person was shown (a radio started next leaves these out of its first picks)."""
+        if not track_ids:
+            return
+        async with self._sessions.begin() as s:
+            await InteractionRepository(s).add_many(track_ids, InteractionKind.SHOWN, user_id=user_id, context=context)
 
     async def for_you(self, user_id: int, n: int = 10) -> list[Recommendation]:
         """From the user's likes and skips; popular tracks of searched genres, then overall, when cold."""

@@ -37,7 +37,7 @@ from services.audio_features import AudioFeatureChain
 from services.dto import GenreGuess, Resolution, ResolutionKind, TrackCard, TrackInfo, YouTubeLink
 from services.errors import EncoreError, ProviderUnavailable, TrackNotFound, UnsupportedInput
 from services.examples import example_query
-from services.genre import guess_from_analysis
+from services.genre import genre_inputs, guess_from_analysis
 from services.resolver import InputKind, ParsedInput, clean_video_title, parse_input
 from services.search import Candidate, Decision, SearchIndex, SearchRow, Verdict, decide, other_versions
 from services.spotify import SpotifyClient, SpotifyTrack
@@ -339,10 +339,8 @@ class TrackService:
                 notes.append(NOTE_NO_MODEL)
             else:
                 try:
-                    # duration and explicit let the model use its full head; without them it
-                    # falls back to the audio-only head.
-                    inputs = {**track.features, "duration_ms": track.duration_ms, "explicit": track.explicit}
-                    genre = await self._genre.guess(inputs)
+                    # The same inputs as every other place that shows a genre (genre_inputs).
+                    genre = await self._genre.guess(genre_inputs(track) or {})
                 except EncoreError as exc:
                     log.info("no genre guess for track %s: %s", track.id, exc.code)
                     notes.append(exc.message or NOTE_NO_MODEL)

@@ -8,8 +8,22 @@ from db.models import User
 from db.repositories import UserRepository
 from services.dto import UserInfo
 from services.errors import InvalidInput
+from services.schedule import ZONES, PickTime, default_timezone, parse_timezone
 
 SUPPORTED_LANGUAGES = ("en", "ru")
+# The familiar ↔ new dial: steps 0 … DIAL_STEPS map onto diversity 0.0 … 1.0.
+DIAL_STEPS = 4
+
+
+def dial_step(diversity: float) -> int:
+    """The dial step that shows a diversity (0 … DIAL_STEPS)."""
+    return max(0, min(DIAL_STEPS, round(diversity * DIAL_STEPS)))
+
+
+def diversity_of_step(step: int) -> float:
+    if not 0 <= step <= DIAL_STEPS:
+        raise InvalidInput(f"the dial has steps 0 to {DIAL_STEPS}")
+    return step / DIAL_STEPS
 
 
 def pick_language(code: str | None) -> str:
@@ -28,6 +42,8 @@ def to_info(user: User) -> UserInfo:
         subscribed=user.subscribed,
         pick_hour=user.pick_hour,
         active=user.active,
+        pick_minute=user.pick_minute or 0,
+        timezone=user.timezone or "UTC",
     )
 
 
@@ -47,8 +63,10 @@ class UserService:
     ) -> UserInfo:
         """Create the user on first contact, refresh names and last-seen after that.
 
-        The language is taken from Telegram only on first contact; afterwards /settings owns it.
+        The language (and the time zone that goes with it, e.g. Moscow for Russian) is taken from
+        Telegram only on first contact; afterwards /settings owns them.
         """
+        language = pick_language(language_code)
         async with self._sessions.begin() as session:
             repo = UserRepository(session)
             user = await repo.upsert_telegram(
@@ -56,8 +74,9 @@ class UserService:
                 first_name=_clip(first_name, 256),
                 last_name=_clip(last_name, 256),
                 username=_clip(username, 64),
-                language=pick_language(language_code),
+                language=language,
                 default_pick_hour=self._default_pick_hour,
+                timezone=default_timezone(language),
             )
             user.active = True
             return to_info(user)
@@ -82,11 +101,33 @@ class UserService:
             raise InvalidInput("diversity must be between 0 and 1")
         return await self._update(user_id, diversity=round(diversity, 2))
 
-    async def subscribe(self, user_id: int, hour: int | None = None) -> UserInfo:
-        hour = self._default_pick_hour if hour is None else hour
-        if not 0 <= hour <= 23:
-            raise InvalidInput("the hour must be between 0 and 23 (UTC)")
-        return await self._update(user_id, subscribed=True, pick_hour=hour)
+    async def set_dial(self, user_id: int, step: int) -> UserInfo:
+        """The familiar ↔ new dial at `step` (0 … DIAL_STEPS)."""
+        return await self.set_diversity(user_id, diversity_of_step(step))
+
+    async def subscribe(self, user_id: int, hour: int | None = None, minute: int | None = None) -> UserInfo:
+        """Daily picks at hour:minute local time (the user's zone); without an hour, at the one set before."""
+        values: dict[str, object] = {"subscribed": True}
+        if hour is not None:
+            if not 0 <= hour <= 23:
+                raise InvalidInput("the hour must be between 0 and 23")
+            if not 0 <= (minute or 0) <= 59:
+                raise InvalidInput("the minute must be between 0 and 59")
+            values.update(pick_hour=hour, pick_minute=minute or 0)
+        return await self._update(user_id, **values)
+
+    async def subscribe_at(self, user_id: int, time: PickTime) -> UserInfo:
+        return await self.subscribe(user_id, time.hour, time.minute)
+
+    async def set_timezone(self, user_id: int, zone: str) -> UserInfo:
+        """An IANA zone name (any spelling `parse_timezone` accepts); InvalidInput for an unknown one."""
+        return await self._update(user_id, timezone=parse_timezone(zone))
+
+    async def set_zone_choice(self, user_id: int, index: int) -> UserInfo:
+        """One of the zones /settings offers (`services.schedule.ZONES`), by position."""
+        if not 0 <= index < len(ZONES):
+            raise InvalidInput("unknown time zone choice")
+        return await self.set_timezone(user_id, ZONES[index])
 
     async def unsubscribe(self, user_id: int) -> UserInfo:
         return await self._update(user_id, subscribed=False)

@@ -47,6 +47,7 @@ from bot.http.problems import problem_middleware
 from bot.http.ratelimit import MemoryRateLimiter, RedisRateLimiter, rate_limit_middleware
 from bot.http.session import WebSessions, session_middleware, sessions_key
 from services.container import Services
+from services.genre_labels import genre_names, genre_verdict
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,11 @@ def create_jinja_env() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["pct"] = lambda value: f"{100 * float(value):.0f}%"
+    # Genre names and the verdict are the bot's too (services.genre_labels): the same song reads the same.
+    names = genre_names()
+    env.filters["genre"] = lambda tag: names.genre(tag, "en")
+    env.filters["family"] = lambda tag: names.family(tag, "en")
+    env.globals["genre_verdict"] = genre_verdict
     return env
 
 

@@ -29,10 +29,19 @@ class LikesAction(enum.StrEnum):
 
 
 class SettingsAction(enum.StrEnum):
-    LANGUAGE = "l"
-    DIAL = "d"
-    SUBSCRIBE = "s"
+    LANGUAGE = "l"  # value: index in SUPPORTED_LANGUAGES
+    DIAL = "d"  # value: dial step
+    SUBSCRIBE = "s"  # value: hour (local)
     UNSUBSCRIBE = "u"
+    SCREEN = "v"  # value: SettingsScreen
+    ZONE = "z"  # value: index in services.schedule.ZONES
+
+
+class SettingsScreen(enum.IntEnum):
+    MAIN = 0
+    DIAL = 1
+    HOURS = 2
+    ZONES = 3
 
 
 class TrackCallback(CallbackData, prefix="t"):
@@ -47,6 +56,12 @@ class SearchPageCallback(CallbackData, prefix="sp"):
 
     search_id: int
     page: int
+
+
+class VersionsCallback(CallbackData, prefix="vs"):
+    """ "Other versions" on a card opened from a search: the versions are kept with that search."""
+
+    search_id: int
 
 
 class RadioCallback(CallbackData, prefix="r"):
@@ -71,7 +86,7 @@ class LikesItemCallback(CallbackData, prefix="li"):
 
 class SettingsCallback(CallbackData, prefix="st"):
     action: SettingsAction
-    value: int  # language index, dial step or hour
+    value: int  # see SettingsAction
 
 
 class NoopCallback(CallbackData, prefix="n"):
@@ -81,6 +96,7 @@ class NoopCallback(CallbackData, prefix="n"):
 ALL_CALLBACKS: tuple[type[CallbackData], ...] = (
     TrackCallback,
     SearchPageCallback,
+    VersionsCallback,
     RadioCallback,
     HistoryPageCallback,
     LikesPageCallback,

@@ -21,3 +21,13 @@ class SearchText(Filter):
 class UnknownCommand(Filter):
     async def __call__(self, message: Message) -> bool:
         return bool(message.text) and message.text.startswith("/")  # type: ignore[union-attr]
+
+
+class AudioMessage(Filter):
+    """A voice message, an audio file, a round video note or a document that is audio."""
+
+    async def __call__(self, message: Message) -> bool:
+        if message.voice or message.audio or message.video_note:
+            return True
+        document = message.document
+        return bool(document and (document.mime_type or "").startswith("audio/"))

@@ -20,18 +20,19 @@ from bot.telegram.callbacks import (
     SearchPageCallback,
     SettingsAction,
     SettingsCallback,
+    SettingsScreen,
     TrackAction,
     TrackCallback,
+    VersionsCallback,
 )
-from bot.telegram.texts import BUTTON_TEXT_LIMIT, Labels, clip
+from bot.telegram.texts import BUTTON_TEXT_LIMIT, Labels, clip, clock, zone_name
 from services.dto import Page, RadioStep, Recommendation, TrackInfo, UserInfo
-from services.users import SUPPORTED_LANGUAGES
+from services.schedule import ZONES
+from services.users import DIAL_STEPS, SUPPORTED_LANGUAGES, dial_step
 
-DIAL_STEPS = 4  # the familiar ↔ new dial: 0 … 4 → diversity 0.0 … 1.0
-
-
-def dial_step(diversity: float) -> int:
-    return max(0, min(DIAL_STEPS, round(diversity * DIAL_STEPS)))
+ARTIST_ON_BUTTON = 20  # characters of the first artist on a track button; the title gets the rest
+HOURS_PER_ROW = 6
+ZONES_PER_ROW = 2
 
 
 def nav_row(page: int, pages: int, make: Callable[[int], CallbackData], labels: Labels) -> list[InlineKeyboardButton]:
@@ -53,35 +54,75 @@ def _button(text: str, data: CallbackData) -> InlineKeyboardButton:
     return InlineKeyboardButton(text=text, callback_data=data.pack())
 
 
+def track_button_text(track: TrackInfo, limit: int = BUTTON_TEXT_LIMIT) -> str:
+    """Title first, then the first artist ("+2" for the others), so a long artist list never hides
+    the title: "Man of Constant Sorrow — Dan Tyminski +3"."""
+    if not track.artists:
+        return clip(track.name, limit)
+    artist = clip(track.artists[0], ARTIST_ON_BUTTON)
+    if len(track.artists) > 1:
+        artist += f" +{len(track.artists) - 1}"
+    return f"{clip(track.name, max(8, limit - len(artist) - 3))} — {artist}"
+
+
 # The two keyboards below are on the hot path (every card, every radio press); they are built
 # directly, as InlineKeyboardBuilder deep-copies its rows on every as_markup().
-def track_keyboard(track_id: int, *, liked: bool, labels: Labels) -> InlineKeyboardMarkup:
-    """▶ Start radio / 👍 / 🔎 Similar under a track card."""
+def track_keyboard(
+    track_id: int, *, liked: bool, labels: Labels, versions: tuple[int, int] | None = None
+) -> InlineKeyboardMarkup:
+    """▶ Start radio / 👍 / 🔎 Similar under a track card; `versions` = (search id, how many) adds
+    "🔀 Other versions" for a card opened from a search that found several releases."""
     like = (
         _button(labels("btn_liked"), TrackCallback(action=TrackAction.UNLIKE, track_id=track_id))
         if liked
         else _button(labels("btn_like"), TrackCallback(action=TrackAction.LIKE, track_id=track_id))
     )
-    return InlineKeyboardMarkup(
-        inline_keyboard=[
-            [_button(labels("btn_radio"), TrackCallback(action=TrackAction.RADIO, track_id=track_id))],
-            [like, _button(labels("btn_similar"), TrackCallback(action=TrackAction.SIMILAR, track_id=track_id))],
-        ]
+    rows = [
+        [_button(labels("btn_radio"), TrackCallback(action=TrackAction.RADIO, track_id=track_id))],
+        [like, _button(labels("btn_similar"), TrackCallback(action=TrackAction.SIMILAR, track_id=track_id))],
+    ]
+    if versions is not None and versions[1] > 0:
+        rows.append([_button(labels("btn_versions", n=versions[1]), VersionsCallback(search_id=versions[0]))])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def with_like_state(
+    markup: InlineKeyboardMarkup | None, track_id: int, *, liked: bool, labels: Labels
+) -> InlineKeyboardMarkup:
+    """`markup` with its 👍 / 💚 button for `track_id` flipped to `liked`; every other button kept."""
+    if markup is None:
+        return track_keyboard(track_id, liked=liked, labels=labels)
+    flipped = (
+        _button(labels("btn_liked"), TrackCallback(action=TrackAction.UNLIKE, track_id=track_id))
+        if liked
+        else _button(labels("btn_like"), TrackCallback(action=TrackAction.LIKE, track_id=track_id))
     )
+    like_data = {TrackCallback(action=a, track_id=track_id).pack() for a in (TrackAction.LIKE, TrackAction.UNLIKE)}
+    rows = [[flipped if b.callback_data in like_data else b for b in row] for row in markup.inline_keyboard]
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def version_button_text(track: TrackInfo, limit: int = BUTTON_TEXT_LIMIT) -> str:
+    """For versions of one song (same title, same artist): what tells them apart, the album and year
+    ("Man of Constant Sorrow — O Brother, Wher… (2000)"); the year is never cut."""
+    year = f"({track.year})" if track.year else ""
+    if not track.album and not year:
+        return track_button_text(track, limit)
+    name = clip(track.name, 24)
+    album = ""
+    if track.album:
+        album = clip(track.album, max(6, limit - len(name) - 3 - len(year) - (1 if year else 0)))
+    return clip(f"{name} — {' '.join(p for p in (album, year) if p)}", limit)
 
 
 def candidates_keyboard(
-    tracks: Sequence[TrackInfo], *, search_id: int, page: int, pages: int, labels: Labels
+    tracks: Sequence[TrackInfo], *, search_id: int, page: int, pages: int, labels: Labels, versions: bool = False
 ) -> InlineKeyboardMarkup:
-    """One button per candidate track, then ◀ n/m ▶."""
+    """One button per candidate track (versions of one song: told apart by album and year), then ◀ n/m ▶."""
     kb = InlineKeyboardBuilder()
+    label = version_button_text if versions else track_button_text
     for track in tracks:
-        kb.row(
-            InlineKeyboardButton(
-                text=clip(track.title, BUTTON_TEXT_LIMIT),
-                callback_data=TrackCallback(action=TrackAction.PICK, track_id=track.id).pack(),
-            )
-        )
+        kb.row(_button(label(track), TrackCallback(action=TrackAction.PICK, track_id=track.id)))
     nav = nav_row(page, pages, lambda p: SearchPageCallback(search_id=search_id, page=p), labels)
     if nav:
         kb.row(*nav)
@@ -89,15 +130,26 @@ def candidates_keyboard(
 
 
 def similar_keyboard(recommendations: Sequence[Recommendation]) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
-    for i, rec in enumerate(recommendations, start=1):
-        kb.row(
-            InlineKeyboardButton(
-                text=clip(f"{i}. {rec.track.title}", BUTTON_TEXT_LIMIT),
-                callback_data=TrackCallback(action=TrackAction.CARD, track_id=rec.track.id).pack(),
-            )
-        )
-    return kb.as_markup()
+    """The similar tracks themselves (the message text only introduces them)."""
+    rows = [
+        [_button(track_button_text(rec.track), TrackCallback(action=TrackAction.CARD, track_id=rec.track.id))]
+        for rec in recommendations
+    ]
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def example_keyboard(example: str, labels: Labels) -> InlineKeyboardMarkup:
+    """/start: one tap puts a search that works into the input field."""
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=clip(labels("btn_example", example=example), BUTTON_TEXT_LIMIT),
+                    switch_inline_query_current_chat=example,
+                )
+            ]
+        ]
+    )
 
 
 def radio_keyboard(step: RadioStep, labels: Labels) -> InlineKeyboardMarkup | None:
@@ -146,49 +198,92 @@ def likes_keyboard(page: Page[TrackInfo], *, first: int, labels: Labels) -> Inli
     return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
 
 
-def settings_keyboard(user: UserInfo, labels: Labels, *, default_hour: int = 10) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
-    lang_buttons = [
-        InlineKeyboardButton(
-            text=("• " if user.language == code else "") + labels(f"btn_lang_{code}"),
-            callback_data=SettingsCallback(action=SettingsAction.LANGUAGE, value=i).pack(),
-        )
-        for i, code in enumerate(SUPPORTED_LANGUAGES)
-    ]
-    kb.row(*lang_buttons)
-    current = dial_step(user.diversity)
-    kb.row(
-        *(
+def _setting(action: SettingsAction, value: int = 0) -> str:
+    return SettingsCallback(action=action, value=value).pack()
+
+
+def _screen(screen: SettingsScreen) -> str:
+    return _setting(SettingsAction.SCREEN, int(screen))
+
+
+def settings_keyboard(
+    user: UserInfo, labels: Labels, screen: SettingsScreen = SettingsScreen.MAIN
+) -> InlineKeyboardMarkup:
+    """/settings: the main panel, or one of its pickers (familiar ↔ new, the hour, the time zone)."""
+    mark = "• "
+    back = [InlineKeyboardButton(text=labels("btn_back"), callback_data=_screen(SettingsScreen.MAIN))]
+    rows: list[list[InlineKeyboardButton]] = []
+    if screen is SettingsScreen.DIAL:
+        current = dial_step(user.diversity)
+        for step in range(DIAL_STEPS + 1):
+            text = (mark if step == current else "") + labels(f"btn_dial_{step}")
+            rows.append([InlineKeyboardButton(text=text, callback_data=_setting(SettingsAction.DIAL, step))])
+        rows.append(back)
+    elif screen is SettingsScreen.HOURS:
+        hours = [
             InlineKeyboardButton(
-                text=labels("btn_dial", mark="• " if step == current else "", step=step),
-                callback_data=SettingsCallback(action=SettingsAction.DIAL, value=step).pack(),
+                text=(mark if user.subscribed and user.pick_hour == hour else "") + clock(hour),
+                callback_data=_setting(SettingsAction.SUBSCRIBE, hour),
             )
-            for step in range(DIAL_STEPS + 1)
-        )
-    )
-    if user.subscribed:
-        kb.row(
+            for hour in range(24)
+        ]
+        rows.extend(hours[i : i + HOURS_PER_ROW] for i in range(0, 24, HOURS_PER_ROW))
+        if user.subscribed:
+            rows.append(
+                [
+                    InlineKeyboardButton(
+                        text=labels("btn_unsubscribe"), callback_data=_setting(SettingsAction.UNSUBSCRIBE)
+                    )
+                ]
+            )
+        rows.append(back)
+    elif screen is SettingsScreen.ZONES:
+        zones = [
             InlineKeyboardButton(
-                text=labels("btn_unsubscribe"),
-                callback_data=SettingsCallback(action=SettingsAction.UNSUBSCRIBE, value=0).pack(),
+                text=clip((mark if zone == user.timezone else "") + zone_name(zone, user.language), BUTTON_TEXT_LIMIT),
+                callback_data=_setting(SettingsAction.ZONE, i),
             )
-        )
+            for i, zone in enumerate(ZONES)
+        ]
+        rows.extend(zones[i : i + ZONES_PER_ROW] for i in range(0, len(zones), ZONES_PER_ROW))
+        rows.append(back)
     else:
-        kb.row(
-            InlineKeyboardButton(
-                text=labels("btn_subscribe", hour=user.pick_hour if user.pick_hour is not None else default_hour),
-                callback_data=SettingsCallback(action=SettingsAction.SUBSCRIBE, value=user.pick_hour).pack(),
-            )
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    text=(mark if user.language == code else "") + labels(f"btn_lang_{code}"),
+                    callback_data=_setting(SettingsAction.LANGUAGE, i),
+                )
+                for i, code in enumerate(SUPPORTED_LANGUAGES)
+            ]
         )
-    return kb.as_markup()
+        dial = labels(f"btn_dial_{dial_step(user.diversity)}")
+        rows.append(
+            [InlineKeyboardButton(text=labels("btn_open_dial", value=dial), callback_data=_screen(SettingsScreen.DIAL))]
+        )
+        pick = (
+            labels("btn_open_hours_on", time=clock(user.pick_hour, user.pick_minute))
+            if user.subscribed
+            else labels("btn_open_hours_off")
+        )
+        rows.append([InlineKeyboardButton(text=pick, callback_data=_screen(SettingsScreen.HOURS))])
+        zone = clip(labels("btn_open_zones", zone=zone_name(user.timezone, user.language)), BUTTON_TEXT_LIMIT)
+        rows.append([InlineKeyboardButton(text=zone, callback_data=_screen(SettingsScreen.ZONES))])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 def links_keyboard(
-    track: TrackInfo, *, youtube_url: str, deep_link: str | None, labels: Labels
+    track: TrackInfo,
+    *,
+    youtube_url: str,
+    deep_link: str | None,
+    labels: Labels,
+    youtube_is_search: bool = True,
 ) -> InlineKeyboardMarkup:
-    """URL buttons only: for messages posted into other chats (inline mode), where our callbacks don't belong."""
+    """URL buttons only: for messages posted into other chats (inline mode), where our callbacks don't belong.
+    The YouTube button says "🔎 YouTube" while it is only a search."""
     kb = InlineKeyboardBuilder()
-    kb.button(text=labels("btn_youtube"), url=youtube_url)
+    kb.button(text=labels("btn_youtube_search" if youtube_is_search else "btn_youtube"), url=youtube_url)
     if track.spotify_url:
         kb.button(text=labels("btn_spotify"), url=track.spotify_url)
     if deep_link:

@@ -208,11 +208,17 @@ def alert_key(exc: EncoreError) -> str:
     return "alert_error"
 
 
-class CallbackErrorMiddleware(BaseMiddleware):
-    """Inside CallbackAnswerMiddleware: a failed button press becomes a short alert, never a spinner.
+# Out-of-date buttons and double taps are everyday events: a toast that goes away on its own.
+# A blocking alert is kept for what the person should not miss.
+TOAST_KEYS = frozenset({"alert_stale", "alert_not_found"})
 
-    Domain errors (forged or stale ids, another user's radio) end here. Anything else is
-    re-raised after setting the alert, so the error router logs it.
+
+class CallbackErrorMiddleware(BaseMiddleware):
+    """Inside CallbackAnswerMiddleware: a failed button press becomes a short answer, never a spinner.
+
+    Domain errors (forged or stale ids, another user's radio) end here: stale ones as a toast,
+    the others as an alert. Anything else is re-raised after setting the alert, so the error
+    router logs it.
     """
 
     def __init__(self, texts: Texts) -> None:
@@ -240,7 +246,7 @@ class CallbackErrorMiddleware(BaseMiddleware):
             return
         user = data.get("user")
         answer.text = self._texts.labels(language_of(getattr(user, "language", None)))(key)
-        answer.show_alert = True
+        answer.show_alert = key not in TOAST_KEYS
 
 
 def setup_middlewares(

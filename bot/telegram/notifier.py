@@ -9,7 +9,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramNetworkError, TelegramRetryAfter
 
 from bot.telegram.keyboards import track_keyboard
-from bot.telegram.texts import Texts
+from bot.telegram.texts import Texts, cover_preview
 from services.dto import Recommendation
 from services.jobs import DeliveryStatus
 
@@ -28,7 +28,9 @@ class TelegramNotifier:
         markup = track_keyboard(pick.track.id, liked=False, labels=self._texts.labels(language))
         for attempt in range(2):
             try:
-                await self._bot.send_message(telegram_id, text, reply_markup=markup)
+                await self._bot.send_message(
+                    telegram_id, text, reply_markup=markup, link_preview_options=cover_preview(pick.track)
+                )
                 return DeliveryStatus.SENT
             except TelegramForbiddenError:
                 return DeliveryStatus.BLOCKED

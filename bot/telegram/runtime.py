@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("start", "help", "history", "likes", "radio", "subscribe", "unsubscribe", "settings")
+COMMANDS = ("start", "help", "history", "likes", "radio", "subscribe", "unsubscribe", "timezone", "settings")
 
 
 def bot_commands(texts: Texts, language: str) -> list[BotCommand]:

@@ -4,33 +4,67 @@ from __future__ import annotations
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, LinkPreviewOptions, Message
 
 from bot.telegram.keyboards import track_keyboard
-from bot.telegram.texts import Texts
-from services.dto import TrackCard, UserInfo
+from bot.telegram.texts import Texts, cover_preview
+from services.dto import GenreGuess, TrackCard, TrackInfo, UserInfo
 from services.errors import InvalidInput
+from services.examples import example_query
+from services.genre_labels import genre_verdict
 
-EXAMPLE_QUERY = "Daft Punk — One More Time"
 DEEP_LINK_PREFIX = "t_"
 
 
-def card_text(texts: Texts, user: UserInfo, card: TrackCard, *, deep_link: str | None = None) -> str:
+def example_for(user: UserInfo) -> str:
+    """A search that works in the user's language (varied per user, stable for one user)."""
+    return example_query(user.language, user.id)
+
+
+def card_text(
+    texts: Texts,
+    language: str,
+    track: TrackInfo,
+    genre: GenreGuess | None,
+    *,
+    youtube_url: str,
+    youtube_is_search: bool = True,
+    note: str | None = None,
+    deep_link: str | None = None,
+) -> str:
+    """The one rendering of a track card (chat card and inline result): the genre through
+    `genre_verdict`, so both say the same as the web page."""
     return texts.render(
-        user.language,
+        language,
         "card",
-        track=card.track,
-        genre=card.genre,
-        note=card.note,
-        youtube_url=card.youtube.url,
+        track=track,
+        verdict=genre_verdict(genre) if genre is not None else None,
+        note=note,
+        no_features=track.features is None,
+        youtube_url=youtube_url,
+        youtube_is_search=youtube_is_search,
         deep_link=deep_link,
     )
 
 
-async def send_card(message: Message, texts: Texts, user: UserInfo, card: TrackCard) -> Message:
+async def send_card(
+    message: Message, texts: Texts, user: UserInfo, card: TrackCard, *, versions: tuple[int, int] | None = None
+) -> Message:
+    text = card_text(
+        texts,
+        user.language,
+        card.track,
+        card.genre,
+        youtube_url=card.youtube.url,
+        youtube_is_search=card.youtube.is_search,
+        note=card.note,
+    )
     return await message.answer(
-        card_text(texts, user, card),
-        reply_markup=track_keyboard(card.track.id, liked=card.liked, labels=texts.labels(user.language)),
+        text,
+        reply_markup=track_keyboard(
+            card.track.id, liked=card.liked, labels=texts.labels(user.language), versions=versions
+        ),
+        link_preview_options=cover_preview(card.track),
     )
 
 
@@ -41,10 +75,19 @@ def callback_message(callback: CallbackQuery) -> Message:
     return callback.message
 
 
-async def edit(message: Message, text: str, reply_markup: InlineKeyboardMarkup | None = None) -> None:
+async def edit(
+    message: Message,
+    text: str,
+    reply_markup: InlineKeyboardMarkup | None = None,
+    *,
+    link_preview_options: LinkPreviewOptions | None = None,
+) -> None:
     """Edit in place; pressing the same button twice ("message is not modified") is not an error."""
     try:
-        await message.edit_text(text, reply_markup=reply_markup)
+        if link_preview_options is None:  # the bot's default: no preview
+            await message.edit_text(text, reply_markup=reply_markup)
+        else:
+            await message.edit_text(text, reply_markup=reply_markup, link_preview_options=link_preview_options)
     except TelegramBadRequest as exc:
         if "message is not modified" not in exc.message:
             raise

@@ -5,15 +5,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from aiogram import Router
+from aiogram import Bot, Router
 from aiogram.filters import ExceptionTypeFilter
 from aiogram.types import CallbackQuery, ErrorEvent, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
 from bot.telegram.callbacks import NoopCallback
-from bot.telegram.filters import UnknownCommand
+from bot.telegram.filters import AudioMessage, UnknownCommand
 from bot.telegram.texts import Texts, language_of
-from handlers.telegram.common import EXAMPLE_QUERY
+from handlers.telegram.common import example_for
 from services.dto import UserInfo
 from services.errors import EncoreError
 
@@ -28,17 +28,24 @@ async def on_unknown_callback(
     callback: CallbackQuery, callback_answer: CallbackAnswer, user: UserInfo, texts: Texts
 ) -> None:
     log.info("unknown callback data from user %s: %r", user.id, (callback.data or "")[:64])
-    callback_answer.text = texts.labels(user.language)("alert_stale")
-    callback_answer.show_alert = True
+    callback_answer.text = texts.labels(user.language)("alert_stale")  # a toast: an old button, nothing to fix
 
 
-async def on_unknown_command(message: Message, user: UserInfo, texts: Texts) -> None:
-    await message.answer(texts.render(user.language, "help", bot_username=(await message.bot.me()).username))  # type: ignore[union-attr]
+async def on_unknown_command(message: Message, bot: Bot, user: UserInfo, texts: Texts) -> None:
+    """Say the command is unknown, then what the bot can do."""
+    command = (message.text or "").split(maxsplit=1)[0].split("@", 1)[0]
+    me = await bot.me()
+    await message.answer(texts.render(user.language, "unknown_command", command=command, bot_username=me.username))
+
+
+async def on_audio(message: Message, user: UserInfo, texts: Texts) -> None:
+    """A voice message or an audio file: one template says what happens to it (swap it when analysis comes)."""
+    await message.answer(texts.render(user.language, "audio"))
 
 
 async def on_other_message(message: Message, user: UserInfo, texts: Texts) -> None:
-    """Stickers, photos, voice …: point at what works."""
-    await message.answer(texts.render(user.language, "not_found", kind="invalid", query="", example=EXAMPLE_QUERY))
+    """Stickers, photos …: point at what works."""
+    await message.answer(texts.render(user.language, "not_found", kind="invalid", query="", example=example_for(user)))
 
 
 def _user_language(data: dict[str, Any]) -> str:
@@ -69,6 +76,7 @@ def create_router() -> Router:
     router.callback_query.register(on_noop, NoopCallback.filter())
     router.callback_query.register(on_unknown_callback)
     router.message.register(on_unknown_command, UnknownCommand())
+    router.message.register(on_audio, AudioMessage())
     router.message.register(on_other_message)
     router.error.register(on_error, ExceptionTypeFilter(Exception))
     return router

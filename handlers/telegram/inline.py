@@ -22,14 +22,15 @@ from aiogram.types import (
 )
 
 from bot.telegram.keyboards import links_keyboard
-from bot.telegram.texts import Texts, clip, percent
-from handlers.telegram.common import deep_link
-from services.dto import GenreGuess, InteractionKind, TrackInfo, UserInfo
-from services.errors import EncoreError, TrackNotFound
+from bot.telegram.texts import Texts, clip, cover_preview
+from handlers.telegram.common import card_text, deep_link
+from services.dto import InteractionKind, UserInfo
+from services.errors import TrackNotFound
+from services.genre_labels import genre_verdict
 
 if TYPE_CHECKING:
     from services.feedback import FeedbackService
-    from services.genre import GenreService
+    from services.protocols import Genres
     from services.tracks import TrackService
 
 log = logging.getLogger(__name__)
@@ -38,28 +39,13 @@ BUDGET_SECONDS = 0.8  # Telegram shows nothing when the answer takes longer than
 CACHE_SECONDS = 5
 
 
-async def _guess(genre: GenreService | None, track: TrackInfo) -> GenreGuess | None:
-    if genre is None or not track.features:
-        return None
-    try:
-        return await genre.guess(track.features)
-    except EncoreError:
-        return None
-
-
-def _genre_line(track: TrackInfo, guess: GenreGuess | None) -> str:
-    if guess is not None:
-        return f"{guess.genre} {percent(guess.probability)}"
-    return track.genres[0] if track.genres else ""
-
-
 async def _results(
     query: str,
     user: UserInfo,
     bot: Bot,
     tracks: TrackService,
     feedback: FeedbackService,
-    genre: GenreService | None,
+    genre: Genres | None,
     texts: Texts,
 ) -> list[InlineQueryResultUnion]:
     if query:
@@ -67,28 +53,28 @@ async def _results(
     else:
         found = list((await feedback.likes(user.id, 0, size=MAX_RESULTS)).items)
     found = found[:MAX_RESULTS]
-    guesses = await asyncio.gather(*(_guess(genre, t) for t in found))
+    # The same guess as the chat card's and the web page's (services.genre.genre_inputs).
+    guesses = await genre.guess_tracks(found) if genre is not None and found else [None] * len(found)
     labels = texts.labels(user.language)
     results: list[InlineQueryResultUnion] = []
     for track, guess in zip(found, guesses, strict=True):
         link = await deep_link(bot, track.id)
-        text = texts.render(
-            user.language,
-            "card",
-            track=track,
-            genre=guess,
-            note=None,
-            youtube_url=track.youtube_search_url,
-            deep_link=link,
-        )
-        description = " · ".join(p for p in (_genre_line(track, guess), track.album or "") if p)
+        text = card_text(texts, user.language, track, guess, youtube_url=track.youtube_search_url, deep_link=link)
+        verdict = genre_verdict(guess) if guess is not None else None
+        description = texts.plain(user.language, "inline_description", track=track, verdict=verdict)
+        cover = track.cover_url if track.cover_url and track.cover_url.startswith("https://") else None
         results.append(
             InlineQueryResultArticle(
                 id=str(track.id),
-                title=clip(track.title, 100),
+                title=clip(track.name, 100),
                 description=clip(description, 120) or None,
-                input_message_content=InputTextMessageContent(message_text=text),
-                reply_markup=links_keyboard(track, youtube_url=track.youtube_search_url, deep_link=link, labels=labels),
+                thumbnail_url=cover,
+                input_message_content=InputTextMessageContent(
+                    message_text=text, link_preview_options=cover_preview(track)
+                ),
+                reply_markup=links_keyboard(
+                    track, youtube_url=track.youtube_search_url, youtube_is_search=True, deep_link=link, labels=labels
+                ),
             )
         )
     return results
@@ -100,7 +86,7 @@ async def on_inline_query(
     user: UserInfo,
     tracks: TrackService,
     feedback: FeedbackService,
-    genre: GenreService | None,
+    genre: Genres | None,
     texts: Texts,
 ) -> None:
     query = inline_query.query.strip()[:256]

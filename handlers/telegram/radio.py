@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Literal
 
 from aiogram import F, Router
 from aiogram.filters import Command
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, LinkPreviewOptions, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
 from bot.telegram.callbacks import (
@@ -19,7 +19,7 @@ from bot.telegram.callbacks import (
     TrackCallback,
 )
 from bot.telegram.keyboards import radio_keyboard
-from bot.telegram.texts import Texts
+from bot.telegram.texts import Texts, cover_preview
 from handlers.telegram.common import callback_message, edit
 from services.dto import Listener, RadioStep, UserInfo
 from services.errors import RadioConflict, RadioStopped
@@ -34,19 +34,22 @@ FEEDBACK: dict[RadioAction, Literal["like", "skip", "next"]] = {
 }
 
 
-def radio_view(texts: Texts, user: UserInfo, step: RadioStep) -> tuple[str, InlineKeyboardMarkup | None]:
+def radio_view(
+    texts: Texts, user: UserInfo, step: RadioStep
+) -> tuple[str, InlineKeyboardMarkup | None, LinkPreviewOptions]:
     if step.track is None or step.stopped:
-        return texts.render(user.language, "radio_end", step=step), None
+        return texts.render(user.language, "radio_end", step=step), None, cover_preview(None)
     return (
         texts.render(user.language, "radio", step=step, track=step.track),
         radio_keyboard(step, texts.labels(user.language)),
+        cover_preview(step.track),
     )
 
 
 async def post_radio(message: Message, step: RadioStep, user: UserInfo, radio: Radios, texts: Texts) -> None:
     """Post a radio's first card; the radio remembers that message (it outlives a restart)."""
-    text, markup = radio_view(texts, user, step)
-    sent = await message.answer(text, reply_markup=markup)
+    text, markup, preview = radio_view(texts, user, step)
+    sent = await message.answer(text, reply_markup=markup, link_preview_options=preview)
     await radio.attach_message(step.radio_id, sent.chat.id, sent.message_id, listener=Listener.telegram(user.id))
 
 
@@ -69,7 +72,9 @@ async def on_start_radio_from_like(
 
 
 async def cmd_radio(message: Message, user: UserInfo, radio: Radios, texts: Texts) -> None:
-    step = await radio.start_from_latest_like(listener=Listener.telegram(user.id), diversity=user.diversity)
+    step = await radio.start_from_latest_like(
+        listener=Listener.telegram(user.id), diversity=user.diversity, chat_id=message.chat.id
+    )
     if step is None:
         await message.answer(texts.render(user.language, "radio_none"))
         return
@@ -101,16 +106,16 @@ async def on_radio_press(
         except RadioConflict as exc:
             over = isinstance(exc, RadioStopped)
             callback_answer.text = labels("alert_radio_over" if over else "alert_radio_moved_on")
-            if not over and _shows(message, exc.step):
-                return  # the other tap already put the next track on this message
+            if (over and message.reply_markup is None) or (not over and _shows(message, exc.step)):
+                return  # this message already shows the end, or the next track the other tap brought
             step = exc.step
         else:
             if callback_data.action is RadioAction.LIKE:
                 callback_answer.text = labels("alert_radio_liked")
             elif callback_data.action is RadioAction.SKIP:
                 callback_answer.text = labels("alert_radio_skipped")
-    text, markup = radio_view(texts, user, step)
-    await edit(message, text, markup)
+    text, markup, preview = radio_view(texts, user, step)
+    await edit(message, text, markup, link_preview_options=preview)
 
 
 def _shows(message: Message, step: RadioStep) -> bool:

@@ -1,4 +1,5 @@
-"""/settings (language, the familiar ↔ new dial, daily picks), /subscribe [hour], /unsubscribe."""
+"""/settings (language, the familiar ↔ new dial, daily pick time and time zone), /subscribe [time],
+/unsubscribe, /timezone [zone]. Times and zones are read by services.schedule, the dial by UserService."""
 
 from __future__ import annotations
 
@@ -7,18 +8,28 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
-from bot.telegram.callbacks import SettingsAction, SettingsCallback
-from bot.telegram.keyboards import DIAL_STEPS, dial_step, settings_keyboard
+from bot.telegram.callbacks import SettingsAction, SettingsCallback, SettingsScreen
+from bot.telegram.keyboards import settings_keyboard
 from bot.telegram.middlewares import UserCache
 from bot.telegram.texts import Texts
 from handlers.telegram.common import callback_message, edit
 from services.dto import UserInfo
 from services.errors import InvalidInput
-from services.users import SUPPORTED_LANGUAGES, UserService
+from services.schedule import parse_pick_time
+from services.users import SUPPORTED_LANGUAGES, UserService, dial_step
+
+SCREEN_NAMES = {
+    SettingsScreen.MAIN: "main",
+    SettingsScreen.DIAL: "dial",
+    SettingsScreen.HOURS: "hours",
+    SettingsScreen.ZONES: "zones",
+}
 
 
-def settings_text(texts: Texts, user: UserInfo) -> str:
-    return texts.render(user.language, "settings", user=user, dial=dial_step(user.diversity))
+def settings_text(texts: Texts, user: UserInfo, screen: SettingsScreen = SettingsScreen.MAIN) -> str:
+    return texts.render(
+        user.language, "settings", user=user, dial=dial_step(user.diversity), screen=SCREEN_NAMES[screen]
+    )
 
 
 async def cmd_settings(message: Message, user: UserInfo, texts: Texts) -> None:
@@ -36,22 +47,31 @@ async def on_settings(
 ) -> None:
     message = callback_message(callback)
     value = callback_data.value
+    screen = SettingsScreen.MAIN
     match callback_data.action:
+        case SettingsAction.SCREEN:
+            try:
+                screen = SettingsScreen(value)
+            except ValueError:
+                raise InvalidInput("unknown settings screen") from None
         case SettingsAction.LANGUAGE:
             if not 0 <= value < len(SUPPORTED_LANGUAGES):
                 raise InvalidInput("unknown language")
             user = await users.set_language(user.id, SUPPORTED_LANGUAGES[value])
         case SettingsAction.DIAL:
-            if not 0 <= value <= DIAL_STEPS:
-                raise InvalidInput("unknown dial step")
-            user = await users.set_diversity(user.id, value / DIAL_STEPS)
+            user = await users.set_dial(user.id, value)
         case SettingsAction.SUBSCRIBE:
-            user = await users.subscribe(user.id, value)
+            user = await users.subscribe(user.id, value, 0)
         case SettingsAction.UNSUBSCRIBE:
             user = await users.unsubscribe(user.id)
-    user_cache.remember(user)
-    callback_answer.text = texts.labels(user.language)("alert_saved")
-    await edit(message, settings_text(texts, user), settings_keyboard(user, texts.labels(user.language)))
+        case SettingsAction.ZONE:
+            user = await users.set_zone_choice(user.id, value)
+    if callback_data.action is not SettingsAction.SCREEN:
+        user_cache.remember(user)
+        callback_answer.text = texts.labels(user.language)("alert_saved")
+    await edit(
+        message, settings_text(texts, user, screen), settings_keyboard(user, texts.labels(user.language), screen)
+    )
 
 
 async def cmd_subscribe(
@@ -62,14 +82,16 @@ async def cmd_subscribe(
     user_cache: UserCache,
     texts: Texts,
 ) -> None:
-    hour: int | None = None
+    """`/subscribe`, `/subscribe 9`, `/subscribe 9am`, `/subscribe 21:30` (the user's local time)."""
     if command.args:
-        arg = command.args.strip().removesuffix(":00")
-        if not arg.isdigit() or not 0 <= int(arg) <= 23:
-            await message.answer(texts.render(user.language, "bad_hour"))
+        try:
+            time = parse_pick_time(command.args)
+        except InvalidInput:
+            await message.answer(texts.render(user.language, "bad_hour", user=user, value=command.args.strip()))
             return
-        hour = int(arg)
-    user = await users.subscribe(user.id, hour if hour is not None else user.pick_hour)
+        user = await users.subscribe(user.id, time.hour, time.minute)
+    else:
+        user = await users.subscribe(user.id)
     user_cache.remember(user)
     await message.answer(texts.render(user.language, "subscribed", user=user))
 
@@ -82,6 +104,27 @@ async def cmd_unsubscribe(
     await message.answer(texts.render(user.language, "unsubscribed"))
 
 
+async def cmd_timezone(
+    message: Message,
+    command: CommandObject,
+    user: UserInfo,
+    users: UserService,
+    user_cache: UserCache,
+    texts: Texts,
+) -> None:
+    """`/timezone` shows the zone; `/timezone Europe/Berlin` (any IANA name) sets it."""
+    value = command.args.strip() if command.args else None
+    ok = False
+    if value:
+        try:
+            user = await users.set_timezone(user.id, value)
+            ok = True
+            user_cache.remember(user)
+        except InvalidInput:
+            ok = False
+    await message.answer(texts.render(user.language, "timezone", user=user, value=value, ok=ok))
+
+
 def create_router() -> Router:
     """A new router with this module's handlers (a Router belongs to one Dispatcher only)."""
     router = Router(name=__name__)
@@ -89,4 +132,5 @@ def create_router() -> Router:
     router.callback_query.register(on_settings, SettingsCallback.filter())
     router.message.register(cmd_subscribe, Command("subscribe"))
     router.message.register(cmd_unsubscribe, Command("unsubscribe"))
+    router.message.register(cmd_timezone, Command("timezone"))
     return router

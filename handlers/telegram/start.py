@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject, CommandStart
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import Message
 
+from bot.telegram.keyboards import example_keyboard
 from bot.telegram.texts import Texts
-from handlers.telegram.common import DEEP_LINK_PREFIX, EXAMPLE_QUERY, send_card
+from handlers.telegram.common import DEEP_LINK_PREFIX, example_for, send_card
 from services.dto import UserInfo
 
 if TYPE_CHECKING:
@@ -30,13 +31,10 @@ async def cmd_start_track(
 
 
 async def cmd_start(message: Message, user: UserInfo, texts: Texts) -> None:
-    example = InlineKeyboardMarkup(
-        inline_keyboard=[
-            [InlineKeyboardButton(text=f"🔎 {EXAMPLE_QUERY}", switch_inline_query_current_chat=EXAMPLE_QUERY)]
-        ]
-    )
+    example = example_for(user)
     await message.answer(
-        texts.render(user.language, "start", name=user.first_name, example=EXAMPLE_QUERY), reply_markup=example
+        texts.render(user.language, "start", name=user.first_name, example=example),
+        reply_markup=example_keyboard(example, texts.labels(user.language)),
     )
 
 

@@ -9,7 +9,7 @@ from aiogram.types import CallbackQuery
 from aiogram.utils.callback_answer import CallbackAnswer
 
 from bot.telegram.callbacks import TrackAction, TrackCallback
-from bot.telegram.keyboards import similar_keyboard, track_keyboard
+from bot.telegram.keyboards import similar_keyboard, with_like_state
 from bot.telegram.texts import Texts
 from handlers.telegram.common import callback_message, edit_markup, send_card
 from services.dto import InteractionKind, UserInfo
@@ -57,7 +57,8 @@ async def on_like(
         await feedback.unlike(user.id, track.id)
         callback_answer.text = labels("alert_unliked")
         liked = False
-    await edit_markup(message, track_keyboard(track.id, liked=liked, labels=labels))
+    # Only the 👍 / 💚 button changes; the others on this card (e.g. 🔀 Other versions) stay.
+    await edit_markup(message, with_like_state(message.reply_markup, track.id, liked=liked, labels=labels))
 
 
 async def on_similar(
@@ -70,10 +71,11 @@ async def on_similar(
 ) -> None:
     message = callback_message(callback)
     seed = await tracks.get(callback_data.track_id)
+    # With the user's id the service records the list as shown (a radio started next leaves it out).
     recs = await recommendations.similar(seed.id, SIMILAR_COUNT, user_id=user.id, diversity=user.diversity)
     await message.answer(
         texts.render(user.language, "similar", seed=seed, recommendations=recs),
-        reply_markup=similar_keyboard(recs),
+        reply_markup=similar_keyboard(recs) if recs else None,
     )
 
 

@@ -28,6 +28,7 @@ from services.dto import (
     TrackInfo,
     YouTubeLink,
 )
+from services.genre import genre_inputs
 from services.health import HealthService
 from services.users import UserService
 from tests.wiring import Wiring
@@ -129,6 +130,16 @@ class FakeGenreService:
     @property
     def version(self) -> str:
         return MODEL_VERSION if self.ready else ""
+
+    async def guess_tracks(self, tracks: Sequence[TrackInfo]) -> list[GenreGuess | None]:
+        out: list[GenreGuess | None] = []
+        for track in tracks:
+            inputs = genre_inputs(track)
+            try:
+                out.append(await self.guess(inputs) if inputs is not None else None)
+            except errors.EncoreError:
+                out.append(None)
+        return out
 
     async def guess(self, features: Mapping[str, float]) -> GenreGuess:
         if not self.ready:

@@ -110,3 +110,10 @@ class Chat:
 @pytest.fixture
 def chat(dp: Dispatcher, bot: RecordingBot) -> Chat:
     return Chat(dp, bot)
+
+
+@pytest.fixture
+def busy_chat(container: Wiring, bot: RecordingBot) -> Chat:
+    """A chat for long journeys: the per-user throttle (8 updates in 2 s) raised out of the way."""
+    dp = create_dispatcher(container.services, get_routers(), storage=MemoryStorage(), throttle_limit=1000)
+    return Chat(dp, bot)

@@ -79,7 +79,7 @@ class FakeGenreService:
             top = (("rock", 0.45), ("metal", 0.35), ("punk", 0.2))  # unsure: top-3
         else:
             top = (("jazz", 0.8), ("blues", 0.15), ("soul", 0.05))
-        family = top[0][0]
+        family = {"rock": "rock", "techno": "electronic", "jazz": "jazz/blues/soul"}[top[0][0]]
         return GenreGuess(
             genre=top[0][0],
             probability=top[0][1],
@@ -88,6 +88,9 @@ class FakeGenreService:
             family_probability=top[0][1],
             family_top=top,
         )
+
+    async def guess_tracks(self, tracks: Sequence[TrackInfo]) -> list[GenreGuess | None]:
+        return [await self.guess(t.features) if t.features else None for t in tracks]
 
 
 class FakeFeedbackService:
@@ -213,7 +216,11 @@ class FakeRecommendationService:
         if seed is None:
             raise TrackNotFound("no such track")
         same = [t for t in self.catalog if t.id != track_id and genre_of(t) == genre_of(seed)]
-        return [Recommendation(track=t, score=1.0 - i / 10, reason="similar sound") for i, t in enumerate(same[:n])]
+        recs = [Recommendation(track=t, score=1.0 - i / 10, reason="similar sound") for i, t in enumerate(same[:n])]
+        if user_id is not None:  # as the real service: the list is recorded as shown to the user
+            for rec in recs:
+                await self.feedback.record(user_id, rec.track.id, InteractionKind.SHOWN, "similar")
+        return recs
 
     async def for_you(self, user_id: int, n: int = 10) -> list[Recommendation]:
         liked = self.feedback.liked.get(user_id, [])
@@ -296,13 +303,13 @@ class FakeRadioService:
         self._advance(radio)
         return self._step(radio)
 
-    async def start_from_latest_like(self, *, listener: Listener, diversity: float | None = None) -> RadioStep | None:
-        if listener.user_id is None:
+    async def start_from_latest_like(
+        self, *, listener: Listener, diversity: float | None = None, chat_id: int | None = None
+    ) -> RadioStep | None:
+        liked = self.likes_store.liked.get(listener.user_id, []) if listener.user_id is not None else []
+        if not liked:
             return None
-        latest = await self.likes_store.likes(listener.user_id, 0, size=1)
-        if not latest.items:
-            return None
-        return await self.start(latest.items[0].id, listener=listener, diversity=diversity)
+        return await self.start(liked[0], listener=listener, diversity=diversity, chat_id=chat_id)
 
     def _own(self, radio_id: str, listener: Listener) -> _Radio:
         radio = self.radios.get(radio_id)

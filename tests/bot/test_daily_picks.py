@@ -56,11 +56,14 @@ class FixedTaste:
         return [Recommendation(track=track, score=1.0, reason="because you liked jazz")] if track else []
 
 
-async def seed(sessions: async_sessionmaker[AsyncSession], users: int, *, hour: int = 10, tracks: int = 3) -> list[int]:
+async def seed(
+    sessions: async_sessionmaker[AsyncSession], users: int, *, hour: int = 10, tracks: int = 3, zone: str = "UTC"
+) -> list[int]:
     service = UserService(sessions)
     ids = []
     for i in range(users):
         info = await service.touch_telegram(9000 + i, first_name=f"u{i}", language_code="en" if i % 2 else "ru")
+        await service.set_timezone(info.id, zone)
         await service.subscribe(info.id, hour)
         ids.append(info.id)
     async with sessions.begin() as session:
@@ -286,3 +289,96 @@ async def test_shared_pacer_paces_two_instances_together(redis_url: str, redis_p
     finally:
         for c in clients:
             await c.aclose()
+
+
+async def test_picks_arrive_at_the_local_hour_in_every_zone(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """09:00 in Moscow is 06:00 UTC, 21:30 in New York is 02:30 UTC the next day (in November), and a
+    new Russian user starts on Moscow time; each gets one pick per *local* day."""
+    service = UserService(sessions)
+    moscow = await service.touch_telegram(9100, first_name="Маша", language_code="ru")
+    assert moscow.timezone == "Europe/Moscow"  # from the language
+    await service.subscribe(moscow.id, 9)
+    york = await service.touch_telegram(9101, first_name="Ned", language_code="en")
+    assert york.timezone == "UTC"
+    await service.set_timezone(york.id, "america/new_york")
+    await service.subscribe(york.id, 21, 30)
+    async with sessions.begin() as session:
+        session.add(Track(spotify_id="pop" + "0" * 18, name="Popular", artists="Star", popularity=90))
+    notifier = RecordingNotifier()
+    picks = DailyPicksService(sessions, None, notifier, rate=1000)
+
+    def at(hour: int, minute: int = 0, day: int = 24) -> datetime:
+        return datetime(2026, 11, day, hour, minute, 30, tzinfo=UTC)
+
+    assert (await picks.run_due(at(5, 59))).due == 0  # 08:59 in Moscow
+    assert (await picks.run_due(at(6, 0))).sent == 1  # 09:00 in Moscow
+    assert [t for t, _, _ in notifier.sent] == [9100]
+    assert (await picks.run_due(at(23, 0))).due == 0  # 18:00 in New York; Moscow already has today's
+    assert (await picks.run_due(at(2, 29, day=25))).due == 0  # 21:29 on the 24th in New York
+    assert (await picks.run_due(at(2, 30, day=25))).sent == 1
+    assert [t for t, _, _ in notifier.sent] == [9100, 9101]
+    days = {(uid, day) for uid, day, _ in await picks_of(sessions)}
+    assert days == {(moscow.id, date(2026, 11, 24)), (york.id, date(2026, 11, 24))}  # local days
+    assert (await picks.run_due(at(6, 0, day=25))).sent == 1  # Moscow's next morning
+
+
+async def test_due_subscribers_is_one_query_whatever_the_zones(sqlite_engine, sqlite_sessions) -> None:
+    """Many users in many zones: the users table is read by two statements (the distinct zones, then the
+    due users), not once per user or per zone."""
+    from sqlalchemy import event
+
+    service = UserService(sqlite_sessions)
+    zones = ["UTC", "Europe/Moscow", "Asia/Tokyo", "America/New_York", "Asia/Kolkata"]
+    for i in range(40):
+        info = await service.touch_telegram(9200 + i, first_name=f"u{i}", language_code="en")
+        await service.set_timezone(info.id, zones[i % len(zones)])
+        await service.subscribe(info.id, 0)
+    async with sqlite_sessions.begin() as session:
+        session.add(Track(spotify_id="pop" + "1" * 18, name="Popular", artists="Star", popularity=90))
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(sqlite_engine.sync_engine, "before_cursor_execute", record)
+    try:
+        stats = await DailyPicksService(sqlite_sessions, None, RecordingNotifier(), rate=10_000).run_due(TEN)
+    finally:
+        event.remove(sqlite_engine.sync_engine, "before_cursor_execute", record)
+    assert stats.sent == 40
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT") and "FROM users" in s]
+    assert len(reads) == 2, reads
+
+
+def test_pick_times_people_type() -> None:
+    from services.errors import InvalidInput
+    from services.schedule import PickTime, default_timezone, parse_pick_time, parse_timezone
+
+    cases = {
+        "9": PickTime(9),
+        "09": PickTime(9),
+        "9am": PickTime(9),
+        "9 AM": PickTime(9),
+        "9 a.m.": PickTime(9),
+        "12am": PickTime(0),
+        "12pm": PickTime(12),
+        "9pm": PickTime(21),
+        "21:30": PickTime(21, 30),
+        "9.30": PickTime(9, 30),
+        "9:30pm": PickTime(21, 30),
+        "21h": PickTime(21),
+        "7h05": PickTime(7, 5),
+        "0": PickTime(0),
+        " 23:59 ": PickTime(23, 59),
+    }
+    for text, expected in cases.items():
+        assert parse_pick_time(text) == expected, text
+    for bad in ("25", "9:75", "13pm", "0am", "morning", "", "9:5", "-1", "9::30", "1000"):
+        with pytest.raises(InvalidInput):
+            parse_pick_time(bad)
+    assert parse_timezone("europe/moscow") == "Europe/Moscow"
+    assert parse_timezone("America/New York") == "America/New_York"
+    assert parse_timezone("utc") == "UTC"
+    with pytest.raises(InvalidInput):
+        parse_timezone("Mars/Olympus")
+    assert (default_timezone("ru"), default_timezone("en"), default_timezone(None)) == ("Europe/Moscow", "UTC", "UTC")

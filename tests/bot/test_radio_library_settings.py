@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from aiogram import Dispatcher
 
 from bot.telegram.callbacks import RadioAction, RadioCallback
 from services.users import UserService
 from tests.bot.conftest import Chat
-from tests.bot.fakes_services import FakeServices
+from tests.bot.fakes_services import FakeServices, make_track
 from tests.fakes.bot import RecordingBot
+from tests.fakes.telegram import parse_html
 
 
 async def start_radio(chat: Chat, query: str = "Jazz Song 12") -> dict:
@@ -51,12 +54,23 @@ async def test_radio_like_steers_the_next_track_and_is_stored(chat: Chat, fakes:
 
 async def test_stale_radio_press_is_a_toast_and_not_counted(chat: Chat, fakes: FakeServices) -> None:
     radio_msg = await start_radio(chat)
-    old_data = chat.bot.server.button(radio_msg, "Next")
+    old_data = chat.bot.server.button(radio_msg, "Like")
     await chat.press(radio_msg, old_data)
     await chat.press(radio_msg, old_data)  # the same (now old) track again: a double tap
     answer = chat.answers()[-1]
     assert not answer.get("show_alert") and "moved on" in answer["text"]
-    assert [e[2] for e in fakes.radio.events] == ["next"]  # counted once
+    assert [e[2] for e in fakes.radio.events] == ["like"]  # counted once
+
+
+async def test_a_stale_like_on_a_stopped_radio_says_it_is_over(chat: Chat, fakes: FakeServices) -> None:
+    radio_msg = await start_radio(chat)
+    like = chat.bot.server.button(radio_msg, "Like")
+    await chat.press(radio_msg, chat.bot.server.button(radio_msg, "Stop"))
+    await chat.press(radio_msg, like)  # a 👍 still on screen somewhere (another device, a slow client)
+    answer = chat.answers()[-1]
+    assert "radio is over" in answer["text"] and "not counted" in answer["text"]
+    assert "Liked" not in answer["text"]
+    assert fakes.feedback.liked.get(1, []) == [] and fakes.radio.events == []
 
 
 async def test_someone_elses_radio_is_refused(dp: Dispatcher, bot: RecordingBot, fakes: FakeServices) -> None:
@@ -67,14 +81,14 @@ async def test_someone_elses_radio_is_refused(dp: Dispatcher, bot: RecordingBot,
     await intruder.press(intruder_msg, data)
     answer = intruder.answers()[-1]
     # Someone else's radio is as good as no radio: the press does not even learn that it exists.
-    assert answer["show_alert"] is True and "out of date" in answer["text"]
+    assert answer.get("show_alert") is not True and "out of date" in answer["text"]
     assert fakes.radio.events == []
 
 
 async def test_unknown_radio_is_an_alert(chat: Chat) -> None:
     await chat.send("Jazz Song 12")
     await chat.press(chat.last(), RadioCallback(radio_id="x" * 22, track_id=12, action=RadioAction.NEXT).pack())
-    assert chat.answers()[-1]["show_alert"] is True
+    assert chat.answers()[-1].get("show_alert") is not True and "out of date" in chat.answers()[-1]["text"]
 
 
 async def test_likes_pages_and_unlike(chat: Chat, fakes: FakeServices) -> None:
@@ -84,10 +98,13 @@ async def test_likes_pages_and_unlike(chat: Chat, fakes: FakeServices) -> None:
         await fakes.feedback.like(user_id, track_id)
     await chat.send("/likes")
     listing = chat.last()
-    assert "7" in listing["text"] and "(1/2)" in listing["text"]
+    assert "Your likes — 7 tracks:" in listing["text"] and "1/2" not in listing["text"]
+    assert "1 / 2" in [b["text"] for b in chat.bot.server.buttons(listing)]
     await chat.press(listing, chat.bot.server.button(listing, "▶"))
     page2 = chat.last()
-    assert page2["message_id"] == listing["message_id"] and "(2/2)" in page2["text"]
+    assert page2["message_id"] == listing["message_id"] and "2 / 2" in [
+        b["text"] for b in chat.bot.server.buttons(page2)
+    ]
     await chat.press(page2, chat.bot.server.button(page2, "✖ 6"))
     assert len(fakes.feedback.liked[user_id]) == 6
     await chat.press(chat.last(), chat.bot.server.button(chat.last(), "▶ 6"))
@@ -110,8 +127,8 @@ async def test_history_counts_genres_with_latest_tracks(chat: Chat, fakes: FakeS
     await chat.press(card, chat.bot.server.button(card, "👍"))
     await chat.send("/history")
     text = chat.last()["text"]
-    assert "jazz — 2 (🔎 2 · 👍 0)" in text and "techno — 2 (🔎 1 · 👍 1)" in text
-    assert "Jazz Song 13" in text
+    assert "Jazz — 2 searches\n" in text and "Techno — 1 search, 1 like\n" in text
+    assert "Jazz Song 13 — Jazz Band 1" in text
 
 
 async def test_radio_command_starts_from_latest_like(chat: Chat, fakes: FakeServices) -> None:
@@ -121,32 +138,73 @@ async def test_radio_command_starts_from_latest_like(chat: Chat, fakes: FakeServ
     assert "Techno" in chat.last()["text"] and "Radio" in chat.last()["text"]
 
 
-async def test_settings_language_dial_and_subscription(chat: Chat, container) -> None:
+async def test_settings_language_dial_hour_and_time_zone(busy_chat: Chat, container) -> None:
+    chat = busy_chat
     users: UserService = container.services.users
     await chat.send("/settings")
     panel = chat.last()
+    assert "Familiar ↔ new: Mostly familiar" in panel["text"]
     await chat.press(panel, chat.bot.server.button(panel, "Русский"))
     assert "Настройки" in chat.last()["text"]
-    await chat.press(chat.last(), chat.bot.server.button(chat.last(), "4"))
+    await chat.press(chat.last(), chat.bot.server.button(chat.last(), "Знакомое ↔ новое"))
+    dial = chat.last()
+    assert "Насколько рекомендации" in dial["text"]
+    assert [b["text"] for b in chat.bot.server.buttons(dial)] == [
+        "Знакомое",
+        "• Скорее знакомое",
+        "Поровну",
+        "Скорее новое",
+        "Новое",
+        "◀ Назад",
+    ]
+    await chat.press(dial, chat.bot.server.button(dial, "Новое"))
+    assert "Знакомое ↔ новое: <b>Новое</b>" in chat.bot.calls("editMessageText")[-1]["text"]  # back on the panel
     await chat.press(chat.last(), chat.bot.server.button(chat.last(), "🔔"))
+    await chat.press(chat.last(), chat.bot.server.button(chat.last(), "09:00"))
+    await chat.press(chat.last(), chat.bot.server.button(chat.last(), "🕒"))
+    await chat.press(chat.last(), chat.bot.server.button(chat.last(), "Москва"))
     user = await users.by_telegram_id(chat.user["id"])
     assert user is not None
-    assert (user.language, user.diversity, user.subscribed) == ("ru", 1.0, True)
-    # Pressing the same dial step twice is "message is not modified": answered, no error.
-    await chat.press(chat.last(), chat.bot.server.button(chat.last(), "• 4"))
+    assert (user.language, user.diversity, user.subscribed, user.pick_hour, user.timezone) == (
+        "ru",
+        1.0,
+        True,
+        9,
+        "Europe/Moscow",
+    )
+    assert "Трек дня: <b>каждый день в 09:00</b>" in chat.bot.calls("editMessageText")[-1]["text"]
+    # Pressing the same choice twice is "message is not modified": answered, no error.
+    await chat.press(chat.last(), chat.bot.server.button(chat.last(), "Знакомое ↔ новое"))
+    await chat.press(chat.last(), chat.bot.server.button(chat.last(), "• Новое"))
+    await chat.press(chat.last(), chat.bot.server.button(chat.last(), "Знакомое ↔ новое"))
+    await chat.press(chat.last(), chat.bot.server.button(chat.last(), "• Новое"))
     assert chat.bot.calls("answerCallbackQuery")[-1].get("show_alert") is not True
 
 
-async def test_subscribe_with_hour_and_unsubscribe(chat: Chat, container) -> None:
-    await chat.send("/subscribe 7")
-    assert "7:00 UTC" in chat.last()["text"]
+async def test_subscribe_at_a_local_time_and_unsubscribe(chat: Chat, container) -> None:
+    users: UserService = container.services.users
+    for typed, shown, stored in (("7", "07:00", (7, 0)), ("9am", "09:00", (9, 0)), ("21:30", "21:30", (21, 30))):
+        await chat.send(f"/subscribe {typed}")
+        assert f"every day at {shown}, UTC" in chat.last()["text"]
+        user = await users.by_telegram_id(chat.user["id"])
+        assert user is not None and (user.subscribed, user.pick_hour, user.pick_minute) == (True, *stored)
     await chat.send("/subscribe 25")
-    assert "0 to 23" in chat.last()["text"]
-    user = await container.services.users.by_telegram_id(chat.user["id"])
-    assert (user.subscribed, user.pick_hour) == (True, 7)
+    assert "couldn't read" in chat.last()["text"] and "21:30" in chat.last()["text"]
+    await chat.send("/timezone america/new_york")
+    assert "Time zone set: New York (UTC−" in chat.last()["text"] and "21:30" in chat.last()["text"]
+    await chat.send("/timezone Mars/Base")
+    assert "don't know the time zone" in chat.last()["text"]
+    user = await users.by_telegram_id(chat.user["id"])
+    assert user is not None and (user.pick_hour, user.pick_minute, user.timezone) == (21, 30, "America/New_York")
     await chat.send("/unsubscribe")
-    user = await container.services.users.by_telegram_id(chat.user["id"])
-    assert user.subscribed is False
+    user = await users.by_telegram_id(chat.user["id"])
+    assert user is not None and user.subscribed is False
+
+
+async def test_a_russian_user_starts_on_moscow_time(dp, bot, container) -> None:
+    chat = Chat(dp, bot, user_id=3003, language="ru")
+    await chat.send("/subscribe 9")
+    assert "каждый день в <b>09:00</b>, часовой пояс — Москва (UTC+3)" in chat.bot.calls("sendMessage")[-1]["text"]
 
 
 async def test_inline_search_is_personal_with_links(chat: Chat) -> None:
@@ -157,7 +215,7 @@ async def test_inline_search_is_personal_with_links(chat: Chat) -> None:
     assert 1 <= len(results) <= 10
     first = results[0]
     assert first["input_message_content"]["message_text"].count("https://t.me/encore_test_bot?start=t_") == 1
-    assert "jazz" in first["description"]
+    assert " · Jazz · " in first["description"]
     urls = [b["url"] for row in first["reply_markup"]["inline_keyboard"] for b in row]
     assert any("open.spotify.com" in u for u in urls) and any(u.startswith("https://t.me/") for u in urls)
 
@@ -174,6 +232,52 @@ async def test_inline_empty_query_shows_recent_likes(chat: Chat, fakes: FakeServ
     assert [r["id"] for r in results] == ["21", "3"]
 
 
-async def test_unknown_command_and_sticker(chat: Chat) -> None:
+async def test_inline_shows_the_same_genre_as_the_card_with_a_thumbnail(chat: Chat, fakes: FakeServices) -> None:
+    cover = "https://cdn-images.dzcdn.net/images/cover/x/250x250.jpg"
+    fakes.tracks.add(dataclasses.replace(make_track(800, "rock", name="Master of Puppets"), cover_url=cover))
+    await chat.inline("Master of Puppets")
+    result = chat.bot.calls("answerInlineQuery")[-1]["results"][0]
+    assert result["thumbnail_url"] == cover
+    assert result["input_message_content"]["link_preview_options"]["url"] == cover
+    assert "maybe Rock" in result["description"]  # unsure (45 %): not stated as fact
+    await chat.send("/start t_800")
+    card = chat.last()["text"]
+    inline_card = parse_html(result["input_message_content"]["message_text"])
+    genre_line = next(line for line in card.splitlines() if line.startswith("🏷"))
+    assert genre_line in inline_card and "Rock — 45%" in card
+
+
+async def test_unknown_command_says_so_then_helps(chat: Chat) -> None:
     await chat.send("/whatever")
-    assert "How to use Encore" in chat.last()["text"]
+    text = chat.last()["text"]
+    assert text.startswith("🤔 I don't know the command /whatever.") and "How to use Encore" in text
+
+
+async def test_voice_and_audio_say_they_will_be_analysed(chat: Chat) -> None:
+    server = chat.bot.server
+    for extra in (
+        {"voice": {"file_id": "v1", "file_unique_id": "u1", "duration": 3}},
+        {"audio": {"file_id": "a1", "file_unique_id": "u2", "duration": 200}},
+        {"document": {"file_id": "d1", "file_unique_id": "u3", "mime_type": "audio/mpeg"}},
+    ):
+        update = server.message_update(chat.user, "")
+        message = {k: v for k, v in update["message"].items() if k != "text"}
+        await chat.feed({"message": {**message, **extra}})
+        assert chat.last()["text"].startswith("🎧 Got your recording. Soon I'll analyse songs from audio")
+    await chat.feed(
+        {
+            "message": {
+                **message,
+                "sticker": {
+                    "file_id": "s",
+                    "file_unique_id": "s",
+                    "type": "regular",
+                    "width": 1,
+                    "height": 1,
+                    "is_animated": False,
+                    "is_video": False,
+                },
+            }
+        }
+    )
+    assert "Send me a song title" in chat.last()["text"]

@@ -114,3 +114,48 @@ async def test_journey_over_real_services(runtime: TelegramRuntime, telegram: Fa
     async with real.sessions() as s:
         assert (await s.execute(tracked)).one() == (sent_id, InteractionKind.SEARCHED)
     assert [c for c in telegram.calls if not c.ok] == []
+
+
+async def test_similar_then_radio_never_replays_the_list_and_nonsense_finds_nothing(
+    runtime: TelegramRuntime, telegram: FakeTelegram, real: Wiring
+) -> None:
+    """Over the wire with the real services: random letters answer "nothing found" with an example;
+    a radio started right after 🔎 Similar (one of whose tracks the person liked) plays none of them;
+    a 👍 left on the stopped radio says the radio is over."""
+    from bot.telegram.callbacks import TrackCallback
+    from services.examples import EXAMPLES
+
+    nonsense = await say(telegram, "asdkjh qwpoeiru zzxq")
+    assert nonsense["text"].startswith("🤷 Nothing found for asdkjh qwpoeiru zzxq")
+    assert any(example in nonsense["text"] for example in EXAMPLES["en"])
+
+    card = await say(telegram, "Jazz Song 3-1")
+    if "Several tracks" in card["text"]:
+        card = (await press(telegram, card, telegram.buttons(card)[0]["callback_data"], "sendMessage")).result
+    similar = (await press(telegram, card, telegram.button(card, "Similar"), "sendMessage")).result
+    shown = [TrackCallback.unpack(b["callback_data"]).track_id for b in telegram.buttons(similar)]
+    assert len(shown) == 5 and "5 tracks" in similar["text"]
+    opened = (await press(telegram, similar, telegram.buttons(similar)[2]["callback_data"], "sendMessage")).result
+    await press(telegram, opened, telegram.button(opened, "👍"), "editMessageReplyMarkup")
+
+    radio_msg = (await press(telegram, card, telegram.button(card, "Start radio"), "sendMessage")).result
+    current = radio_msg
+    for _ in range(5):
+        current = (await press(telegram, current, telegram.button(current, "Next"), "editMessageText")).result
+    played = select(Interaction.track_id).where(
+        Interaction.kind == InteractionKind.SHOWN, Interaction.radio_session_id.is_not(None)
+    )
+    async with real.sessions() as s:
+        radio_tracks = list((await s.scalars(played)).all())
+    assert len(radio_tracks) == 6
+    assert not set(radio_tracks) & set(shown)
+
+    like = telegram.button(current, "Like")
+    await press(telegram, current, telegram.button(current, "Stop"), "editMessageText")
+    mark = telegram.mark()
+    query_id = telegram.press(CARLA, current, like)["callback_query"]["id"]
+    answer = await telegram.wait_for(
+        "answerCallbackQuery", lambda c: c.params["callback_query_id"] == query_id, after=mark
+    )
+    assert "radio is over" in answer.params["text"]
+    assert [c for c in telegram.calls if not c.ok] == []

@@ -1,51 +1,138 @@
-"""Templates (both languages, valid Telegram HTML, the 4,096 limit) and the error handling."""
+"""Templates (both languages, valid Telegram HTML, the 4,096 limit, Russian without English words,
+plurals that agree) and the error handling."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import re
+from typing import Any
 
 import pytest
 
-from bot.telegram.texts import MESSAGE_LIMIT, TEMPLATES_DIR, Texts, fit, visible_length
-from services.dto import GenreGuess, Page, RadioStep, Recommendation, UserInfo
+from bot.telegram.texts import MESSAGE_LIMIT, TEMPLATES_DIR, Texts, fit, lower_first, plural, visible_length
+from services.dto import GenreGuess, Page, RadioStep, Recommendation, TrackInfo, UserInfo
+from services.genre_labels import GenreConfidence, genre_names, genre_verdict
 from tests.bot.conftest import Chat
 from tests.bot.fakes_services import FakeServices, GenreHistoryEntry, make_track
 from tests.fakes.telegram import BadRequest, check_message_text, parse_html
 
 EVIL = "<script>&amp; \"quoted\" 'x' </b>"
-TRACK = make_track(1, "jazz", name=EVIL, artist=EVIL)
+TRACK = dataclasses.replace(
+    make_track(1, "jazz", name=EVIL, artist=EVIL), duration_ms=215_000, year=1999, cover_url="https://c.dn/x.jpg"
+)
 USER = UserInfo(id=1, telegram_id=1, first_name=EVIL, language="en", diversity=0.5, subscribed=True, pick_hour=9)
-GUESS = GenreGuess("jazz", 0.4, (("jazz", 0.4), ("blues", 0.3), ("soul", 0.3)), "jazz", 0.4)
-STEP = RadioStep(radio_id=1, track=TRACK, position=3, likes=1, skips=2)
-CONTEXTS = {
-    "start": {"name": EVIL, "example": EVIL},
-    "help": {"bot_username": "encore_bot"},
-    "card": {"track": TRACK, "genre": GUESS, "note": EVIL, "youtube_url": "https://y.t/?a=1&b=2", "deep_link": None},
-    "results": {"query": EVIL, "page": 0, "pages": 2, "notice": EVIL},
-    "not_found": {"kind": "not_found", "query": EVIL, "example": EVIL},
-    "similar": {"seed": TRACK, "recommendations": [Recommendation(TRACK, 1.0, EVIL)]},
-    "radio": {"step": STEP, "track": TRACK},
-    "radio_end": {"step": STEP},
-    "radio_none": {},
-    "history": {"page": Page((GenreHistoryEntry("jazz", 3, 2, 1, (TRACK,)),), 0, 1, 1)},
-    "likes": {"page": Page((TRACK,), 0, 1, 1), "first": 0},
-    "settings": {"user": USER, "dial": 2},
-    "subscribed": {"user": USER},
-    "unsubscribed": {},
-    "bad_hour": {},
-    "daily_pick": {"track": TRACK, "reason": EVIL},
-    "error": {},
-    "throttled": {},
-    "unavailable": {},
-}
+SURE = GenreGuess("hard-rock", 0.62, (("hard-rock", 0.62), ("metal", 0.2), ("grunge", 0.1)), "rock", 0.8)
+FAMILY = GenreGuess("hard-rock", 0.24, (("hard-rock", 0.24), ("r-n-b", 0.2), ("k-pop", 0.1)), "rock", 0.71)
+UNSURE = GenreGuess("metal", 0.22, (("metal", 0.22), ("edm", 0.2), ("disney", 0.1)), "metal", 0.35)
+
+
+def contexts(track: TrackInfo, user: UserInfo, text: str) -> dict[str, list[dict[str, Any]]]:
+    """Representative contexts for every template: each branch a person can meet."""
+    step = RadioStep(radio_id=1, track=track, position=3, likes=1, skips=2)
+    card = {"track": track, "note": text, "youtube_url": "https://y.t/?a=1&b=2", "deep_link": None}
+    entry = GenreHistoryEntry("hard-rock", 3, 2, 1, (track,))
+    return {
+        "start": [{"name": text, "example": "Кино — Группа крови"}],
+        "help": [{"bot_username": "encore_bot"}],
+        "unknown_command": [{"command": "/whatever", "bot_username": "encore_bot"}],
+        "audio": [{}],
+        "card": [
+            {**card, "verdict": genre_verdict(g), "no_features": False, "youtube_is_search": s}
+            for g, s in ((SURE, True), (FAMILY, False), (UNSURE, True))
+        ]
+        + [
+            {
+                **card,
+                "verdict": None,
+                "no_features": True,
+                "youtube_is_search": True,
+                "deep_link": "https://t.me/b?start=t_1",
+            },
+            {**card, "verdict": None, "no_features": False, "youtube_is_search": True},
+        ],
+        "inline_description": [{"track": track, "verdict": genre_verdict(g)} for g in (SURE, FAMILY, UNSURE)]
+        + [{"track": track, "verdict": None}],
+        "results": [
+            {"query": text, "notice": None, "exact": True, "versions_of": None},
+            {"query": text, "notice": None, "exact": False, "versions_of": None},
+            {"query": text, "notice": None, "exact": True, "versions_of": track},
+        ],
+        "not_found": [
+            {"kind": k, "query": text, "example": "Кино — Группа крови"}
+            for k in ("not_found", "unsupported", "invalid")
+        ],
+        "similar": [
+            {"seed": track, "recommendations": [Recommendation(track, 1.0, "similar sound")]},
+            {"seed": track, "recommendations": []},
+        ],
+        "radio": [{"step": step, "track": track}],
+        "radio_end": [{"step": step}, {"step": dataclasses.replace(step, stopped=True)}],
+        "radio_none": [{}],
+        "history": [
+            {
+                "page": Page(
+                    (entry, dataclasses.replace(entry, searched=0), dataclasses.replace(entry, liked=0)), 0, 2, 6
+                )
+            },
+            {"page": Page((), 0, 1, 0)},
+        ],
+        "likes": [{"page": Page((track,), 0, 1, 1), "first": 0}, {"page": Page((), 0, 1, 0), "first": 0}],
+        "settings": [
+            {"user": u, "dial": d, "screen": screen}
+            for screen in ("main", "dial", "hours", "zones")
+            for u, d in ((user, 2), (dataclasses.replace(user, subscribed=False, timezone="Europe/Moscow"), 0))
+        ],
+        "subscribed": [{"user": user}, {"user": dataclasses.replace(user, pick_minute=30, timezone="Asia/Tokyo")}],
+        "unsubscribed": [{}],
+        "bad_hour": [{"user": user, "value": text}],
+        "timezone": [
+            {"user": user, "value": None, "ok": False},
+            {"user": user, "value": text, "ok": False},
+            {"user": dataclasses.replace(user, timezone="Europe/Moscow"), "value": "europe/moscow", "ok": True},
+        ],
+        "daily_pick": [{"track": track, "reason": r} for r in ("similar sound", "popular right now", "")],
+        "error": [{}],
+        "throttled": [{}],
+        "unavailable": [{}],
+    }
+
+
+CONTEXTS = contexts(TRACK, USER, EVIL)
+# Russian data for the Russian check: whatever Latin is left in the output is the template's.
+RU_TRACK = TrackInfo(
+    id=7,
+    spotify_id="sp7",
+    name="Группа крови",
+    artists=("Кино",),
+    album="Группа крови",
+    duration_ms=286_000,
+    year=1988,
+    features={"energy": 0.8},
+    cover_url="https://c.dn/k.jpg",
+)
+RU_USER = dataclasses.replace(USER, language="ru", first_name="Борис", timezone="Europe/Moscow")
+RU_CONTEXTS = contexts(RU_TRACK, RU_USER, "группа крови")
+# Words that stay Latin in Russian text: names, brands and codes.
+ALLOWED_LATIN = {"Encore", "Spotify", "YouTube", "Deezer", "UTC", "IANA", "English", "Disney", "R", "B", "K", "J"}
+LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'’]*")
+
+
+def russian_leftovers(html_text: str) -> set[str]:
+    """Latin words a Russian reader sees, beyond names and brands: code samples (<code>), commands,
+    @usernames and URLs are not prose."""
+    without_code = re.sub(r"<code>.*?</code>", " ", html_text, flags=re.S)
+    plain = parse_html(without_code)
+    plain = re.sub(r"https?://\S+|/[a-z_]+|@\w+", " ", plain)
+    return {w for w in LATIN_WORD.findall(plain) if w not in ALLOWED_LATIN}
 
 
 def test_both_languages_have_the_same_templates() -> None:
     en = sorted(p.name for p in (TEMPLATES_DIR / "en").glob("*.html"))
     ru = sorted(p.name for p in (TEMPLATES_DIR / "ru").glob("*.html"))
     assert en == ru
-    assert sorted(n.removesuffix(".html") for n in en if n != "labels.html") == sorted(CONTEXTS)
+    messages = [n for n in en if n != "labels.html" and not n.startswith("_")]
+    assert sorted(n.removesuffix(".html") for n in messages) == sorted(CONTEXTS)
     texts = Texts()
     assert set(texts.labels("en")._values) == set(texts.labels("ru")._values)
 
@@ -53,11 +140,123 @@ def test_both_languages_have_the_same_templates() -> None:
 @pytest.mark.parametrize("language", ["en", "ru"])
 @pytest.mark.parametrize("name", sorted(CONTEXTS))
 def test_every_template_is_valid_telegram_html_with_user_data_escaped(language: str, name: str) -> None:
-    text = Texts().render(language, name, **CONTEXTS[name])
-    plain = check_message_text(text, "HTML")  # raises like Telegram on bad HTML / empty / too long
-    assert "<script>" not in text
-    if EVIL in plain:
-        assert "&lt;script&gt;" in text
+    for context in CONTEXTS[name]:
+        text = Texts().render(language, name, **context)
+        if name == "inline_description":  # plain text (Telegram does not parse descriptions)
+            assert "<" not in Texts().plain(language, name, **context).replace(EVIL, "")
+            continue
+        plain = check_message_text(text, "HTML")  # raises like Telegram on bad HTML / empty / too long
+        assert "<script>" not in text
+        if EVIL in plain:
+            assert "&lt;script&gt;" in text
+
+
+@pytest.mark.parametrize("name", sorted(RU_CONTEXTS))
+def test_russian_messages_have_no_english_words(name: str) -> None:
+    for context in RU_CONTEXTS[name]:
+        text = Texts().render("ru", name, **context)
+        assert not russian_leftovers(text), (name, context, russian_leftovers(text), text)
+    if name == "card":  # the same check finds English in the English card (it cannot pass vacuously)
+        assert russian_leftovers(Texts().render("en", name, **RU_CONTEXTS[name][0]))
+
+
+def test_russian_labels_and_genre_names_have_no_english_words() -> None:
+    labels = Texts().labels("ru")
+    for key, value in labels._values.items():
+        words = {w for w in LATIN_WORD.findall(re.sub(r"/[a-z_]+|\{\w+\}", " ", value)) if w not in ALLOWED_LATIN}
+        assert not words or key == "btn_lang_en", (key, value, words)
+    names = genre_names()
+    for tag, name in [*names.known("ru").items(), *names.known_families("ru").items()]:
+        assert not set(LATIN_WORD.findall(name)) - ALLOWED_LATIN, (tag, name)
+
+
+def test_every_genre_and_family_has_a_name_in_both_languages() -> None:
+    import json
+    from pathlib import Path
+
+    data = json.loads((Path(__file__).parents[2] / "ml" / "genre_families.json").read_text(encoding="utf-8"))
+    names = genre_names()
+    for language in ("en", "ru"):
+        known, families = names.known(language), names.known_families(language)
+        for family, genres in data["families"].items():
+            assert family in families, (language, family)
+            for genre in genres:
+                assert genre in known, (language, genre)
+        for alias, target in data["aliases"].items():
+            assert names.genre(alias, language) == known[target]
+    assert (
+        names.genre("hard-rock", "ru") == "Хард-рок" and names.family("jazz/blues/soul", "en") == "Jazz / Blues / Soul"
+    )
+    assert names.genre("neo-soul", "en") == "Neo soul"  # a tag nobody named yet is still readable
+
+
+def test_the_genre_verdict_never_sounds_sure_of_a_weak_guess() -> None:
+    assert genre_verdict(SURE).confidence is GenreConfidence.SURE
+    assert genre_verdict(FAMILY).confidence is GenreConfidence.FAMILY and genre_verdict(FAMILY).headline == "rock"
+    weak = genre_verdict(UNSURE)
+    assert weak.confidence is GenreConfidence.UNSURE and weak.probability == pytest.approx(0.22)
+    for language in ("en", "ru"):
+        text = parse_html(Texts().render(language, "card", **CONTEXTS["card"][2]))
+        assert "22" in text and ("not clear" in text or "точно не определён" in text)
+        assert "confident" not in text and "уверен" not in text
+    assert lower_first("Хард-рок") == "хард-рок" and lower_first("R&B") == "R&B" and lower_first("EDM") == "EDM"
+
+
+PLURALS = {
+    ("en", "radio_end"): [
+        "after 1 track:",
+        "after 2 tracks:",
+        "after 5 tracks:",
+        "after 21 tracks:",
+        "after 11 tracks:",
+    ],
+    ("ru", "radio_end"): [
+        "после 1 трека:",
+        "после 2 треков:",
+        "после 5 треков:",
+        "после 21 трека:",
+        "после 11 треков:",
+    ],
+    ("en", "likes"): ["— 1 track:", "— 2 tracks:", "— 5 tracks:", "— 21 tracks:", "— 11 tracks:"],
+    ("ru", "likes"): ["— 1 трек:", "— 2 трека:", "— 5 треков:", "— 21 трек:", "— 11 треков:"],
+    ("en", "history"): [
+        "1 search, 1 like",
+        "2 searches, 2 likes",
+        "5 searches, 5 likes",
+        "21 searches, 21 likes",
+        "11 searches, 11 likes",
+    ],
+    ("ru", "history"): [
+        "1 поиск, 1 лайк",
+        "2 поиска, 2 лайка",
+        "5 поисков, 5 лайков",
+        "21 поиск, 21 лайк",
+        "11 поисков, 11 лайков",
+    ],
+    ("en", "similar"): [": 1 track.", ": 2 tracks.", ": 5 tracks.", ": 21 tracks.", ": 11 tracks."],
+    ("ru", "similar"): [": 1 трек.", ": 2 трека.", ": 5 треков.", ": 21 трек.", ": 11 треков."],
+}
+
+
+@pytest.mark.parametrize(("language", "name"), sorted(PLURALS))
+def test_plurals_agree_for_1_2_5_21(language: str, name: str) -> None:
+    for n, expected in zip((1, 2, 5, 21, 11), PLURALS[(language, name)], strict=True):
+        if name == "radio_end":
+            context: dict[str, Any] = {"step": RadioStep(radio_id=1, track=None, position=n, stopped=True)}
+        elif name == "likes":
+            context = {"page": Page((TRACK,), 0, n, n), "first": 0}
+        elif name == "history":
+            context = {"page": Page((GenreHistoryEntry("rock", 2 * n, n, n, (TRACK,)),), 0, 1, 1)}
+        else:
+            context = {"seed": TRACK, "recommendations": [Recommendation(TRACK, 1.0)] * n}
+        text = parse_html(Texts().render(language, name, **context))
+        assert expected in text, (n, expected, text)
+
+
+def test_a_missing_plural_form_is_an_error_not_a_wrong_word() -> None:
+    assert plural(3, "ru", {"one": "трек", "few": "трека", "many": "треков"}) == "трека"
+    with pytest.raises(KeyError):
+        plural(3, "ru", {"one": "трек", "other": "треков"})
 
 
 def test_unknown_language_falls_back_to_english() -> None:

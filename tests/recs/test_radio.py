@@ -219,3 +219,65 @@ async def test_a_double_click_and_a_stop_race(sessions, catalog: Catalog) -> Non
     )
     assert stop.stopped
     assert (await radio.current(step.radio_id, listener=listener(user))).stopped
+
+
+async def test_a_radio_after_similar_leaves_out_what_was_just_shown_and_liked(sessions, catalog: Catalog) -> None:
+    """🔎 Similar, then ▶ radio from the same song: the radio's first picks are neither the tracks the
+    similar list just showed nor a track the person already likes."""
+    from sqlalchemy import select
+
+    from db.models import Interaction, InteractionKind
+    from services.feedback import FeedbackService
+    from services.recommender import SHOWN_SIMILAR
+
+    recs, radio = services(sessions)
+    seed = catalog.by_genre["rock"][5]
+
+    async def first_picks(user_id: int | None, n: int = 12) -> list[int]:
+        step = await radio.start(seed, listener=listener(user_id))
+        picks = []
+        for _ in range(n):
+            picks.append(step.track.id)
+            step = await radio.feedback(step.radio_id, step.track.id, "next", listener=listener(user_id))
+        return picks
+
+    # Control: without that history, the radio's first picks include the similar list's tracks.
+    similar = [r.track.id for r in await recs.similar(seed, 5)]
+    control = await first_picks(None)
+    assert set(control) & set(similar), "the control radio should start among the nearest tracks"
+    liked = next(t for t in control if t not in similar)
+
+    user = catalog.users[1]
+    shown = [r.track.id for r in await recs.similar(seed, 5, user_id=user)]
+    assert shown == similar
+    async with sessions() as s:
+        recorded = (
+            await s.scalars(
+                select(Interaction.track_id).where(
+                    Interaction.user_id == user,
+                    Interaction.kind == InteractionKind.SHOWN,
+                    Interaction.context == SHOWN_SIMILAR,
+                )
+            )
+        ).all()
+    assert sorted(recorded) == sorted(shown)
+    await FeedbackService(sessions).like(user, liked)
+
+    picks = await first_picks(user)
+    assert not set(picks) & set(shown)
+    assert liked not in picks
+    assert len(set(picks)) == len(picks)
+
+
+async def test_radio_from_latest_like(sessions, catalog: Catalog) -> None:
+    from services.feedback import FeedbackService
+
+    _recs, radio = services(sessions)
+    user = catalog.users[2]
+    assert await radio.start_from_latest_like(listener=listener(user)) is None
+    feedback = FeedbackService(sessions)
+    await feedback.like(user, catalog.by_genre["jazz"][0])
+    await feedback.like(user, catalog.by_genre["techno"][0])
+    step = await radio.start_from_latest_like(listener=listener(user), chat_id=5)
+    assert step is not None and step.track is not None
+    assert catalog.genre_of(step.track.id) == "techno"
