@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from bot.cli import CliContext
+    from bot.http.server import ServerLimits
     from services.container import Services
 
 log = logging.getLogger("encore")
@@ -49,8 +50,7 @@ async def cmd_migrate(args: argparse.Namespace, cli: CliContext) -> int:
 
 
 async def cmd_serve(args: argparse.Namespace, cli: CliContext) -> int:
-    from aiohttp import web
-
+    from bot.http.server import start_server
     from bot.http.workers import HttpWorkers
     from bot.scheduler import create_scheduler
 
@@ -87,13 +87,10 @@ async def cmd_serve(args: argparse.Namespace, cli: CliContext) -> int:
         # Hourly cache purge always; daily picks once the bot has attached itself to deliver them.
         scheduler = create_scheduler(services.picks, services.cache)
         scheduler.start()
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await runner.setup()
-        if workers is None:
-            site = web.TCPSite(runner, settings.http.host, settings.http.port)
-        else:
-            site = web.TCPSite(runner, settings.http.host, settings.http.port, reuse_port=True)
-        await site.start()
+        runner = await start_server(
+            app, settings.http.host, settings.http.port, limits=server_limits(settings), reuse_port=workers is not None
+        )
+        metrics_runner = await start_metrics_server(app, settings)
         log.info(
             "HTTP server on http://%s:%d (health: /healthz)%s",
             settings.http.host,
@@ -110,6 +107,8 @@ async def cmd_serve(args: argparse.Namespace, cli: CliContext) -> int:
             if telegram is not None:
                 await telegram.stop()
             await runner.cleanup()
+            if metrics_runner is not None:
+                await metrics_runner.cleanup()
             await cli.close()
     finally:
         if workers is not None:
@@ -120,8 +119,7 @@ async def cmd_serve(args: argparse.Namespace, cli: CliContext) -> int:
 
 async def cmd_serve_http_worker(args: argparse.Namespace, cli: CliContext) -> int:
     """An extra HTTP process started by `serve` (HTTP_WORKERS > 1): no migrations, bot or scheduler."""
-    from aiohttp import web
-
+    from bot.http.server import start_server
     from bot.http.workers import run_http_worker
 
     settings = cli.settings
@@ -130,15 +128,21 @@ async def cmd_serve_http_worker(args: argparse.Namespace, cli: CliContext) -> in
         services = await cli.services()
         try:
             await services.warm_up()
-            runner = web.AppRunner(create_http_app(services, settings), handle_signals=False, access_log=None)
-            await runner.setup()
+            runner = None
             try:
                 if not stop.is_set():
-                    await web.TCPSite(runner, settings.http.host, settings.http.port, reuse_port=True).start()
+                    runner = await start_server(
+                        create_http_app(services, settings),
+                        settings.http.host,
+                        settings.http.port,
+                        limits=server_limits(settings),
+                        reuse_port=True,
+                    )
                     log.info("HTTP worker %d serving", os.getpid())
                 await stop.wait()
             finally:
-                await runner.cleanup()
+                if runner is not None:
+                    await runner.cleanup()
         finally:
             await cli.close()
         log.info("HTTP worker %d stopped", os.getpid())
@@ -347,6 +351,31 @@ def session_secret(settings: Settings) -> bytes:
     with os.fdopen(fd, "wb") as fh:
         fh.write(key)
     return key
+
+
+def server_limits(settings: Settings) -> ServerLimits:
+    from bot.http.server import ServerLimits
+
+    return ServerLimits(
+        keepalive_timeout=settings.http.keepalive_timeout,
+        body_timeout=settings.http.body_timeout,
+        max_per_client=settings.http.max_connections_per_client,
+    )
+
+
+async def start_metrics_server(app: web.Application, settings: Settings) -> web.AppRunner | None:
+    """HTTP_METRICS=<port>: /metrics alone, on a port of its own (HTTP_METRICS_HOST, 127.0.0.1 by default)."""
+    if not settings.http.metrics.isdigit():
+        return None
+    from bot.http.app import create_metrics_app
+    from bot.http.server import start_server
+
+    return await start_server(
+        create_metrics_app(app),
+        settings.http.metrics_host,
+        int(settings.http.metrics),
+        limits=server_limits(settings),
+    )
 
 
 def create_http_app(services: Services, settings: Settings) -> web.Application:

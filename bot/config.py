@@ -145,6 +145,15 @@ class HttpSettings(BaseSettings):
     workers: int = Field(default=1, ge=1)
     max_body_bytes: int = 64 * 1024
     rate_limit_per_minute: int = 600
+    # Slow and vanishing clients: time to send a request's headers (also the idle keep-alive), time to
+    # send a body, and open connections allowed from one address.
+    keepalive_timeout: float = Field(default=15.0, gt=0)
+    body_timeout: float = Field(default=30.0, gt=0)
+    max_connections_per_client: int = Field(default=64, ge=1)
+    # GET /metrics: "public" (on the main port), "off", or a port number of its own (bound to HTTP_HOST
+    # unless METRICS_HOST says otherwise), so that it can be closed to the world.
+    metrics: str = Field(default="public", pattern=r"^(public|off|[0-9]{1,5})$")
+    metrics_host: str = "127.0.0.1"
 
 
 class Settings(BaseSettings):

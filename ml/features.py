@@ -48,7 +48,7 @@ FEATURE_RANGES: dict[str, tuple[float, float]] = {
     "instrumentalness": (0.0, 1.0),
     "liveness": (0.0, 1.0),
     "valence": (0.0, 1.0),
-    "tempo": (0.0, 260.0),
+    "tempo": (0.0, 300.0),
     "time_signature": (0.0, 7.0),
     "duration_ms": (1_000.0, 6_000_000.0),
     "explicit": (0.0, 1.0),

@@ -13,11 +13,15 @@ from urllib.parse import quote_plus
 from db.models import AUDIO_FEATURE_COLUMNS
 from db.models import InteractionKind as InteractionKind  # re-exported for handlers
 from db.models import Track as TrackRow
+from ml.features import FEATURE_RANGES as _FEATURE_RANGES
 from ml.recsys.index import CatalogEntry
 from ml.text import split_artists
 
-# The audio feature names, in the models' order (handlers read rows by them).
+# The audio feature names, in the models' order (handlers read rows by them), and their valid
+# ranges: the one table the genre model, the API's validators and its OpenAPI document share.
 AUDIO_FEATURES: tuple[str, ...] = AUDIO_FEATURE_COLUMNS
+FEATURE_RANGES: Mapping[str, tuple[float, float]] = MappingProxyType(dict(_FEATURE_RANGES))
+WHOLE_FEATURES = frozenset({"key", "mode", "time_signature"})
 T = TypeVar("T")
 
 

@@ -90,6 +90,19 @@ def _model_version_of(services: Services) -> Callable[[], str | None]:
     return version
 
 
+# For answers that set no policy of their own (error pages): nothing may run, load or frame them.
+STRICT_CSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'"
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer: no MIME sniffing, no version in `Server`; HTML without a policy gets a strict one."""
+    response.headers["Server"] = "Encore"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if response.content_type == "text/html" and "Content-Security-Policy" not in response.headers:
+        response.headers["Content-Security-Policy"] = STRICT_CSP
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+
+
 def create_jinja_env() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
@@ -154,10 +167,21 @@ def create_web_app(
         app.on_cleanup.append(close_limiter)
 
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics_view)
+    if config.metrics_public:
+        app.router.add_get("/metrics", metrics_view)
+    app.on_response_prepare.append(_security_headers)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)
     # Versioned URLs (?v=<hash>) computed once: the files do not change while the app runs.
     app[static_urls_key] = {name: str(app.router["static"].url_for(filename=name)) for name in STATIC_FILES}
     for add_routes in routes:
         add_routes(app)
+    return app
+
+
+def create_metrics_app(main_app: web.Application) -> web.Application:
+    """/metrics of `main_app` alone (HTTP_METRICS=<port>: not on the public port)."""
+    app = web.Application()
+    app[metrics_key] = main_app[metrics_key]
+    app.router.add_get("/metrics", metrics_view)
+    app.on_response_prepare.append(_security_headers)
     return app

@@ -26,6 +26,8 @@ class WebConfig:
     # Never rate limited: probes, scrapers and the Telegram webhook (Telegram retries on its own).
     unlimited_paths: frozenset[str] = UNLIMITED_PATHS
 
+    body_timeout: float = 30.0  # seconds a client may take to send a request body (408 after)
+    metrics_public: bool = True  # GET /metrics on this app (HTTP_METRICS=off or a port of its own: not)
     redis_url: str | None = None  # a shared rate limiter for every instance
     redis_prefix: str = "encore"
     # Signs the web page's session cookies; main.py passes SESSION_SECRET or a key kept in the data folder.
@@ -45,6 +47,8 @@ class WebConfig:
             cors_origins=settings.cors_origin_list,
             max_body_bytes=settings.http.max_body_bytes,
             rate_limit_per_minute=settings.http.rate_limit_per_minute,
+            body_timeout=settings.http.body_timeout,
+            metrics_public=settings.http.metrics == "public",
             unlimited_paths=UNLIMITED_PATHS | {settings.webhook.path},
             redis_url=settings.redis_url,
             redis_prefix=settings.redis_prefix,

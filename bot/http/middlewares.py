@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
@@ -106,6 +107,14 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return response
 
 
+CLIENT_CLOSED = 499  # nginx's "client closed request"
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
 def route_template(request: web.Request) -> str:
     resource = request.match_info.route.resource
     if resource is None:  # no route matched (404/405)
@@ -127,6 +136,11 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         return response
     except web.HTTPException as exc:
         status = exc.status
+        raise
+    except (ConnectionResetError, asyncio.CancelledError):
+        # The client hung up mid-request (aiohttp cancels the handler, or the body read fails): not a
+        # server error. Counted under its own status, without a traceback.
+        status = CLIENT_CLOSED if _client_gone(request) else 500
         raise
     finally:
         metrics.in_flight.dec()

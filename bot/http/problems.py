@@ -130,8 +130,8 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         if exc.status < 400:  # redirects and the like pass through
             raise
         return problem_response(request, _problem_from_http(exc))
-    except asyncio.CancelledError:
-        raise
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise  # the client hung up: nobody to answer, nothing to log (the metrics count it)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem_response(request, Problem(500, "Something went wrong on our side.", code="internal"))

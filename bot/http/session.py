@@ -26,6 +26,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from bot.http.config import API_PREFIX, UNLIMITED_PATHS
 from bot.http.keys import config_key
 from bot.http.problems import Problem
+from bot.http.server import read_body
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,6 @@ def require_csrf(request: web.Request, token: object) -> None:
 async def require_form_from_this_site(request: web.Request) -> web.MultiDictProxy[str | bytes | web.FileField]:
     """The posted (small) form, when it comes from this site with the session's CSRF token."""
     require_this_site(request)
-    form = await request.post()
+    form = await read_body(request, request.post, request.app[config_key].body_timeout)
     require_csrf(request, form.get("csrf"))
     return form

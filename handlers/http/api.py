@@ -43,7 +43,7 @@ from handlers.http.render import (
 )
 from handlers.http.schemas import AudioFeatures, RadioFeedback, RadioStart
 from services import errors
-from services.dto import Listener, Recommendation, Resolution, ResolutionKind
+from services.dto import FEATURE_RANGES, Listener, Recommendation, Resolution, ResolutionKind
 
 API = "/api/v1"
 OPENAPI_PATH = Path(__file__).resolve().parent / "openapi.json"
@@ -186,13 +186,28 @@ async def analyze(request: web.Request) -> web.Response:
     return json_response(analysis_json(result))
 
 
+def openapi_document_bytes() -> bytes:
+    """handlers/http/openapi.json with the audio features' ranges from the one table the validators and
+    the genre model use (so the document cannot drift from what is accepted)."""
+    doc = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
+    properties = doc["components"]["schemas"]["AudioFeatures"]["properties"]
+    for name, (low, high) in FEATURE_RANGES.items():
+        if name in properties:
+            properties[name]["minimum"], properties[name]["maximum"] = _number(low), _number(high)
+    return json.dumps(doc, ensure_ascii=False).encode()
+
+
+def _number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
+
+
 async def openapi_document(request: web.Request) -> web.Response:
     return web.Response(body=request.app[openapi_key], content_type="application/json")
 
 
 def setup_routes(app: web.Application) -> None:
     config: WebConfig = app[config_key]
-    app[openapi_key] = OPENAPI_PATH.read_bytes()
+    app[openapi_key] = openapi_document_bytes()
     if config.similar_cache_ttl > 0:
         cache = ResponseCache(config.similar_cache_ttl, config.similar_cache_size, config.similar_cache_stale)
         app[similar_cache_key] = cache

@@ -14,7 +14,9 @@ from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ValidationError
 
+from bot.http.keys import config_key
 from bot.http.problems import Problem
+from bot.http.server import read_body
 from services import errors
 
 MAX_ID = 10**18 - 1  # ids are at most 18 digits (they fit a signed 64-bit column)
@@ -23,6 +25,7 @@ ID = r"{%s:[0-9]{1,18}}"
 RADIO_ID = r"{radio_id:[A-Za-z0-9_-]{22}}"
 MAX_QUERY_CHARS = 200
 MAX_LIMIT = 50
+MAX_LISTED_ERRORS = 20  # a body of a thousand unknown keys gets a short answer
 _INT_RE = re.compile(r"[0-9]{1,6}")
 _FLOAT_RE = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -54,7 +57,7 @@ def float_param(request: web.Request, name: str, lo: float, hi: float) -> float 
     value = float(raw) if _FLOAT_RE.fullmatch(raw) else math.nan
     if not lo <= value <= hi:  # NaN fails too
         raise query_error(name, f"must be a number from {lo:g} to {hi:g}")
-    return value
+    return value + 0.0  # -0 is 0
 
 
 def path_id(request: web.Request, name: str) -> int:
@@ -76,7 +79,7 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     ctype = request.content_type
     if ctype != "application/json" and not ctype.endswith("+json"):
         raise Problem(415, "Send the body as application/json.", code="unsupported_media_type")
-    raw = await request.read()
+    raw = await read_body(request, request.read, request.app[config_key].body_timeout)
     try:
         data = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
@@ -97,7 +100,9 @@ def validate(model: type[M], data: Mapping[str, Any]) -> M:
             }
             for err in exc.errors(include_url=False, include_context=False, include_input=False)
         ]
-        raise Problem(422, "The body has invalid fields.", code="validation_failed", errors=problems) from None
+        shown = problems[:MAX_LISTED_ERRORS]
+        extra = {"more_errors": len(problems) - len(shown)} if len(problems) > len(shown) else {}
+        raise Problem(422, "The body has invalid fields.", code="validation_failed", errors=shown, **extra) from None
 
 
 @dataclass
@@ -132,6 +137,7 @@ async def read_upload(request: web.Request, field: str, max_bytes: int) -> Uploa
         raise Problem(400, "The multipart body could not be read.", code="malformed_multipart") from None
     seen = 0
     fields: dict[str, str] = {}
+    stall = request.app[config_key].body_timeout  # an upload may be slow, but it must not stall
     try:
         while True:
             part = await reader.next()
@@ -142,7 +148,7 @@ async def read_upload(request: web.Request, field: str, max_bytes: int) -> Uploa
             target = part.name == field
             spool: BinaryIO = cast(BinaryIO, tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES))  # noqa: SIM115
             try:
-                while chunk := await part.read_chunk(UPLOAD_CHUNK):
+                while chunk := await read_body(request, lambda p=part: p.read_chunk(UPLOAD_CHUNK), stall):
                     seen += len(chunk)
                     if seen > max_bytes:
                         raise Problem(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from handlers.http.params import MAX_ID
+from services.dto import AUDIO_FEATURES, FEATURE_RANGES, WHOLE_FEATURES
 
 
 def _whole(value: float) -> float:
@@ -15,31 +16,21 @@ def _whole(value: float) -> float:
     return float(value)
 
 
-def _unit(description: str) -> Any:
-    return Field(strict=True, ge=0.0, le=1.0, allow_inf_nan=False, description=description)
+def _feature(name: str) -> Any:
+    """A field for audio feature `name`, in its range from the one table (services.dto.FEATURE_RANGES)."""
+    low, high = FEATURE_RANGES[name]
+    number = Whole if name in WHOLE_FEATURES else Annotated[float, Field(strict=True, allow_inf_nan=False)]
+    return Annotated[number, Field(ge=low, le=high)]
 
 
-Unit = Annotated[float, _unit("0 … 1")]
 Whole = Annotated[float, Field(strict=True, allow_inf_nan=False), AfterValidator(_whole)]
 
-
-class AudioFeatures(BaseModel):
-    """Spotify-style audio features, each in its documented range."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    danceability: Unit
-    energy: Unit
-    key: Annotated[Whole, Field(ge=-1, le=11)]
-    loudness: Annotated[float, Field(strict=True, ge=-60.0, le=5.0, allow_inf_nan=False)]
-    mode: Annotated[Whole, Field(ge=0, le=1)]
-    speechiness: Unit
-    acousticness: Unit
-    instrumentalness: Unit
-    liveness: Unit
-    valence: Unit
-    tempo: Annotated[float, Field(strict=True, ge=0.0, le=300.0, allow_inf_nan=False)]
-    time_signature: Annotated[Whole, Field(ge=0, le=7)]
+# Spotify-style audio features, each in its documented range (the same ranges the genre model checks).
+AudioFeatures = create_model(
+    "AudioFeatures",
+    __config__=ConfigDict(extra="forbid", strict=True),
+    **{name: (_feature(name), ...) for name in AUDIO_FEATURES},
+)
 
 
 TrackId = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]
