@@ -24,10 +24,23 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from db.base import Base
-from ml.features import AUDIO_FEATURES
 
-# The audio features every track row may carry, in the fixed order ml/features.py defines.
-AUDIO_FEATURE_COLUMNS = AUDIO_FEATURES
+# The audio features every track row may carry, one column each, in Spotify's order (the order the
+# genre model reads them in: tests/test_layers.py holds ml.features.AUDIO_FEATURES equal to this).
+AUDIO_FEATURE_COLUMNS: tuple[str, ...] = (
+    "danceability",
+    "energy",
+    "key",
+    "loudness",
+    "mode",
+    "speechiness",
+    "acousticness",
+    "instrumentalness",
+    "liveness",
+    "valence",
+    "tempo",
+    "time_signature",
+)
 # What an audio analysis (ReccoBeats' analysis of a 30-s clip) gives: all but these three, which stay NULL.
 UNANALYSED_COLUMNS = ("key", "mode", "time_signature")
 ANALYSIS_FEATURE_COLUMNS = tuple(c for c in AUDIO_FEATURE_COLUMNS if c not in UNANALYSED_COLUMNS)

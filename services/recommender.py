@@ -67,6 +67,7 @@ class RecommendationService:
         self._colikes_at = -math.inf
         self._lock = asyncio.Lock()
         self._grow_lock = asyncio.Lock()
+        self._colikes_lock = asyncio.Lock()
 
     # -- index -----------------------------------------------------------------------------------
 
@@ -157,28 +158,31 @@ class RecommendationService:
         return await self.add_tracks([t for t in ids if index.position(t) is None])
 
     async def refresh_colikes(self) -> CoLikeModel:
+        """Rebuild the co-likes model from every like (the matrix is built in a worker thread)."""
         index = await self.index()
         async with self._sessions() as s:
             pairs = [(int(u), int(t)) for u, t in await LikeRepository(s).all_pairs()]
-        model = CoLikeModel(pairs, index)
+        model = await asyncio.to_thread(CoLikeModel, pairs, index)
         self._colikes = model
         self._colikes_at = time.monotonic()
         log.info("co-likes: %d users, %d likes", model.users, model.pairs)
         return model
 
     async def colikes(self) -> CoLikeModel:
-        if self._colikes is None or time.monotonic() - self._colikes_at > self.colike_ttl:
+        """The co-likes model, rebuilt once `colike_ttl` has passed: by one caller, the others wait."""
+        if self._colikes is not None and time.monotonic() - self._colikes_at <= self.colike_ttl:
+            return self._colikes
+        async with self._colikes_lock:
+            if self._colikes is not None and time.monotonic() - self._colikes_at <= self.colike_ttl:
+                return self._colikes  # built while this caller waited
             return await self.refresh_colikes()
-        return self._colikes
 
     async def colike_boost(self, positions: Sequence[int]) -> dict[int, tuple[float, str]]:
         if self.colike_weight <= 0 or not positions:
             return {}
         model = await self.colikes()
-        return {
-            p: (self.colike_weight * s, "liked by people who liked this")
-            for p, (s, _) in model.scores(positions).items()
-        }
+        scores = await asyncio.to_thread(model.scores, positions)
+        return {p: (self.colike_weight * s, "liked by people who liked this") for p, (s, _) in scores.items()}
 
     # -- queries ---------------------------------------------------------------------------------
 

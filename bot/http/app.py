@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import jinja2
@@ -166,6 +166,11 @@ def create_web_app(
 
         app.on_cleanup.append(close_limiter)
 
+    async def watch_the_loop(app: web.Application) -> AsyncIterator[None]:
+        async with app[metrics_key].watching_the_loop():
+            yield
+
+    app.cleanup_ctx.append(watch_the_loop)
     app.router.add_get("/healthz", healthz)
     if config.metrics_public:
         app.router.add_get("/metrics", metrics_view)

@@ -9,19 +9,26 @@ Exposed at GET /metrics in the Prometheus text format:
 - ``encore_http_rate_limited_total``;
 - ``encore_cache_requests_total{cache,result}`` (``result``: ``hit``, ``stale``, ``miss`` or ``coalesced``);
 - ``encore_cache_entries{cache}``;
-- ``encore_model_info{version}`` — 1 for the genre model version currently served.
+- ``encore_model_info{version}`` — 1 for the genre model version currently served;
+- ``encore_event_loop_lag_seconds`` (a histogram) and ``encore_event_loop_lag_max_seconds``: how late
+  the event loop wakes a timer, i.e. how long something held it (every request waits that long);
+- ``process_*`` (resident memory, CPU seconds, open files) of this process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+LAG_INTERVAL = 0.05  # seconds between two looks at the loop
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -82,6 +89,17 @@ class HttpMetrics:
             ["cache", "result"],
             registry=self.registry,
         )
+        self._loop_lag = Histogram(
+            "encore_event_loop_lag_seconds",
+            "How late the event loop ran a timer (time it was held by something else).",
+            buckets=LAG_BUCKETS,
+            registry=self.registry,
+        )
+        self._loop_lag_max = Gauge(
+            "encore_event_loop_lag_max_seconds", "The largest event loop lag seen so far.", registry=self.registry
+        )
+        self._lag_max = 0.0
+        ProcessCollector(registry=self.registry)
         self.registry.register(_ModelCollector(self.model_version))
         self._cache_sizes = _CacheSizeCollector()
         self.registry.register(self._cache_sizes)
@@ -118,6 +136,32 @@ class HttpMetrics:
     def cache_lookup(self, cache: str, result: str) -> None:
         """``result``: ``hit``, ``stale`` (answered while refreshed), ``miss`` or ``coalesced``."""
         self._cache.labels(cache, result).inc()
+
+    def loop_lag(self, seconds: float) -> None:
+        seconds = max(seconds, 0.0)
+        self._loop_lag.observe(seconds)
+        if seconds > self._lag_max:
+            self._lag_max = seconds
+            self._loop_lag_max.set(seconds)
+
+    @contextlib.asynccontextmanager
+    async def watching_the_loop(self, interval: float = LAG_INTERVAL) -> AsyncIterator[None]:
+        """While inside: a task that sleeps `interval` and records how much later than that it woke."""
+        loop = asyncio.get_running_loop()
+
+        async def watch() -> None:
+            while True:
+                started = loop.time()
+                await asyncio.sleep(interval)
+                self.loop_lag(loop.time() - started - interval)
+
+        task = asyncio.create_task(watch(), name="encore-loop-lag")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
