@@ -31,8 +31,10 @@ if TYPE_CHECKING:
     from bot.cli import CliContext
     from bot.http.server import ServerLimits
     from services.container import Services
+    from services.models import ModelService
 
 log = logging.getLogger("encore")
+ROOT = Path(__file__).resolve().parent
 
 STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 REPO_ROOT = Path(__file__).resolve().parent
@@ -331,7 +333,7 @@ async def build_services(settings: Settings) -> Services:
 
 def data_mirror(settings: Settings) -> Path | None:
     """ENCORE_DATA_MIRROR, else the shared data folder beside the repository when it exists."""
-    from ml.pipeline.datasets import default_mirror
+    from services.datasets import default_mirror
 
     return settings.encore_data_mirror or default_mirror(REPO_ROOT)
 
@@ -376,6 +378,12 @@ async def start_metrics_server(app: web.Application, settings: Settings) -> web.
         int(settings.http.metrics),
         limits=server_limits(settings),
     )
+
+
+def model_service(settings: Settings) -> ModelService:
+    from services.models import ModelService
+
+    return ModelService(settings.data_dir, settings.models_path, docs_dir=ROOT / "docs")
 
 
 def create_http_app(services: Services, settings: Settings) -> web.Application:
@@ -425,7 +433,7 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
     """Run one command with the composition root's services; commands marked `schema` migrate first."""
     from bot.cli import CliContext
 
-    cli = CliContext(settings, lambda: build_services(settings))
+    cli = CliContext(settings, lambda: build_services(settings), models=model_service(settings))
     try:
         if getattr(args, "schema", False):
             await cmd_migrate(args, cli)

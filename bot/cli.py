@@ -17,6 +17,7 @@ from tqdm import tqdm
 from bot.config import Settings
 from services.container import Services
 from services.data import DataService
+from services.models import ModelService
 
 
 def progress_bars(enabled: bool = True) -> Callable[..., Any]:
@@ -34,6 +35,7 @@ def progress_bars(enabled: bool = True) -> Callable[..., Any]:
 class CliContext:
     settings: Settings
     build: Callable[[], Awaitable[Services]]
+    models: ModelService | None = None  # train and predict: no database, no providers
     _services: Services | None = field(default=None, repr=False)
 
     async def services(self) -> Services:
@@ -47,6 +49,11 @@ class CliContext:
         if services.data is None:
             raise RuntimeError("the data service is not part of this composition")
         return services.data
+
+    def model_service(self) -> ModelService:
+        if self.models is None:
+            raise RuntimeError("the model service is not part of this composition")
+        return self.models
 
     async def close(self) -> None:
         if self._services is not None:

@@ -14,9 +14,10 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ml.pipeline.collect import CollectStats, FeatureLookup, GenreCollector, TrackSearch
-from ml.pipeline.datasets import CATALOG, DATASETS, DEFAULT_URLS, DatasetError, DatasetSpec, ensure_datasets
+from ml.pipeline.datasets import CATALOG, DATASETS, DEFAULT_URLS, DatasetError, DatasetSpec
 from ml.progress import Bars, no_bars
 from services.catalog import CatalogImporter, ImportStats, catalog_size
+from services.datasets import ensure_datasets
 from services.errors import EncoreError, ProviderUnavailable
 
 log = logging.getLogger(__name__)

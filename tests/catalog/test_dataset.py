@@ -17,10 +17,9 @@ from ml.pipeline.datasets import (
     SEED,
     DatasetError,
     check_schema,
-    download_dataset,
-    ensure_datasets,
     read_dataset,
 )
+from services.datasets import download_dataset, ensure_datasets
 from tests.catalog.conftest import (
     CATALOG_HEADER,
     SEED_HEADER,

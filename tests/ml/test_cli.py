@@ -10,6 +10,7 @@ import pytest
 from bot.cli import CliContext
 from bot.config import Settings
 from handlers.cli import ml as cli_ml
+from main import model_service
 from tests.ml.conftest import make_catalog_frame, make_seed_frame
 
 
@@ -23,7 +24,7 @@ def _cli(settings: Settings) -> CliContext:
     async def no_services() -> Any:
         raise AssertionError("train and predict need no services")
 
-    return CliContext(settings, no_services)
+    return CliContext(settings, no_services, models=model_service(settings))
 
 
 @pytest.mark.parametrize(
@@ -47,14 +48,14 @@ def test_predict_writes_dataset_columns(
 
 
 def test_predict_refuses_bad_rows(
-    trained_models: Path, tiny_data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    trained_models: Path, tiny_data_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     tracks = make_catalog_frame().head(5)
     tracks.loc[3, "tempo"] = None
     tracks.to_csv(tmp_path / "tracks.csv", index=False)
     args = _parse(["predict", "--input", str(tmp_path / "tracks.csv"), "--output", str(tmp_path / "o.csv")])
     assert args.handler(args, _cli(Settings(data_dir=tiny_data_dir, model_dir=trained_models))) == 2
-    assert "tempo" in capsys.readouterr().err
+    assert "tempo" in caplog.text
     assert not (tmp_path / "o.csv").exists()
 
 
