@@ -110,13 +110,13 @@ async def run(args: argparse.Namespace) -> int:
                 until = warm_until + args.duration
                 tasks = [asyncio.create_task(load.radio(http, n, until)) for n in range(args.radios)]
                 await asyncio.sleep(args.warmup)
-                before = await server.metrics(http)
+                before = await server.metrics()
                 load.measuring = True
                 rss_start = server.rss_mib()
                 measured_from = time.perf_counter()
                 await asyncio.gather(*tasks)
                 seconds = time.perf_counter() - measured_from
-                after = await server.metrics(http)
+                after = await server.metrics()
                 rss_end = server.rss_mib()
         finally:
             code = await server.stop()

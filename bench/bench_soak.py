@@ -227,7 +227,7 @@ async def run(args: argparse.Namespace) -> int:
                 await gathering
                 seconds = time.perf_counter() - began
                 rss_end = server.rss_mib()
-                metrics = await server.metrics(http)
+                metrics = await server.metrics()
         finally:
             code = await server.stop()
             await telegram.close()

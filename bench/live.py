@@ -147,8 +147,9 @@ class Server:
             if message.startswith("HTTP server on "):
                 self._ready.set()
 
-    async def metrics(self, http: aiohttp.ClientSession) -> dict[str, float]:
-        async with http.get(f"{self.url}/metrics") as resp:
+    async def metrics(self) -> dict[str, float]:
+        """/metrics on a connection of its own (not queued behind the load's)."""
+        async with aiohttp.ClientSession() as http, http.get(f"{self.url}/metrics") as resp:
             return parse_metrics(await resp.text())
 
     def rss_mib(self) -> float:
