@@ -6,7 +6,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, LinkPreviewOptions, Message
 
-from bot.telegram.keyboards import track_keyboard
+from bot.telegram.keyboards import has_preview, track_keyboard
 from bot.telegram.texts import Texts, cover_preview
 from services.dto import GenreGuess, TrackCard, TrackInfo, UserInfo
 from services.errors import InvalidInput
@@ -31,9 +31,11 @@ def card_text(
     youtube_is_search: bool = True,
     note: str | None = None,
     deep_link: str | None = None,
+    from_tags: bool = False,
 ) -> str:
     """The one rendering of a track card (chat card and inline result): the genre through
-    `genre_verdict`, so both say the same as the web page."""
+    `genre_verdict`, so both say the same as the web page. `from_tags`: the song was found by the
+    tags of a recording the person sent."""
     return texts.render(
         language,
         "card",
@@ -44,11 +46,18 @@ def card_text(
         youtube_url=youtube_url,
         youtube_is_search=youtube_is_search,
         deep_link=deep_link,
+        from_tags=from_tags,
     )
 
 
 async def send_card(
-    message: Message, texts: Texts, user: UserInfo, card: TrackCard, *, versions: tuple[int, int] | None = None
+    message: Message,
+    texts: Texts,
+    user: UserInfo,
+    card: TrackCard,
+    *,
+    versions: tuple[int, int] | None = None,
+    from_tags: bool = False,
 ) -> Message:
     text = card_text(
         texts,
@@ -58,11 +67,16 @@ async def send_card(
         youtube_url=card.youtube.url,
         youtube_is_search=card.youtube.is_search,
         note=card.note,
+        from_tags=from_tags,
     )
     return await message.answer(
         text,
         reply_markup=track_keyboard(
-            card.track.id, liked=card.liked, labels=texts.labels(user.language), versions=versions
+            card.track.id,
+            liked=card.liked,
+            labels=texts.labels(user.language),
+            versions=versions,
+            preview=has_preview(card.track, card.preview_url),
         ),
         link_preview_options=cover_preview(card.track),
     )
