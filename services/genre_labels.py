@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import enum
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
+from typing import overload
 
 from services.dto import GenreGuess, GenreSource
 
@@ -65,8 +66,33 @@ class GenreVerdict:
         return self.confidence is GenreConfidence.FAMILY
 
 
-def genre_verdict(guess: GenreGuess) -> GenreVerdict:
-    """The one rule for what a genre guess says (chat card, inline result, web page)."""
+@overload
+def genre_verdict(guess: GenreGuess, labels: Sequence[str] = ()) -> GenreVerdict: ...
+
+
+@overload
+def genre_verdict(guess: None, labels: Sequence[str] = ()) -> GenreVerdict | None: ...
+
+
+def genre_verdict(guess: GenreGuess | None, labels: Sequence[str] = ()) -> GenreVerdict | None:
+    """The one rule for what a genre guess says (chat card, inline result, web page).
+
+    A guess carries the song's catalogue labels itself (`GenreGuess.labels`); `labels` count only
+    when there is no guess (no model right now): a catalogue song still names its genre then."""
+    if guess is None:
+        if not labels:
+            return None
+        names = tuple(labels[:LABELS])
+        return GenreVerdict(
+            confidence=GenreConfidence.SURE,
+            headline=names[0],
+            probability=1.0,
+            family="",
+            family_probability=0.0,
+            options=(),
+            source=GenreSource.CATALOGUE,
+            labels=names,
+        )
     options = tuple(guess.top[:OPTIONS]) or ((guess.genre, guess.probability),)
     if guess.probability >= SURE_AT:
         confidence, headline, probability = GenreConfidence.SURE, guess.genre, guess.probability

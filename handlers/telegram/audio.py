@@ -21,12 +21,12 @@ import aiohttp
 from aiogram import Bot, Router
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramNetworkError
 from aiogram.types import Message
-from aiogram.utils.chat_action import ChatActionSender
 
 from bot.telegram.filters import AudioMessage
 from bot.telegram.keyboards import analysis_keyboard
 from bot.telegram.texts import Texts
-from handlers.telegram.common import send_card
+from handlers.telegram.common import chat_action, send_card
+from services.analysis import DEFAULT_NAME
 from services.audio_errors import AudioRejected, AudioTooLarge, AudioTooLong, AudioTooShort
 from services.dto import UserInfo
 from services.errors import AnalysisRateLimited, AudioNotAnalysable, ProviderUnavailable
@@ -151,7 +151,7 @@ async def analyse_sent(
     if sent.size is not None and sent.size > BOT_API_DOWNLOAD_LIMIT:
         raise AudioTooLarge(sent.size, BOT_API_DOWNLOAD_LIMIT)
     analysis.precheck(size=sent.size, file_name=sent.file_name, mime_type=sent.mime_type)
-    async with ChatActionSender.typing(bot=bot, chat_id=message.chat.id):
+    async with chat_action(bot, message.chat.id, "typing"):
         with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as folder:
             path = Path(folder) / f"sent{sent.suffix}"
             await download(bot, sent, path, limit)
@@ -195,7 +195,8 @@ async def answer_result(message: Message, texts: Texts, user: UserInfo, result: 
             user.language,
             "audio",
             track=card.track,
-            verdict=genre_verdict(card.genre) if card.genre is not None else None,
+            name=None if card.track.name == DEFAULT_NAME else card.track.name,  # the service's English default
+            verdict=genre_verdict(card.genre, card.track.genres),
             no_genre=no_genre,
             similar=list(result.similar),
         ),

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramNetworkError
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, LinkPreviewOptions, Message
+from aiogram.utils.chat_action import ChatActionSender
 
 from bot.telegram.keyboards import has_preview, track_keyboard
 from bot.telegram.texts import Texts, cover_preview
@@ -14,6 +18,7 @@ from services.examples import example_query
 from services.genre_labels import genre_verdict
 
 DEEP_LINK_PREFIX = "t_"
+CHAT_ACTION_EVERY = 5.0  # Telegram shows a chat action for 5 s (or until the bot's next message)
 
 
 def example_for(user: UserInfo) -> str:
@@ -40,7 +45,7 @@ def card_text(
         language,
         "card",
         track=track,
-        verdict=genre_verdict(genre) if genre is not None else None,
+        verdict=genre_verdict(genre, track.genres),
         note=note,
         no_features=track.features is None,
         youtube_url=youtube_url,
@@ -118,3 +123,16 @@ async def edit_markup(message: Message, reply_markup: InlineKeyboardMarkup | Non
 async def deep_link(bot: Bot, track_id: int) -> str:
     me = await bot.me()  # cached by aiogram after the first call
     return f"https://t.me/{me.username}?start={DEEP_LINK_PREFIX}{track_id}"
+
+
+@contextlib.asynccontextmanager
+async def chat_action(bot: Bot, chat_id: int, action: str) -> AsyncIterator[None]:
+    """ "typing…" (or "sending audio…") at once, then every few seconds until the block ends. The
+    first one is sent before the work starts, so even quick work shows it; a failure to show it
+    never stops the work."""
+    with contextlib.suppress(TelegramAPIError, TelegramNetworkError):
+        await bot.send_chat_action(chat_id, action)
+    async with ChatActionSender(
+        bot=bot, chat_id=chat_id, action=action, interval=CHAT_ACTION_EVERY, initial_sleep=CHAT_ACTION_EVERY
+    ):
+        yield

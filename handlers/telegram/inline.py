@@ -90,7 +90,7 @@ async def _results(
     results: list[InlineQueryResultUnion] = []
     for track, guess, url in zip(found, guesses, urls, strict=True):
         link = await deep_link(bot, track.id)
-        verdict = genre_verdict(guess) if guess is not None else None
+        verdict = genre_verdict(guess, track.genres)
         markup = links_keyboard(
             track, youtube_url=track.youtube_search_url, youtube_is_search=True, deep_link=link, labels=labels
         )

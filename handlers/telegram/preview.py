@@ -19,11 +19,10 @@ from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery
 from aiogram.utils.callback_answer import CallbackAnswer
-from aiogram.utils.chat_action import ChatActionSender
 
 from bot.telegram.callbacks import PreviewCallback
 from bot.telegram.texts import Texts, clip
-from handlers.telegram.common import callback_message
+from handlers.telegram.common import callback_message, chat_action
 from services.dto import UserInfo
 
 if TYPE_CHECKING:
@@ -64,7 +63,7 @@ async def on_preview(
         callback_answer.text = labels("alert_preview_none")
         return
     try:
-        async with ChatActionSender.upload_voice(bot=bot, chat_id=message.chat.id):
+        async with chat_action(bot, message.chat.id, "upload_voice"):
             sent = await message.answer_audio(
                 url,
                 caption=labels("preview_caption"),

@@ -64,9 +64,9 @@ def contexts(track: TrackInfo, user: UserInfo, text: str) -> dict[str, list[dict
         "help": [{"bot_username": "encore_bot"}],
         "unknown_command": [{"command": "/whatever", "bot_username": "encore_bot"}],
         "audio": [
-            {"track": track, "verdict": v, "no_genre": n, "similar": similar}
+            {"track": track, "name": name, "verdict": v, "no_genre": n, "similar": similar}
             for v, n in ((None, "analysis"), (None, "model"), *((genre_verdict(g), None) for g in GUESSES))
-            for similar in ([Recommendation(track, 1.0, "similar sound")] * 2, [])
+            for similar, name in (([Recommendation(track, 1.0, "similar sound")] * 2, track.name), ([], None))
         ],
         "audio_refused": [
             {**NO_DETAILS, **details}
@@ -370,6 +370,72 @@ async def test_a_failing_service_is_logged_and_the_user_told_without_details(
 
 async def test_features_less_track_says_why(chat: Chat, fakes: FakeServices) -> None:
     track = make_track(600, "rock", name="Lost Demo")
-    fakes.tracks.add(dataclasses.replace(track, features=None))
+    fakes.tracks.add(dataclasses.replace(track, features=None, genres=()))
     await chat.send("/start t_600")
     assert "unknown" in chat.last()["text"] and "No audio features" in chat.last()["text"]
+    # With catalogue labels, the genre is still known: the catalogue says it.
+    fakes.tracks.add(dataclasses.replace(track, id=601, features=None))
+    await chat.send("/start t_601")
+    assert "🏷 Genre: Rock (catalogue)" in chat.last()["text"]
+
+
+WHERE_FROM = {
+    # source: (English card line, Russian card line, English inline, Russian inline)
+    "catalogue": (
+        "🏷 Genre: Hard rock · Metal (catalogue)",
+        "🏷 Жанр: Хард-рок · Метал (из каталога)",
+        "Hard rock · Metal",
+        "Хард-рок · Метал",
+    ),
+    "artist": (
+        "🏷 Genre: K-pop (from the artist) · sounds like dance 41%",
+        "🏷 Жанр: Кей-поп (по исполнителю) · по звучанию — танцевальная музыка 41\xa0%",
+        "K-pop (from the artist)",
+        "Кей-поп (по исполнителю)",
+    ),
+    "artist, unsure": (
+        "🏷 Genre: maybe K-pop (from the artist, 34%) · sounds like dance 41%",
+        "🏷 Жанр: возможно, кей-поп (по исполнителю, 34\xa0%) · по звучанию — танцевальная музыка 41\xa0%",
+        "maybe K-pop (from the artist)",
+        "возможно, кей-поп (по исполнителю)",
+    ),
+    "title": (
+        "🏷 Genre: Hard rock (62%, by its sound, title and artist name) · family: rock",
+        "🏷 Жанр: Хард-рок (62\xa0%, по звучанию, названию и имени исполнителя) · направление: рок",
+        "Hard rock",
+        "Хард-рок",
+    ),
+    "audio": (
+        "🏷 Genre: Hard rock (62%, by its sound) · family: rock",
+        "🏷 Жанр: Хард-рок (62\xa0%, по звучанию) · направление: рок",
+        "Hard rock",
+        "Хард-рок",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WHERE_FROM))
+def test_cards_say_where_the_genre_comes_from_in_both_languages(case: str) -> None:
+    guess = {"catalogue": CATALOGUE, "artist": ARTIST, "artist, unsure": ARTIST_UNSURE, "title": TITLE}.get(case, SURE)
+    verdict = genre_verdict(guess)
+    assert verdict.source == case.split(",")[0]
+    en_card, ru_card, en_inline, ru_inline = WHERE_FROM[case]
+    texts = Texts()
+    for language, card_line, inline, track in (("en", en_card, en_inline, TRACK), ("ru", ru_card, ru_inline, RU_TRACK)):
+        context = {**CONTEXTS["card"][0], "track": track, "verdict": verdict}
+        card = parse_html(texts.render(language, "card", **context))
+        assert card_line in card.splitlines(), (language, card)
+        description = texts.plain(language, "inline_description", track=track, verdict=verdict)
+        assert f" · {inline} · " in description, (language, description)
+        caption = parse_html(texts.render(language, "inline_caption", track=track, verdict=verdict, deep_link=None))
+        assert f"🏷 {inline}" in caption.splitlines(), (language, caption)
+
+
+def test_a_catalogue_song_names_its_labels_even_without_a_model() -> None:
+    verdict = genre_verdict(None, ("jazz", "blues"))
+    assert verdict is not None and verdict.source == "catalogue" and verdict.labels == ("jazz", "blues")
+    assert genre_verdict(None) is None
+    # With a guess, the guess's own labels decide (the same inputs everywhere).
+    assert genre_verdict(SURE, ("jazz",)).source == "audio"
+    card = parse_html(Texts().render("ru", "card", **{**CONTEXTS["card"][0], "verdict": verdict}))
+    assert "🏷 Жанр: Джаз · Блюз (из каталога)" in card
