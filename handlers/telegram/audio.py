@@ -132,7 +132,7 @@ async def download(bot: Bot, sent: SentAudio, destination: Path, limit: int) -> 
             raise AudioTooLarge(sent.size or 0, limit) from exc
         raise DownloadFailed(exc.message) from exc
     except (TelegramAPIError, TelegramNetworkError) as exc:
-        raise DownloadFailed(str(exc)) from exc
+        raise DownloadFailed(type(exc).__name__) from None
     if not file.file_path:
         raise AudioTooLarge(file.file_size or sent.size or 0, limit)
     if file.file_size is not None and file.file_size > limit:
@@ -140,7 +140,8 @@ async def download(bot: Bot, sent: SentAudio, destination: Path, limit: int) -> 
     try:
         await bot.download_file(file.file_path, destination=destination, timeout=DOWNLOAD_TIMEOUT)
     except (TelegramAPIError, TelegramNetworkError, aiohttp.ClientError, TimeoutError, OSError) as exc:
-        raise DownloadFailed(str(exc)) from exc
+        # Only the error's type: a download URL carries the bot's token, which is never logged.
+        raise DownloadFailed(type(exc).__name__) from None
 
 
 async def analyse_sent(
