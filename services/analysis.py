@@ -110,6 +110,17 @@ class AnalysisService:
         self._remember = remember
         self.analysed = 0  # ReccoBeats analyses made (for logs and tests)
 
+    def precheck(self, *, size: int | None, file_name: str | None = None, mime_type: str | None = None) -> None:
+        """The refusals that cost nothing, for a caller that can check before it downloads (the bot
+        knows a Telegram file's size and type first): larger than `max_bytes` → `AudioTooLarge`; a
+        type or name that is not audio → `NotAudio`. `analyse` checks the same again."""
+        from services.audio_clip import looks_like_audio
+
+        if size is not None and size > self.max_bytes:
+            raise AudioTooLarge(size, self.max_bytes)
+        if (mime_type or file_name) and not looks_like_audio(mime_type, file_name):
+            raise NotAudio()
+
     async def analyse(
         self,
         source: AudioInput,

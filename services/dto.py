@@ -111,6 +111,13 @@ class TrackInfo:
         )
 
 
+class GenreSource(enum.StrEnum):
+    CATALOGUE = "catalogue"  # the song is in the catalogue: its own labels
+    ARTIST = "artist"  # a song outside it by an artist the catalogue knows
+    TITLE = "title"  # the sound, nudged by the title's and the artist name's words and script
+    AUDIO = "audio"  # the sound alone
+
+
 @dataclass(frozen=True, slots=True)
 class GenreGuess:
     """The model's view of a track: fine genre and coarse family, each with probabilities."""
@@ -122,10 +129,30 @@ class GenreGuess:
     family_probability: float
     family_top: tuple[tuple[str, float], ...] = ()
     model_version: str = ""
+    # Where the guess comes from (issue 14). `head`: the model's head that answered ("audio",
+    # "audio+artist", "audio+artist+title"); `evidence`: what it knew, in words; `artists_known`: the
+    # song's artists with other songs in the catalogue.
+    head: str = "audio"
+    evidence: str = "audio"
+    artists_known: int = 0
+    # The audio model's own best genres, when the artists or the title moved the answer (empty otherwise).
+    audio_top: tuple[tuple[str, float], ...] = ()
+    # The catalogue's genre labels of the song itself (the dataset's), when it has any.
+    labels: tuple[str, ...] = ()
 
     @property
     def confident(self) -> bool:
         return self.family_probability >= 0.5
+
+    @property
+    def source(self) -> GenreSource:
+        """What the card names the genre from: the catalogue's labels, the artist's other songs, the
+        title (and the artist's name) with the sound, or the sound alone."""
+        if self.labels:
+            return GenreSource.CATALOGUE
+        if self.head == "audio":
+            return GenreSource.AUDIO
+        return GenreSource.ARTIST if self.artists_known > 0 else GenreSource.TITLE
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,9 @@
 
 Prediction is CPU-bound, so the async methods run it in a worker thread. Inputs: the 12 audio
 features, optionally with `duration_ms` and `explicit` — with both, the model's full head is used
-(more accurate); without them, its audio-only head. Nothing is imputed.
+(more accurate); without them, its audio-only head. Nothing is imputed. With the song's artists and
+title, the model's metadata heads blend in what the catalogue knows about them (issue 14); the guess
+says which head answered, and `services.genre_labels.genre_verdict` words it.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
+from ml.blend import HEAD_AUDIO
 from ml.features import AUDIO_FEATURES, FeatureError
 from ml.predictor import GenrePredictor, Prediction
 from services.dto import GenreGuess, TrackInfo
@@ -30,6 +33,26 @@ def genre_inputs(track: TrackInfo) -> dict[str, Any] | None:
     if track.features is None:
         return None
     return {**track.features, "duration_ms": track.duration_ms, "explicit": track.explicit}
+
+
+class GenreContext(TypedDict):
+    artists: Sequence[str] | None
+    title: str | None
+    labels: Sequence[str]
+
+
+def genre_context(track: TrackInfo) -> GenreContext:
+    """What the model and the card know about a track besides its sound: its artists and title (the
+    metadata heads), and its catalogue labels. With `genre_inputs`, the one place this is decided."""
+    return {"artists": track.artists or None, "title": track.name or None, "labels": track.genres}
+
+
+def _names(artists: Sequence[str] | str | None) -> list[str] | None:
+    if artists is None:
+        return None
+    names = [artists] if isinstance(artists, str) else list(artists)
+    names = [" ".join(n.split()) for n in names if n and n.strip()]
+    return names or None
 
 
 class GenreService:
@@ -80,24 +103,48 @@ class GenreService:
             raise ModelNotReady("The genre model isn't available right now.")
         return predictor
 
-    def guess_sync(self, features: Mapping[str, Any] | None) -> GenreGuess:
+    def guess_sync(
+        self,
+        features: Mapping[str, Any] | None,
+        *,
+        artists: Sequence[str] | str | None = None,
+        title: str | None = None,
+        labels: Sequence[str] = (),
+    ) -> GenreGuess:
         """Blocking form of `guess` (for CLIs and worker threads)."""
         predictor = self._require()
         if features is None or any(features.get(name) is None for name in AUDIO_FEATURES):
             raise NoFeatures("This track has no audio features, so there's no genre guess.")
+        artists = _names(artists)
+        title = title.strip() if title and title.strip() else None
         try:
-            prediction = predictor.predict_one(features)
+            prediction = predictor.predict_one(features, artists=artists, title=title)
+            audio: Prediction | None = None
+            if prediction.head != HEAD_AUDIO and not labels:
+                # A song outside the catalogue named by its artist or title: the card also says what
+                # the sound alone suggests ("k-pop (from the artist) · sounds like dance-pop 41 %").
+                audio = predictor.predict_one(features, audio_only=True)
         except FeatureError as exc:
             raise InvalidInput(f"The track's audio features look wrong ({exc}).") from exc
-        return to_guess(prediction, predictor.version)
+        return to_guess(prediction, predictor.version, audio=audio, labels=labels)
 
-    async def guess(self, features: Mapping[str, Any] | None) -> GenreGuess:
-        """Raises NoFeatures (none / incomplete), InvalidInput (bad values), ModelNotReady."""
-        return await asyncio.to_thread(self.guess_sync, features)
+    async def guess(
+        self,
+        features: Mapping[str, Any] | None,
+        *,
+        artists: Sequence[str] | str | None = None,
+        title: str | None = None,
+        labels: Sequence[str] = (),
+    ) -> GenreGuess:
+        """The genre of a song from its audio features, and — when given — its artists and title (the
+        model's metadata heads; `GenreGuess.head` says which answered) and its catalogue labels (then
+        the card names those). Raises NoFeatures (none / incomplete), InvalidInput (bad values),
+        ModelNotReady."""
+        return await asyncio.to_thread(self.guess_sync, features, artists=artists, title=title, labels=labels)
 
     async def guess_track(self, track: TrackInfo) -> GenreGuess:
-        """The guess for a track from `genre_inputs` (NoFeatures when it has none)."""
-        return await self.guess(genre_inputs(track))
+        """The guess for a track from `genre_inputs` and `genre_context` (NoFeatures when it has none)."""
+        return await self.guess(genre_inputs(track), **genre_context(track))
 
     async def guess_tracks(self, tracks: Sequence[TrackInfo]) -> list[GenreGuess | None]:
         """A guess per track (None where there is none: no features, no model), in one worker thread."""
@@ -108,7 +155,7 @@ class GenreService:
         for track in tracks:
             inputs = genre_inputs(track)
             try:
-                out.append(self.guess_sync(inputs) if inputs is not None else None)
+                out.append(self.guess_sync(inputs, **genre_context(track)) if inputs is not None else None)
             except EncoreError as exc:
                 log.debug("no genre guess for track %s: %s", track.id, exc.code)
                 out.append(None)
@@ -159,7 +206,10 @@ async def guess_from_analysis(
     raise NoGenreHead(NOTE_NO_ANALYSIS_HEAD)
 
 
-def to_guess(prediction: Prediction, version: str) -> GenreGuess:
+def to_guess(
+    prediction: Prediction, version: str, *, audio: Prediction | None = None, labels: Sequence[str] = ()
+) -> GenreGuess:
+    """`audio`: the audio-only answer for the same song, when the metadata heads answered."""
     return GenreGuess(
         genre=prediction.genre,
         probability=prediction.probability,
@@ -168,4 +218,9 @@ def to_guess(prediction: Prediction, version: str) -> GenreGuess:
         family_probability=prediction.family_probability,
         family_top=prediction.family_top,
         model_version=version,
+        head=prediction.head,
+        evidence=prediction.evidence,
+        artists_known=prediction.artists_known,
+        audio_top=audio.top if audio is not None else (),
+        labels=tuple(labels),
     )

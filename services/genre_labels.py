@@ -12,25 +12,35 @@ three times in ten):
 - FAMILY: the fine genre is unsure but its family has at least `FAMILY_AT` → the family is the
   headline, the closest fine genres follow with their numbers ("Rock (71 %): hard rock 24 %, …").
 - UNSURE: neither → "Genre not clear; most likely:" and the top guesses. Nothing is called certain.
+
+Where the genre comes from (`GenreVerdict.source`, issue 14) is decided here too:
+
+- CATALOGUE: the song is in the catalogue → its own labels ("Metal · Hard rock (catalogue)").
+- ARTIST: a song outside it by an artist the catalogue knows → the model's answer with the artist's
+  evidence, and what the sound alone suggests ("K-pop (from the artist) · sounds like dance-pop 41 %").
+- TITLE: no artist known, but the title's or the name's words and script moved the answer.
+- AUDIO: the sound alone, with its confidence.
 """
 
 from __future__ import annotations
 
 import enum
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
+from typing import overload
 
-from services.dto import GenreGuess
+from services.dto import GenreGuess, GenreSource
 
 NAMES_FILE = Path(__file__).with_name("genre_names.toml")
 DEFAULT_LANGUAGE = "en"
 SURE_AT = 0.5
 FAMILY_AT = 0.5
 OPTIONS = 3  # fine genres listed when the headline is a family or nothing is clear
+LABELS = 3  # catalogue labels named on a card
 
 
 class GenreConfidence(enum.StrEnum):
@@ -47,14 +57,42 @@ class GenreVerdict:
     family: str
     family_probability: float
     options: tuple[tuple[str, float], ...]  # fine genres with probabilities, best first
+    source: GenreSource = GenreSource.AUDIO
+    labels: tuple[str, ...] = ()  # CATALOGUE: the song's own labels, at most LABELS
+    sounds_like: tuple[str, float] | None = None  # ARTIST: the sound alone's best genre
 
     @property
     def headline_is_family(self) -> bool:
         return self.confidence is GenreConfidence.FAMILY
 
 
-def genre_verdict(guess: GenreGuess) -> GenreVerdict:
-    """The one rule for what a genre guess says (chat card, inline result, web page)."""
+@overload
+def genre_verdict(guess: GenreGuess, labels: Sequence[str] = ()) -> GenreVerdict: ...
+
+
+@overload
+def genre_verdict(guess: None, labels: Sequence[str] = ()) -> GenreVerdict | None: ...
+
+
+def genre_verdict(guess: GenreGuess | None, labels: Sequence[str] = ()) -> GenreVerdict | None:
+    """The one rule for what a genre guess says (chat card, inline result, web page).
+
+    A guess carries the song's catalogue labels itself (`GenreGuess.labels`); `labels` count only
+    when there is no guess (no model right now): a catalogue song still names its genre then."""
+    if guess is None:
+        if not labels:
+            return None
+        names = tuple(labels[:LABELS])
+        return GenreVerdict(
+            confidence=GenreConfidence.SURE,
+            headline=names[0],
+            probability=1.0,
+            family="",
+            family_probability=0.0,
+            options=(),
+            source=GenreSource.CATALOGUE,
+            labels=names,
+        )
     options = tuple(guess.top[:OPTIONS]) or ((guess.genre, guess.probability),)
     if guess.probability >= SURE_AT:
         confidence, headline, probability = GenreConfidence.SURE, guess.genre, guess.probability
@@ -62,6 +100,7 @@ def genre_verdict(guess: GenreGuess) -> GenreVerdict:
         confidence, headline, probability = GenreConfidence.FAMILY, guess.family, guess.family_probability
     else:
         confidence, headline, probability = GenreConfidence.UNSURE, guess.genre, guess.probability
+    source = guess.source
     return GenreVerdict(
         confidence=confidence,
         headline=headline,
@@ -69,6 +108,9 @@ def genre_verdict(guess: GenreGuess) -> GenreVerdict:
         family=guess.family,
         family_probability=guess.family_probability,
         options=options,
+        source=source,
+        labels=tuple(guess.labels[:LABELS]) if source is GenreSource.CATALOGUE else (),
+        sounds_like=guess.audio_top[0] if source is GenreSource.ARTIST and guess.audio_top else None,
     )
 
 

@@ -40,6 +40,10 @@ class Tracks(Protocol):
 
     async def card(self, track_id: int, *, user_id: int | None = None) -> TrackCard: ...
 
+    async def preview_url(self, track: TrackInfo) -> str | None:
+        """A fresh 30-second preview URL (signed, expires within minutes: never store it), or None."""
+        ...
+
 
 class Genres(Protocol):
     @property
@@ -48,7 +52,14 @@ class Genres(Protocol):
     @property
     def version(self) -> str: ...
 
-    async def guess(self, features: Mapping[str, Any] | None) -> GenreGuess: ...
+    async def guess(
+        self,
+        features: Mapping[str, Any] | None,
+        *,
+        artists: Sequence[str] | str | None = None,
+        title: str | None = None,
+        labels: Sequence[str] = (),
+    ) -> GenreGuess: ...
 
     async def guess_tracks(self, tracks: Sequence[TrackInfo]) -> list[GenreGuess | None]: ...
 
@@ -129,6 +140,10 @@ class Analysis(Protocol):
     """ "This sounds like …" for sent audio (`services.analysis.AnalysisService`)."""
 
     max_bytes: int
+
+    def precheck(self, *, size: int | None, file_name: str | None = None, mime_type: str | None = None) -> None:
+        """The refusals that need no download (`AudioTooLarge`, `NotAudio`)."""
+        ...
 
     async def analyse(
         self,

@@ -37,7 +37,7 @@ from services.audio_features import AudioFeatureChain
 from services.dto import GenreGuess, Resolution, ResolutionKind, TrackCard, TrackInfo, YouTubeLink
 from services.errors import EncoreError, ProviderUnavailable, TrackNotFound, UnsupportedInput
 from services.examples import example_query
-from services.genre import genre_inputs, guess_from_analysis
+from services.genre import genre_context, genre_inputs, guess_from_analysis
 from services.resolver import InputKind, ParsedInput, clean_video_title, parse_input
 from services.search import Candidate, Decision, SearchIndex, SearchRow, Verdict, decide, other_versions
 from services.spotify import SpotifyClient, SpotifyTrack
@@ -76,7 +76,14 @@ NOTE_NO_MODEL = "The genre model isn't available right now, so there's no genre 
 class GenreGuesser(Protocol):
     """What `card()` needs from the genre model (implemented by `services.genre.GenreService`)."""
 
-    async def guess(self, features: Mapping[str, float]) -> GenreGuess: ...
+    async def guess(
+        self,
+        features: Mapping[str, float],
+        *,
+        artists: Sequence[str] | str | None = None,
+        title: str | None = None,
+        labels: Sequence[str] = (),
+    ) -> GenreGuess: ...
 
 
 def _dialect_insert(session: AsyncSession, table: Any) -> Any:
@@ -339,8 +346,8 @@ class TrackService:
                 notes.append(NOTE_NO_MODEL)
             else:
                 try:
-                    # The same inputs as every other place that shows a genre (genre_inputs).
-                    genre = await self._genre.guess(genre_inputs(track) or {})
+                    # The same inputs as every other place that shows a genre (genre_inputs, genre_context).
+                    genre = await self._genre.guess(genre_inputs(track) or {}, **genre_context(track))
                 except EncoreError as exc:
                     log.info("no genre guess for track %s: %s", track.id, exc.code)
                     notes.append(exc.message or NOTE_NO_MODEL)

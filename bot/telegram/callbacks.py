@@ -89,6 +89,12 @@ class SettingsCallback(CallbackData, prefix="st"):
     value: int  # see SettingsAction
 
 
+class PreviewCallback(CallbackData, prefix="pv"):
+    """▶ 30-s preview on a track card or a radio card: the preview is fetched fresh when pressed."""
+
+    track_id: int
+
+
 class NoopCallback(CallbackData, prefix="n"):
     """The page counter between ◀ and ▶: pressing it does nothing."""
 
@@ -102,5 +108,6 @@ ALL_CALLBACKS: tuple[type[CallbackData], ...] = (
     LikesPageCallback,
     LikesItemCallback,
     SettingsCallback,
+    PreviewCallback,
     NoopCallback,
 )

@@ -15,6 +15,7 @@ from bot.telegram.callbacks import (
     LikesItemCallback,
     LikesPageCallback,
     NoopCallback,
+    PreviewCallback,
     RadioAction,
     RadioCallback,
     SearchPageCallback,
@@ -68,17 +69,26 @@ def track_button_text(track: TrackInfo, limit: int = BUTTON_TEXT_LIMIT) -> str:
 # The two keyboards below are on the hot path (every card, every radio press); they are built
 # directly, as InlineKeyboardBuilder deep-copies its rows on every as_markup().
 def track_keyboard(
-    track_id: int, *, liked: bool, labels: Labels, versions: tuple[int, int] | None = None
+    track_id: int,
+    *,
+    liked: bool,
+    labels: Labels,
+    versions: tuple[int, int] | None = None,
+    preview: bool = False,
 ) -> InlineKeyboardMarkup:
     """▶ Start radio / 👍 / 🔎 Similar under a track card; `versions` = (search id, how many) adds
-    "🔀 Other versions" for a card opened from a search that found several releases."""
+    "🔀 Other versions" for a card opened from a search that found several releases; `preview` adds
+    "▶ 30-s preview" (the track has a Deezer id or a known preview)."""
     like = (
         _button(labels("btn_liked"), TrackCallback(action=TrackAction.UNLIKE, track_id=track_id))
         if liked
         else _button(labels("btn_like"), TrackCallback(action=TrackAction.LIKE, track_id=track_id))
     )
+    first = [_button(labels("btn_radio"), TrackCallback(action=TrackAction.RADIO, track_id=track_id))]
+    if preview:
+        first.append(_button(labels("btn_preview"), PreviewCallback(track_id=track_id)))
     rows = [
-        [_button(labels("btn_radio"), TrackCallback(action=TrackAction.RADIO, track_id=track_id))],
+        first,
         [like, _button(labels("btn_similar"), TrackCallback(action=TrackAction.SIMILAR, track_id=track_id))],
     ]
     if versions is not None and versions[1] > 0:
@@ -161,12 +171,28 @@ def radio_keyboard(step: RadioStep, labels: Labels) -> InlineKeyboardMarkup | No
     def press(action: RadioAction, key: str) -> InlineKeyboardButton:
         return _button(labels(key), RadioCallback(radio_id=step.radio_id, track_id=track_id, action=action))
 
-    return InlineKeyboardMarkup(
-        inline_keyboard=[
-            [press(RadioAction.LIKE, "btn_radio_like"), press(RadioAction.SKIP, "btn_radio_skip")],
-            [press(RadioAction.NEXT, "btn_radio_next"), press(RadioAction.STOP, "btn_radio_stop")],
-        ]
+    rows = [
+        [press(RadioAction.LIKE, "btn_radio_like"), press(RadioAction.SKIP, "btn_radio_skip")],
+        [press(RadioAction.NEXT, "btn_radio_next"), press(RadioAction.STOP, "btn_radio_stop")],
+    ]
+    if has_preview(step.track):
+        rows.append([_button(labels("btn_preview"), PreviewCallback(track_id=track_id))])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def has_preview(track: TrackInfo, preview_url: str | None = None) -> bool:
+    """Whether a card offers ▶ 30-s preview: a preview is known, or Deezer can be asked for one."""
+    return bool(preview_url) or track.deezer_id is not None
+
+
+def analysis_keyboard(track_id: int, similar: Sequence[Recommendation], labels: Labels) -> InlineKeyboardMarkup:
+    """Under "this sounds like …" for a sent recording: ▶ Start radio from it, then the similar tracks."""
+    rows = [[_button(labels("btn_radio"), TrackCallback(action=TrackAction.RADIO, track_id=track_id))]]
+    rows.extend(
+        [_button(track_button_text(rec.track), TrackCallback(action=TrackAction.CARD, track_id=rec.track.id))]
+        for rec in similar
     )
+    return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 def history_keyboard(page: Page[Any], labels: Labels) -> InlineKeyboardMarkup | None:

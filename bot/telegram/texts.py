@@ -23,7 +23,7 @@ from aiogram.types import LinkPreviewOptions
 from babel import Locale
 from babel.core import UnknownLocaleError
 from babel.dates import get_timezone_location
-from babel.numbers import format_percent
+from babel.numbers import format_decimal, format_percent
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context
 from jinja2.runtime import Context
 
@@ -67,6 +67,11 @@ def clip(value: object, limit: int = 200) -> str:
 def percent(value: float, language: str = DEFAULT_LANGUAGE) -> str:
     """A probability as people write it in `language`: "22%" (English), "22 %" (Russian)."""
     return str(format_percent(round(float(value), 2), locale=language_of(language)))
+
+
+def megabytes(size: int | float, language: str = DEFAULT_LANGUAGE) -> str:
+    """A file size in MB as people write it in `language`: "20.5" (English), "20,5" (Russian)."""
+    return str(format_decimal(round(float(size) / 1_048_576, 1), format="0.#", locale=language_of(language)))
 
 
 def language_of(code: str | None) -> str:
@@ -185,6 +190,7 @@ class Texts:
         self._env.filters["duration"] = duration
         self._env.filters["clock"] = clock
         self._env.filters["pct"] = _in_language(percent)
+        self._env.filters["mb"] = _in_language(megabytes)
         self._env.filters["plural"] = _plural_filter
         self._env.filters["genre"] = _in_language(lambda tag, lang: genre_names().genre(tag, lang))
         self._env.filters["family"] = _in_language(lambda tag, lang: genre_names().family(tag, lang))

@@ -63,6 +63,8 @@ def guess_json(guess: GenreGuess) -> dict[str, Any]:
         "family_top": _pairs(guess.family_top, "family"),
         "confident": guess.confident,
         "model_version": guess.model_version,
+        "head": guess.head,
+        "source": guess.source.value,
     }
 
 

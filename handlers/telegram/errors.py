@@ -11,7 +11,7 @@ from aiogram.types import CallbackQuery, ErrorEvent, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
 from bot.telegram.callbacks import NoopCallback
-from bot.telegram.filters import AudioMessage, UnknownCommand
+from bot.telegram.filters import UnknownCommand
 from bot.telegram.texts import Texts, language_of
 from handlers.telegram.common import example_for
 from services.dto import UserInfo
@@ -36,11 +36,6 @@ async def on_unknown_command(message: Message, bot: Bot, user: UserInfo, texts: 
     command = (message.text or "").split(maxsplit=1)[0].split("@", 1)[0]
     me = await bot.me()
     await message.answer(texts.render(user.language, "unknown_command", command=command, bot_username=me.username))
-
-
-async def on_audio(message: Message, user: UserInfo, texts: Texts) -> None:
-    """A voice message or an audio file: one template says what happens to it (swap it when analysis comes)."""
-    await message.answer(texts.render(user.language, "audio"))
 
 
 async def on_other_message(message: Message, user: UserInfo, texts: Texts) -> None:
@@ -76,7 +71,6 @@ def create_router() -> Router:
     router.callback_query.register(on_noop, NoopCallback.filter())
     router.callback_query.register(on_unknown_callback)
     router.message.register(on_unknown_command, UnknownCommand())
-    router.message.register(on_audio, AudioMessage())
     router.message.register(on_other_message)
     router.error.register(on_error, ExceptionTypeFilter(Exception))
     return router

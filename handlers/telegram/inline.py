@@ -1,5 +1,8 @@
 """Inline mode: `@bot query` in any chat → up to 10 personal results; an empty query → recent likes.
 
+A track with a 30-second preview (Deezer) is a playable audio result (`InlineQueryResultAudio`),
+so a person can share a song that plays right in the chat; the others are text cards (articles).
+
 When inline feedback is switched on for the bot (BotFather → /setinlinefeedback), Telegram reports
 each result a user sends; it is recorded as a search of that track (context "inline"), so it counts
 in the user's genre history and cold-start picks like a search in private chat.
@@ -16,34 +19,59 @@ from aiogram.types import (
     ChosenInlineResult,
     InlineQuery,
     InlineQueryResultArticle,
+    InlineQueryResultAudio,
     InlineQueryResultsButton,
     InlineQueryResultUnion,
     InputTextMessageContent,
 )
 
-from bot.telegram.keyboards import links_keyboard
-from bot.telegram.texts import Texts, clip, cover_preview
+from bot.telegram.keyboards import has_preview, links_keyboard
+from bot.telegram.texts import Texts, clip, cover_preview, fit
 from handlers.telegram.common import card_text, deep_link
-from services.dto import InteractionKind, UserInfo
+from services.dto import InteractionKind, TrackInfo, UserInfo
 from services.errors import TrackNotFound
 from services.genre_labels import genre_verdict
 
 if TYPE_CHECKING:
     from services.feedback import FeedbackService
-    from services.protocols import Genres
-    from services.tracks import TrackService
+    from services.protocols import Genres, Tracks
 
 log = logging.getLogger(__name__)
 MAX_RESULTS = 10
 BUDGET_SECONDS = 0.8  # Telegram shows nothing when the answer takes longer than about a second
+PREVIEW_BUDGET_SECONDS = 0.5  # for the preview URLs, within the budget above
+# Results with preview URLs (signed, valid for minutes) must not outlive them in Telegram's cache.
 CACHE_SECONDS = 5
+PREVIEW_SECONDS = 30
+CAPTION_LIMIT = 1024
+
+
+async def _previews(tracks: Tracks, found: list[TrackInfo]) -> list[str | None]:
+    """A fresh preview URL per track where Deezer has one, within `PREVIEW_BUDGET_SECONDS`; a track
+    whose URL is not back in time is shown as an article (text card) instead."""
+    tasks = {i: asyncio.create_task(tracks.preview_url(track)) for i, track in enumerate(found) if has_preview(track)}
+    urls: list[str | None] = [None] * len(found)
+    if not tasks:
+        return urls
+    done, pending = await asyncio.wait(tasks.values(), timeout=PREVIEW_BUDGET_SECONDS)
+    for task in pending:
+        task.cancel()
+    for i, task in tasks.items():
+        if task not in done or task.cancelled():
+            continue
+        error = task.exception()
+        if error is None:
+            urls[i] = task.result()
+        else:
+            log.info("no preview for inline result %s: %r", found[i].id, error)
+    return urls
 
 
 async def _results(
     query: str,
     user: UserInfo,
     bot: Bot,
-    tracks: TrackService,
+    tracks: Tracks,
     feedback: FeedbackService,
     genre: Genres | None,
     texts: Texts,
@@ -53,14 +81,36 @@ async def _results(
     else:
         found = list((await feedback.likes(user.id, 0, size=MAX_RESULTS)).items)
     found = found[:MAX_RESULTS]
-    # The same guess as the chat card's and the web page's (services.genre.genre_inputs).
+    # The same guess as the chat card's and the web page's (services.genre.genre_inputs); the previews
+    # are fetched meanwhile.
+    previews = asyncio.create_task(_previews(tracks, found))
     guesses = await genre.guess_tracks(found) if genre is not None and found else [None] * len(found)
+    urls = await previews
     labels = texts.labels(user.language)
     results: list[InlineQueryResultUnion] = []
-    for track, guess in zip(found, guesses, strict=True):
+    for track, guess, url in zip(found, guesses, urls, strict=True):
         link = await deep_link(bot, track.id)
+        verdict = genre_verdict(guess, track.genres)
+        markup = links_keyboard(
+            track, youtube_url=track.youtube_search_url, youtube_is_search=True, deep_link=link, labels=labels
+        )
+        if url:
+            # Playable in any chat. Telegram fetches the URL when the result is sent; the answer's
+            # cache_time is far below the URL's lifetime (minutes).
+            caption = texts.render(user.language, "inline_caption", track=track, verdict=verdict, deep_link=link)
+            results.append(
+                InlineQueryResultAudio(
+                    id=str(track.id),
+                    audio_url=url,
+                    title=clip(track.name, 100),
+                    performer=clip(track.artist_line, 100),
+                    audio_duration=PREVIEW_SECONDS,
+                    caption=fit(caption, CAPTION_LIMIT),
+                    reply_markup=markup,
+                )
+            )
+            continue
         text = card_text(texts, user.language, track, guess, youtube_url=track.youtube_search_url, deep_link=link)
-        verdict = genre_verdict(guess) if guess is not None else None
         description = texts.plain(user.language, "inline_description", track=track, verdict=verdict)
         cover = track.cover_url if track.cover_url and track.cover_url.startswith("https://") else None
         results.append(
@@ -72,9 +122,7 @@ async def _results(
                 input_message_content=InputTextMessageContent(
                     message_text=text, link_preview_options=cover_preview(track)
                 ),
-                reply_markup=links_keyboard(
-                    track, youtube_url=track.youtube_search_url, youtube_is_search=True, deep_link=link, labels=labels
-                ),
+                reply_markup=markup,
             )
         )
     return results
@@ -84,7 +132,7 @@ async def on_inline_query(
     inline_query: InlineQuery,
     bot: Bot,
     user: UserInfo,
-    tracks: TrackService,
+    tracks: Tracks,
     feedback: FeedbackService,
     genre: Genres | None,
     texts: Texts,

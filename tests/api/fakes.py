@@ -141,7 +141,14 @@ class FakeGenreService:
                 out.append(None)
         return out
 
-    async def guess(self, features: Mapping[str, float]) -> GenreGuess:
+    async def guess(
+        self,
+        features: Mapping[str, float],
+        *,
+        artists: Sequence[str] | str | None = None,
+        title: str | None = None,
+        labels: Sequence[str] = (),
+    ) -> GenreGuess:
         if not self.ready:
             raise errors.ModelNotReady("The genre model is not trained yet.")
         missing = [c for c in AUDIO_FEATURE_COLUMNS if c not in features]
@@ -161,6 +168,7 @@ class FakeGenreService:
             family_probability=family_top[0][1],
             family_top=tuple(family_top[:3]),
             model_version=MODEL_VERSION,
+            labels=tuple(labels),
         )
 
 
@@ -205,7 +213,15 @@ class FakeTrackService:
         youtube = await self.youtube_link(track)
         if track.features is None:
             return TrackCard(track, None, youtube, note="No audio features are known for this track.")
-        return TrackCard(track, await self._genre.guess(track.features), youtube)
+        return TrackCard(
+            track,
+            await self._genre.guess(track.features, artists=track.artists, title=track.name, labels=track.genres),
+            youtube,
+            preview_url=await self.preview_url(track),
+        )
+
+    async def preview_url(self, track: TrackInfo) -> str | None:
+        return f"https://cdnt-preview.dzcdn.net/stream/{track.deezer_id}.mp3" if track.deezer_id else None
 
     async def youtube_link(self, track: TrackInfo) -> YouTubeLink:
         if track.id % 2:
@@ -251,6 +267,12 @@ class FakeAnalysisService:
         self.max_bytes = 20 * 1024 * 1024
         self.budget = budget
         self.seen: dict[str, int] = {}
+
+    def precheck(self, *, size: int | None, file_name: str | None = None, mime_type: str | None = None) -> None:
+        if size is not None and size > self.max_bytes:
+            raise AudioTooLarge(size, self.max_bytes)
+        if (mime_type or file_name) and not looks_like_audio(mime_type, file_name):
+            raise NotAudio()
 
     async def analyse(
         self,

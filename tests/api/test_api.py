@@ -105,6 +105,8 @@ async def test_track_card_has_genre_and_links(client: TestClient) -> None:
     assert genre["model_version"] == MODEL_VERSION
     assert 1 <= len(genre["top"]) <= 3 and genre["top"][0]["genre"] == genre["genre"]
     assert all(0 <= p["probability"] <= 1 for p in genre["top"])
+    # Where the genre comes from (issue 14): a catalogue song names its own labels.
+    assert genre["head"] == "audio" and genre["source"] == "catalogue" and card["track"]["genres"]
     assert card["links"]["spotify"].startswith("https://open.spotify.com/track/")
     assert card["links"]["youtube"].startswith("https://www.youtube.com/")
 
@@ -222,6 +224,7 @@ async def test_genre_from_features(client: TestClient, container: Any) -> None:
     assert resp.status == 200
     body = await resp.json()
     assert body["genre"] == body["top"][0]["genre"] and body["model_version"] == MODEL_VERSION
+    assert (body["head"], body["source"]) == ("audio", "audio")  # features only: the sound alone
     assert 0 < sum(p["probability"] for p in body["family_top"]) <= 1 + 1e-9
     assert container.services.genre.calls[-1]["key"] == 5.0
 

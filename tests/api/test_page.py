@@ -173,3 +173,28 @@ async def test_a_spotify_link_opens_its_card(client: TestClient, container: Any)
     assert resp.status == 303 and resp.headers["Location"] == "/track/5"
     html = await page(client, "/?q=https://open.spotify.com/album/xyz")
     assert "Albums are not supported" in html
+
+
+async def test_the_card_says_where_the_genre_comes_from(client: TestClient, container: Any, monkeypatch: Any) -> None:
+    """The page words the genre with the same verdict as the chat card (services.genre_labels)."""
+    html = await page(client, "/track/1")  # a catalogue song: its own labels
+    assert 'data-source="catalogue"' in html and "(catalogue)" in html and "to the genre model" in html
+
+    from services.dto import GenreGuess
+
+    async def by_artist(features: Any, **context: Any) -> GenreGuess:
+        return GenreGuess(
+            "k-pop",
+            0.64,
+            (("k-pop", 0.64), ("dance", 0.2)),
+            "pop",
+            0.8,
+            head="audio+artist",
+            artists_known=1,
+            audio_top=(("dance", 0.41),),
+        )
+
+    monkeypatch.setattr(container.services.genre, "guess", by_artist)
+    html = await page(client, "/track/2")
+    assert 'data-source="artist"' in html and "K-pop" in html and "(from the artist)" in html
+    assert "sounds like Dance 41%" in html

@@ -69,7 +69,14 @@ def _page(items: Sequence[object], page: int, size: int) -> Page:  # type: ignor
 
 
 class FakeGenreService:
-    async def guess(self, features: Mapping[str, float]) -> GenreGuess:
+    async def guess(
+        self,
+        features: Mapping[str, float],
+        *,
+        artists: Sequence[str] | str | None = None,
+        title: str | None = None,
+        labels: Sequence[str] = (),
+    ) -> GenreGuess:
         if not features:
             raise NoFeatures("no features")
         energy = features.get("energy", 0.5)
@@ -152,6 +159,8 @@ class FakeTrackService:
         self.feedback = feedback
         self.genre = genre
         self.resolved: list[tuple[str, int | None]] = []
+        self.previews: dict[int, str] = {}
+        self.preview_requests: list[int] = []
 
     def add(self, track: TrackInfo) -> None:
         self.catalog.append(track)
@@ -198,10 +207,16 @@ class FakeTrackService:
             youtube=YouTubeLink(url=track.youtube_search_url, is_search=True),
             note=None if genre else "No audio features are known for this track.",
             liked=liked,
+            preview_url=self.previews.get(track_id),
         )
 
     async def youtube_link(self, track: TrackInfo) -> YouTubeLink:
         return YouTubeLink(url=track.youtube_search_url, is_search=True)
+
+    async def preview_url(self, track: TrackInfo) -> str | None:
+        """`previews[track id]` when set (a test's preview URL), else none."""
+        self.preview_requests.append(track.id)
+        return self.previews.get(track.id)
 
 
 class FakeRecommendationService:

@@ -192,6 +192,7 @@ def test_every_callback_button_fits_64_bytes() -> None:
         cb.SettingsCallback(action=a, value=value) for a in SettingsAction for value in (0, 99)
     ]
     samples[cb.NoopCallback] = [cb.NoopCallback()]
+    samples[cb.PreviewCallback] = [cb.PreviewCallback(track_id=big)]
     prefixes = [cls.__prefix__ for cls in ALL_CALLBACKS]
     assert len(set(prefixes)) == len(prefixes)
     for cls, values in samples.items():
@@ -324,7 +325,7 @@ async def test_a_russian_journey_over_the_wire(
     mark = telegram.mark()
     card = await say(telegram, BORIS, "Группа крови")
     assert "💿 Группа крови · 1988 · 4:46" in card["text"]
-    assert "Жанр точно не определён, скорее всего:" in card["text"]
+    assert "Жанр точно не определён по звучанию, скорее всего:" in card["text"]
     assert "Рок — 45\u00a0%" in card["text"]  # a no-break space before %, as Russian typography wants
     sent = await telegram.wait_for("sendMessage", lambda c: sent_to(c, BORIS), after=mark)
     assert sent.params["link_preview_options"]["url"] == cover
@@ -346,5 +347,5 @@ async def test_a_russian_journey_over_the_wire(
     mark = telegram.mark()
     telegram.enqueue(voice)
     reply = await telegram.wait_for("sendMessage", lambda c: sent_to(c, BORIS), after=mark)
-    assert reply.result["text"].startswith("🎧 Запись получил.")
+    assert reply.result["text"].startswith("🎧 Разбор записей сейчас выключен.")  # no analysis service here
     assert [c for c in telegram.calls if not c.ok] == []

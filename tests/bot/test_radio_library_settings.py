@@ -253,7 +253,8 @@ async def test_unknown_command_says_so_then_helps(chat: Chat) -> None:
     assert text.startswith("🤔 I don't know the command /whatever.") and "How to use Encore" in text
 
 
-async def test_voice_and_audio_say_they_will_be_analysed(chat: Chat) -> None:
+async def test_recordings_get_a_clear_answer_when_analysis_is_off(chat: Chat) -> None:
+    """No analysis service (switched off): voice, audio and documents say so; a sticker points at what works."""
     server = chat.bot.server
     for extra in (
         {"voice": {"file_id": "v1", "file_unique_id": "u1", "duration": 3}},
@@ -263,7 +264,7 @@ async def test_voice_and_audio_say_they_will_be_analysed(chat: Chat) -> None:
         update = server.message_update(chat.user, "")
         message = {k: v for k, v in update["message"].items() if k != "text"}
         await chat.feed({"message": {**message, **extra}})
-        assert chat.last()["text"].startswith("🎧 Got your recording. Soon I'll analyse songs from audio")
+        assert chat.last()["text"].startswith("🎧 Listening to recordings is switched off right now.")
     await chat.feed(
         {
             "message": {

@@ -34,7 +34,7 @@ async def test_one_match_shows_the_card(chat: Chat, fakes: FakeServices) -> None
     await chat.send("Jazz Song 12")
     card = chat.last()
     assert "Jazz Song 12" in card["text"]
-    assert "Genre: Jazz (80%)" in card["text"]
+    assert "Genre: Jazz (80%, by its sound)" in card["text"]
     assert "🔎 YouTube" in card["text"]  # only a search until a video is known
     assert "open.spotify.com/track/" not in card["text"]  # links are HTML anchors; visible text is short
     data = [b["callback_data"] for b in chat.bot.server.buttons(card)]
@@ -81,7 +81,7 @@ async def test_youtube_link_says_watch_when_a_video_is_known(chat: Chat, fakes: 
 async def test_unsure_genre_shows_top_three(chat: Chat) -> None:
     await chat.send("Rock Song 3")
     text = chat.last()["text"]
-    assert "Genre not clear; most likely:" in text
+    assert "Genre not clear by its sound; most likely:" in text
     assert "Rock — 45%" in text and "Metal — 35%" in text and "Punk — 20%" in text
 
 

@@ -25,6 +25,33 @@ USER = UserInfo(id=1, telegram_id=1, first_name=EVIL, language="en", diversity=0
 SURE = GenreGuess("hard-rock", 0.62, (("hard-rock", 0.62), ("metal", 0.2), ("grunge", 0.1)), "rock", 0.8)
 FAMILY = GenreGuess("hard-rock", 0.24, (("hard-rock", 0.24), ("r-n-b", 0.2), ("k-pop", 0.1)), "rock", 0.71)
 UNSURE = GenreGuess("metal", 0.22, (("metal", 0.22), ("edm", 0.2), ("disney", 0.1)), "metal", 0.35)
+# Where a genre comes from (issue 14): the catalogue's labels, the artist, the title and name, the sound.
+CATALOGUE = dataclasses.replace(SURE, labels=("hard-rock", "metal"), head="audio+artist+title", artists_known=1)
+ARTIST = GenreGuess(
+    "k-pop",
+    0.64,
+    (("k-pop", 0.64), ("dance", 0.2), ("j-pop", 0.05)),
+    "pop",
+    0.8,
+    head="audio+artist",
+    evidence="audio + artist (1/1 known, 14 catalogue songs)",
+    artists_known=1,
+    audio_top=(("dance", 0.41), ("k-pop", 0.2), ("edm", 0.1)),
+)
+ARTIST_UNSURE = dataclasses.replace(ARTIST, probability=0.34, family_probability=0.4)
+TITLE = dataclasses.replace(SURE, head="audio+artist+title", artists_known=0)
+SOURCES = (CATALOGUE, ARTIST, ARTIST_UNSURE, TITLE, dataclasses.replace(FAMILY, head="audio+artist+title"))
+
+GUESSES = (SURE, FAMILY, UNSURE, *SOURCES)
+NO_DETAILS = {
+    "size": None,
+    "max_bytes": 0,
+    "seconds": 0.0,
+    "min_seconds": 0.0,
+    "max_seconds": 0.0,
+    "wait": 0.0,
+    "reason": None,
+}
 
 
 def contexts(track: TrackInfo, user: UserInfo, text: str) -> dict[str, list[dict[str, Any]]]:
@@ -36,10 +63,48 @@ def contexts(track: TrackInfo, user: UserInfo, text: str) -> dict[str, list[dict
         "start": [{"name": text, "example": "Кино — Группа крови"}],
         "help": [{"bot_username": "encore_bot"}],
         "unknown_command": [{"command": "/whatever", "bot_username": "encore_bot"}],
-        "audio": [{}],
+        "audio": [
+            {"track": track, "name": name, "verdict": v, "no_genre": n, "similar": similar}
+            for v, n in ((None, "analysis"), (None, "model"), *((genre_verdict(g), None) for g in GUESSES))
+            for similar, name in (([Recommendation(track, 1.0, "similar sound")] * 2, track.name), ([], None))
+        ],
+        "audio_refused": [
+            {**NO_DETAILS, **details}
+            for details in (
+                {"code": "audio_too_large", "size": 21_500_000, "max_bytes": 20 * 1024 * 1024},
+                {"code": "audio_too_large", "size": None, "max_bytes": 20 * 1024 * 1024},
+                {"code": "not_audio"},
+                {"code": "corrupt_audio"},
+                {"code": "no_audio_stream"},
+                {"code": "audio_too_short", "seconds": 2.4, "min_seconds": 5.0},
+                {"code": "audio_too_long", "seconds": 7500.0, "max_seconds": 1800.0},
+                {"code": "silent_audio"},
+                {"code": "analysis_rate_limited", "wait": 42.0},
+                {"code": "analysis_rate_limited", "wait": 1500.0},
+                {"code": "provider_unavailable"},
+                {"code": "analysis_off"},
+                {"code": "download_failed"},
+                {"code": "audio_not_analysable", "reason": "unsupported_format"},
+                {"code": "audio_rejected"},
+            )
+        ],
+        "inline_caption": [
+            {"track": track, "verdict": v, "deep_link": d}
+            for v in (None, *(genre_verdict(g) for g in GUESSES))
+            for d in ("https://t.me/b?start=t_1", None)
+        ],
         "card": [
             {**card, "verdict": genre_verdict(g), "no_features": False, "youtube_is_search": s}
-            for g, s in ((SURE, True), (FAMILY, False), (UNSURE, True))
+            for g, s in ((SURE, True), (FAMILY, False), (UNSURE, True), *((g, True) for g in SOURCES))
+        ]
+        + [
+            {
+                **card,
+                "verdict": genre_verdict(ARTIST),
+                "no_features": False,
+                "youtube_is_search": True,
+                "from_tags": True,
+            }
         ]
         + [
             {
@@ -51,7 +116,7 @@ def contexts(track: TrackInfo, user: UserInfo, text: str) -> dict[str, list[dict
             },
             {**card, "verdict": None, "no_features": False, "youtube_is_search": True},
         ],
-        "inline_description": [{"track": track, "verdict": genre_verdict(g)} for g in (SURE, FAMILY, UNSURE)]
+        "inline_description": [{"track": track, "verdict": genre_verdict(g)} for g in GUESSES]
         + [{"track": track, "verdict": None}],
         "results": [
             {"query": text, "notice": None, "exact": True, "versions_of": None},
@@ -305,6 +370,72 @@ async def test_a_failing_service_is_logged_and_the_user_told_without_details(
 
 async def test_features_less_track_says_why(chat: Chat, fakes: FakeServices) -> None:
     track = make_track(600, "rock", name="Lost Demo")
-    fakes.tracks.add(dataclasses.replace(track, features=None))
+    fakes.tracks.add(dataclasses.replace(track, features=None, genres=()))
     await chat.send("/start t_600")
     assert "unknown" in chat.last()["text"] and "No audio features" in chat.last()["text"]
+    # With catalogue labels, the genre is still known: the catalogue says it.
+    fakes.tracks.add(dataclasses.replace(track, id=601, features=None))
+    await chat.send("/start t_601")
+    assert "🏷 Genre: Rock (catalogue)" in chat.last()["text"]
+
+
+WHERE_FROM = {
+    # source: (English card line, Russian card line, English inline, Russian inline)
+    "catalogue": (
+        "🏷 Genre: Hard rock · Metal (catalogue)",
+        "🏷 Жанр: Хард-рок · Метал (из каталога)",
+        "Hard rock · Metal",
+        "Хард-рок · Метал",
+    ),
+    "artist": (
+        "🏷 Genre: K-pop (from the artist) · sounds like dance 41%",
+        "🏷 Жанр: Кей-поп (по исполнителю) · по звучанию — танцевальная музыка 41\xa0%",
+        "K-pop (from the artist)",
+        "Кей-поп (по исполнителю)",
+    ),
+    "artist, unsure": (
+        "🏷 Genre: maybe K-pop (from the artist, 34%) · sounds like dance 41%",
+        "🏷 Жанр: возможно, кей-поп (по исполнителю, 34\xa0%) · по звучанию — танцевальная музыка 41\xa0%",
+        "maybe K-pop (from the artist)",
+        "возможно, кей-поп (по исполнителю)",
+    ),
+    "title": (
+        "🏷 Genre: Hard rock (62%, by its sound, title and artist name) · family: rock",
+        "🏷 Жанр: Хард-рок (62\xa0%, по звучанию, названию и имени исполнителя) · направление: рок",
+        "Hard rock",
+        "Хард-рок",
+    ),
+    "audio": (
+        "🏷 Genre: Hard rock (62%, by its sound) · family: rock",
+        "🏷 Жанр: Хард-рок (62\xa0%, по звучанию) · направление: рок",
+        "Hard rock",
+        "Хард-рок",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WHERE_FROM))
+def test_cards_say_where_the_genre_comes_from_in_both_languages(case: str) -> None:
+    guess = {"catalogue": CATALOGUE, "artist": ARTIST, "artist, unsure": ARTIST_UNSURE, "title": TITLE}.get(case, SURE)
+    verdict = genre_verdict(guess)
+    assert verdict.source == case.split(",")[0]
+    en_card, ru_card, en_inline, ru_inline = WHERE_FROM[case]
+    texts = Texts()
+    for language, card_line, inline, track in (("en", en_card, en_inline, TRACK), ("ru", ru_card, ru_inline, RU_TRACK)):
+        context = {**CONTEXTS["card"][0], "track": track, "verdict": verdict}
+        card = parse_html(texts.render(language, "card", **context))
+        assert card_line in card.splitlines(), (language, card)
+        description = texts.plain(language, "inline_description", track=track, verdict=verdict)
+        assert f" · {inline} · " in description, (language, description)
+        caption = parse_html(texts.render(language, "inline_caption", track=track, verdict=verdict, deep_link=None))
+        assert f"🏷 {inline}" in caption.splitlines(), (language, caption)
+
+
+def test_a_catalogue_song_names_its_labels_even_without_a_model() -> None:
+    verdict = genre_verdict(None, ("jazz", "blues"))
+    assert verdict is not None and verdict.source == "catalogue" and verdict.labels == ("jazz", "blues")
+    assert genre_verdict(None) is None
+    # With a guess, the guess's own labels decide (the same inputs everywhere).
+    assert genre_verdict(SURE, ("jazz",)).source == "audio"
+    card = parse_html(Texts().render("ru", "card", **{**CONTEXTS["card"][0], "verdict": verdict}))
+    assert "🏷 Жанр: Джаз · Блюз (из каталога)" in card

@@ -1112,6 +1112,7 @@ class FakeTelegram:
         self.files: dict[str, FakeFile] = {}
         self.file_paths: dict[str, FakeFile] = {}
         self.sent_media: list[SentMedia] = []
+        self.deleted: list[dict[str, Any]] = []  # messages removed by deleteMessage
         self.downloads: list[Download] = []
         self.remote: dict[str, tuple[bytes, str]] = {}  # URL → (content, content type) Telegram would fetch
         self.fetched_urls: list[str] = []
@@ -1758,6 +1759,15 @@ class FakeTelegram:
         message["edit_date"] = int(time.time())
         self._apply_markup(message, markup)
         return message
+
+    async def _api_deleteMessage(self, params: dict[str, Any]) -> Any:
+        """A private chat: the bot may delete any message there (the fake ignores the 48-hour limit)."""
+        key = (self._check_chat(params["chat_id"]), int(params["message_id"]))
+        message = self.messages.pop(key, None)
+        if message is None:
+            raise BadRequest("Bad Request: message to delete not found")
+        self.deleted.append(message)
+        return True
 
     async def _api_editMessageReplyMarkup(self, params: dict[str, Any]) -> Any:
         message = self._existing(params)

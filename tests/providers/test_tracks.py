@@ -26,7 +26,7 @@ class FakeGenre:
         self.error = error
         self.seen: list[Mapping[str, float]] = []
 
-    async def guess(self, features: Mapping[str, float]) -> GenreGuess:
+    async def guess(self, features: Mapping[str, float], **context: object) -> GenreGuess:
         if self.error:
             raise self.error
         self.seen.append(features)

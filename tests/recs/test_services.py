@@ -111,7 +111,7 @@ async def test_cold_start_uses_searched_genres_then_popularity(sessions, catalog
 
 
 class FakeGuesser:
-    async def guess(self, features: Mapping[str, float]) -> GenreGuess:
+    async def guess(self, features: Mapping[str, float], **context: object) -> GenreGuess:
         return GenreGuess("ambient", 0.9, (("ambient", 0.9),), "electronic", 0.9)
 
 
