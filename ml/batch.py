@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.features import AUDIO_FEATURES, RAW_INPUTS, FeatureError
+from ml.features import AUDIO_FEATURES, RAW_INPUTS, FeatureError, parse_bool
 from ml.predictor import GenrePredictor
 
 
@@ -54,11 +54,5 @@ def _text_column(frame: pd.DataFrame, name: str) -> list[str | None] | None:
 
 
 def _flag(value: Any) -> float:
-    if isinstance(value, bool | np.bool_):
-        return float(value)
-    text = str(value).strip().lower()
-    if text in ("true", "1", "1.0"):
-        return 1.0
-    if text in ("false", "0", "0.0"):
-        return 0.0
-    return float("nan")
+    flag = parse_bool(value)
+    return float("nan") if flag is None else float(flag)
