@@ -150,6 +150,8 @@ async def run(args: argparse.Namespace) -> int:
     print(table(rows))
     for line in load.errors[:5]:
         print("  error:", line)
+    for line in list(server.problems)[-10:]:
+        print("  server:", line)
     ok = per_second >= TARGET_PER_SECOND and p99 <= TARGET_P99_MS and not load.errors and conflicts == 0
     print(f"targets: {'met' if ok else 'NOT met'}")
     return 0

@@ -1,6 +1,6 @@
 """Soak: ten minutes of mixed load on the real product, over HTTP and through the Telegram bot.
 
-    .venv/bin/python bench/bench_soak.py [--duration 600] [--warmup 60] [--http-clients 8] [--bot-users 4]
+    .venv/bin/python bench/bench_soak.py [--duration 600] [--warmup 60] [--http-clients 8] [--bot-users 12]
 
 The server is `main.py serve` itself (bench/live.py: a copy of the set-up database, the product's
 model, no providers) with its Telegram bot polling the fake Bot API server of tests/fakes/telegram.py,
@@ -10,7 +10,8 @@ which runs in this process (the strict one: a call the real Bot API would refuse
   (POST /api/v1/genre), radio start, radio feedback (like / skip / next), with a 20 ms pause between
   requests (a steady load, not a saturation test: that is bench_http and bench_radio).
 - `--bot-users` people, each in turn: sends a song's "artist - title", waits for the card (or picks
-  the first result), presses 👍 and waits for the answer, then 👍 again to take it back.
+  the first result), presses 👍 and waits for the answer, then 👍 again to take it back, a second
+  between actions (faster people are throttled by the bot, on purpose).
 
 After `--warmup` seconds of the same load (indices, caches and pools filled), it measures for
 `--duration` seconds and prints errors (failed requests, 5xx, refused Bot API calls, server log
@@ -42,7 +43,7 @@ from tests.fakes.telegram import TOKEN, FakeTelegram, tg_user
 
 TARGET_RSS_GROWTH = 0.05
 PAUSE = 0.02  # seconds between two requests of one HTTP client
-BOT_PAUSE = 0.2
+BOT_PAUSE = 1.0  # seconds between two actions of one person (the bot throttles faster people: 8 per 2 s)
 WAIT = 60.0  # seconds for one bot answer before it counts as an error
 
 
@@ -171,6 +172,7 @@ class BotUser:
         buttons = [b for b in self.telegram.buttons(message) if b.get("callback_data")]
         if not buttons:
             return None  # "nothing found" is an answer too
+        await asyncio.sleep(BOT_PAUSE)
         mark = self.telegram.mark()
         began = time.perf_counter()
         await self.press(message, buttons[0]["callback_data"])
@@ -187,6 +189,7 @@ class BotUser:
                 data = like_button(card) if card else None
                 if card is not None and data is not None:
                     for _ in range(2):  # like, then take it back
+                        await asyncio.sleep(BOT_PAUSE)
                         began = time.perf_counter()
                         await self.press(card, data)
                         self.results.record("bot like", time.perf_counter() - began)
@@ -268,7 +271,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=600.0)
     parser.add_argument("--warmup", type=float, default=60.0)
     parser.add_argument("--http-clients", type=int, default=8)
-    parser.add_argument("--bot-users", type=int, default=4)
+    parser.add_argument("--bot-users", type=int, default=12)
     return asyncio.run(run(parser.parse_args()))
 
 
