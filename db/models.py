@@ -194,8 +194,10 @@ class RadioSession(Base):
     position: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     likes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     skips: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    # The learned taste (query vector, index signature) as JSON; the shown/skipped history lives in interactions.
-    taste: Mapped[dict | None] = mapped_column(JSON)
+    # Where the taste starts (the seed's query vector and the index signature) as JSON, written once;
+    # the likes, skips and shown tracks that move it on live in interactions. Loaded only when asked
+    # (RadioRepository.taste): an answer does not need it.
+    taste: Mapped[dict | None] = mapped_column(JSON, deferred=True)
     diversity: Mapped[float] = mapped_column(Float, default=0.3, server_default="0.3")
     # Where the bot shows this radio (so a press on an older message can be told apart).
     chat_id: Mapped[int | None] = mapped_column(BigInteger)

@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import lazyload
 
 from db.models import (
     ANALYSIS_FEATURE_COLUMNS,
@@ -149,8 +150,11 @@ class TrackRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
 
-    async def get(self, track_id: int) -> Track | None:
-        return await self._s.get(Track, track_id)
+    async def get(self, track_id: int, *, genres: bool = True) -> Track | None:
+        """The track; `genres=False` leaves its genre labels unloaded (one query instead of two)."""
+        if genres:
+            return await self._s.get(Track, track_id)
+        return await self._s.get(Track, track_id, options=[lazyload(Track.genres)])
 
     async def get_many(self, track_ids: Iterable[int]) -> dict[int, Track]:
         ids = list(dict.fromkeys(track_ids))
@@ -401,6 +405,30 @@ class InteractionRepository:
         await self._s.flush()
         return row
 
+    async def record(
+        self,
+        events: Sequence[tuple[int, InteractionKind]],
+        *,
+        user_id: int | None = None,
+        radio_session_id: int | None = None,
+    ) -> None:
+        """(track_id, kind) events in one INSERT, in this order (ids grow with it)."""
+        if not events:
+            return
+        now = utcnow()
+        rows = [
+            {
+                "user_id": user_id,
+                "track_id": track_id,
+                "kind": kind,
+                "radio_session_id": radio_session_id,
+                "context": None,
+                "created_at": now,
+            }
+            for track_id, kind in events
+        ]
+        await self._s.execute(insert(Interaction), rows)
+
     async def session_track_ids(self, radio_session_id: int, kinds: Sequence[InteractionKind]) -> list[int]:
         stmt = (
             select(Interaction.track_id)
@@ -523,7 +551,6 @@ class RadioRepository:
         seen_position: int,
         track_id: int,
         next_track_id: int | None,
-        taste: dict,
         liked: bool = False,
         skipped: bool = False,
     ) -> bool:
@@ -543,7 +570,6 @@ class RadioRepository:
                 likes=RadioSession.likes + int(liked),
                 skips=RadioSession.skips + int(skipped),
                 current_track_id=next_track_id,
-                taste=taste,
                 updated_at=utcnow(),
             )
             .execution_options(synchronize_session=False)
@@ -585,6 +611,11 @@ class RadioRepository:
             .values(chat_id=chat_id, message_id=message_id)
             .execution_options(synchronize_session=False)
         )
+
+    async def taste(self, radio_id: int) -> dict[str, Any]:
+        """The radio's stored start of taste (see RadioSession.taste)."""
+        value = await self._s.scalar(select(RadioSession.taste).where(RadioSession.id == radio_id))
+        return dict(value) if isinstance(value, dict) else {}
 
     async def history(self, radio_id: int) -> Sequence[Any]:
         """(track_id, kind) of every interaction of the radio, oldest first."""

@@ -3,9 +3,10 @@
 The taste is a query vector in the recommender's space. Each like moves it a step towards the
 liked track, each skip a smaller step away (Rocchio-style, on the very next track), and the
 neighbourhoods of the last skipped tracks are pushed down in the ranking. Everything is persisted:
-the vector in `radio_sessions.taste`, the counters in their columns, every shown / liked / skipped
-track as an `interactions` row. A restart (or another instance) rebuilds the state from the DB; a
-small in-process cache only saves the history query when nothing changed since.
+where the taste starts (the seed's vector, in `radio_sessions.taste`, written once), the counters in
+their columns, every shown / liked / skipped track as an `interactions` row. A restart (or another
+instance) rebuilds the taste by replaying the likes and skips from the start (the same steps in the
+same order: the same vector); a small in-process cache saves that work while nothing changed.
 
 Who may touch a radio: its `owner` (a `Listener`: the Telegram user, the API key, the web page's
 session, or "open" for the keyless API, where the unguessable public id is the capability). Anyone
@@ -30,7 +31,7 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -64,6 +65,10 @@ class LiveRadio:
     query: Query
     shown: list[int] = field(default_factory=list)  # index positions, oldest first
     skipped: list[int] = field(default_factory=list)
+    liked: list[int] = field(default_factory=list)  # track ids, oldest first (the co-likes' anchors)
+    # What the listener skipped elsewhere, likes already or was just shown (index positions): read
+    # when the radio is (re)loaded, not on every answer.
+    avoid: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +78,6 @@ class _Move:
     live: LiveRadio
     hit: Hit | None
     next_track_id: int | None
-    taste: dict[str, Any]
 
 
 def new_public_id() -> str:
@@ -123,7 +127,7 @@ class RadioService:
         diversity = min(max(float(diversity), 0.0), 1.0)
         public_id = self._new_id()
         exclude = await self._user_skips(listener.user_id, index)
-        live = LiveRadio(index.signature(), 0, query)
+        live = LiveRadio(index.signature(), 0, query, avoid=frozenset(exclude))
         # The first pick: CPU work in a worker thread, before any transaction is open.
         move = await asyncio.to_thread(
             self._choose, index, live, seed_track_id, public_id, diversity, exclude, await self._colikes(), []
@@ -137,7 +141,7 @@ class RadioService:
                 seed_track_id=seed_track_id,
                 current_track_id=move.next_track_id,
                 diversity=diversity,
-                taste={**move.taste, "seed_query": query.to_json()},
+                taste={"signature": live.signature, "seed_query": query.to_json()},
                 chat_id=chat_id,
                 message_id=message_id,
             )
@@ -164,10 +168,10 @@ class RadioService:
                 raise RadioConflict(MSG_MOVED_ON, await self._current(s, radio))
             index = await self._recs.index()
             live = await self._live(s, index, radio)
-            liked = await InteractionRepository(s).session_track_ids(radio.id, [InteractionKind.LIKED])
         if action == "like":
-            liked = [*liked, track_id]
-        exclude = await self._user_skips(radio.user_id, index)
+            live.liked.append(track_id)
+        liked = list(live.liked)
+        exclude = set(live.avoid)
         colikes = await self._colikes()
         move = await asyncio.to_thread(self._answer, index, live, radio, track_id, action, exclude, colikes, liked)
         async with self._sessions.begin() as s:
@@ -176,26 +180,20 @@ class RadioService:
                 seen_position=radio.position,
                 track_id=track_id,
                 next_track_id=move.next_track_id,
-                taste=move.taste,
                 liked=action == "like",
                 skipped=action == "skip",
             )
             if won:
-                interactions = InteractionRepository(s)
+                events: list[tuple[int, InteractionKind]] = []
                 if action == "like":
-                    await interactions.add(
-                        track_id, InteractionKind.LIKED, user_id=radio.user_id, radio_session_id=radio.id
-                    )
+                    events.append((track_id, InteractionKind.LIKED))
                     if radio.user_id is not None:
                         await LikeRepository(s).add(radio.user_id, track_id)
                 elif action == "skip":
-                    await interactions.add(
-                        track_id, InteractionKind.SKIPPED, user_id=radio.user_id, radio_session_id=radio.id
-                    )
+                    events.append((track_id, InteractionKind.SKIPPED))
                 if move.next_track_id is not None:
-                    await interactions.add(
-                        move.next_track_id, InteractionKind.SHOWN, user_id=radio.user_id, radio_session_id=radio.id
-                    )
+                    events.append((move.next_track_id, InteractionKind.SHOWN))
+                await InteractionRepository(s).record(events, user_id=radio.user_id, radio_session_id=radio.id)
                 track = await self._track(s, move)
         if not won:
             async with self._sessions() as s:
@@ -280,28 +278,33 @@ class RadioService:
         return await self._recs.colikes() if self._recs.colike_weight > 0 else None
 
     async def _live(self, s: AsyncSession, index: CatalogIndex, radio: RadioSession) -> LiveRadio:
-        """The cached state when it matches the DB, otherwise rebuilt from the DB."""
-        taste = radio.taste or {}
+        """The cached state when it matches the DB, otherwise rebuilt from the DB: the stored start of
+        the taste (or the seed's vector anew when the index changed since: re-import, new weights),
+        moved by every like and skip in order."""
         signature = index.signature()
         cached = self._cache.get(radio.id)
         if cached is not None and cached.signature == signature and cached.position == radio.position:
             self._cache.move_to_end(radio.id)
-            return replace(cached, shown=list(cached.shown), skipped=list(cached.skipped))
-        rows = await RadioRepository(s).history(radio.id)
+            return replace(cached, shown=list(cached.shown), skipped=list(cached.skipped), liked=list(cached.liked))
+        repo = RadioRepository(s)
+        rows = await repo.history(radio.id)
         shown = [p for t, k in rows if k == InteractionKind.SHOWN for p in [index.position(t)] if p is not None]
         skipped = [p for t, k in rows if k == InteractionKind.SKIPPED for p in [index.position(t)] if p is not None]
-        if taste.get("signature") == signature and taste.get("query"):
-            query = Query.from_json(taste["query"])
-        else:  # the index changed (re-import, new weights): replay the feedback on the new vectors
+        liked = [t for t, k in rows if k == InteractionKind.LIKED]
+        taste = await repo.taste(radio.id)
+        if taste.get("signature") == signature and taste.get("seed_query"):
+            query = Query.from_json(taste["seed_query"])
+        else:
             query, _pos, _info = await self._recs.seed_query(radio.seed_track_id)
-            for track_id, kind in rows:
-                pos = index.position(track_id)
-                if pos is None or kind not in (InteractionKind.LIKED, InteractionKind.SKIPPED):
-                    continue
-                rate = self.like_rate if kind == InteractionKind.LIKED else -self.skip_rate
-                query = query.moved(index.query_for(pos), rate)
-            log.info("radio %d: taste replayed on a new index (%d events)", radio.id, len(rows))
-        return LiveRadio(signature, radio.position, query, shown, skipped)
+            log.info("radio %d: the index changed since it started; its taste is replayed on the new one", radio.id)
+        for track_id, kind in rows:
+            pos = index.position(track_id)
+            if pos is None or kind not in (InteractionKind.LIKED, InteractionKind.SKIPPED):
+                continue
+            rate = self.like_rate if kind == InteractionKind.LIKED else -self.skip_rate
+            query = query.moved(index.query_for(pos), rate)
+        avoid = frozenset(await self._user_skips(radio.user_id, index))
+        return LiveRadio(signature, radio.position, query, shown, skipped, liked, avoid)
 
     def _answer(
         self,
@@ -366,8 +369,7 @@ class RadioService:
             next_track_id = int(index.ids[hit.position])
             live.shown.append(hit.position)
             live.position += 1
-        taste = {"signature": live.signature, "query": live.query.to_json()}
-        return _Move(live, hit, next_track_id, taste)
+        return _Move(live, hit, next_track_id)
 
     def _pick(self, hits: list[Hit], public_id: str, position: int) -> Hit | None:
         if not hits:
@@ -378,13 +380,14 @@ class RadioService:
         return hits[int(rng.choice(len(hits), p=weights))]
 
     async def _track(self, s: AsyncSession, move: _Move) -> TrackInfo | None:
+        """The next track as stored; its genre labels from the index (the same labels, one query less)."""
         if move.next_track_id is None:
             return None
-        row = await TrackRepository(s).get(move.next_track_id)
-        if row is not None:
-            return TrackInfo.from_row(row)
         index = await self._recs.index()
         assert move.hit is not None
+        row = await TrackRepository(s).get(move.next_track_id, genres=False)
+        if row is not None:
+            return replace(TrackInfo.from_row(row), genres=tuple(index.genres[move.hit.position]))
         return TrackInfo.from_entry(index.entry(move.hit.position))
 
     def _remember(self, radio_id: int, live: LiveRadio) -> None:
