@@ -46,6 +46,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x85\u2028\u2029]+")
 _TITLE_SLACK = 64  # bytes kept free in each part for " (part 12/34)" in its title
 JSPF_EXTENSION = "https://musicbrainz.org/doc/jspf#track"
+_JSPF_SEPARATOR = b", "
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,13 +109,15 @@ def _parts(
     make: Callable[[str, list[bytes]], bytes],
     title: str,
     max_bytes: int,
+    separator: int = 0,
 ) -> list[tuple[bytes, int]]:
-    """Render parts: `make(title, items)` wraps the items; each part stays within `max_bytes`."""
+    """Render parts: `make(title, items)` wraps the items (`separator` bytes between two of them);
+    each part stays within `max_bytes`."""
     overhead = len(make(title + " " * _TITLE_SLACK, []))
     budget = max_bytes - overhead
     if budget <= 0:
         raise ValueError("max_bytes is smaller than an empty file")
-    groups = _split([len(b) for b in items], budget)
+    groups = _split([len(b) + separator for b in items], budget)
     return [(make(_part_title(title, n, len(groups)), [items[i] for i in g]), len(g)) for n, g in enumerate(groups, 1)]
 
 
@@ -175,7 +178,7 @@ def _jspf_maker(created: datetime) -> Callable[[str, list[bytes]], bytes]:
     def make(title: str, items: list[bytes]) -> bytes:
         meta = {"title": title, "creator": "Encore", "date": created.isoformat(timespec="seconds")}
         head = '{"playlist": ' + json.dumps(meta, ensure_ascii=False)[:-1] + ', "track": ['
-        return head.encode("utf-8") + b", ".join(items) + b"]}}\n"
+        return head.encode("utf-8") + _JSPF_SEPARATOR.join(items) + b"]}}\n"
 
     return make
 
@@ -216,7 +219,7 @@ def export_files(
     if fmt == "csv":
         rendered = _parts(csv_items(rows), _csv_make, title, max_bytes)
     elif fmt == "jspf":
-        rendered = _parts(jspf_items(rows), _jspf_maker(created), title, max_bytes)
+        rendered = _parts(jspf_items(rows), _jspf_maker(created), title, max_bytes, separator=len(_JSPF_SEPARATOR))
     else:
         rendered = _parts(m3u8_items(rows), _m3u8_make, title, max_bytes)
     stem = f"encore-{file_stem or slug(title)}"

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db.models import AUDIO_FEATURE_COLUMNS, Track, TrackGenre, User
 from services.dto import Listener
 from services.playlists import PlaylistService
+from tests.recs.conftest import catalog  # noqa: F401  (the generated catalogue, a fixture)
 
 ANN = Listener.telegram(1)
 BEN = Listener.telegram(2)
