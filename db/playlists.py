@@ -319,7 +319,14 @@ class SpotifyLinkRepository:
         return bool(_rowcount(await self._s.execute(delete(SpotifyLink).where(SpotifyLink.owner == owner))))
 
     async def add_request(
-        self, state: str, *, owner: str, user_id: int | None, verifier: str, playlist_id: int | None
+        self,
+        state: str,
+        *,
+        owner: str,
+        user_id: int | None,
+        verifier: str,
+        playlist_id: int | None,
+        created_at: datetime | None = None,
     ) -> None:
         self._s.add(
             SpotifyAuthRequest(
@@ -328,7 +335,7 @@ class SpotifyLinkRepository:
                 user_id=user_id,
                 verifier=verifier,
                 playlist_id=playlist_id,
-                created_at=utcnow(),
+                created_at=created_at or utcnow(),
             )
         )
         await self._s.flush()

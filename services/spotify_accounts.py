@@ -365,6 +365,7 @@ class SpotifySaveService:
                 user_id=listener.user_id,
                 verifier=cipher.encrypt(verifier),
                 playlist_id=playlist_pk,
+                created_at=now,
             )
         return api.authorize_url(redirect_uri=redirect_uri, state=state, challenge=code_challenge(verifier))
 
