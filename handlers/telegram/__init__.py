@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers.telegram import errors, inline, library, radio, search, settings, start, tracks
+from handlers.telegram import errors, inline, library, playlists, radio, search, settings, start, tracks
 
-MODULES = (start, settings, library, radio, tracks, inline, search, errors)
+MODULES = (start, settings, library, playlists, radio, tracks, inline, search, errors)
 
 
 def get_routers() -> list[Router]:
