@@ -275,6 +275,20 @@ class PlaylistService:
     ) -> PlaylistInfo:
         """Move a song to `position` (1-based; clamped to the playlist). With `version`, only when the
         playlist is still at that version (`PlaylistChanged` otherwise: nothing is moved)."""
+        return await self._reorder(listener, playlist_id, track_id, lambda _index: position, version)
+
+    async def shift(self, listener: Listener, playlist_id: str, track_id: int, by: int) -> PlaylistInfo:
+        """Move a song `by` places (−1: one up) from where it is now (the bot's ⬆)."""
+        return await self._reorder(listener, playlist_id, track_id, lambda index: index + 1 + by, None)
+
+    async def _reorder(
+        self,
+        listener: Listener,
+        playlist_id: str,
+        track_id: int,
+        target: Callable[[int], int],
+        version: int | None,
+    ) -> PlaylistInfo:
         async with self._sessions.begin() as s:
             row = await self._locked(s, listener, playlist_id)
             if row.kind == PlaylistKind.LIKES:
@@ -287,6 +301,7 @@ class PlaylistService:
             order = await repo.item_ids(row.id)
             if track_id not in order:
                 raise TrackNotFound("That song is not in this playlist.")
+            position = target(order.index(track_id))
             order.remove(track_id)
             order.insert(min(max(position, 1), len(order) + 1) - 1, track_id)
             # Dense positions 1..n for every song: ties and gaps left by concurrent adds are settled too.

@@ -53,6 +53,7 @@ from services.errors import (
     SpotifyNotConnected,
     SpotifyRateLimited,
     SpotifyRefused,
+    TrackNotFound,
 )
 from services.playlist_export import FORMATS
 from services.playlists import MAX_NAME
@@ -148,13 +149,12 @@ async def on_item(
     labels = texts.labels(user.language)
     pid, track_id = callback_data.playlist_id, callback_data.track_id
     if callback_data.action is PlaylistItemAction.UP:
-        _info, tracks = await playlists.tracks(owner(user), pid)
-        ids = [t.id for t in tracks]
-        if track_id in ids:
-            await playlists.move(owner(user), pid, track_id, max(1, ids.index(track_id)))
-            callback_answer.text = labels("alert_moved_up")
-        else:
+        try:
+            await playlists.shift(owner(user), pid, track_id, -1)  # from where it is now
+        except TrackNotFound:  # removed meanwhile
             callback_answer.text = labels("alert_stale")
+        else:
+            callback_answer.text = labels("alert_moved_up")
     else:
         removed = await playlists.remove(owner(user), pid, track_id)
         callback_answer.text = labels("alert_removed" if removed else "alert_stale")

@@ -237,3 +237,21 @@ async def test_deleting_a_playlist_removes_its_songs_and_link(sessions: Sessions
         await svc.shared(token)
     async with sessions() as s:
         assert await s.scalar(select(func.count()).select_from(PlaylistItem)) == 0
+
+
+async def test_shift_moves_from_where_the_song_is_now(sessions: Sessions) -> None:
+    await seed(sessions)
+    svc = service(sessions)
+    pid = (await svc.create(ANN, "Shift")).id
+    for t in (1, 2, 3, 4):
+        await svc.add(ANN, pid, t)
+    await svc.shift(ANN, pid, 3, -1)
+    assert await order(svc, ANN, pid) == [1, 3, 2, 4]
+    await svc.shift(ANN, pid, 1, -1)  # already first: stays
+    await svc.shift(ANN, pid, 4, +5)  # past the end: last
+    assert await order(svc, ANN, pid) == [1, 3, 2, 4]
+    # Ten taps on ⬆ for the last song at once: each counts from where the song is then.
+    await asyncio.gather(*(svc.shift(ANN, pid, 4, -1) for _ in range(10)))
+    assert await order(svc, ANN, pid) == [4, 1, 3, 2]
+    with pytest.raises(TrackNotFound):
+        await svc.shift(ANN, pid, 9, -1)
