@@ -20,7 +20,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.config import Settings
 from bot.logging import setup_logging
@@ -196,6 +196,7 @@ async def build_services(settings: Settings) -> Services:
     from services.genre import GenreService
     from services.health import HealthService
     from services.jobs import DailyPicksService
+    from services.playlists import PlaylistService
     from services.radio import RadioService
     from services.ratelimit import IdentityLimiter, MemoryTokenBuckets, RedisTokenBuckets
     from services.recommender import RecommendationService
@@ -300,6 +301,19 @@ async def build_services(settings: Settings) -> Services:
             sessions, tracks, recommendations, reccobeats, limiter, cache=cache, max_bytes=an.max_bytes
         )
 
+    radio = RadioService(sessions, recommendations)
+    playlists = PlaylistService(
+        sessions,
+        radio,
+        genres=genre,
+        youtube=youtube,
+        previews=tracks.preview_url,
+        public_url=settings.public_url,
+    )
+    spotify_save = build_spotify_save(settings, sessions, playlists)
+    if spotify_save.enabled:
+        closers.append(spotify_save.close)
+
     async def warm_genre() -> None:
         await genre.load()
 
@@ -315,7 +329,7 @@ async def build_services(settings: Settings) -> Services:
         genre=genre,
         tracks=tracks,
         recommendations=recommendations,
-        radio=RadioService(sessions, recommendations),
+        radio=radio,
         feedback=FeedbackService(sessions, genres=genre),
         cache=cache,
         picks=DailyPicksService(sessions, recommendations),
@@ -325,10 +339,46 @@ async def build_services(settings: Settings) -> Services:
         ),
         warmers=[warm_genre, warm_tracks, warm_recommender],
         analysis=analysis,
+        playlists=playlists,
+        spotify_save=spotify_save,
     )
     for closer in closers:
         services.on_close(closer)
     return services
+
+
+SPOTIFY_CALLBACK_PATH = "/spotify/callback"
+
+
+def build_spotify_save(settings: Settings, sessions: Any, playlists: Any) -> Any:
+    """ "Save to Spotify": on with SPOTIFY_CLIENT_ID, PUBLIC_URL and SPOTIFY_TOKEN_KEY (a bad key stops
+    the start with the reason); off otherwise, and the export and share links are the way."""
+    from services.spotify_accounts import SpotifySaveService, SpotifyUserApi, TokenCipher
+
+    sp = settings.spotify
+    missing = [
+        name
+        for name, ok in (
+            ("SPOTIFY_CLIENT_ID", bool(sp.client_id)),
+            ("PUBLIC_URL", bool(settings.public_url)),
+            ("SPOTIFY_TOKEN_KEY", bool(sp.token_keys)),
+        )
+        if not ok
+    ]
+    if missing:
+        log.info("Save to Spotify is off (set %s to turn it on)", ", ".join(missing))
+        return SpotifySaveService(sessions, playlists)
+    assert sp.client_id and settings.public_url
+    api = SpotifyUserApi(
+        sp.client_id,
+        accounts_url=sp.accounts_url,
+        token_url=sp.token_url,
+        api_url=sp.api_url,
+        timeout=max(sp.timeout, 10.0),
+        max_wait=sp.max_retry_after,
+    )
+    redirect = settings.public_url.rstrip("/") + SPOTIFY_CALLBACK_PATH
+    return SpotifySaveService(sessions, playlists, api=api, cipher=TokenCipher(sp.token_keys), redirect_uri=redirect)
 
 
 def data_mirror(settings: Settings) -> Path | None:

@@ -64,10 +64,22 @@ class SpotifySettings(BaseSettings):
     timeout: float = 5.0
     max_retries: int = 3
     max_retry_after: float = 10.0
+    # "Save to Spotify" (a person's own account, Authorization Code with PKCE): where people authorize,
+    # and the Fernet key(s) that encrypt their tokens at rest — comma-separated, the first encrypts,
+    # all decrypt (rotation). Also needs SPOTIFY_CLIENT_ID and PUBLIC_URL (the callback's address).
+    accounts_url: str = "https://accounts.spotify.com/"
+    token_key: SecretStr | None = None
+
+    _blank_key = field_validator("token_key", mode="before")(_blank_to_none)
 
     @property
     def enabled(self) -> bool:
         return bool(self.client_id and self.client_secret and self.client_secret.get_secret_value())
+
+    @property
+    def token_keys(self) -> tuple[str, ...]:
+        raw = self.token_key.get_secret_value() if self.token_key is not None else ""
+        return tuple(k.strip() for k in raw.split(",") if k.strip())
 
 
 class YouTubeSettings(BaseSettings):

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
     func,
 )
@@ -273,3 +274,87 @@ class DailyPick(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, server_default=func.now())
 
     __table_args__ = (UniqueConstraint("user_id", "day", name="uq_daily_picks_user_day"),)
+
+
+class PlaylistKind(enum.StrEnum):
+    LIKES = "likes"  # a person's likes as a playlist: its songs are the `likes` rows, newest first
+    LIST = "list"  # a named playlist: its songs are `playlist_items`, in their order
+
+
+class Playlist(Base):
+    """A playlist someone owns. Owners are the radios' (`RadioSession.owner`): "user:<id>" (Telegram),
+    "key:<hash>" (an API key) or "web:<session>" (the web page); the keyless API owns none."""
+
+    __tablename__ = "playlists"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # What clients see: 128 random bits (URL-safe), so that playlists cannot be listed by counting.
+    public_id: Mapped[str] = mapped_column(String(32))
+    owner: Mapped[str] = mapped_column(String(80))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[PlaylistKind] = mapped_column(
+        Enum(PlaylistKind, native_enum=False, length=8, values_callable=lambda e: [m.value for m in e]),
+        default=PlaylistKind.LIST,
+        server_default=PlaylistKind.LIST.value,
+    )
+    # "" for the likes playlist (so the unique (owner, name) keeps one per owner); named ones are never empty.
+    name: Mapped[str] = mapped_column(String(100))
+    # Bumped by every change of its songs or their order: a reorder is checked against it.
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The read-only share page's capability (256 random bits); NULL: not shared (or revoked).
+    share_token: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, server_default=func.now())
+
+    __table_args__ = (
+        UniqueConstraint("owner", "name", name="uq_playlists_owner_name"),
+        Index("ix_playlists_public_id", "public_id", unique=True),
+        Index("ix_playlists_share_token", "share_token", unique=True),
+    )
+
+
+class PlaylistItem(Base):
+    """A song in a named playlist; the primary key keeps each song once (two quick taps add it once)."""
+
+    __tablename__ = "playlist_items"
+
+    playlist_id: Mapped[int] = mapped_column(ForeignKey("playlists.id", ondelete="CASCADE"), primary_key=True)
+    track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), primary_key=True)
+    # 1-based order; not unique (moves rewrite several rows), ties fall back to when it was added.
+    position: Mapped[int] = mapped_column(Integer)
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, server_default=func.now())
+
+    __table_args__ = (
+        Index("ix_playlist_items_order", "playlist_id", "position"),
+        Index("ix_playlist_items_track", "track_id"),
+    )
+
+
+class SpotifyLink(Base):
+    """Someone's authorization to write playlists into their own Spotify account (tokens encrypted)."""
+
+    __tablename__ = "spotify_links"
+
+    owner: Mapped[str] = mapped_column(String(80), primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    access_token: Mapped[str] = mapped_column(Text)  # Fernet token of the access token
+    refresh_token: Mapped[str | None] = mapped_column(Text)  # Fernet token of the refresh token
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    scope: Mapped[str] = mapped_column(String(256), default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, server_default=func.now())
+
+
+class SpotifyAuthRequest(Base):
+    """An authorization under way (PKCE): the `state` sent to Spotify, used once, and what to save after."""
+
+    __tablename__ = "spotify_auth_requests"
+
+    state: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(80))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    verifier: Mapped[str] = mapped_column(Text)  # Fernet token of the PKCE code verifier
+    playlist_id: Mapped[int | None] = mapped_column(ForeignKey("playlists.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=_now, server_default=func.now(), index=True
+    )

@@ -638,6 +638,22 @@ class CacheRepository:
         expires = entry.expires_at if entry.expires_at.tzinfo else entry.expires_at.replace(tzinfo=UTC)
         return entry if expires > (now or utcnow()) else None
 
+    async def get_many(
+        self, namespace: str, keys: Sequence[str], *, now: datetime | None = None, chunk: int = 500
+    ) -> dict[str, Any]:
+        """Fresh values by key (missing and expired keys left out), in chunked IN queries."""
+        out: dict[str, Any] = {}
+        wanted = list(dict.fromkeys(keys))
+        at = now or utcnow()
+        for i in range(0, len(wanted), chunk):
+            stmt = select(CacheEntry.key, CacheEntry.value, CacheEntry.expires_at).where(
+                CacheEntry.namespace == namespace, CacheEntry.key.in_(wanted[i : i + chunk])
+            )
+            for key, value, expires in (await self._s.execute(stmt)).all():
+                if (expires if expires.tzinfo else expires.replace(tzinfo=UTC)) > at:
+                    out[key] = value
+        return out
+
     async def put(self, namespace: str, key: str, value: Any, expires_at: datetime) -> None:
         stmt = dialect_insert(self._s, CacheEntry).values(
             namespace=namespace, key=key, value=value, expires_at=expires_at, created_at=utcnow()

@@ -12,7 +12,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from services.protocols import Analysis, Feedback, Genres, Health, Radios, Recommendations, Tracks, Users
+from services.protocols import (
+    Analysis,
+    Feedback,
+    Genres,
+    Health,
+    Playlists,
+    Radios,
+    Recommendations,
+    SpotifySave,
+    Tracks,
+    Users,
+)
 
 if TYPE_CHECKING:
     from services.cache import CacheService
@@ -39,6 +50,8 @@ class Services:
     data: DataService | None = None  # datasets, catalogue import, collection (the CLI's)
     evaluation: RecommenderEvaluation | None = None  # the recommender's offline evaluation (the CLI's)
     analysis: Analysis | None = None  # "this sounds like …" for sent audio (None: switched off)
+    playlists: Playlists | None = None  # likes and named playlists, export, share pages
+    spotify_save: SpotifySave | None = None  # "Save to Spotify" in the person's own account
     # Loads what is loaded lazily (model, indices); run by warm_up().
     warmers: list[Closer] = field(default_factory=list)
     _closers: list[Closer] = field(default_factory=list)
@@ -57,6 +70,8 @@ class Services:
             "radio": self.radio,
             "feedback": self.feedback,
             "analysis": self.analysis,
+            "playlists": self.playlists,
+            "spotify_save": self.spotify_save,
         }
 
     async def warm_up(self) -> None:

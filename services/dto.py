@@ -284,3 +284,105 @@ class HealthReport:
     database: bool
     version: str
     details: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PlaylistInfo:
+    """A playlist as its owner sees it (never whom it belongs to)."""
+
+    id: str  # the public id (128 random bits)
+    name: str  # "" for the likes playlist (delivery shows its own label)
+    kind: str  # "likes" (a person's likes, newest first) | "list" (named, in its own order)
+    count: int
+    version: int = 0  # bumped by every change of its songs or order
+    share_token: str | None = None  # the read-only page's capability; None: not shared
+    updated_at: datetime | None = None
+
+    @property
+    def is_likes(self) -> bool:
+        return self.kind == "likes"
+
+    @property
+    def shared(self) -> bool:
+        return self.share_token is not None
+
+
+@dataclass(frozen=True, slots=True)
+class PlaylistView:
+    playlist: PlaylistInfo
+    tracks: Page[TrackInfo]
+
+
+@dataclass(frozen=True, slots=True)
+class PlaylistTarget:
+    """A playlist offered by "➕ to playlist", and whether the song is in it already."""
+
+    playlist: PlaylistInfo
+    contains: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ExportFile:
+    """One file of an export; a long playlist comes in several parts, each complete in itself."""
+
+    filename: str
+    content_type: str
+    data: bytes
+    format: str  # csv | jspf | m3u8
+    part: int = 1
+    parts: int = 1
+    tracks: int = 0  # songs in this part
+
+
+@dataclass(frozen=True, slots=True)
+class SharedTrack:
+    track: TrackInfo
+    genres: tuple[str, ...] = ()  # dataset labels, or the genre model's guess (`predicted`)
+    predicted: bool = False
+    preview_url: str | None = None  # fresh and signed: shown now, never stored
+
+
+@dataclass(frozen=True, slots=True)
+class SharedPlaylist:
+    """What a share link shows: read-only, without its owner."""
+
+    name: str
+    kind: str
+    count: int
+    tracks: Page[SharedTrack]
+    top_genres: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ShareInfo:
+    playlist: PlaylistInfo
+    token: str
+    path: str  # /p/<token>
+    url: str | None  # absolute, when the public address (PUBLIC_URL) is known
+    top_genres: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class YouTubePlay:
+    """One-tap YouTube links (watch_videos, up to 50 videos each) for the songs whose video is known."""
+
+    urls: tuple[str, ...]
+    known: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpotifySaved:
+    name: str
+    url: str  # the new playlist in the person's Spotify
+    spotify_id: str
+    added: int
+    skipped: int  # songs Encore knows no Spotify id for
+
+
+@dataclass(frozen=True, slots=True)
+class SpotifyConnected:
+    """The end of an authorization (the callback): connected, and the playlist saved when one waited."""
+
+    saved: SpotifySaved | None = None
+    error: str | None = None  # a problem saving after connecting (said to the person as it is)

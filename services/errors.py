@@ -100,3 +100,61 @@ class AnalysisRateLimited(EncoreError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class PlaylistNotFound(EncoreError):
+    """No such playlist for this owner (someone else's is answered the same way)."""
+
+    code = "playlist_not_found"
+
+
+class PlaylistNameTaken(EncoreError):
+    code = "playlist_name_taken"
+
+
+class LikesPlaylistFixed(InvalidInput):
+    """The likes playlist cannot be renamed, deleted or reordered (its order is when you liked)."""
+
+    code = "likes_playlist_fixed"
+
+
+class PlaylistChanged(EncoreError):
+    """A change based on an older view of the playlist (its `version` moved on); nothing was changed."""
+
+    code = "playlist_changed"
+
+    def __init__(self, message: str, version: int) -> None:
+        super().__init__(message)
+        self.version = version
+
+
+class SpotifyNotConfigured(EncoreError):
+    """Saving to Spotify is off here (no SPOTIFY_CLIENT_ID, PUBLIC_URL or SPOTIFY_TOKEN_KEY)."""
+
+    code = "spotify_save_off"
+
+
+class SpotifyNotConnected(EncoreError):
+    """The person has not authorized Encore in their Spotify (or the authorization expired or was
+    revoked): `authorize_url` starts it, and saves `playlist` after."""
+
+    code = "spotify_not_connected"
+
+    def __init__(self, message: str, authorize_url: str, *, expired: bool = False) -> None:
+        super().__init__(message)
+        self.authorize_url = authorize_url
+        self.expired = expired
+
+
+class SpotifyRefused(EncoreError):
+    """Spotify refused (403): above all a development-mode app's allow-list (at most 5 people)."""
+
+    code = "spotify_refused"
+
+
+class SpotifyRateLimited(EncoreError):
+    code = "spotify_rate_limited"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

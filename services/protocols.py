@@ -11,18 +11,27 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from services.dto import (
+    ExportFile,
     GenreGuess,
     GenreHistoryEntry,
     HealthReport,
     InteractionKind,
     Listener,
     Page,
+    PlaylistInfo,
+    PlaylistTarget,
+    PlaylistView,
     RadioStep,
     Recommendation,
     Resolution,
+    SharedPlaylist,
+    ShareInfo,
+    SpotifyConnected,
+    SpotifySaved,
     TrackCard,
     TrackInfo,
     UserInfo,
+    YouTubePlay,
 )
 
 if TYPE_CHECKING:
@@ -94,6 +103,83 @@ class Radios(Protocol):
     async def start_from_latest_like(
         self, *, listener: Listener, diversity: float | None = None, chat_id: int | None = None
     ) -> RadioStep | None: ...
+
+    async def start_from_tracks(
+        self,
+        track_ids: Sequence[int],
+        *,
+        listener: Listener,
+        diversity: float | None = None,
+        chat_id: int | None = None,
+        message_id: int | None = None,
+    ) -> RadioStep: ...
+
+
+class Playlists(Protocol):
+    """`services.playlists.PlaylistService`: every method takes the owner as a `Listener`."""
+
+    public_url: str | None
+
+    def url(self, path: str) -> str | None: ...
+
+    async def playlists(self, listener: Listener) -> list[PlaylistInfo]: ...
+
+    async def get(self, listener: Listener, playlist_id: str) -> PlaylistInfo: ...
+
+    async def view(self, listener: Listener, playlist_id: str, page: int = 0, size: int = 5) -> PlaylistView: ...
+
+    async def targets(self, listener: Listener, track_id: int) -> list[PlaylistTarget]: ...
+
+    async def tracks(self, listener: Listener, playlist_id: str) -> tuple[PlaylistInfo, list[TrackInfo]]: ...
+
+    async def create(self, listener: Listener, name: str) -> PlaylistInfo: ...
+
+    async def rename(self, listener: Listener, playlist_id: str, name: str) -> PlaylistInfo: ...
+
+    async def delete(self, listener: Listener, playlist_id: str) -> None: ...
+
+    async def add(self, listener: Listener, playlist_id: str, track_id: int) -> bool: ...
+
+    async def remove(self, listener: Listener, playlist_id: str, track_id: int) -> bool: ...
+
+    async def move(
+        self, listener: Listener, playlist_id: str, track_id: int, position: int, *, version: int | None = None
+    ) -> PlaylistInfo: ...
+
+    async def shift(self, listener: Listener, playlist_id: str, track_id: int, by: int) -> PlaylistInfo: ...
+
+    async def start_radio(
+        self, listener: Listener, playlist_id: str, *, diversity: float | None = None, chat_id: int | None = None
+    ) -> RadioStep: ...
+
+    async def export(
+        self, listener: Listener, playlist_id: str, fmt: str, *, max_bytes: int | None = None
+    ) -> list[ExportFile]: ...
+
+    async def youtube(self, listener: Listener, playlist_id: str) -> YouTubePlay: ...
+
+    async def share(self, listener: Listener, playlist_id: str) -> ShareInfo: ...
+
+    async def unshare(self, listener: Listener, playlist_id: str) -> bool: ...
+
+    async def shared(self, token: str, page: int = 0, size: int = 20) -> SharedPlaylist: ...
+
+
+class SpotifySave(Protocol):
+    """`services.spotify_accounts.SpotifySaveService`: "Save to Spotify" through the person's authorization."""
+
+    @property
+    def enabled(self) -> bool: ...
+
+    async def connected(self, listener: Listener) -> bool: ...
+
+    async def connect_url(self, listener: Listener, playlist_id: str | None = None) -> str: ...
+
+    async def complete(self, state: str, *, code: str | None, error: str | None = None) -> SpotifyConnected: ...
+
+    async def save(self, listener: Listener, playlist_id: str) -> SpotifySaved: ...
+
+    async def disconnect(self, listener: Listener) -> bool: ...
 
 
 class Feedback(Protocol):

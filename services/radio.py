@@ -19,6 +19,9 @@ interaction rows are written in the same transaction. Of concurrent answers exac
 radio where it saw it; the others get `RadioConflict` with the radio's current state. So the
 counters always equal the rows, on SQLite and PostgreSQL alike (no row locks needed).
 
+A radio from a whole playlist (`start_from_tracks`) starts from the mean of its songs' queries;
+its songs (kept in the taste JSON as `seeds`) are never played by it.
+
 The next track is drawn among the best three with an RNG seeded by (salt, radio, position), so a
 radio replays identically given the same feedback.
 """
@@ -40,8 +43,9 @@ from db.models import InteractionKind, RadioSession, RadioState
 from db.repositories import InteractionRepository, LikeRepository, RadioRepository, TrackRepository
 from ml.recsys.colikes import CoLikeModel
 from ml.recsys.index import CatalogIndex, Hit, Query
+from ml.recsys.taste import mean_query
 from services.dto import Listener, RadioStep, TrackInfo
-from services.errors import InvalidInput, RadioConflict, RadioNotFound, RadioStopped
+from services.errors import InvalidInput, NoFeatures, RadioConflict, RadioNotFound, RadioStopped, TrackNotFound
 from services.recommender import RecommendationService
 
 log = logging.getLogger(__name__)
@@ -54,6 +58,9 @@ MSG_STOPPED = "This radio is over."
 MSG_NOT_FOUND = "There is no such radio."
 _AVOID_SHOWN = 50  # the latest tracks shown to the user (anywhere) that a radio leaves out
 _AVOID_LIKED = 2000  # liked tracks a radio leaves out (newest first)
+MAX_SEED_QUERIES = 200  # songs of a playlist whose mean is a playlist radio's seed (spread over it)
+MAX_SEEDS_KEPT_OUT = 2000  # songs of a playlist a playlist radio never plays (the first ones)
+MAX_UNINDEXED_SEEDS = 20  # seed songs outside the index placed one by one (each may read the DB)
 
 
 @dataclass(slots=True)
@@ -69,6 +76,8 @@ class LiveRadio:
     # What the listener skipped elsewhere, likes already or was just shown (index positions): read
     # when the radio is (re)loaded, not on every answer.
     avoid: frozenset[int] = frozenset()
+    # A radio from several songs (a playlist): their track ids, kept out of its picks.
+    seeds: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +129,76 @@ class RadioService:
         message_id: int | None = None,
     ) -> RadioStep:
         query, _pos, _seed = await self._recs.seed_query(seed_track_id)  # may add the seed: index after
+        return await self._start(
+            seed_track_id, query, (), listener=listener, diversity=diversity, chat_id=chat_id, message_id=message_id
+        )
+
+    async def start_from_tracks(
+        self,
+        track_ids: Sequence[int],
+        *,
+        listener: Listener,
+        diversity: float | None = None,
+        chat_id: int | None = None,
+        message_id: int | None = None,
+    ) -> RadioStep:
+        """A radio from several songs (a whole playlist): the seed is the mean of their queries (up
+        to `MAX_SEED_QUERIES`, spread over the list), the first placeable song is the radio's
+        `seed_track_id`, and none of the songs is played by it. Likes and skips then steer it as any
+        radio. `NoFeatures` when none of the songs can be placed, `InvalidInput` for no songs."""
+        ids = list(dict.fromkeys(int(t) for t in track_ids))
+        if not ids:
+            raise InvalidInput("There are no songs to start a radio from.")
+        index = await self._recs.index()
+        step = max(1, -(-len(ids) // MAX_SEED_QUERIES))
+        sample = ids[::step][:MAX_SEED_QUERIES]
+        queries, placed = await self._seed_queries(index, sample)
+        if not queries:
+            raise NoFeatures("None of these songs has audio features known yet, so there is nothing to start from.")
+        seeds = tuple(ids[:MAX_SEEDS_KEPT_OUT])
+        return await self._start(
+            placed[0],
+            mean_query(queries),
+            seeds,
+            listener=listener,
+            diversity=diversity,
+            chat_id=chat_id,
+            message_id=message_id,
+        )
+
+    async def _seed_queries(self, index: CatalogIndex, track_ids: Sequence[int]) -> tuple[list[Query], list[int]]:
+        """The queries of the songs that can be placed (in the index, or by their features), in order."""
+        queries: list[Query] = []
+        placed: list[int] = []
+        outside = 0
+        for track_id in track_ids:
+            pos = index.position(track_id)
+            if pos is not None:
+                queries.append(index.query_for(pos))
+                placed.append(track_id)
+                continue
+            if outside >= MAX_UNINDEXED_SEEDS:
+                continue
+            outside += 1
+            try:
+                query, _pos, _info = await self._recs.seed_query(track_id)
+            except (NoFeatures, TrackNotFound):
+                continue
+            queries.append(query)
+            placed.append(track_id)
+        return queries, placed
+
+    async def _start(
+        self,
+        seed_track_id: int,
+        query: Query,
+        seeds: tuple[int, ...],
+        *,
+        listener: Listener,
+        diversity: float | None,
+        chat_id: int | None,
+        message_id: int | None,
+    ) -> RadioStep:
         index = await self._recs.index()
         if diversity is None:
             user = listener.user_id
@@ -127,7 +206,7 @@ class RadioService:
         diversity = min(max(float(diversity), 0.0), 1.0)
         public_id = self._new_id()
         exclude = await self._user_skips(listener.user_id, index)
-        live = LiveRadio(index.signature(), 0, query, avoid=frozenset(exclude))
+        live = LiveRadio(index.signature(), 0, query, avoid=frozenset(exclude), seeds=seeds)
         # The first pick: CPU work in a worker thread, before any transaction is open.
         move = await asyncio.to_thread(
             self._choose, index, live, seed_track_id, public_id, diversity, exclude, await self._colikes(), []
@@ -141,7 +220,11 @@ class RadioService:
                 seed_track_id=seed_track_id,
                 current_track_id=move.next_track_id,
                 diversity=diversity,
-                taste={"signature": live.signature, "seed_query": query.to_json()},
+                taste={
+                    "signature": live.signature,
+                    "seed_query": query.to_json(),
+                    **({"seeds": list(seeds)} if seeds else {}),
+                },
                 chat_id=chat_id,
                 message_id=message_id,
             )
@@ -292,10 +375,18 @@ class RadioService:
         skipped = [p for t, k in rows if k == InteractionKind.SKIPPED for p in [index.position(t)] if p is not None]
         liked = [t for t, k in rows if k == InteractionKind.LIKED]
         taste = await repo.taste(radio.id)
+        seeds = tuple(int(t) for t in taste.get("seeds") or ())
         if taste.get("signature") == signature and taste.get("seed_query"):
             query = Query.from_json(taste["seed_query"])
         else:
-            query, _pos, _info = await self._recs.seed_query(radio.seed_track_id)
+            queries: list[Query] = []
+            if seeds:
+                step = max(1, -(-len(seeds) // MAX_SEED_QUERIES))
+                queries, _placed = await self._seed_queries(index, seeds[::step][:MAX_SEED_QUERIES])
+            if queries:
+                query = mean_query(queries)
+            else:
+                query, _pos, _info = await self._recs.seed_query(radio.seed_track_id)
             log.info("radio %d: the index changed since it started; its taste is replayed on the new one", radio.id)
         for track_id, kind in rows:
             pos = index.position(track_id)
@@ -304,7 +395,7 @@ class RadioService:
             rate = self.like_rate if kind == InteractionKind.LIKED else -self.skip_rate
             query = query.moved(index.query_for(pos), rate)
         avoid = frozenset(await self._user_skips(radio.user_id, index))
-        return LiveRadio(signature, radio.position, query, shown, skipped, liked, avoid)
+        return LiveRadio(signature, radio.position, query, shown, skipped, liked, avoid, seeds)
 
     def _answer(
         self,
@@ -339,6 +430,8 @@ class RadioService:
     ) -> _Move:
         """The next track for `live` (blocking: runs in a worker thread)."""
         exclude = exclude | set(live.shown) | set(live.skipped)
+        if live.seeds:  # a playlist radio plays none of the playlist's songs
+            exclude |= set(index.positions(live.seeds))
         seed_pos = index.position(seed_track_id)
         keys: set[int] = set()
         if seed_pos is not None:

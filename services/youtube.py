@@ -119,13 +119,40 @@ class YouTubeService:
 
         Concurrent requests for the same track share one lookup, so they cost one call.
         """
-        key = track.spotify_id or normalize(f"{track.artist_line} {track.name}")
+        key = self.cache_key(track)
         task = self._inflight.get(key)
         if task is None:
             task = asyncio.ensure_future(self._link(track, key))
             self._inflight[key] = task
             task.add_done_callback(lambda _: self._inflight.pop(key, None))
         return await asyncio.shield(task)
+
+    @staticmethod
+    def cache_key(track: TrackInfo) -> str:
+        return track.spotify_id or normalize(f"{track.artist_line} {track.name}")
+
+    async def known_videos(self, tracks: list[TrackInfo], *, lookups: int = 0) -> dict[int, str]:
+        """Track id → YouTube video id, for the tracks whose video is known: from the cache (no
+        quota spent), then — with a key — up to `lookups` searches for tracks never looked up."""
+        keys = {t.id: self.cache_key(t) for t in tracks if t.source != "upload"}
+        cached = await self._cache.get_many(NS_SEARCH, list(set(keys.values())))
+        out: dict[int, str] = {}
+        unknown: list[TrackInfo] = []
+        for track in tracks:
+            key = keys.get(track.id)
+            if key is None:
+                continue
+            if key in cached:
+                value = cached[key]
+                if isinstance(value, dict) and value.get("video_id"):
+                    out[track.id] = str(value["video_id"])
+            else:
+                unknown.append(track)
+        for track in unknown[: max(0, lookups) if self._can_call() else 0]:
+            link = await self.link(track)
+            if link.video_id:
+                out[track.id] = link.video_id
+        return out
 
     async def _link(self, track: TrackInfo, key: str) -> YouTubeLink:
         query = f"{track.artist_line} {track.name}"

@@ -32,6 +32,7 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 _OFFLINE = {
     "SPOTIFY_API_URL": "http://127.0.0.1:9/v1/",
     "SPOTIFY_TOKEN_URL": "http://127.0.0.1:9/api/token",
+    "SPOTIFY_ACCOUNTS_URL": "http://127.0.0.1:9/",
     "YOUTUBE_API_URL": "http://127.0.0.1:9/",
     "YOUTUBE_OEMBED_URL": "http://127.0.0.1:9/oembed",
     "RECCOBEATS_API_URL": "http://127.0.0.1:9/v1/",

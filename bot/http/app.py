@@ -90,8 +90,12 @@ def _model_version_of(services: Services) -> Callable[[], str | None]:
     return version
 
 
-# For answers that set no policy of their own (error pages): nothing may run, load or frame them.
-STRICT_CSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'"
+# For answers that set no policy of their own (error pages): this site's own scripts, styles and
+# images only (no inline code, no frames, no media), forms to this site, never framed.
+STRICT_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -93,7 +93,7 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
             status=204,
             headers={
                 hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: origin,
-                hdrs.ACCESS_CONTROL_ALLOW_METHODS: "GET, POST, OPTIONS",
+                hdrs.ACCESS_CONTROL_ALLOW_METHODS: "GET, POST, PATCH, DELETE, OPTIONS",
                 hdrs.ACCESS_CONTROL_ALLOW_HEADERS: CORS_ALLOW_HEADERS,
                 hdrs.ACCESS_CONTROL_MAX_AGE: "600",
                 hdrs.VARY: "Origin",

@@ -53,6 +53,13 @@ ERROR_STATUS: dict[type[errors.EncoreError], int] = {
     errors.TrackNotFound: 404,
     errors.RadioNotFound: 404,
     errors.RadioConflict: 409,
+    errors.PlaylistNotFound: 404,
+    errors.PlaylistNameTaken: 409,
+    errors.PlaylistChanged: 409,
+    errors.SpotifyNotConnected: 409,
+    errors.SpotifyRefused: 403,
+    errors.SpotifyRateLimited: 429,
+    errors.SpotifyNotConfigured: 503,
     errors.InvalidInput: 422,
     errors.NoFeatures: 422,
     errors.UnsupportedInput: 422,
@@ -63,11 +70,16 @@ ERROR_STATUS: dict[type[errors.EncoreError], int] = {
 
 def problem_from_error(exc: errors.EncoreError) -> Problem:
     status = next((s for cls, s in ERROR_STATUS.items() if isinstance(exc, cls)), 422)
-    headers = {"Retry-After": "30"} if status == 503 else None
+    # A 503 that passes (a model loading, a provider down) says when to retry; a switched-off feature does not.
+    headers = {"Retry-After": "30"} if status == 503 and not isinstance(exc, errors.SpotifyNotConfigured) else None
     extra: dict[str, Any] = {}
-    if isinstance(exc, errors.AnalysisRateLimited):
+    if isinstance(exc, errors.AnalysisRateLimited | errors.SpotifyRateLimited):
         retry_after = max(1, math.ceil(exc.retry_after))
         headers, extra = {"Retry-After": str(retry_after)}, {"retry_after": retry_after}
+    elif isinstance(exc, errors.PlaylistChanged):
+        extra = {"version": exc.version}
+    elif isinstance(exc, errors.SpotifyNotConnected):
+        extra = {"authorize_url": exc.authorize_url, "expired": exc.expired}
     return Problem(status, exc.message or HTTPStatus(status).phrase, code=exc.code, headers=headers, **extra)
 
 

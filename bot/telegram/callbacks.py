@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import enum
+from typing import Annotated
 
 from aiogram.filters.callback_data import CallbackData
+from pydantic import Field
+
+# A page of a playlist's songs (5 a page: 10,000 songs are 2,000 pages); bounded so that a playlist
+# button with a 22-character id and a track id always packs into Telegram's 64 bytes.
+PlaylistPage = Annotated[int, Field(ge=0, lt=100_000)]
 
 
 class TrackAction(enum.StrEnum):
@@ -14,6 +20,7 @@ class TrackAction(enum.StrEnum):
     LIKE = "l"
     UNLIKE = "u"
     SIMILAR = "s"
+    PLAYLIST = "a"  # ➕ to playlist: offer the person's playlists
 
 
 class RadioAction(enum.StrEnum):
@@ -26,6 +33,24 @@ class RadioAction(enum.StrEnum):
 class LikesAction(enum.StrEnum):
     RADIO = "r"
     UNLIKE = "u"
+
+
+class PlaylistAction(enum.StrEnum):
+    OPEN = "o"  # value: the page of songs
+    RADIO = "r"
+    EXPORT = "e"
+    SHARE = "s"
+    UNSHARE = "u"
+    YOUTUBE = "y"
+    SPOTIFY = "f"
+    RENAME = "n"
+    DELETE = "d"  # asks first
+    DELETE_YES = "D"
+
+
+class PlaylistItemAction(enum.StrEnum):
+    UP = "u"
+    REMOVE = "x"
 
 
 class SettingsAction(enum.StrEnum):
@@ -84,6 +109,39 @@ class LikesItemCallback(CallbackData, prefix="li"):
     page: int
 
 
+class PlaylistsCallback(CallbackData, prefix="pls"):
+    """A page of the person's playlists (`export`: the list /export shows, whose buttons export)."""
+
+    page: PlaylistPage
+    export: bool = False
+
+
+class PlaylistCallback(CallbackData, prefix="pl"):
+    action: PlaylistAction
+    playlist_id: str  # the public id (22 URL-safe characters)
+    page: PlaylistPage = 0
+
+
+class PlaylistItemCallback(CallbackData, prefix="pi"):
+    action: PlaylistItemAction
+    playlist_id: str
+    track_id: int
+    page: PlaylistPage
+
+
+class AddToPlaylistCallback(CallbackData, prefix="ap"):
+    """A playlist chosen for a song under "➕ to playlist"."""
+
+    playlist_id: str
+    track_id: int
+
+
+class NewPlaylistCallback(CallbackData, prefix="np"):
+    """➕ New playlist (named in the next message); `track_id` is added to it (0: none)."""
+
+    track_id: int
+
+
 class SettingsCallback(CallbackData, prefix="st"):
     action: SettingsAction
     value: int  # see SettingsAction
@@ -110,4 +168,9 @@ ALL_CALLBACKS: tuple[type[CallbackData], ...] = (
     SettingsCallback,
     PreviewCallback,
     NoopCallback,
+    PlaylistsCallback,
+    PlaylistCallback,
+    PlaylistItemCallback,
+    AddToPlaylistCallback,
+    NewPlaylistCallback,
 )

@@ -10,11 +10,18 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.telegram.callbacks import (
+    AddToPlaylistCallback,
     HistoryPageCallback,
     LikesAction,
     LikesItemCallback,
     LikesPageCallback,
+    NewPlaylistCallback,
     NoopCallback,
+    PlaylistAction,
+    PlaylistCallback,
+    PlaylistItemAction,
+    PlaylistItemCallback,
+    PlaylistsCallback,
     PreviewCallback,
     RadioAction,
     RadioCallback,
@@ -27,13 +34,26 @@ from bot.telegram.callbacks import (
     VersionsCallback,
 )
 from bot.telegram.texts import BUTTON_TEXT_LIMIT, Labels, clip, clock, zone_name
-from services.dto import Page, RadioStep, Recommendation, TrackInfo, UserInfo
+from services.dto import (
+    Page,
+    PlaylistInfo,
+    PlaylistTarget,
+    PlaylistView,
+    RadioStep,
+    Recommendation,
+    ShareInfo,
+    TrackInfo,
+    UserInfo,
+    YouTubePlay,
+)
 from services.schedule import ZONES
 from services.users import DIAL_STEPS, SUPPORTED_LANGUAGES, dial_step
 
 ARTIST_ON_BUTTON = 20  # characters of the first artist on a track button; the title gets the rest
 HOURS_PER_ROW = 6
 ZONES_PER_ROW = 2
+PLAYLISTS_PER_PAGE = 8
+YOUTUBE_BUTTONS = 10  # watch_videos links under one message (50 songs each)
 
 
 def nav_row(page: int, pages: int, make: Callable[[int], CallbackData], labels: Labels) -> list[InlineKeyboardButton]:
@@ -84,13 +104,15 @@ def track_keyboard(
         if liked
         else _button(labels("btn_like"), TrackCallback(action=TrackAction.LIKE, track_id=track_id))
     )
-    first = [_button(labels("btn_radio"), TrackCallback(action=TrackAction.RADIO, track_id=track_id))]
-    if preview:
-        first.append(_button(labels("btn_preview"), PreviewCallback(track_id=track_id)))
     rows = [
-        first,
+        [
+            _button(labels("btn_radio"), TrackCallback(action=TrackAction.RADIO, track_id=track_id)),
+            _button(labels("btn_add_playlist"), TrackCallback(action=TrackAction.PLAYLIST, track_id=track_id)),
+        ],
         [like, _button(labels("btn_similar"), TrackCallback(action=TrackAction.SIMILAR, track_id=track_id))],
     ]
+    if preview:
+        rows.append([_button(labels("btn_preview"), PreviewCallback(track_id=track_id))])
     if versions is not None and versions[1] > 0:
         rows.append([_button(labels("btn_versions", n=versions[1]), VersionsCallback(search_id=versions[0]))])
     return InlineKeyboardMarkup(inline_keyboard=rows)
@@ -175,8 +197,10 @@ def radio_keyboard(step: RadioStep, labels: Labels) -> InlineKeyboardMarkup | No
         [press(RadioAction.LIKE, "btn_radio_like"), press(RadioAction.SKIP, "btn_radio_skip")],
         [press(RadioAction.NEXT, "btn_radio_next"), press(RadioAction.STOP, "btn_radio_stop")],
     ]
+    extra = [_button(labels("btn_add_playlist"), TrackCallback(action=TrackAction.PLAYLIST, track_id=track_id))]
     if has_preview(step.track):
-        rows.append([_button(labels("btn_preview"), PreviewCallback(track_id=track_id))])
+        extra.insert(0, _button(labels("btn_preview"), PreviewCallback(track_id=track_id)))
+    rows.append(extra)
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
@@ -316,3 +340,123 @@ def links_keyboard(
         kb.button(text=labels("btn_open_bot"), url=deep_link)
     kb.adjust(2, 1)
     return kb.as_markup()
+
+
+# -- playlists -------------------------------------------------------------------------------------
+
+
+def playlist_button_text(playlist: PlaylistInfo, labels: Labels) -> str:
+    if playlist.is_likes:
+        return labels("btn_playlist_likes", n=playlist.count)
+    return clip(labels("btn_playlist", name=playlist.name, n=playlist.count), BUTTON_TEXT_LIMIT)
+
+
+def playlists_keyboard(
+    playlists: Sequence[PlaylistInfo], *, page: int, labels: Labels, export: bool = False
+) -> InlineKeyboardMarkup:
+    """/playlists: one button per playlist (likes first), ◀ n/m ▶, then ➕ New playlist. With `export`
+    (/export), a button exports that playlist instead of opening it."""
+    pages = max(1, -(-len(playlists) // PLAYLISTS_PER_PAGE))
+    page = min(max(page, 0), pages - 1)
+    shown = playlists[page * PLAYLISTS_PER_PAGE : (page + 1) * PLAYLISTS_PER_PAGE]
+    action = PlaylistAction.EXPORT if export else PlaylistAction.OPEN
+    rows = [
+        [_button(playlist_button_text(p, labels), PlaylistCallback(action=action, playlist_id=p.id))] for p in shown
+    ]
+    nav = nav_row(page, pages, lambda p: PlaylistsCallback(page=p, export=export), labels)
+    if nav:
+        rows.append(nav)
+    if not export:
+        rows.append([_button(labels("btn_playlist_new"), NewPlaylistCallback(track_id=0))])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def playlist_keyboard(view: PlaylistView, *, first: int, labels: Labels, spotify: bool) -> InlineKeyboardMarkup:
+    """One playlist: per song ⬆ n (move up) and ✖ n (remove) — ✖ only for likes, whose order is
+    when they were liked; ◀ n/m ▶; then radio, export, share, YouTube, Spotify, rename, delete."""
+    playlist, page = view.playlist, view.tracks
+    pid = playlist.id
+    rows: list[list[InlineKeyboardButton]] = []
+    for n, track in enumerate(page.items, start=first + 1):
+        remove = _button(
+            labels("btn_pl_remove", n=n),
+            PlaylistItemCallback(action=PlaylistItemAction.REMOVE, playlist_id=pid, track_id=track.id, page=page.page),
+        )
+        if playlist.is_likes:
+            rows.append([remove])
+        else:
+            up = _button(
+                labels("btn_pl_up", n=n),
+                PlaylistItemCallback(action=PlaylistItemAction.UP, playlist_id=pid, track_id=track.id, page=page.page),
+            )
+            rows.append([up, remove])
+    nav = nav_row(
+        page.page,
+        page.pages,
+        lambda p: PlaylistCallback(action=PlaylistAction.OPEN, playlist_id=pid, page=p),
+        labels,
+    )
+    if nav:
+        rows.append(nav)
+
+    def act(action: PlaylistAction, key: str) -> InlineKeyboardButton:
+        return _button(labels(key), PlaylistCallback(action=action, playlist_id=pid, page=page.page))
+
+    if playlist.count:
+        rows.append([act(PlaylistAction.RADIO, "btn_pl_radio"), act(PlaylistAction.EXPORT, "btn_pl_export")])
+        rows.append([act(PlaylistAction.SHARE, "btn_pl_share"), act(PlaylistAction.YOUTUBE, "btn_pl_youtube")])
+        if spotify:
+            rows.append([act(PlaylistAction.SPOTIFY, "btn_pl_spotify")])
+    if not playlist.is_likes:
+        rows.append([act(PlaylistAction.RENAME, "btn_pl_rename"), act(PlaylistAction.DELETE, "btn_pl_delete")])
+    rows.append([_button(labels("btn_pl_back"), PlaylistsCallback(page=0))])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def playlist_delete_keyboard(playlist: PlaylistInfo, *, page: int, labels: Labels) -> InlineKeyboardMarkup:
+    pid = playlist.id
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                _button(labels("btn_delete_yes"), PlaylistCallback(action=PlaylistAction.DELETE_YES, playlist_id=pid)),
+                _button(labels("btn_cancel"), PlaylistCallback(action=PlaylistAction.OPEN, playlist_id=pid, page=page)),
+            ]
+        ]
+    )
+
+
+def playlist_picker_keyboard(
+    targets: Sequence[PlaylistTarget], *, track_id: int, labels: Labels
+) -> InlineKeyboardMarkup:
+    """➕ to playlist: the person's playlists (✓ where the song is already), and ➕ New playlist."""
+    rows = []
+    for target in targets[: PLAYLISTS_PER_PAGE * 3]:
+        p = target.playlist
+        name = labels("btn_pick_likes") if p.is_likes else p.name
+        text = clip(labels("btn_pick_in", name=name) if target.contains else name, BUTTON_TEXT_LIMIT)
+        rows.append([_button(text, AddToPlaylistCallback(playlist_id=p.id, track_id=track_id))])
+    rows.append([_button(labels("btn_playlist_new"), NewPlaylistCallback(track_id=track_id))])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def share_keyboard(share: ShareInfo, *, labels: Labels) -> InlineKeyboardMarkup:
+    rows = []
+    if share.url:
+        rows.append([InlineKeyboardButton(text=labels("btn_open_link"), url=share.url)])
+    rows.append(
+        [_button(labels("btn_unshare"), PlaylistCallback(action=PlaylistAction.UNSHARE, playlist_id=share.playlist.id))]
+    )
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def youtube_keyboard(play: YouTubePlay, *, labels: Labels) -> InlineKeyboardMarkup | None:
+    """One URL button per watch_videos link (50 songs each), the first `YOUTUBE_BUTTONS` of them."""
+    rows = []
+    for i, url in enumerate(play.urls[:YOUTUBE_BUTTONS]):
+        first, last = i * 50 + 1, min((i + 1) * 50, play.known)
+        rows.append([InlineKeyboardButton(text=labels("btn_youtube_part", first=first, last=last), url=url)])
+    return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
+
+
+def url_keyboard(text: str, url: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text=text, url=url)]])

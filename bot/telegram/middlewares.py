@@ -203,7 +203,7 @@ def alert_key(exc: EncoreError) -> str:
         return "alert_radio_over"
     if isinstance(exc, RadioConflict):
         return "alert_radio_moved_on"
-    if exc.code in ("radio_not_found", "invalid_input"):
+    if exc.code in ("radio_not_found", "invalid_input", "playlist_not_found"):
         return "alert_stale"
     return "alert_error"
 

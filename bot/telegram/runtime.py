@@ -40,7 +40,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("start", "help", "history", "likes", "radio", "subscribe", "unsubscribe", "timezone", "settings")
+COMMANDS = (
+    "start",
+    "help",
+    "history",
+    "likes",
+    "playlists",
+    "radio",
+    "export",
+    "subscribe",
+    "unsubscribe",
+    "timezone",
+    "settings",
+    "disconnect",
+)
 
 
 def bot_commands(texts: Texts, language: str) -> list[BotCommand]:

@@ -9,7 +9,7 @@ from aiohttp import web
 from bot.http.app import create_web_app
 from bot.http.config import WebConfig
 from bot.http.keys import RateLimiter
-from handlers.http import api, page
+from handlers.http import api, page, playlists_api, playlists_page
 
 if TYPE_CHECKING:
     from services.container import Services
@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 def setup_routes(app: web.Application) -> None:
     api.setup_routes(app)
+    playlists_api.setup_routes(app)
     page.setup_routes(app)
+    playlists_page.setup_routes(app)
 
 
 def create_app(services: Services, config: WebConfig, *, rate_limiter: RateLimiter | None = None) -> web.Application:

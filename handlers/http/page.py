@@ -32,7 +32,7 @@ from bot.http.session import csrf_token, require_csrf, require_form_from_this_si
 from handlers.http.api import MULTIPART_OVERHEAD
 from handlers.http.params import ID, MAX_ID, MAX_QUERY_CHARS, RADIO_ID, clean_query, read_upload
 from services import errors
-from services.dto import Listener, Recommendation, Resolution, ResolutionKind, TrackCard
+from services.dto import Listener, PlaylistInfo, Recommendation, Resolution, ResolutionKind, TrackCard
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,18 @@ async def track_page(request: web.Request) -> web.Response:
         similar_note=similar_note,
         via=via,
         csrf=csrf_token(request),
+        playlists=await _own_playlists(request),
+        added=ADDED.get(request.query.get("note", "")),
     )
+
+
+ADDED = {"added": "Added to the playlist.", "already": "That song is in the playlist already."}
+
+
+async def _own_playlists(request: web.Request) -> list[PlaylistInfo]:
+    """This browser's playlists, for the card's "add to playlist" form."""
+    service = request.app[services_key].playlists
+    return await service.playlists(page_listener(request)) if service is not None else []
 
 
 def page_listener(request: web.Request) -> Listener:
@@ -186,7 +197,15 @@ async def radio_page(request: web.Request) -> web.Response:
     card = None
     if step.track is not None and not step.stopped:
         card = _playable(request, await request.app[services_key].tracks.card(step.track.id, user_id=None))
-    return render(request, "radio.html", step=step, card=card, csrf=csrf_token(request))
+    return render(
+        request,
+        "radio.html",
+        step=step,
+        card=card,
+        csrf=csrf_token(request),
+        playlists=await _own_playlists(request) if card is not None else [],
+        added=ADDED.get(request.query.get("note", "")),
+    )
 
 
 async def radio_feedback(request: web.Request) -> web.Response:

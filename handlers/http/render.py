@@ -8,7 +8,19 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from services.dto import GenreGuess, RadioStep, Recommendation, Resolution, TrackCard, TrackInfo
+from services.dto import (
+    GenreGuess,
+    PlaylistInfo,
+    PlaylistView,
+    RadioStep,
+    Recommendation,
+    Resolution,
+    ShareInfo,
+    SpotifySaved,
+    TrackCard,
+    TrackInfo,
+    YouTubePlay,
+)
 
 if TYPE_CHECKING:
     from services.analysis import AnalysisResult
@@ -127,3 +139,52 @@ def json_response(body: object, status: int = 200) -> web.Response:
         status=status,
         content_type="application/json",
     )
+
+
+def playlist_json(playlist: PlaylistInfo, share_url: str | None = None) -> dict[str, Any]:
+    return {
+        "id": playlist.id,
+        "name": playlist.name,
+        "kind": playlist.kind,
+        "count": playlist.count,
+        "version": playlist.version,
+        "shared": playlist.shared,
+        "share_url": share_url,
+    }
+
+
+def playlist_view_json(view: PlaylistView, share_url: str | None = None) -> dict[str, Any]:
+    page = view.tracks
+    return {
+        **playlist_json(view.playlist, share_url),
+        "tracks": {
+            "items": [track_json(t) for t in page.items],
+            "page": page.page,
+            "pages": page.pages,
+            "total": page.total,
+        },
+    }
+
+
+def share_json(share: ShareInfo, url: str) -> dict[str, Any]:
+    return {
+        "token": share.token,
+        "path": share.path,
+        "url": url,
+        "count": share.playlist.count,
+        "top_genres": [{"genre": g, "count": n} for g, n in share.top_genres],
+    }
+
+
+def youtube_play_json(play: YouTubePlay) -> dict[str, Any]:
+    return {"urls": list(play.urls), "known": play.known, "total": play.total}
+
+
+def spotify_saved_json(saved: SpotifySaved) -> dict[str, Any]:
+    return {
+        "name": saved.name,
+        "url": saved.url,
+        "spotify_id": saved.spotify_id,
+        "added": saved.added,
+        "skipped": saved.skipped,
+    }

@@ -48,3 +48,42 @@ class RadioFeedback(BaseModel):
 
     track_id: TrackId
     action: Literal["like", "skip", "next"]
+
+
+# A playlist name: 1–100 characters with something visible; the service makes it one line (control
+# characters and runs of spaces become one space) and refuses a name with nothing left (422).
+PlaylistName = Annotated[str, Field(strict=True, min_length=1, max_length=100, pattern=r"\S")]
+
+
+class PlaylistCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: PlaylistName
+
+
+class PlaylistRename(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: PlaylistName
+
+
+class PlaylistTrack(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    track_id: TrackId
+
+
+class PlaylistMove(BaseModel):
+    """Move a song to `position` (1-based); with `version`, only if the playlist is still at it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    track_id: TrackId
+    position: Annotated[int, Field(strict=True, ge=1, le=100_000)]
+    version: Annotated[int | None, Field(default=None, ge=0, le=2**31 - 1)] = None
+
+
+class PlaylistRadio(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    diversity: Annotated[float | None, Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)] = None

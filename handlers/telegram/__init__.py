@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers.telegram import audio, errors, inline, library, preview, radio, search, settings, start, tracks
+from handlers.telegram import (
+    audio,
+    errors,
+    inline,
+    library,
+    playlists,
+    preview,
+    radio,
+    search,
+    settings,
+    start,
+    tracks,
+)
 
-MODULES = (start, settings, library, radio, tracks, preview, audio, inline, search, errors)
+MODULES = (start, settings, library, playlists, radio, tracks, preview, audio, inline, search, errors)
 
 
 def get_routers() -> list[Router]:

@@ -17,7 +17,7 @@ from tests.api.fakes import fake_container
 
 DOC = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
 schema = schemathesis.openapi.from_path(OPENAPI_PATH)
-PAGE_PREFIXES = ("/static", "/track/", "/radio", "/analyze")  # the web page's routes
+PAGE_PREFIXES = ("/static", "/track/", "/radio", "/analyze", "/playlists", "/p/", "/spotify/")  # the web page's
 
 
 def app_routes() -> set[tuple[str, str]]:
@@ -29,6 +29,7 @@ def app_routes() -> set[tuple[str, str]]:
         if route.method == "HEAD" or path == "/" or path.startswith(PAGE_PREFIXES):
             continue
         path = path.replace(r"{track_id}", "{track_id}").replace(r"{radio_id}", "{radio_id}")
+        path = path.replace(r"{playlist_id}", "{playlist_id}")
         found.add((route.method.lower(), path))
     return found
 

@@ -76,7 +76,20 @@ async def test_commands_are_registered_in_both_languages(runtime: TelegramRuntim
     by_language = {lang: cmds for (_, lang), cmds in telegram.commands.items()}
     assert set(by_language) == {"", "en", "ru"}
     names = [c["command"] for c in by_language["ru"]]
-    assert names == ["start", "help", "history", "likes", "radio", "subscribe", "unsubscribe", "timezone", "settings"]
+    assert names == [
+        "start",
+        "help",
+        "history",
+        "likes",
+        "playlists",
+        "radio",
+        "export",
+        "subscribe",
+        "unsubscribe",
+        "timezone",
+        "settings",
+        "disconnect",
+    ]
     assert by_language["ru"][0]["description"] != by_language["en"][0]["description"]
 
 
@@ -175,7 +188,14 @@ async def test_throttling_sends_one_note_not_a_flood(runtime: TelegramRuntime, t
 
 def test_every_callback_button_fits_64_bytes() -> None:
     """Pack every CallbackData the bot can produce, with the largest values its fields can hold."""
-    from bot.telegram.callbacks import LikesAction, RadioAction, SettingsAction, TrackAction
+    from bot.telegram.callbacks import (
+        LikesAction,
+        PlaylistAction,
+        PlaylistItemAction,
+        RadioAction,
+        SettingsAction,
+        TrackAction,
+    )
 
     big = 2**63 - 1  # ids are BIGINT at most
     samples: dict[type, list[Any]] = {cls: [] for cls in ALL_CALLBACKS}
@@ -193,6 +213,14 @@ def test_every_callback_button_fits_64_bytes() -> None:
     ]
     samples[cb.NoopCallback] = [cb.NoopCallback()]
     samples[cb.PreviewCallback] = [cb.PreviewCallback(track_id=big)]
+    pid, last = "-" * 22, 99_999  # playlist pages are bounded (callbacks.PlaylistPage)
+    samples[cb.PlaylistsCallback] = [cb.PlaylistsCallback(page=last, export=e) for e in (False, True)]
+    samples[cb.PlaylistCallback] = [cb.PlaylistCallback(action=a, playlist_id=pid, page=last) for a in PlaylistAction]
+    samples[cb.PlaylistItemCallback] = [
+        cb.PlaylistItemCallback(action=a, playlist_id=pid, track_id=big, page=last) for a in PlaylistItemAction
+    ]
+    samples[cb.AddToPlaylistCallback] = [cb.AddToPlaylistCallback(playlist_id=pid, track_id=big)]
+    samples[cb.NewPlaylistCallback] = [cb.NewPlaylistCallback(track_id=big)]
     prefixes = [cls.__prefix__ for cls in ALL_CALLBACKS]
     assert len(set(prefixes)) == len(prefixes)
     for cls, values in samples.items():

@@ -13,6 +13,8 @@ from bot.telegram.callbacks import (
     SettingsAction,
     SettingsCallback,
     SettingsScreen,
+    TrackAction,
+    TrackCallback,
     VersionsCallback,
 )
 from bot.telegram.keyboards import (
@@ -84,8 +86,10 @@ def test_track_keyboard_flips_between_like_and_liked() -> None:
 def test_radio_keyboard_carries_radio_and_track_and_ends_with_the_radio() -> None:
     step = RadioStep(radio_id="r" * 22, track=make_track(9, "jazz"), position=1)
     rows = radio_keyboard(step, LABELS).inline_keyboard  # type: ignore[union-attr]
-    actions = [RadioCallback.unpack(b.callback_data).action for row in rows for b in row]  # type: ignore[arg-type]
+    actions = [RadioCallback.unpack(b.callback_data).action for row in rows[:2] for b in row]  # type: ignore[arg-type]
     assert actions == [RadioAction.LIKE, RadioAction.SKIP, RadioAction.NEXT, RadioAction.STOP]
+    # ➕ to playlist for the track playing now
+    assert [b.callback_data for b in rows[2]] == [TrackCallback(action=TrackAction.PLAYLIST, track_id=9).pack()]
     assert RadioCallback.unpack(rows[0][0].callback_data) == RadioCallback(  # type: ignore[arg-type]
         radio_id="r" * 22, track_id=9, action=RadioAction.LIKE
     )

@@ -11,7 +11,20 @@ from typing import Any
 import pytest
 
 from bot.telegram.texts import MESSAGE_LIMIT, TEMPLATES_DIR, Texts, fit, lower_first, plural, visible_length
-from services.dto import GenreGuess, Page, RadioStep, Recommendation, TrackInfo, UserInfo
+from services.dto import (
+    ExportFile,
+    GenreGuess,
+    Page,
+    PlaylistInfo,
+    PlaylistView,
+    RadioStep,
+    Recommendation,
+    ShareInfo,
+    SpotifySaved,
+    TrackInfo,
+    UserInfo,
+    YouTubePlay,
+)
 from services.genre_labels import GenreConfidence, genre_names, genre_verdict
 from tests.bot.conftest import Chat
 from tests.bot.fakes_services import FakeServices, GenreHistoryEntry, make_track
@@ -160,6 +173,61 @@ def contexts(track: TrackInfo, user: UserInfo, text: str) -> dict[str, list[dict
         "error": [{}],
         "throttled": [{}],
         "unavailable": [{}],
+        **playlist_contexts(track, text),
+    }
+
+
+def playlist_contexts(track: TrackInfo, text: str) -> dict[str, list[dict[str, Any]]]:
+    likes = PlaylistInfo("L" * 22, "", "likes", 2)
+    named = PlaylistInfo("P" * 22, text, "list", 3, share_token="t" * 43)
+    empty = PlaylistInfo("E" * 22, text, "list", 0)
+    share = ShareInfo(named, "t" * 43, "/p/" + "t" * 43, "https://encore.example/p/" + "t" * 43, (("hard-rock", 2),))
+    files = [
+        ExportFile("encore-x.csv", "text/csv", b"", "csv", 1, 1, 3),
+        ExportFile("x.m3u8", "", b"", "m3u8", 2, 3, 1),
+    ]
+    saved = SpotifySaved(text, "https://open.spotify.com/playlist/x", "x", 3, 1)
+    notes = ["ask_rename", "created", "delete_ask", "deleted", "cancelled", "name_taken", "name_long", "name_empty"]
+    return {
+        "playlists": [
+            {"playlists": [likes], "export": False},
+            {"playlists": [likes, named], "export": False},
+            {"playlists": [likes, named], "export": True},
+        ],
+        "playlist": [
+            {"view": PlaylistView(v, Page((track,) if v.count else (), 0, 1, v.count)), "first": 0}
+            for v in (likes, named, empty, PlaylistInfo("L" * 22, "", "likes", 0))
+        ],
+        "playlist_pick": [{"track": track}],
+        "playlist_note": [{"event": e, "playlist": named, "track": track, "name": text} for e in notes]
+        + [
+            {"event": "ask_name", "track": None},
+            {"event": "ask_name", "track": track},
+            {"event": "created", "playlist": named, "track": None},
+            {"event": "no_public_url"},
+            {"event": "too_many"},
+            {"event": "empty"},
+        ],
+        "playlist_share": [{"share": share}, {"share": dataclasses.replace(share, top_genres=())}],
+        "playlist_youtube": [
+            {
+                "play": YouTubePlay(("https://www.youtube.com/watch_videos?video_ids=a",), 1, 3),
+                "name": text,
+                "shown": 10,
+            },
+            {"play": YouTubePlay(tuple("u" * 12), 600, 700), "name": text, "shown": 10},
+            {"play": YouTubePlay((), 0, 3), "name": text, "shown": 10},
+        ],
+        "playlist_export": [{"file": f, "name": text} for f in files],
+        "spotify": [
+            {"event": "saved", "saved": saved},
+            {"event": "saved", "saved": dataclasses.replace(saved, skipped=0)},
+            {"event": "rate_limited", "minutes": 60},
+        ]
+        + [
+            {"event": e}
+            for e in ("connect", "expired", "disconnected", "not_connected", "refused", "off", "no_ids", "unavailable")
+        ],
     }
 
 
@@ -179,7 +247,21 @@ RU_TRACK = TrackInfo(
 RU_USER = dataclasses.replace(USER, language="ru", first_name="Борис", timezone="Europe/Moscow")
 RU_CONTEXTS = contexts(RU_TRACK, RU_USER, "группа крови")
 # Words that stay Latin in Russian text: names, brands and codes.
-ALLOWED_LATIN = {"Encore", "Spotify", "YouTube", "Deezer", "UTC", "IANA", "English", "Disney", "R", "B", "K", "J"}
+ALLOWED_LATIN = {
+    "Encore",
+    "Spotify",
+    "YouTube",
+    "Deezer",
+    "ListenBrainz",
+    "UTC",
+    "IANA",
+    "English",
+    "Disney",
+    "R",
+    "B",
+    "K",
+    "J",
+}
 LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'’]*")
 
 
