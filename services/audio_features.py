@@ -34,13 +34,12 @@ import enum
 import io
 import logging
 import math
-import random
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -51,6 +50,7 @@ from services.audio_errors import AudioRejected
 from services.cache import MISS, CacheService
 from services.dto import TrackInfo
 from services.errors import AudioNotAnalysable, ProviderUnavailable
+from services.retry import RetriesExhausted, RetryPolicy, TryAgain
 from services.spotify import SpotifyClient, features_from_mapping
 from services.textnorm import song_key
 
@@ -59,11 +59,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 NS_FEATURES = "features"
 NS_PREVIEW_FEATURES = "features_pv"
 MAX_PREVIEW_BYTES = 2 * 1024 * 1024  # a 30-s 128 kbit/s MP3 is ~480 kB
 RECCOBEATS_BATCH = 40
 DEFAULT_TIME_SIGNATURE = 4.0
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+BACKOFF_BASE = 0.25
+BACKOFF_MAX = 4.0
 _SPOTIFY_TRACK_HREF = re.compile(r"open\.spotify\.com/track/([0-9A-Za-z]{22})")
 
 # What `POST analysis/audio-features` answers, in this order.
@@ -123,7 +128,9 @@ class FeatureResult:
 
 
 class ReccoBeatsClient:
-    """GET {api_url}audio-features?ids=… with a timeout and capped retries. One aiohttp session, made lazily."""
+    """GET {api_url}audio-features?ids=… with a timeout and capped retries (`services.retry.RetryPolicy`;
+    a Retry-After over `max_retry_after` fails at once, without blocking later calls). One aiohttp
+    session, made lazily."""
 
     def __init__(
         self,
@@ -134,6 +141,7 @@ class ReccoBeatsClient:
         *,
         analysis_timeout: float = 30.0,
         max_upload_bytes: int = MAX_ANALYSIS_BYTES,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         base = api_url if api_url.endswith("/") else api_url + "/"
         self._url = base + "audio-features"
@@ -141,8 +149,8 @@ class ReccoBeatsClient:
         self._analysis_timeout = aiohttp.ClientTimeout(total=analysis_timeout)
         self._max_upload_bytes = max_upload_bytes
         self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._max_retries = max(0, max_retries)
-        self._max_retry_after = max_retry_after
+        self._retry = RetryPolicy(max(0, max_retries), max_retry_after, BACKOFF_BASE, BACKOFF_MAX)
+        self._sleep = sleep
         self._session: aiohttp.ClientSession | None = None
         self.calls = 0
 
@@ -173,29 +181,25 @@ class ReccoBeatsClient:
         return out
 
     async def _get(self, ids: list[str]) -> Any:
-        attempt = 0
-        while True:
+        async def attempt() -> Any:
             self.calls += 1
-            retry_after: float | None = None
             try:
                 async with self._http().get(self._url, params={"ids": ",".join(ids)}) as resp:
                     if resp.status == 200:
                         return await resp.json(content_type=None)
                     if resp.status in (400, 404):
                         return {"content": []}
-                    if resp.status not in (429, 500, 502, 503, 504):
-                        raise ProviderUnavailable(f"ReccoBeats answered HTTP {resp.status}")
-                    retry_after = _float(resp.headers.get("Retry-After"))
-                    failure = f"HTTP {resp.status}"
+                    raise _failure(resp)
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                failure = type(exc).__name__
-            if attempt >= self._max_retries or (retry_after is not None and retry_after > self._max_retry_after):
-                log.warning("reccobeats unavailable (%s)", failure)
-                raise ProviderUnavailable("ReccoBeats is unavailable right now")
-            delay = retry_after if retry_after is not None else min(4.0, 0.25 * 2**attempt) * (0.5 + random.random())
-            attempt += 1
-            log.info("reccobeats %s, retry %d in %.2fs", failure, attempt, delay)
-            await asyncio.sleep(delay)
+                raise TryAgain(type(exc).__name__) from exc
+
+        return await self._run("reccobeats audio-features", attempt)
+
+    async def _run(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await self._retry.run(what, attempt, sleep=self._sleep)
+        except RetriesExhausted as exc:
+            raise ProviderUnavailable("ReccoBeats is unavailable right now") from exc
 
     async def analyse_audio(self, data: bytes) -> Mapping[str, float]:
         """The nine values ReccoBeats computes from an audio file (its first ~30 s).
@@ -215,10 +219,9 @@ class ReccoBeatsClient:
                 "That is not audio I can analyse (MP3, OGG Vorbis, AIFF or WAV).", "unsupported_format"
             )
         content_type, extension = kind
-        attempt = 0
-        while True:
+
+        async def attempt() -> Mapping[str, float]:
             self.calls += 1
-            retry_after: float | None = None
             form = aiohttp.FormData()
             # A BytesIO, not bytes: aiohttp streams it instead of warning about a large raw body.
             form.add_field(ANALYSIS_FIELD, io.BytesIO(data), filename=f"audio.{extension}", content_type=content_type)
@@ -230,19 +233,19 @@ class ReccoBeatsClient:
                         raise AudioNotAnalysable("ReccoBeats says the audio file is too large.", "too_large")
                     if resp.status in (400, 415, 422):
                         raise AudioNotAnalysable("ReccoBeats could not analyse that audio file.", "rejected")
-                    if resp.status not in (429, 500, 502, 503, 504):
-                        raise ProviderUnavailable(f"ReccoBeats answered HTTP {resp.status}")
-                    retry_after = _float(resp.headers.get("Retry-After"))
-                    failure = f"HTTP {resp.status}"
+                    raise _failure(resp)
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                failure = type(exc).__name__
-            if attempt >= self._max_retries or (retry_after is not None and retry_after > self._max_retry_after):
-                log.warning("reccobeats analysis unavailable (%s)", failure)
-                raise ProviderUnavailable("ReccoBeats is unavailable right now")
-            delay = retry_after if retry_after is not None else min(4.0, 0.25 * 2**attempt) * (0.5 + random.random())
-            attempt += 1
-            log.info("reccobeats analysis %s, retry %d in %.2fs", failure, attempt, delay)
-            await asyncio.sleep(delay)
+                raise TryAgain(type(exc).__name__) from exc
+
+        return await self._run("reccobeats analysis", attempt)
+
+
+def _failure(resp: aiohttp.ClientResponse) -> Exception:
+    """What an unexpected HTTP status means: worth another attempt (429, 5xx) or not."""
+    if resp.status in RETRY_STATUSES:
+        return TryAgain(f"HTTP {resp.status}", _float(resp.headers.get("Retry-After")))
+    log.warning("reccobeats answered HTTP %s", resp.status)
+    return ProviderUnavailable(f"ReccoBeats answered HTTP {resp.status}")
 
 
 def _parse_analysis(data: Any) -> Mapping[str, float]:

@@ -19,7 +19,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -35,13 +35,10 @@ from ml.pipeline.datasets import (
     is_gzip,
 )
 from ml.progress import Bars, no_bars
+from services.retry import RetriesExhausted, RetryPolicy, TryAgain
 
 log = logging.getLogger(__name__)
 _CHUNK = 1 << 16
-
-
-class _Retryable(Exception):
-    """A failure worth another attempt (cut connection, 5xx, bad resume)."""
 
 
 def default_mirror(repo_root: Path) -> Path | None:
@@ -182,34 +179,37 @@ async def download_dataset(
     attempts: int = 5,
     read_timeout: float = 60.0,
     retry_delay: float = 1.0,
+    max_retry_after: float = 120.0,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> Path:
-    """Download `url` into `target` (resumable through `<target>.part`), check it, rename it."""
+    """Download `url` into `target` (resumable through `<target>.part`), check it, rename it.
+
+    At most `attempts` requests, each resuming where the last stopped, with jittered exponential
+    backoff from `retry_delay` seconds (or the server's Retry-After, up to `max_retry_after`)."""
     part = target.with_name(target.name + ".part")
     client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=read_timeout, sock_read=read_timeout)
-    last_error: Exception | None = None
+    policy = RetryPolicy(max(0, attempts - 1), max_retry_after, retry_delay, max(retry_delay, 30.0))
     async with aiohttp.ClientSession(timeout=client_timeout, auto_decompress=False) as http:
-        for attempt in range(1, attempts + 1):
+
+        async def attempt() -> None:
             try:
-                if await _fetch_once(http, url, part, progress=progress):
-                    break
-            except (aiohttp.ClientError, TimeoutError, _Retryable) as exc:
-                last_error = exc
+                await _fetch_once(http, url, part, progress=progress)
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 have = await asyncio.to_thread(_size, part)
-                log.warning(
-                    "%s: download interrupted after %d bytes (attempt %d/%d): %s",
-                    target.name,
-                    have,
-                    attempt,
-                    attempts,
-                    exc or type(exc).__name__,
-                )
-                if attempt < attempts:
-                    await asyncio.sleep(retry_delay * attempt)
-        else:
+                raise TryAgain(f"{str(exc) or type(exc).__name__} after {have} bytes") from exc
+
+        try:
+            await policy.run(f"download {target.name}", attempt, sleep=sleep)
+        except RetriesExhausted as exc:
+            if exc.too_long:
+                raise DatasetError(
+                    f"{target.name}: {url} asks to wait {exc.retry_after:.0f}s ({exc.failure}); "
+                    f"run again later to resume from {part.name}"
+                ) from exc
             raise DatasetError(
-                f"{target.name}: download from {url} failed after {attempts} attempts ({last_error}); "
+                f"{target.name}: download from {url} failed after {exc.attempts} attempts ({exc.failure}); "
                 f"run again to resume from {part.name}"
-            )
+            ) from exc
     await _finish(part, target, spec)
     return target
 
@@ -221,8 +221,9 @@ def _size(path: Path) -> int:
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
 
-async def _fetch_once(http: aiohttp.ClientSession, url: str, part: Path, *, progress: Bars) -> bool:
-    """One request; True when `part` holds the whole file. Raises on HTTP errors and cut transfers."""
+async def _fetch_once(http: aiohttp.ClientSession, url: str, part: Path, *, progress: Bars) -> None:
+    """One request; returns when `part` holds the whole file. `TryAgain` for what may pass (5xx,
+    429, a cut transfer, a bad resume); `DatasetError` for what will not (other 4xx)."""
     have = await asyncio.to_thread(_size, part)
     # Byte offsets must be those of the file itself: no transfer compression.
     headers = {"Accept-Encoding": "identity"}
@@ -233,11 +234,11 @@ async def _fetch_once(http: aiohttp.ClientSession, url: str, part: Path, *, prog
             # Nothing past what we have: complete when the server's size says so, else restart.
             match = re.search(r"/(\d+)", resp.headers.get("Content-Range", ""))
             if match and int(match.group(1)) == have:
-                return True
+                return
             await asyncio.to_thread(part.unlink)
-            raise _Retryable(f"range not satisfiable for a {have}-byte partial file; restarting")
+            raise TryAgain(f"range not satisfiable for a {have}-byte partial file; restarting")
         if resp.status >= 500 or resp.status == 429:
-            raise _Retryable(f"HTTP {resp.status} {resp.reason}")
+            raise TryAgain(f"HTTP {resp.status} {resp.reason}", _seconds(resp.headers.get("Retry-After")))
         if resp.status >= 400:
             name = part.name.removesuffix(".part")
             raise DatasetError(f"{name}: {url} answered HTTP {resp.status} {resp.reason}")
@@ -245,7 +246,7 @@ async def _fetch_once(http: aiohttp.ClientSession, url: str, part: Path, *, prog
             match = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
             if not match or int(match.group(1)) != have:
                 await asyncio.to_thread(part.unlink)
-                raise _Retryable("the server resumed at the wrong offset; restarting")
+                raise TryAgain("the server resumed at the wrong offset; restarting")
             start, mode = have, "ab"
             total = int(match.group(3)) if match.group(3) != "*" else None
         else:
@@ -266,5 +267,12 @@ async def _fetch_once(http: aiohttp.ClientSession, url: str, part: Path, *, prog
                 received += len(chunk)
                 bar.update(len(chunk))
         if expected is not None and received < expected:
-            raise _Retryable(f"connection closed after {received} of {expected} bytes")
-    return True
+            raise TryAgain(f"connection closed after {received} of {expected} bytes")
+
+
+def _seconds(value: str | None) -> float | None:
+    """A Retry-After in seconds; None when absent or an HTTP date (backoff is used then)."""
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

@@ -14,7 +14,7 @@ Wire format and failures:
 - HTTP 429 honours Retry-After up to `max_retry_after`; a longer one makes the client fail fast
   (`ProviderUnavailable`) until that moment instead of sleeping. 5xx, timeouts and refused
   connections are retried with jittered exponential backoff, at most `max_retries` times, then
-  `ProviderUnavailable`.
+  `ProviderUnavailable` (`services.retry.RetryPolicy`).
 - The quota is 50 requests per 5 s per IP: one `RollingWindowLimiter` per client (pass
   `limiter=` to share one between clients) keeps every call inside it.
 
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -47,6 +46,7 @@ from services.cache import MISS, CacheService
 from services.errors import InvalidInput, ProviderUnavailable, UnsupportedInput
 from services.ratelimit import RollingWindowLimiter
 from services.resolver import DEEZER_SHORT_HOSTS, InputKind, parse_input
+from services.retry import RetriesExhausted, RetryPolicy, TryAgain
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,8 @@ BAD_QUERY_CODES = frozenset({100, 500, 501, 600})
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 SEARCH_LIMIT_MAX = 50
+BACKOFF_BASE = 0.25
+BACKOFF_MAX = 4.0
 MAX_REDIRECTS = 5
 PREVIEW_MARGIN = timedelta(seconds=60)  # a URL this close to its expiry counts as expired
 ISRC_RE = re.compile(r"^[A-Z]{2}[A-Z0-9]{3}[0-9]{7}$")
@@ -319,8 +321,7 @@ class DeezerClient:
         self._cache = cache
         self._api_url = api_url if api_url.endswith("/") else api_url + "/"
         self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._max_retries = max(0, max_retries)
-        self._max_retry_after = max_retry_after
+        self._retry = RetryPolicy(max(0, max_retries), max_retry_after, BACKOFF_BASE, BACKOFF_MAX)
         self._limiter = limiter or RollingWindowLimiter(rate_limit, rate_period, clock=monotonic, sleep=sleep)
         self._quota_backoff = self._limiter.period if quota_backoff is None else quota_backoff
         self._short_link_url = (
@@ -596,65 +597,64 @@ class DeezerClient:
         return await asyncio.shield(task)
 
     async def _get_with_retries(self, path: str, params: dict[str, str]) -> _Fetched:
-        """Waits between attempts go through the shared limiter (`pause`) when Deezer says how
-        long (quota error, Retry-After), so every caller holds back, not just this one."""
+        """One API call under the retry policy. When Deezer says how long to wait (quota error,
+        Retry-After), the wait goes through the shared limiter (`pause`), so every caller holds
+        back, not just this one; the policy then does not sleep it again (`paced`)."""
         url = self._api_url + path
-        what = path.split("/")[0]  # never log the query: it is what the user typed
-        attempt = 0
-        while True:
+        what = "deezer " + path.split("/")[0]  # never log the query: it is what the user typed
+
+        async def attempt() -> _Fetched:
             if self._monotonic() < self._blocked_until:
                 raise ProviderUnavailable("Deezer asked us to wait; try again later")
             await self._limiter.acquire()
             self.calls += 1
-            wait: float | None = None  # None: exponential backoff
             try:
                 async with self._http().get(url, params=params) as resp:
                     if resp.status == 200:
-                        body = await resp.json(content_type=None)
-                        error = body.get("error") if isinstance(body, dict) else None
-                        if not error:
-                            return _Fetched(body)
-                        code = _int(error.get("code")) if isinstance(error, dict) else None
-                        if code in NO_DATA_CODES:
-                            return _Fetched(None)
-                        if code in BAD_QUERY_CODES:
-                            log.info("deezer %s: query refused (code %s)", what, code)
-                            return _Fetched(None)
-                        if code == QUOTA_CODE:
-                            wait = self._quota_backoff
-                            failure = "quota exceeded (code 4)"
-                        elif code == BUSY_CODE:
-                            failure = "service busy (code 700)"
-                        else:
-                            log.warning("deezer %s: error code %s", what, code)
-                            raise ProviderUnavailable("Deezer refused the request")
-                    elif resp.status == 404:
+                        return self._answer(what, await resp.json(content_type=None))
+                    if resp.status == 404:
                         return _Fetched(None)
-                    elif resp.status in RETRY_STATUSES:
-                        wait = _float(resp.headers.get("Retry-After"))
-                        failure = f"HTTP {resp.status}"
-                    else:
-                        log.warning("deezer %s: HTTP %s", what, resp.status)
+                    if resp.status not in RETRY_STATUSES:
+                        log.warning("%s: HTTP %s", what, resp.status)
                         raise ProviderUnavailable(f"Deezer answered HTTP {resp.status}")
+                    raise self._try_again(f"HTTP {resp.status}", _float(resp.headers.get("Retry-After")))
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                failure = type(exc).__name__
-            if wait is not None and wait > self._max_retry_after:
-                self._blocked_until = self._monotonic() + wait
-                self._limiter.pause(wait)
-                log.warning("deezer asks to wait %.0fs (%s): failing fast until then", wait, failure)
-                raise ProviderUnavailable("Deezer is rate-limiting us; try again later")
-            if wait is not None:
-                self._limiter.pause(wait)
-            if attempt >= self._max_retries:
-                log.warning("deezer %s unavailable (%s) after %d attempts", what, failure, attempt + 1)
-                raise ProviderUnavailable("Deezer is unavailable right now")
-            attempt += 1
-            if wait is None:
-                delay = min(4.0, 0.25 * 2 ** (attempt - 1)) * (0.5 + random.random())
-                log.info("deezer %s %s, retry %d in %.2fs", what, failure, attempt, delay)
-                await self._sleep(delay)
-            else:
-                log.info("deezer %s %s, retry %d after %.2fs", what, failure, attempt, wait)
+                raise TryAgain(type(exc).__name__) from exc
+
+        try:
+            return await self._retry.run(what, attempt, sleep=self._sleep)
+        except RetriesExhausted as exc:
+            if exc.too_long and exc.retry_after is not None:
+                self._blocked_until = max(self._blocked_until, self._monotonic() + exc.retry_after)
+                log.warning("deezer: failing fast for %.0fs, as it asked", exc.retry_after)
+                raise ProviderUnavailable("Deezer is rate-limiting us; try again later") from exc
+            raise ProviderUnavailable("Deezer is unavailable right now") from exc
+
+    def _answer(self, what: str, body: Any) -> _Fetched:
+        """A 200 body: the data, None for "no data", or Deezer's error code as an exception."""
+        error = body.get("error") if isinstance(body, dict) else None
+        if not error:
+            return _Fetched(body)
+        code = _int(error.get("code")) if isinstance(error, dict) else None
+        if code in NO_DATA_CODES:
+            return _Fetched(None)
+        if code in BAD_QUERY_CODES:
+            log.info("%s: query refused (code %s)", what, code)
+            return _Fetched(None)
+        if code == QUOTA_CODE:
+            raise self._try_again("quota exceeded (code 4)", self._quota_backoff)
+        if code == BUSY_CODE:
+            raise self._try_again("service busy (code 700)", None)
+        log.warning("%s: error code %s", what, code)
+        raise ProviderUnavailable("Deezer refused the request")
+
+    def _try_again(self, failure: str, wait: float | None) -> TryAgain:
+        """A retryable failure. A wait Deezer asked for pauses the shared limiter, so every caller
+        holds back (the policy does not sleep it again); without one the policy backs off."""
+        if wait is None:
+            return TryAgain(failure)
+        self._limiter.pause(wait)
+        return TryAgain(failure, wait, paced=True)
 
     async def _follow(self, url: str) -> str | None:
         """One hop of a short link: its Location header, or None when it does not redirect."""

@@ -4,9 +4,10 @@ How it differs from a bare `spotipy.Spotify`:
 - Base URLs are settings: the API prefix (`SPOTIFY_API_URL`) and the token URL (`SPOTIFY_TOKEN_URL`).
 - spotipy mounts a urllib3 `Retry` that sleeps for *any* Retry-After (Spotify sends hours) inside
   the calling thread, and on exhausting it raises a 429 without headers. Encore passes its own
-  `requests.Session` (no retry adapter) and retries here: 429/5xx/timeouts/refused connections
-  with exponential backoff, Retry-After honoured up to `max_retry_after`. A longer Retry-After
-  makes the client fail fast (`ProviderUnavailable`) until that moment instead of sleeping.
+  `requests.Session` (no retry adapter) and retries with `services.retry.RetryPolicy`:
+  429/5xx/timeouts/refused connections with jittered exponential backoff, Retry-After honoured up
+  to `max_retry_after`. A longer Retry-After makes the client fail fast (`ProviderUnavailable`)
+  until that moment instead of sleeping.
 - The token is cached in memory (`MemoryCacheHandler`), never in a `.cache` file.
 - A 403 on audio features (Spotify closed them to new apps in Nov 2024) marks that endpoint
   unavailable for the life of the process; it is not called again.
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -31,6 +31,7 @@ from spotipy.exceptions import SpotifyException, SpotifyOauthError
 
 from db.models import AUDIO_FEATURE_COLUMNS
 from services.errors import ProviderUnavailable
+from services.retry import RetriesExhausted, RetryPolicy, TryAgain
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +132,8 @@ class SpotifyClient:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self._max_retries = max(0, max_retries)
+        self._retry = RetryPolicy(max(0, max_retries), max_retry_after, BACKOFF_BASE, BACKOFF_MAX)
         self._sleep = sleep
-        self._max_retry_after = max_retry_after
         self._market = market
         self._clock = clock
         self._blocked_until = 0.0
@@ -221,55 +221,43 @@ class SpotifyClient:
         return ProviderUnavailable(f"Spotify {what} is unavailable right now")
 
     async def _call(self, what: str, fn: Callable[[], T]) -> T:
-        """Run a spotipy call in a thread with retries; non-retryable `SpotifyException`s pass through."""
+        """Run a spotipy call in a thread under the retry policy; non-retryable `SpotifyException`s
+        pass through. A 401 fetches a new token once, without counting as an attempt."""
         if self._disabled_reason:
             raise ProviderUnavailable(f"Spotify is disabled: {self._disabled_reason}")
         if self._clock() < self._blocked_until:
             raise ProviderUnavailable("Spotify asked us to wait; not calling it yet")
-        attempt = 0
         refreshed = False
-        while True:
-            try:
-                return await asyncio.to_thread(fn)
-            except SpotifyException as exc:
-                status = exc.http_status
-                if status == 401 and not refreshed:  # token expired or revoked: fetch a new one once
-                    refreshed = True
-                    self._auth.forget_token()
-                    continue
-                if status not in RETRY_STATUSES:
-                    raise
-                delay = self._delay(attempt, _retry_after(exc.headers))
-                failure: BaseException = exc
-            except SpotifyOauthError as exc:
-                status = getattr(exc, "http_status", None)
-                if status in (400, 401, 403):
-                    self._disabled_reason = f"token request refused ({exc.error})"
-                    log.error("spotify token request refused (%s): check SPOTIFY_CLIENT_ID/SECRET", exc.error)
-                    raise ProviderUnavailable("Spotify credentials were refused") from exc
-                delay = self._delay(attempt, _retry_after(getattr(exc, "headers", None)))
-                failure = exc
-            except (requests.RequestException, OSError, ValueError) as exc:
-                delay = self._delay(attempt, None)
-                failure = exc
-            if delay is None or attempt >= self._max_retries:
-                raise ProviderUnavailable(f"Spotify {what} is unavailable right now") from failure
-            attempt += 1
-            log.info("spotify %s: %s, retry %d in %.2fs", what, _describe(failure), attempt, delay)
-            await self._sleep(delay)
 
-    def _delay(self, attempt: int, retry_after: float | None) -> float | None:
-        """Seconds to wait before the next attempt; None: don't retry (the server wants too long)."""
-        if retry_after is not None:
-            if retry_after > self._max_retry_after:
-                self._blocked_until = self._clock() + retry_after
-                log.warning(
-                    "spotify Retry-After %.0fs is over the %.0fs cap: pausing calls", retry_after, self._max_retry_after
-                )
-                return None
-            return max(0.0, retry_after)
-        backoff = min(BACKOFF_MAX, BACKOFF_BASE * (2**attempt))
-        return min(self._max_retry_after, backoff * (0.5 + random.random() / 2))
+        async def attempt() -> T:
+            nonlocal refreshed
+            while True:
+                try:
+                    return await asyncio.to_thread(fn)
+                except SpotifyException as exc:
+                    if exc.http_status == 401 and not refreshed:  # token expired or revoked: a new one, once
+                        refreshed = True
+                        self._auth.forget_token()
+                        continue
+                    if exc.http_status not in RETRY_STATUSES:
+                        raise
+                    raise TryAgain(_describe(exc), _retry_after(exc.headers)) from exc
+                except SpotifyOauthError as exc:
+                    if getattr(exc, "http_status", None) in (400, 401, 403):
+                        self._disabled_reason = f"token request refused ({exc.error})"
+                        log.error("spotify token request refused (%s): check SPOTIFY_CLIENT_ID/SECRET", exc.error)
+                        raise ProviderUnavailable("Spotify credentials were refused") from exc
+                    raise TryAgain(_describe(exc), _retry_after(getattr(exc, "headers", None))) from exc
+                except (requests.RequestException, OSError, ValueError) as exc:
+                    raise TryAgain(_describe(exc)) from exc
+
+        try:
+            return await self._retry.run(f"spotify {what}", attempt, sleep=self._sleep)
+        except RetriesExhausted as exc:
+            if exc.too_long and exc.retry_after is not None:
+                self._blocked_until = max(self._blocked_until, self._clock() + exc.retry_after)
+                log.warning("spotify: failing fast for %.0fs, as it asked", exc.retry_after)
+            raise ProviderUnavailable(f"Spotify {what} is unavailable right now") from exc
 
 
 def _retry_after(headers: Any) -> float | None:

@@ -130,6 +130,8 @@ class FileServer:
     ignore_range: set[str] = field(default_factory=set)
     cut_once: dict[str, int] = field(default_factory=dict)  # path -> bytes sent before the cut
     status: dict[str, int] = field(default_factory=dict)  # path -> forced status (404, 500 …)
+    # path -> (status, headers) answered first, one per request, before the file is served
+    failures: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range header)
     base_url: str = ""
 
@@ -142,6 +144,9 @@ class FileServer:
         self.requests.append((path, range_header))
         if path in self.status:
             return web.Response(status=self.status[path], text="nope")
+        if self.failures.get(path):
+            status, headers = self.failures[path].pop(0)
+            return web.Response(status=status, headers=headers, text="later")
         if path not in self.files:
             raise web.HTTPNotFound()
         data = self.files[path]

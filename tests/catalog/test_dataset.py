@@ -44,6 +44,13 @@ def seed_csv(n: int = 80) -> bytes:
     return csv_bytes(SEED_HEADER, seed_rows(n))
 
 
+class RecordedSleeps(list[float]):
+    """Stands in for asyncio.sleep: records the waits between attempts (no wall clock in tests)."""
+
+    async def __call__(self, delay: float) -> None:
+        self.append(delay)
+
+
 async def test_download_both_and_keep_them(file_server: FileServer, tmp_path: Path) -> None:
     file_server.files = {"seed.csv": seed_csv(), "catalog.csv.gz": catalog_gz()}
     urls = {SEED: file_server.url("seed.csv"), CATALOG: file_server.url("catalog.csv.gz")}
@@ -67,7 +74,7 @@ async def test_resumes_after_a_cut_connection(file_server: FileServer, tmp_path:
     file_server.cut_once["c.gz"] = len(data) // 3
     target = tmp_path / SMALL_CATALOG.filename
 
-    await download_dataset(file_server.url("c.gz"), target, SMALL_CATALOG, retry_delay=0)
+    await download_dataset(file_server.url("c.gz"), target, SMALL_CATALOG, sleep=RecordedSleeps())
 
     assert target.read_bytes() == data
     assert file_server.requests == [("c.gz", None), ("c.gz", f"bytes={len(data) // 3}-")]
@@ -124,9 +131,28 @@ async def test_404_is_a_clear_error(file_server: FileServer, tmp_path: Path) -> 
 
 async def test_server_errors_are_retried_then_reported(file_server: FileServer, tmp_path: Path) -> None:
     file_server.status["s.csv"] = 503
+    slept = RecordedSleeps()
     with pytest.raises(DatasetError, match="failed after 3 attempts"):
-        await download_dataset(file_server.url("s.csv"), tmp_path / "x.csv", SMALL_SEED, attempts=3, retry_delay=0)
+        await download_dataset(file_server.url("s.csv"), tmp_path / "x.csv", SMALL_SEED, attempts=3, sleep=slept)
     assert len(file_server.requests) == 3
+    # Jittered exponential backoff from retry_delay (1 s): half to all of 1 s, then of 2 s.
+    assert len(slept) == 2 and 0.5 <= slept[0] <= 1.0 and 1.0 <= slept[1] <= 2.0
+
+
+async def test_retry_after_is_honoured_up_to_a_cap(file_server: FileServer, tmp_path: Path) -> None:
+    data = seed_csv(100)
+    file_server.files["s.csv"] = data
+    file_server.failures["s.csv"] = [(503, {"Retry-After": "7"}), (429, {"Retry-After": "3"})]
+    slept = RecordedSleeps()
+    target = tmp_path / SMALL_SEED.filename
+    await download_dataset(file_server.url("s.csv"), target, SMALL_SEED, sleep=slept)
+    assert target.read_bytes() == data and slept == [7.0, 3.0]
+
+    file_server.failures["s.csv"] = [(503, {"Retry-After": "86400"})]
+    slept.clear()
+    with pytest.raises(DatasetError, match="asks to wait 86400s"):
+        await download_dataset(file_server.url("s.csv"), tmp_path / "y.csv", SMALL_SEED, sleep=slept)
+    assert slept == [] and file_server.requests[-1] == ("s.csv", None)
 
 
 async def test_a_truncated_file_is_refused(file_server: FileServer, tmp_path: Path) -> None:

@@ -153,7 +153,15 @@ def provider_env(
     yield
 
 
+class RecordedSleeps(list[float]):
+    """Stands in for asyncio.sleep: records what the client asked to wait (no wall clock in tests)."""
+
+    async def __call__(self, delay: float) -> None:
+        self.append(delay)
+
+
 def spotify_from_settings(**overrides: Any) -> SpotifyClient:
+    """A client on the documented settings; its waits between retries are recorded, not slept."""
     s = SpotifySettings(_env_file=None)  # type: ignore[call-arg]
     values = {
         "api_url": s.api_url,
@@ -161,6 +169,7 @@ def spotify_from_settings(**overrides: Any) -> SpotifyClient:
         "timeout": s.timeout,
         "max_retries": s.max_retries,
         "max_retry_after": s.max_retry_after,
+        "sleep": RecordedSleeps(),
         **overrides,
     }
     assert s.client_id and s.client_secret
@@ -168,8 +177,16 @@ def spotify_from_settings(**overrides: Any) -> SpotifyClient:
 
 
 def reccobeats_from_settings(**overrides: Any) -> ReccoBeatsClient:
+    """A client on the documented settings; its waits between retries are recorded, not slept."""
     s = ReccoBeatsSettings(_env_file=None)  # type: ignore[call-arg]
-    return ReccoBeatsClient(**{"api_url": s.api_url, "timeout": s.timeout, "max_retry_after": 1.0, **overrides})
+    values = {
+        "api_url": s.api_url,
+        "timeout": s.timeout,
+        "max_retry_after": 1.0,
+        "sleep": RecordedSleeps(),
+        **overrides,
+    }
+    return ReccoBeatsClient(**values)
 
 
 def youtube_settings() -> YouTubeSettings:

@@ -11,7 +11,7 @@ from services.errors import ProviderUnavailable
 from services.spotify import SpotifyClient
 from tests.fakes.reccobeats import Failure, FakeReccoBeats
 from tests.fakes.spotify import FakeSpotify
-from tests.providers.conftest import add_catalog, features, reccobeats_from_settings, sid
+from tests.providers.conftest import RecordedSleeps, add_catalog, features, reccobeats_from_settings, sid
 
 
 async def test_reccobeats_wire_format(reccobeats: ReccoBeatsClient, fake_reccobeats: FakeReccoBeats) -> None:
@@ -27,15 +27,23 @@ async def test_reccobeats_batches_of_40(reccobeats: ReccoBeatsClient, fake_recco
     assert fake_reccobeats.calls["audio-features"] == 3
 
 
-async def test_reccobeats_retries_then_gives_up(reccobeats: ReccoBeatsClient, fake_reccobeats: FakeReccoBeats) -> None:
+async def test_reccobeats_retries_then_gives_up(provider_env: None, fake_reccobeats: FakeReccoBeats) -> None:
+    slept = RecordedSleeps()
+    reccobeats = reccobeats_from_settings(sleep=slept)  # max_retries 2, Retry-After capped at 1 s
     fake_reccobeats.fail("audio-features", Failure(429, headers={"Retry-After": "0.2"}), Failure(502))
     assert sid(101) in await reccobeats.audio_features([sid(101)])
+    assert fake_reccobeats.calls["audio-features"] == 3
+    assert slept[0] == 0.2 and 0.25 <= slept[1] <= 0.5  # what the server asked, then backoff (retry 2)
     fake_reccobeats.fail("audio-features", *[Failure(500)] * 3)
     with pytest.raises(ProviderUnavailable):
         await reccobeats.audio_features([sid(101)])
+    assert fake_reccobeats.calls["audio-features"] == 6 and len(slept) == 4
     fake_reccobeats.fail("audio-features", Failure(429, headers={"Retry-After": "600"}))
     with pytest.raises(ProviderUnavailable):  # over the cap: no hour-long wait
         await reccobeats.audio_features([sid(101)])
+    assert fake_reccobeats.calls["audio-features"] == 7 and len(slept) == 4
+    assert sid(101) in await reccobeats.audio_features([sid(101)])  # ReccoBeats does not block later calls
+    await reccobeats.close()
 
 
 async def test_reccobeats_timeout_and_refused(

@@ -462,6 +462,46 @@ async def test_a_real_quota_is_recovered_from(
     assert fake_deezer.calls["search"] == len(queries) + fake_deezer.quota_errors_served
 
 
+async def test_retries_on_virtual_time(make_client: Callable[..., DeezerClient], fake_deezer: FakeDeezer) -> None:
+    """A quota wait is slept once, by the shared limiter (the retry policy does not sleep it again);
+    5xx waits are the policy's jittered backoff; a Retry-After over the cap blocks calls until it passes."""
+    vt = _VirtualTime()
+    client = make_client(cache=None, monotonic=vt.clock, sleep=vt.sleep, quota_backoff=0.5, max_retry_after=1.0)
+    fake_deezer.fail("search", quota_error())
+    assert await client.search("get lucky")
+    assert vt.slept == [0.5] and fake_deezer.calls["search"] == 2
+
+    fake_deezer.fail("track", Failure(502), Failure(503))  # retried, then answered
+    assert await client.track(GET_LUCKY.id) is not None
+    assert len(vt.slept) == 3 and 0.125 <= vt.slept[1] <= 0.25 and 0.25 <= vt.slept[2] <= 0.5
+    fake_deezer.fail("track", *[Failure(503)] * 3)  # given up after 1 + max_retries (2)
+    with pytest.raises(ProviderUnavailable, match="unavailable"):
+        await client.track(GET_LUCKY.id)
+    assert fake_deezer.calls["track"] == 6 and len(vt.slept) == 5
+
+    fake_deezer.fail("search", Failure(429, headers={"Retry-After": "30"}))
+    with pytest.raises(ProviderUnavailable, match="rate-limiting"):
+        await client.search("daft punk")
+    vt.t += 29
+    with pytest.raises(ProviderUnavailable, match="asked us to wait"):
+        await client.search("daft punk")
+    assert fake_deezer.calls["search"] == 3 and len(vt.slept) == 5  # no call, no sleep
+    vt.t += 2
+    assert await client.search("daft punk")
+    assert fake_deezer.calls["search"] == 4
+
+
+async def test_a_retried_lookup_is_still_shared(
+    make_client: Callable[..., DeezerClient], fake_deezer: FakeDeezer
+) -> None:
+    vt = _VirtualTime()
+    client = make_client(cache=None, monotonic=vt.clock, sleep=vt.sleep)
+    fake_deezer.fail("track", Failure(503))
+    results = await asyncio.gather(*(client.track(ONE_MORE_TIME.id) for _ in range(10)))
+    assert all(r is not None and r.id == ONE_MORE_TIME.id for r in results)
+    assert fake_deezer.calls["track"] == 2 and len(vt.slept) == 1  # one failed call, one retry, for all ten
+
+
 # -- short links -----------------------------------------------------------------------------------------
 
 
@@ -508,11 +548,13 @@ async def test_short_link_host_down(
 class _VirtualTime:
     def __init__(self) -> None:
         self.t = 0.0
+        self.slept: list[float] = []
 
     def clock(self) -> float:
         return self.t
 
     async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
         self.t += seconds
         await asyncio.sleep(0)
 

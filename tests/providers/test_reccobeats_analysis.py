@@ -13,7 +13,7 @@ import pytest
 from services.audio_features import ANALYSIS_FEATURES, MAX_ANALYSIS_BYTES, ReccoBeatsClient, sniff_audio
 from services.errors import AudioNotAnalysable, ProviderUnavailable
 from tests.fakes.reccobeats import Failure, FakeReccoBeats, analysis_for
-from tests.providers.conftest import reccobeats_from_settings
+from tests.providers.conftest import RecordedSleeps, reccobeats_from_settings
 
 
 def wav_bytes(seconds: float = 1.0, rate: int = 8000) -> bytes:
@@ -166,20 +166,31 @@ async def test_the_fake_checks_field_name_and_content_type(fake_reccobeats: Fake
     assert fake_reccobeats.uploads == []
 
 
-async def test_rate_limits_and_outages(reccobeats: ReccoBeatsClient, fake_reccobeats: FakeReccoBeats) -> None:
+async def test_rate_limits_and_outages(provider_env: None, fake_reccobeats: FakeReccoBeats) -> None:
+    slept = RecordedSleeps()
+    reccobeats = reccobeats_from_settings(sleep=slept)  # max_retries 2, Retry-After capped at 1 s
     fake_reccobeats.fail("analysis", Failure(429, headers={"Retry-After": "0.2"}), Failure(503))
     assert len(await reccobeats.analyse_audio(MP3)) == 9
     assert fake_reccobeats.calls["analysis"] == 3
+    assert slept[0] == 0.2 and 0.25 <= slept[1] <= 0.5  # what the server asked, then backoff (retry 2)
 
     fake_reccobeats.fail("analysis", Failure(429, headers={"Retry-After": "600"}))
     with pytest.raises(ProviderUnavailable):  # over the cap: no ten-minute wait
         await reccobeats.analyse_audio(MP3)
+    assert fake_reccobeats.calls["analysis"] == 4 and len(slept) == 2
     fake_reccobeats.fail("analysis", *[Failure(500)] * 3)
     with pytest.raises(ProviderUnavailable):
         await reccobeats.analyse_audio(MP3)
+    assert fake_reccobeats.calls["analysis"] == 7 and len(slept) == 4
     fake_reccobeats.fail("analysis", Failure(200, body={"danceability": 0.5}))
-    with pytest.raises(ProviderUnavailable):  # an answer without the nine values
+    with pytest.raises(ProviderUnavailable):  # an answer without the nine values: not retried
         await reccobeats.analyse_audio(MP3)
+    assert fake_reccobeats.calls["analysis"] == 8
+    fake_reccobeats.fail("analysis", Failure(415))
+    with pytest.raises(AudioNotAnalysable):  # refused audio: not retried either
+        await reccobeats.analyse_audio(MP3)
+    assert fake_reccobeats.calls["analysis"] == 9 and len(slept) == 4
+    await reccobeats.close()
 
 
 async def test_timeout_and_refused(provider_env: None, fake_reccobeats: FakeReccoBeats, closed_port: int) -> None:

@@ -8,7 +8,7 @@ import pytest
 from services.errors import ProviderUnavailable
 from services.spotify import SpotifyClient
 from tests.fakes.spotify import Failure, FakeSpotify
-from tests.providers.conftest import features, sid, spotify_from_settings
+from tests.providers.conftest import RecordedSleeps, features, sid, spotify_from_settings
 
 
 async def test_search_and_track_over_the_wire(spotify: SpotifyClient, fake_spotify: FakeSpotify) -> None:
@@ -28,13 +28,6 @@ async def test_token_cached_in_memory_never_in_a_file(spotify: SpotifyClient, fa
     await spotify.track(sid(101))
     assert fake_spotify.calls["token"] == 1
     assert not any(name.startswith(".cache") for name in os.listdir("."))
-
-
-class RecordedSleeps(list[float]):
-    """Stands in for asyncio.sleep: records what the client asked to wait (no wall clock in tests)."""
-
-    async def __call__(self, delay: float) -> None:
-        self.append(delay)
 
 
 async def test_429_retry_after_is_honoured(fake_spotify: FakeSpotify, provider_env: None) -> None:
@@ -62,18 +55,43 @@ async def test_retry_after_over_the_cap_fails_fast_and_pauses(fake_spotify: Fake
     client.close()
 
 
-async def test_500s_are_retried_with_backoff(spotify: SpotifyClient, fake_spotify: FakeSpotify) -> None:
+async def test_500s_are_retried_with_backoff(fake_spotify: FakeSpotify, provider_env: None) -> None:
+    slept = RecordedSleeps()
+    client = spotify_from_settings(sleep=slept)
     fake_spotify.fail("track", Failure(500), Failure(503))
-    track = await spotify.track(sid(101))
+    track = await client.track(sid(101))
     assert track is not None and track.name == "Paranoid"
     assert fake_spotify.calls["track"] == 3
+    # Jittered exponential backoff from 0.5 s: half to all of 0.5 s, then of 1 s.
+    assert len(slept) == 2 and 0.25 <= slept[0] <= 0.5 and 0.5 <= slept[1] <= 1.0
+    client.close()
 
 
-async def test_persistent_500s_give_up(spotify: SpotifyClient, fake_spotify: FakeSpotify) -> None:
+async def test_persistent_500s_give_up(fake_spotify: FakeSpotify, provider_env: None) -> None:
+    slept = RecordedSleeps()
+    client = spotify_from_settings(sleep=slept)
     fake_spotify.fail("search", *[Failure(500)] * 5)
     with pytest.raises(ProviderUnavailable):
-        await spotify.search_tracks("paranoid")
+        await client.search_tracks("paranoid")
     assert fake_spotify.calls["search"] == 3  # 1 + max_retries (2)
+    assert len(slept) == 2
+    assert client.available  # a give-up does not block later calls; only a long Retry-After does
+    client.close()
+
+
+async def test_the_pause_after_a_long_retry_after_ends(fake_spotify: FakeSpotify, provider_env: None) -> None:
+    now = [1000.0]
+    client = spotify_from_settings(max_retry_after=1.0, clock=lambda: now[0])
+    fake_spotify.fail("search", Failure(429, headers={"Retry-After": "60"}))
+    with pytest.raises(ProviderUnavailable):
+        await client.search_tracks("paranoid")
+    now[0] += 59
+    assert not client.available
+    now[0] += 2
+    assert client.available
+    assert [t.name for t in await client.search_tracks("paranoid")] == ["Paranoid"]
+    assert fake_spotify.calls["search"] == 2
+    client.close()
 
 
 async def test_timeouts(fake_spotify: FakeSpotify, provider_env: None) -> None:
@@ -117,6 +135,20 @@ async def test_expired_token_is_renewed(spotify: SpotifyClient, fake_spotify: Fa
     fake_spotify.tokens.clear()  # the server forgets the token: 401
     assert [t.name for t in await spotify.search_tracks("paranoid")] == ["Paranoid"]
     assert fake_spotify.calls["token"] == 2
+
+
+async def test_renewing_the_token_is_not_a_retry(fake_spotify: FakeSpotify, provider_env: None) -> None:
+    slept = RecordedSleeps()
+    client = spotify_from_settings(max_retries=0, sleep=slept)
+    await client.search_tracks("paranoid")
+    fake_spotify.tokens.clear()
+    assert [t.name for t in await client.search_tracks("paranoid")] == ["Paranoid"]  # no retries allowed, still fine
+    assert fake_spotify.calls["token"] == 2 and slept == []
+    fake_spotify.fail("search", Failure(401), Failure(500))  # renewed, then the only attempt fails
+    with pytest.raises(ProviderUnavailable):
+        await client.search_tracks("paranoid")
+    assert fake_spotify.calls["search"] == 5 and fake_spotify.calls["token"] == 3 and slept == []
+    client.close()
 
 
 async def test_audio_features_403_marks_endpoint_unavailable(spotify: SpotifyClient, fake_spotify: FakeSpotify) -> None:
