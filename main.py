@@ -282,9 +282,22 @@ async def build_services(settings: Settings) -> Services:
         features=features if spotify is not None else None,
         search_page=SEARCH_PAGE_MAX,
     )
-    recommendations = RecommendationService(sessions, proba_source=genre.predictor)
+    recommendations = RecommendationService(
+        sessions,
+        proba_source=genre.predictor,
+        snapshot_dir=index_dir(settings),
+        model_version=lambda: model_version(model_path),
+    )
     tracks = TrackService(
-        sessions, None, spotify, youtube, features, genre, deezer=deezer, on_features=recommendations.add_tracks
+        sessions,
+        None,
+        spotify,
+        youtube,
+        features,
+        genre,
+        deezer=deezer,
+        on_features=recommendations.add_tracks,
+        snapshot_dir=index_dir(settings),
     )
     analysis = None
     if settings.analysis.enabled:
@@ -379,6 +392,22 @@ def build_spotify_save(settings: Settings, sessions: Any, playlists: Any) -> Any
     )
     redirect = settings.public_url.rstrip("/") + SPOTIFY_CALLBACK_PATH
     return SpotifySaveService(sessions, playlists, api=api, cipher=TokenCipher(sp.token_keys), redirect_uri=redirect)
+
+
+def index_dir(settings: Settings) -> Path:
+    """Where the recommender's and the search index's snapshots live (built by setup, loaded by serve)."""
+    return settings.data_dir / "index"
+
+
+def model_version(model_path: Path) -> str | None:
+    """The genre model's version from its meta.json, without loading the model (None: no model)."""
+    import json
+
+    try:
+        meta = json.loads((model_path / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return str(meta.get("version")) if isinstance(meta, dict) and meta.get("version") else None
 
 
 def data_mirror(settings: Settings) -> Path | None:
