@@ -145,7 +145,7 @@ def grouped_split(labels: np.ndarray, groups: np.ndarray, test_size: float, seed
 def task_split(labels: np.ndarray, groups: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row indices (fit, validation, test): test = 20% of groups, validation = 15% of the rest.
 
-    The one protocol of `ml.train` (and of `ml.experiments`, which must score on the same groups).
+    The one protocol of `ml.training` (and of `ml.experiments`, which must score on the same groups).
     """
     train_idx, test_idx = grouped_split(labels, groups, 0.2, seed)
     fit_rel, val_rel = grouped_split(labels[train_idx], groups[train_idx], 0.15, seed + 1)

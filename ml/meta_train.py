@@ -1,4 +1,4 @@
-"""Training the metadata heads of the catalogue genre model (after `ml.train.run_task`).
+"""Training the metadata heads of the catalogue genre model (after `ml.training.pipeline.run_task`).
 
 Protocol (the audio model's own split, `ml.data.task_split`; duplicate groups never cross sides):
   * evidence for every catalogue row is leave-group-out (`CountTable.leave_group_out[_nb]`): the counts
@@ -36,6 +36,7 @@ from ml.features import RAW_INPUTS, build_features
 from ml.meta import SOURCES_FILE, MetadataBlend
 from ml.metrics import fit_temperature, scores
 from ml.predictor import apply_temperature
+from ml.training.zoo import full_proba
 
 ALPHA_ARTIST = 1.0
 ALPHA_TOKENS = 5.0
@@ -111,8 +112,6 @@ def fit_metadata(
     progress: Callable[[str], None] = print,
 ) -> MetaResult:
     """Fit the metadata heads on validation tracks and score them on test tracks (see module docstring)."""
-    from ml.train import _full_proba
-
     started = time.perf_counter()
     classes = tuple(classes)
     frame = ds.frame
@@ -124,7 +123,7 @@ def fit_metadata(
     raw = frame[list(RAW_INPUTS)].astype(float).to_numpy()
 
     def audio_proba(model: Any, cols: Sequence[int], spec: Any, t: float, rows: np.ndarray) -> np.ndarray:
-        return apply_temperature(_full_proba(model, build_features(raw[rows][:, list(cols)], spec), len(classes)), t)
+        return apply_temperature(full_proba(model, build_features(raw[rows][:, list(cols)], spec), len(classes)), t)
 
     artists_col = frame["artists"] if "artists" in frame else [None] * len(frame)
     titles_col = frame["track_name"] if "track_name" in frame else [None] * len(frame)
@@ -191,7 +190,7 @@ def fit_metadata(
         "production": (p_val, p_test, {"model": "production", "temperature": temperature})
     }
     for label, (model, cols, spec) in (variant_models or {}).items():
-        v_val_raw = _full_proba(model, build_features(raw[val_units.rows][:, list(cols)], spec), len(classes))
+        v_val_raw = full_proba(model, build_features(raw[val_units.rows][:, list(cols)], spec), len(classes))
         t = fit_temperature(v_val_raw, classes, val_units.label_sets)
         sources[label] = (
             apply_temperature(v_val_raw, t),

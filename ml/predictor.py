@@ -1,6 +1,6 @@
 """GenrePredictor: loads a trained artefact once and predicts with pure functions.
 
-Artefact folder (written by `ml.train.save_artefact`):
+Artefact folder (written by `ml.training.artefacts.save_artefact`):
   <head>.cbm | <head>.txt | <head>.joblib   fitted models (CatBoost, LightGBM booster, or sklearn)
   meta.json                                 heads (format, file, feature spec + names, temperature,
                                             metrics), classes, families, data hash, versions …

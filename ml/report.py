@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ml.training.zoo import THREADS, thread_cap
+
 if TYPE_CHECKING:
-    from ml.train import TaskResult
+    from ml.training.results import TaskResult
 
 TARGETS: dict[str, dict[str, float]] = {
     "seed6": {"accuracy": 0.72, "top3": 0.92},
@@ -283,10 +285,8 @@ def write_report(
     name: str = "report.md",
     threads: int | None = None,
 ) -> Path:
-    if threads is None:  # the cap the training run used (ml.train.train sets it)
-        import ml.train as training
-
-        threads = getattr(training, "_THREAD_CAP", None) or (1 if max(training.THREADS.values()) == 1 else None)
+    if threads is None:  # the cap the training run used (ml.training.pipeline.train sets it)
+        threads = thread_cap() or (1 if max(THREADS.values()) == 1 else None)
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = [
         "# Genre model report",

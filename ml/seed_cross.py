@@ -13,7 +13,7 @@ test groups are the ones its own model never sees.
 Candidates (each the production recipe: CatBoost + compact random forest, equal soft vote, on the seed
 task's feature spec): trained on the seed fit part, on the catalogue-six fit part, or on both. Every
 candidate is scored on both validation parts and both test parts; the kept version is the one with the
-best mean validation accuracy over the two datasets (how well it generalises), and `ml.train` then
+best mean validation accuracy over the two datasets (how well it generalises), and `ml.training` then
 trains the seed6 artefact on that version's data.
 """
 
@@ -28,8 +28,10 @@ import numpy as np
 import pandas as pd
 
 from ml.data import Dataset, EvalUnits, duplicate_groups, eval_units, load_task, task_split
+from ml.ensemble import SoftVote
 from ml.features import AUDIO_FEATURES, RAW_INPUTS, build_features
 from ml.metrics import scores
+from ml.training.zoo import fit_model
 
 SIX: dict[str, str] = {
     "hip-hop": "hip_hop",
@@ -119,9 +121,6 @@ def compare(
     progress: Callable[[str], None] = print,
 ) -> CrossResult:
     """Fit the three candidates, score each on both datasets, keep the best on mean validation."""
-    from ml.ensemble import SoftVote
-    from ml.train import fit_model
-
     started = time.perf_counter()
     classes = tuple(sorted(set(data.seed.labels)))
     s_fit, s_val, s_test = data.seed_split

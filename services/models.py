@@ -84,7 +84,7 @@ class ModelService:
         if_missing: bool = False,
     ) -> TrainingRun:
         """Train (blocking: minutes; run it in a worker thread from async code)."""
-        from ml.train import train
+        from ml.training.pipeline import train
 
         skipped = [t for t in tasks if if_missing and self.exists(t)]
         todo = tuple(t for t in tasks if t not in skipped)

@@ -312,13 +312,13 @@ def write_catalogue_csv(path: Any, per_genre: int = 60, seed: int = 5) -> None:
 
 
 async def test_with_a_real_trained_genre_model(aiohttp_client: Any, tmp_path: Any) -> None:
-    """A tiny model trained by ml/train.py and loaded by build_services: the card and POST /genre
+    """A tiny model trained by ml.training and loaded by build_services: the card and POST /genre
     answer with its probabilities, and /metrics names its version."""
     import asyncio
 
     from bot.config import ReccoBeatsSettings
     from main import build_services
-    from ml.train import train
+    from ml.training.pipeline import train
     from services.catalog import CatalogImporter
 
     raw = tmp_path / "raw"

@@ -86,7 +86,7 @@ def tiny_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_models(tiny_data_dir: Path) -> Path:
-    from ml.train import train
+    from ml.training.pipeline import train
 
     models = tiny_data_dir / "models"
     small = {

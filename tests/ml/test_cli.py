@@ -96,12 +96,14 @@ def test_predict_uses_artist_and_title_columns(
 
 
 def test_train_threads_cap_reaches_every_fit(monkeypatch: pytest.MonkeyPatch) -> None:
-    import ml.train as training
+    from ml.training import zoo
 
     assert _parse(["train", "--threads", "1"]).threads == 1
     assert _parse(["train", "--seed-only"]).seed_only and not _parse(["train"]).seed_only
-    monkeypatch.setattr(training, "_THREAD_CAP", 1)
-    assert training.make_model("catboost", {"iterations": 5}, 0).get_params()["thread_count"] == 1
-    assert training.make_model("random_forest", {}, 0).n_jobs == 1
-    monkeypatch.setattr(training, "_THREAD_CAP", None)
-    assert training.make_model("random_forest", {}, 0).n_jobs == training.THREADS["random_forest"]
+    monkeypatch.setattr(zoo, "_thread_cap", None)  # restored after the test
+    zoo.set_thread_cap(1)
+    assert zoo.thread_cap() == 1
+    assert zoo.make_model("catboost", {"iterations": 5}, 0).get_params()["thread_count"] == 1
+    assert zoo.make_model("random_forest", {}, 0).n_jobs == 1
+    zoo.set_thread_cap(None)
+    assert zoo.make_model("random_forest", {}, 0).n_jobs == zoo.THREADS["random_forest"]

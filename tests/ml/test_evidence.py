@@ -65,7 +65,7 @@ def test_catalogue_pipeline_sees_no_artist_when_every_artist_has_one_song(tiny_d
     """A leak of the song's own group into its evidence would make every artist look known."""
     from ml.data import load_task
     from ml.meta_train import fit_metadata
-    from ml.train import load_families
+    from ml.training.zoo import load_families
 
     ds = load_task(tiny_data_dir, "catalog")
     frame = ds.frame.copy()

@@ -102,7 +102,8 @@ def test_bad_matrix_is_refused(catalog: GenrePredictor) -> None:
 def test_zoo_runs_every_model_and_writes_the_report(tiny_data_dir: Path, tmp_path: Path) -> None:
     from ml.data import load_task
     from ml.report import write_report
-    from ml.train import ZOO, run_task
+    from ml.training.pipeline import run_task
+    from ml.training.zoo import ZOO
 
     small = {
         "catboost": {"iterations": 30},

@@ -1,4 +1,6 @@
-"""Offline training: the model zoo, option checks, tuning, the production artefact and the report.
+"""Offline training of the genre models: option checks, tuning, the zoo run, the production heads.
+
+Entry point: `train` (called by `services.models.ModelService.train`, i.e. `main.py train`).
 
 Protocol per task (seed6, catalog), all splits by duplicate group (ml/data.py):
   1. test   = 20% of groups, stratified by genre; nothing below ever looks at it until the end.
@@ -16,305 +18,56 @@ Protocol per task (seed6, catalog), all splits by duplicate group (ml/data.py):
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import platform
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
 from ml.data import TASK_FILES, Dataset, EvalUnits, eval_units, grouped_folds, load_task, task_split
+from ml.ensemble import SoftVote
 from ml.features import RAW_INPUTS, FeatureSpec, build_features
+from ml.meta_train import fit_metadata
 from ml.metrics import confusion, fit_temperature, scores
-from ml.predictor import META_FILE, apply_temperature
+from ml.predictor import apply_temperature
+from ml.report import write_report
+from ml.seed_cross import compare, load_cross
+from ml.training.artefacts import save_artefact
+from ml.training.results import HeadResult, ModelRun, TaskResult
+from ml.training.zoo import (
+    CATALOG_GRID,
+    DEFAULTS,
+    OPTION_PROBE,
+    PROBE_ROUNDS,
+    PROBE_ROWS,
+    PRODUCTION_CANDIDATES,
+    QUICK_MODEL,
+    QUICK_SPEC,
+    ROW_CAPS,
+    SCALED,
+    SEARCH_ROUNDS,
+    SEED6_GRIDS,
+    VOTE_AUDIO_HEAD,
+    VOTE_MEMBERS,
+    VOTE_NAME,
+    VOTE_WEIGHTS,
+    ZOO,
+    fit_model,
+    full_proba,
+    iqr_mask,
+    load_families,
+    make_model,
+    plain_catboost,
+    probe_params,
+    set_thread_cap,
+)
 
 log = logging.getLogger(__name__)
-
-FAMILIES_FILE = Path(__file__).with_name("genre_families.json")
-SCALED = frozenset({"svm_rbf", "mlp", "knn", "logreg"})
-BOOSTERS = frozenset({"catboost", "xgboost", "lightgbm"})
-ZOO: tuple[str, ...] = ("catboost", "xgboost", "lightgbm", "random_forest", "svm_rbf", "mlp", "knn", "logreg")
-# Rows the slow-to-fit models see in the catalog task (SVC is quadratic in rows). CatBoost, the
-# production model, fits on every fit row.
-ROW_CAPS: dict[str, dict[str, int]] = {
-    "catalog": {"svm_rbf": 8_000, "xgboost": 20_000, "logreg": 20_000},
-}
-# The production soft vote: CatBoost + a compact random forest, the CatBoost weight chosen on
-# validation from VOTE_WEIGHTS. Both read the tree feature spec, so one feature matrix feeds both.
-VOTE_MEMBERS: tuple[str, str] = ("catboost", "random_forest")
-VOTE_NAME = "soft_vote(" + "+".join(VOTE_MEMBERS) + ")"
-VOTE_WEIGHTS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7)
-# The issue names CatBoost as the production model; a soft vote containing it may replace it when it
-# wins on validation and fits the latency budget.
-PRODUCTION_CANDIDATES: dict[str, tuple[str, ...]] = {
-    "seed6": ("catboost", VOTE_NAME),
-    "catalog": ("catboost", VOTE_NAME),
-}
-# Model used to probe the feature options (engineered features, IQR) on validation.
-OPTION_PROBE: dict[str, str] = {"seed6": "catboost", "catalog": "lightgbm"}
-# Per-model processes/threads (everything else fits single-threaded; see train()).
-THREADS: dict[str, int] = {"catboost": 2, "random_forest": 2}
-# `train(threads=1)` / `main.py train --threads 1` caps every fit at that many threads (a machine shared
-# with other work); None keeps THREADS.
-_THREAD_CAP: int | None = None
-
-# Defaults; the seed6 grids and the catalog grid refine some of them.
-DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
-    "seed6": {
-        "catboost": {"iterations": 1500, "learning_rate": 0.08, "depth": 6, "l2_leaf_reg": 3.0},
-        "xgboost": {
-            "n_estimators": 1500,
-            "learning_rate": 0.05,
-            "max_depth": 6,
-            "subsample": 0.8,
-            "colsample_bytree": 0.8,
-        },
-        "lightgbm": {
-            "n_estimators": 1500,
-            "learning_rate": 0.05,
-            "num_leaves": 31,
-            "min_child_samples": 20,
-            "subsample": 0.8,
-            "colsample_bytree": 0.8,
-        },
-        "svm_rbf": {"C": 3.0, "gamma": "scale"},
-        "mlp": {"hidden_layer_sizes": (128, 64), "alpha": 1e-3, "learning_rate_init": 1e-3, "batch_size": 256},
-        "knn": {"n_neighbors": 25, "weights": "distance"},
-        "logreg": {"C": 1.0},
-        "random_forest": {"n_estimators": 100, "min_samples_leaf": 2, "max_features": 0.5},
-    },
-    "catalog": {
-        # ~1.2 s per round on all 62k fit rows with 2 threads (114-class gradients): the round budget is
-        # what the 3-minute product-model limit allows; validation accuracy still rises at the end.
-        "catboost": {"iterations": 100, "learning_rate": 0.4, "depth": 6, "l2_leaf_reg": 3.0, "border_count": 64},
-        "xgboost": {
-            "n_estimators": 100,
-            "learning_rate": 0.2,
-            "max_depth": 6,
-            "subsample": 0.8,
-            "colsample_bytree": 0.8,
-            "max_bin": 64,
-        },
-        "lightgbm": {
-            "n_estimators": 150,
-            "learning_rate": 0.12,
-            "num_leaves": 31,
-            "min_child_samples": 40,
-            "subsample": 0.7,
-            "colsample_bytree": 0.8,
-            "max_bin": 63,
-        },
-        "svm_rbf": {"C": 3.0, "gamma": "scale"},
-        "mlp": {"hidden_layer_sizes": (256, 128), "alpha": 1e-3, "learning_rate_init": 1e-3, "batch_size": 256},
-        "knn": {"n_neighbors": 50, "weights": "distance"},
-        "logreg": {"C": 1.0},
-        "random_forest": {"n_estimators": 60, "min_samples_leaf": 3, "max_features": 0.5},
-    },
-}
-SEED6_GRIDS: dict[str, dict[str, list[Any]]] = {
-    "catboost": {"depth": [5, 7], "l2_leaf_reg": [3.0, 10.0]},
-    "lightgbm": {"num_leaves": [15, 63], "min_child_samples": [20, 60]},
-    "mlp": {"alpha": [1e-4, 1e-2]},
-}
-# GridSearchCV fits boosters with a fixed, smaller budget (the final fit early-stops).
-SEARCH_ROUNDS: dict[str, dict[str, Any]] = {
-    "catboost": {"iterations": 100, "learning_rate": 0.25},
-    "lightgbm": {"n_estimators": 100, "learning_rate": 0.15},
-}
-# Catalog search: scored on the validation groups with the probe budget below.
-CATALOG_GRID: dict[str, list[dict[str, Any]]] = {
-    "lightgbm": [{"num_leaves": 15, "min_child_samples": 40}, {"num_leaves": 63, "min_child_samples": 20}],
-}
-# Option checks and the catalog search use a smaller budget (rows, boosting rounds) than final fits.
-PROBE_ROWS: dict[str, int] = {"catalog": 25_000}
-PROBE_ROUNDS: dict[str, int] = {"catalog": 60}
-# Feature options the quick (production-only) run uses, as chosen by the last full zoo run.
-# The production model and feature options the quick (production-only) run uses: what the last full
-# zoo run chose (docs/model-report.md), so `make run` rebuilds the same kind of model in minutes.
-QUICK_MODEL: dict[str, str] = {"seed6": VOTE_NAME, "catalog": VOTE_NAME}
-QUICK_SPEC: dict[str, FeatureSpec] = {"seed6": FeatureSpec(extra=True), "catalog": FeatureSpec(log=True)}
-# A soft-vote production model's audio-only head (rare fallback) is its fast member alone, which keeps
-# the product-model training inside its 3-minute budget.
-VOTE_AUDIO_HEAD = "random_forest"
-
-
-# --- models -----------------------------------------------------------------------------------
-
-
-def make_model(name: str, params: Mapping[str, Any], seed: int, threads: int = 1) -> Any:
-    """A fresh estimator (scaled models wrapped in a StandardScaler pipeline)."""
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    p = dict(params)
-    threads = THREADS.get(name, threads)
-    if _THREAD_CAP is not None:
-        threads = min(threads, _THREAD_CAP)
-    if name == "catboost":
-        from catboost import CatBoostClassifier
-
-        return CatBoostClassifier(
-            loss_function="MultiClass",
-            random_seed=seed,
-            thread_count=threads,
-            verbose=False,
-            od_type="Iter",
-            od_wait=40,
-            allow_writing_files=False,
-            **p,
-        )
-    if name == "xgboost":
-        from xgboost import XGBClassifier
-
-        return XGBClassifier(
-            tree_method="hist", n_jobs=threads, random_state=seed, early_stopping_rounds=30, eval_metric="mlogloss", **p
-        )
-    if name == "lightgbm":
-        from lightgbm import LGBMClassifier
-
-        return LGBMClassifier(n_jobs=threads, random_state=seed, subsample_freq=1, verbose=-1, **p)
-    if name == "random_forest":
-        from sklearn.ensemble import RandomForestClassifier
-
-        return RandomForestClassifier(random_state=seed, n_jobs=threads, **p)
-    if name == "svm_rbf":
-        from sklearn.calibration import CalibratedClassifierCV
-        from sklearn.svm import SVC
-
-        # Platt-scaled probabilities (SVC(probability=True) is deprecated in scikit-learn 1.9)
-        svc = SVC(kernel="rbf", random_state=seed, **p)
-        return make_pipeline(StandardScaler(), CalibratedClassifierCV(svc, method="sigmoid", cv=3, ensemble=False))
-    if name == "mlp":
-        from sklearn.neural_network import MLPClassifier
-
-        return make_pipeline(
-            StandardScaler(),
-            MLPClassifier(
-                early_stopping=True, validation_fraction=0.1, n_iter_no_change=6, max_iter=200, random_state=seed, **p
-            ),
-        )
-    if name == "knn":
-        from sklearn.neighbors import KNeighborsClassifier
-
-        return make_pipeline(StandardScaler(), KNeighborsClassifier(n_jobs=threads, **p))
-    if name == "logreg":
-        from sklearn.linear_model import LogisticRegression
-
-        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, **p))
-    raise ValueError(f"unknown model {name!r}")
-
-
-def fit_model(
-    name: str,
-    params: Mapping[str, Any],
-    x_fit: np.ndarray,
-    y_fit: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
-    seed: int,
-) -> tuple[Any, dict[str, Any]]:
-    """Fit; boosters early-stop on the validation part. Returns (model, params actually used)."""
-    model = make_model(name, params, seed)
-    used = dict(params)
-    if name == "catboost":
-        model.fit(x_fit, y_fit, eval_set=(x_val, y_val), use_best_model=True)
-        used["best_iteration"] = int(model.get_best_iteration())
-    elif name == "xgboost":
-        model.fit(x_fit, y_fit, eval_set=[(x_val, y_val)], verbose=False)
-        used["best_iteration"] = int(model.best_iteration)
-    elif name == "lightgbm":
-        import lightgbm as lgb
-
-        model.fit(x_fit, y_fit, eval_X=(x_val,), eval_y=(y_val,), callbacks=[lgb.early_stopping(30, verbose=False)])
-        used["best_iteration"] = int(model.best_iteration_)
-    elif name == "random_forest":
-        from ml.ensemble import CompactForest
-
-        model.fit(x_fit, y_fit)
-        model = CompactForest(model, int(max(y_fit.max(), y_val.max())) + 1)
-    else:
-        with warnings.catch_warnings():
-            # MLP / logistic regression stop at their iteration budget by design
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(x_fit, y_fit)
-    return model, used
-
-
-def proba_of(model: Any, x: np.ndarray) -> np.ndarray:
-    return np.asarray(model.predict_proba(x), dtype=np.float64)
-
-
-def iqr_mask(x: np.ndarray, names: Sequence[str], k: float = 1.5) -> np.ndarray:
-    """Rows whose continuous features all lie within [Q1 - k·IQR, Q3 + k·IQR]."""
-    discrete = {"key", "mode", "time_signature", "explicit"}
-    keep = np.ones(len(x), dtype=bool)
-    for j, name in enumerate(names):
-        if name in discrete:
-            continue
-        q1, q3 = np.percentile(x[:, j], [25, 75])
-        iqr = q3 - q1
-        if iqr <= 0:
-            continue
-        keep &= (x[:, j] >= q1 - k * iqr) & (x[:, j] <= q3 + k * iqr)
-    return keep
-
-
-# --- one task ---------------------------------------------------------------------------------
-
-
-@dataclass
-class ModelRun:
-    name: str
-    params: dict[str, Any]
-    val: dict[str, float]
-    test: dict[str, float]
-    fit_seconds: float
-    predict_ms_1000: float  # batch of 1,000 rows
-    predict_ms_one: float  # median one-row call
-    train_rows: int
-    model: Any = field(repr=False, default=None)
-    spec: FeatureSpec = field(default_factory=FeatureSpec)
-
-
-@dataclass
-class TaskResult:
-    task: str
-    data_hash: str
-    classes: tuple[str, ...]
-    runs: list[ModelRun]
-    production: str
-    temperature: float
-    production_test: dict[str, float]
-    family_test: dict[str, float]
-    options: list[dict[str, Any]]
-    searches: list[dict[str, Any]]
-    confusion: np.ndarray
-    importance: dict[str, float]
-    holdout_ids: list[str]
-    family_of: dict[str, str]
-    n_rows: dict[str, int]
-    seconds: float
-    heads: list[HeadResult] = field(default_factory=list)
-    seed: int = 0
-    meta: Any = None  # ml.meta_train.MetaResult: the artist / title heads (catalog only)
-    cross: Any = None  # ml.seed_cross.CrossResult: the six-genre benchmark across datasets (seed6 only)
-
-
-def load_families(classes: Sequence[str]) -> dict[str, str]:
-    data = json.loads(FAMILIES_FILE.read_text(encoding="utf-8"))
-    aliases: dict[str, str] = data.get("aliases", {})
-    lookup = {g: fam for fam, genres in data["families"].items() for g in genres}
-    return {c: lookup.get(aliases.get(c, c), "other") for c in classes}
 
 
 def _latency(model: Any, x: np.ndarray) -> tuple[float, float]:
@@ -377,7 +130,7 @@ def run_task(
             cap = PROBE_ROWS.get(task)
             if cap and len(idx) > cap:
                 idx = np.sort(rng.choice(idx, cap, replace=False))
-            params = _probe_params(name, params, PROBE_ROUNDS.get(task))
+            params = probe_params(name, params, PROBE_ROUNDS.get(task))
         x_fit = build_features(raw[idx][:, _cols(spec)], spec)
         y_fit = y_all[idx]
         if iqr:
@@ -390,7 +143,7 @@ def run_task(
         t0 = time.perf_counter()
         model, used = fit_model(name, params, x_fit, y_fit, x_val, y_all[val_idx], seed)
         fit_s = time.perf_counter() - t0
-        proba = _full_proba(model, build_features(raw[val_units.rows][:, _cols(spec)], spec), len(classes))
+        proba = full_proba(model, build_features(raw[val_units.rows][:, _cols(spec)], spec), len(classes))
         return model, used, scores(proba, classes, val_units.label_sets), fit_s, len(x_fit)
 
     # -- options on validation -------------------------------------------------------------
@@ -516,7 +269,7 @@ def run_task(
         spec = scaled_spec if name in SCALED else tree_spec
         model, used, val_scores, fit_s, n_fit = trial(name, chosen[name], spec, iqr=use_iqr and name == lead)
         x_test = build_features(raw[test_units.rows][:, _cols(spec)], spec)
-        test_scores = scores(_full_proba(model, x_test, len(classes)), classes, test_units.label_sets)
+        test_scores = scores(full_proba(model, x_test, len(classes)), classes, test_units.label_sets)
         batch_ms, one_ms = _latency(model, x_test)
         runs.append(
             ModelRun(name, _jsonable(used), val_scores, test_scores, fit_s, batch_ms, one_ms, n_fit, model, spec)
@@ -532,10 +285,10 @@ def run_task(
         val_p, test_p = [], []
         for r in members:
             val_p.append(
-                _full_proba(r.model, build_features(raw[val_units.rows][:, _cols(r.spec)], r.spec), len(classes))
+                full_proba(r.model, build_features(raw[val_units.rows][:, _cols(r.spec)], r.spec), len(classes))
             )
             test_p.append(
-                _full_proba(r.model, build_features(raw[test_units.rows][:, _cols(r.spec)], r.spec), len(classes))
+                full_proba(r.model, build_features(raw[test_units.rows][:, _cols(r.spec)], r.spec), len(classes))
             )
         vote = ModelRun(
             "soft_vote(" + "+".join(r.name for r in members) + ")",
@@ -596,8 +349,6 @@ def run_task(
     full = heads[0]
     meta_result = None
     if metadata and "artists" in ds.frame and "track_name" in ds.frame:
-        from ml.meta_train import fit_metadata
-
         variants = {}
         if prod.name == VOTE_NAME and "catboost" in by_name:
             cb = by_name["catboost"]
@@ -649,11 +400,9 @@ def _vote(
     members: Sequence[ModelRun], raw: np.ndarray, val_units: EvalUnits, test_units: EvalUnits, classes: Sequence[str]
 ) -> tuple[ModelRun, list[dict[str, Any]]]:
     """Soft vote of `members` (same feature spec); the first member's weight is chosen on validation."""
-    from ml.ensemble import SoftVote
-
     spec = members[0].spec
     x_val = build_features(raw[val_units.rows][:, _cols(spec)], spec)
-    val_p = [_full_proba(r.model, x_val, len(classes)) for r in members]
+    val_p = [full_proba(r.model, x_val, len(classes)) for r in members]
     tried: list[dict[str, Any]] = []
     measured: list[tuple[float, float, list[float]]] = []
     for w in VOTE_WEIGHTS:
@@ -665,7 +414,7 @@ def _vote(
     model = SoftVote([r.model for r in members], weights, len(classes), [r.name for r in members])
     val_scores = scores(model.predict_proba(x_val), classes, val_units.label_sets)
     x_test = build_features(raw[test_units.rows][:, _cols(spec)], spec)
-    test_scores = scores(_full_proba(model, x_test, len(classes)), classes, test_units.label_sets)
+    test_scores = scores(full_proba(model, x_test, len(classes)), classes, test_units.label_sets)
     batch_ms, one_ms = _latency(model, x_test)
     params = {"members": [r.name for r in members], "weights": weights, **{r.name: r.params for r in members}}
     return ModelRun(
@@ -680,16 +429,6 @@ def _vote(
         model,
         spec,
     ), tried
-
-
-@dataclass
-class HeadResult:
-    name: str
-    run: ModelRun
-    temperature: float
-    test: dict[str, float]
-    family_test: dict[str, float]
-    confusion: np.ndarray
 
 
 def _cols(spec: FeatureSpec) -> list[int]:
@@ -708,9 +447,9 @@ def _calibrate(
 ) -> HeadResult:
     """Fit the head's temperature on validation, then score it once on test."""
     x_val = build_features(raw[val_units.rows][:, _cols(run.spec)], run.spec)
-    temperature = fit_temperature(_full_proba(run.model, x_val, len(classes)), classes, val_units.label_sets)
+    temperature = fit_temperature(full_proba(run.model, x_val, len(classes)), classes, val_units.label_sets)
     x_test = build_features(raw[test_units.rows][:, _cols(run.spec)], run.spec)
-    proba = apply_temperature(_full_proba(run.model, x_test, len(classes)), temperature)
+    proba = apply_temperature(full_proba(run.model, x_test, len(classes)), temperature)
     return HeadResult(
         name,
         run,
@@ -719,18 +458,6 @@ def _calibrate(
         _family_scores(proba, classes, family_of, test_units.label_sets),
         confusion(proba, classes, test_units.label_sets),
     )
-
-
-def _full_proba(model: Any, x: np.ndarray, n_classes: int) -> np.ndarray:
-    """predict_proba with columns for every class (a model fitted on a subset may miss some)."""
-    from ml.ensemble import member_proba
-
-    return member_proba(model, x, n_classes)
-
-
-def _model_classes(model: Any) -> np.ndarray:
-    est = model.steps[-1][1] if hasattr(model, "steps") else model
-    return np.asarray(est.classes_, dtype=int)
 
 
 def _family_scores(
@@ -759,7 +486,7 @@ def _grid_search(
     from sklearn.model_selection import GridSearchCV
 
     params = {**base, **SEARCH_ROUNDS.get(name, {})}
-    estimator = make_model(name, params, seed, threads=1) if name != "catboost" else _catboost_plain(params, seed)
+    estimator = make_model(name, params, seed, threads=1) if name != "catboost" else plain_catboost(params, seed)
     prefix = "mlpclassifier__" if name == "mlp" else ""
     folds = grouped_folds(ds.labels[fit_idx], ds.groups[fit_idx], 3, seed)
     search = GridSearchCV(
@@ -779,19 +506,6 @@ def _grid_search(
     return {**base, **best}, record
 
 
-def _catboost_plain(params: Mapping[str, Any], seed: int) -> Any:
-    from catboost import CatBoostClassifier
-
-    return CatBoostClassifier(
-        loss_function="MultiClass",
-        random_seed=seed,
-        thread_count=1,
-        verbose=False,
-        allow_writing_files=False,
-        **{k: v for k, v in params.items() if k != "od_type"},
-    )
-
-
 def _importance(
     run: ModelRun, x_val: np.ndarray, y_val: np.ndarray, classes: Sequence[str], seed: int
 ) -> dict[str, float]:
@@ -800,12 +514,12 @@ def _importance(
     n = min(3000, len(x_val))
     pick = rng.choice(len(x_val), n, replace=False)
     x, y = x_val[pick], y_val[pick]
-    base = float((_full_proba(run.model, x, len(classes)).argmax(axis=1) == y).mean())
+    base = float((full_proba(run.model, x, len(classes)).argmax(axis=1) == y).mean())
     out = {}
     for j, name in enumerate(run.spec.names()):
         shuffled = x.copy()
         shuffled[:, j] = rng.permutation(shuffled[:, j])
-        out[name] = base - float((_full_proba(run.model, shuffled, len(classes)).argmax(axis=1) == y).mean())
+        out[name] = base - float((full_proba(run.model, shuffled, len(classes)).argmax(axis=1) == y).mean())
     return out
 
 
@@ -817,109 +531,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-# --- artefacts --------------------------------------------------------------------------------
-
-
-def library_versions() -> dict[str, str]:
-    import catboost
-    import lightgbm
-    import pandas
-    import sklearn
-    import xgboost
-
-    return {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "pandas": pandas.__version__,
-        "scikit-learn": sklearn.__version__,
-        "catboost": catboost.__version__,
-        "lightgbm": lightgbm.__version__,
-        "xgboost": xgboost.__version__,
-    }
-
-
-def save_artefact(result: TaskResult, out_dir: Path) -> Path:
-    """Write each head's model + meta.json (+ holdout.json for the catalog); returns meta path."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    heads_meta = []
-    for head in result.heads:
-        run = head.run
-        if run.name == "catboost":
-            fmt, file = "catboost", f"{head.name}.cbm"
-            run.model.save_model(str(out_dir / file))
-        elif run.name == "lightgbm":
-            fmt, file = "lightgbm", f"{head.name}.txt"
-            run.model.booster_.save_model(str(out_dir / file), num_iteration=run.model.best_iteration_ or None)
-        else:
-            import joblib
-
-            fmt, file = "sklearn", f"{head.name}.joblib"
-            joblib.dump(run.model, out_dir / file, compress=3)  # the compact forest packs well
-        heads_meta.append(
-            {
-                "name": head.name,
-                "model": run.name,
-                "format": fmt,
-                "file": file,
-                "raw_inputs": list(run.spec.raw_names()),
-                "feature_spec": run.spec.to_dict(),
-                "feature_names": list(run.spec.names()),
-                "params": run.params,
-                "temperature": head.temperature,
-                "metrics": {"test": head.test, "family_test": head.family_test, "validation": run.val},
-                "fit_seconds": round(run.fit_seconds, 1),
-                "rows_fitted": run.train_rows,
-            }
-        )
-    created = datetime.now(UTC)
-    full = result.heads[0]
-    meta = {
-        "task": result.task,
-        "version": f"{result.task}-{_slug(result.production)}-{created:%Y%m%d%H%M%S}",
-        "created_at": created.isoformat(timespec="seconds"),
-        "model": result.production,
-        "raw_inputs": list(RAW_INPUTS),
-        "feature_names": list(full.run.spec.names()),
-        "heads": heads_meta,
-        "classes": list(result.classes),
-        "family_of": result.family_of,
-        "metrics": {"test": full.test, "family_test": full.family_test, "validation": full.run.val},
-        "rows": result.n_rows,
-        "data_hash": result.data_hash,
-        "seed": result.seed,
-        "libraries": library_versions(),
-    }
-    for stale in ("blend.json", "artists.npz", "tokens.npz"):
-        (out_dir / stale).unlink(missing_ok=True)
-    if result.meta is not None:
-        result.meta.blend.save(out_dir)
-        meta["metadata"] = {
-            "heads": {
-                h.name: {"test": h.test, "family_test": h.family_test, "validation": h.val} for h in result.meta.heads
-            },
-            "known_share": result.meta.known_share,
-        }
-    path = out_dir / META_FILE
-    path.write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    if result.task == "catalog":
-        (out_dir / "holdout.json").write_text(json.dumps(result.holdout_ids), encoding="utf-8")
-    return path
-
-
-def _slug(name: str) -> str:
-    import re
-
-    return re.sub(r"[^\w+]+", "-", name).strip("-")
-
-
-def _probe_params(name: str, params: Mapping[str, Any], rounds: int | None) -> dict[str, Any]:
-    out = dict(params)
-    for key in ("n_estimators", "iterations"):
-        if key in out and rounds is not None:
-            out[key] = min(int(out[key]), rounds)
-    return out
 
 
 def train(
@@ -939,10 +550,7 @@ def train(
 
     For seed6, `cross_dataset` first compares training on the seed file, the catalogue's six genres or
     both (`ml.seed_cross`) and trains the artefact on the data that generalised best on validation."""
-    from ml.report import write_report
-
-    global _THREAD_CAP
-    _THREAD_CAP = threads
+    set_thread_cap(threads)
     results = []
     started = time.perf_counter()
     for task in tasks:
@@ -950,8 +558,6 @@ def train(
         cross = None
         with threadpool_limits(1):  # two shared cores: one thread per fit beats oversubscription
             if task == "seed6" and cross_dataset and (Path(data_dir) / "raw" / TASK_FILES["catalog"]).exists():
-                from ml.seed_cross import compare, load_cross
-
                 params = {k: {**v, **(overrides or {}).get(k, {})} for k, v in DEFAULTS["seed6"].items()}
                 cross = compare(
                     load_cross(ds, load_task(data_dir, "catalog"), seed),
@@ -975,33 +581,3 @@ def train(
                 results, docs_dir, total_seconds=total, seed=seed, zoo=zoo, name="model-report.md", threads=threads
             )
     return results
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Train Encore's genre models")
-    parser.add_argument("--data-dir", type=Path, default=Path("data"))
-    parser.add_argument("--models-path", type=Path, default=None)
-    parser.add_argument("--task", choices=("seed6", "catalog", "all"), default="all")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--reports-dir", type=Path, default=Path("reports"))
-    parser.add_argument("--docs-dir", type=Path, default=None)
-    parser.add_argument("--threads", type=int, default=None, help="cap every fit at this many threads")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    tasks = ("seed6", "catalog") if args.task == "all" else (args.task,)
-    train(
-        args.data_dir,
-        args.models_path or args.data_dir / "models",
-        tasks=tasks,
-        zoo=not args.quick,
-        seed=args.seed,
-        reports_dir=args.reports_dir,
-        docs_dir=args.docs_dir,
-        threads=args.threads,
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

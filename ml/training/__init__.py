@@ -1,0 +1,1 @@
+"""Training the genre models: zoo (models) → results (types) → artefacts (files) → pipeline (the run)."""
