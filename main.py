@@ -87,7 +87,12 @@ async def cmd_serve(args: argparse.Namespace, cli: CliContext) -> int:
             # Before runner.setup(): webhook mode adds its route to the app, which setup() freezes.
             telegram = await start_telegram(settings, services, get_routers(), app)
         # Hourly cache purge always; daily picks once the bot has attached itself to deliver them.
-        scheduler = create_scheduler(services.picks, services.cache)
+        scheduler = create_scheduler(
+            services.picks,
+            services.cache,
+            refresh=catalogue_refresher(services),
+            refresh_seconds=settings.catalog_refresh_seconds,
+        )
         scheduler.start()
         runner = await start_server(
             app, settings.http.host, settings.http.port, limits=server_limits(settings), reuse_port=workers is not None
@@ -127,10 +132,17 @@ async def cmd_serve_http_worker(args: argparse.Namespace, cli: CliContext) -> in
     settings = cli.settings
 
     async def serve(stop: asyncio.Event) -> None:
+        from bot.scheduler import create_scheduler
+
         services = await cli.services()
         try:
             await services.warm_up()
             runner = None
+            # Only the catalogue refresh: the primary runs the other jobs once for everyone.
+            scheduler = create_scheduler(
+                None, None, refresh=catalogue_refresher(services), refresh_seconds=settings.catalog_refresh_seconds
+            )
+            scheduler.start()
             try:
                 if not stop.is_set():
                     runner = await start_server(
@@ -143,6 +155,7 @@ async def cmd_serve_http_worker(args: argparse.Namespace, cli: CliContext) -> in
                     log.info("HTTP worker %d serving", os.getpid())
                 await stop.wait()
             finally:
+                scheduler.shutdown(wait=False)
                 if runner is not None:
                     await runner.cleanup()
         finally:
@@ -171,7 +184,32 @@ async def cmd_setup(args: argparse.Namespace, cli: CliContext) -> int:
     code = await asyncio.to_thread(cmd_train, train, cli)
     if code:
         log.error("training the genre model failed (exit %s)", code)
-    return int(code or 0)
+        return int(code)
+    # The indices, built once here and saved (serve loads them): kept when still current.
+    services = await cli.services()
+    await services.recommendations.index()
+    await services.tracks.index()
+    return 0
+
+
+def catalogue_refresher(services: Services) -> Callable[[], Awaitable[int]]:
+    """Tracks stored by any instance since this process's indices were built: into both indices."""
+
+    async def refresh() -> int:
+        added = await services.recommendations.refresh()
+        return added + await services.tracks.refresh_index()
+
+    return refresh
+
+
+async def drop_index_snapshots(settings: Settings) -> None:
+    """After a catalogue import: the saved indices no longer match (the next start rebuilds them)."""
+    from ml.recsys import snapshot
+    from services.recommender import SNAPSHOT as RECOMMENDER
+    from services.search import SNAPSHOT as SEARCH
+
+    for name in (RECOMMENDER, SEARCH):
+        await asyncio.to_thread(snapshot.remove, index_dir(settings), name)
 
 
 # -- composition ---------------------------------------------------------------------------------
@@ -281,6 +319,7 @@ async def build_services(settings: Settings) -> Services:
         search=spotify,
         features=features if spotify is not None else None,
         search_page=SEARCH_PAGE_MAX,
+        on_import=lambda: drop_index_snapshots(settings),
     )
     recommendations = RecommendationService(
         sessions,

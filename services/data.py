@@ -8,7 +8,7 @@ catalogue into the database through `CatalogImporter`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -41,8 +41,12 @@ class DataService:
         search: TrackSearch | None = None,
         features: FeatureLookup | None = None,
         search_page: int = 10,
+        on_import: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
+        """`on_import()` is awaited after every catalogue import (e.g. to drop the indices' snapshots,
+        which no longer match the tracks)."""
         self._sessions = sessions
+        self._on_import = on_import
         self.raw_dir = raw_dir
         self.mirror = mirror
         self._urls = urls
@@ -74,9 +78,12 @@ class DataService:
                     self.raw_dir, mirror=self.mirror, urls=self._urls, progress=progress, specs=self._specs,
                     only=(CATALOG,),
                 ))[CATALOG]  # fmt: skip
-            return await CatalogImporter(self._sessions).import_file(path, progress=progress)
+            stats = await CatalogImporter(self._sessions).import_file(path, progress=progress)
         except DatasetError as exc:
             raise DataError(exc.message) from exc
+        if self._on_import is not None:
+            await self._on_import()
+        return stats
 
     async def setup(self, *, progress: Bars = no_bars) -> ImportStats | None:
         """Missing datasets fetched; the catalogue imported when the database has none (None: it had)."""

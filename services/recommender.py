@@ -110,12 +110,14 @@ class RecommendationService:
             await self.save_snapshot(index)
         return index
 
-    def _version(self) -> str:
-        if self._model_version is not None:
-            return str(self._model_version() or "none")
-        if self._proba is not None:
-            return str(getattr(self._proba, "version", "given"))
-        return "none" if self._proba_source is None else "unknown"
+    def _version(self, *, built: bool = False) -> str:
+        """The genre model's version: of the one an index was `built` with, else of the one a new
+        build would use (read from its metadata without loading it)."""
+        if built or self._model_version is None:
+            if self._proba is not None:
+                return str(getattr(self._proba, "version", "given"))
+            return "none" if built or self._proba_source is None else "unknown"
+        return str(self._model_version() or "none")
 
     @staticmethod
     def _key(count: int, top: int, labels: int, model: str) -> str:
@@ -131,8 +133,9 @@ class RecommendationService:
         if count != len(index):  # a track changed while the index was built: do not vouch for it
             log.warning("recommender snapshot not saved: %d tracks in the index, %d in the DB", len(index), count)
             return None
+        model = self._version(built=True) if index.has_proba else "none"
         arrays, meta = index.to_arrays()
-        meta |= {"key": self._key(count, top, labels, self._version()), "max_id": top}
+        meta |= {"key": self._key(count, top, labels, model), "max_id": top}
         try:
             folder = await asyncio.to_thread(snapshot.save, self._snapshot_dir, SNAPSHOT, arrays, meta)
         except OSError as exc:
