@@ -90,7 +90,7 @@ async def cmd_serve(args: argparse.Namespace, cli: CliContext) -> int:
         scheduler = create_scheduler(
             services.picks,
             services.cache,
-            refresh=catalogue_refresher(services),
+            refresh=catalogue_refresher(services, app),
             refresh_seconds=settings.catalog_refresh_seconds,
         )
         scheduler.start()
@@ -139,14 +139,15 @@ async def cmd_serve_http_worker(args: argparse.Namespace, cli: CliContext) -> in
             await services.warm_up()
             runner = None
             # Only the catalogue refresh: the primary runs the other jobs once for everyone.
+            app = create_http_app(services, settings)
             scheduler = create_scheduler(
-                None, None, refresh=catalogue_refresher(services), refresh_seconds=settings.catalog_refresh_seconds
+                None, None, refresh=catalogue_refresher(services, app), refresh_seconds=settings.catalog_refresh_seconds
             )
             scheduler.start()
             try:
                 if not stop.is_set():
                     runner = await start_server(
-                        create_http_app(services, settings),
+                        app,
                         settings.http.host,
                         settings.http.port,
                         limits=server_limits(settings),
@@ -192,11 +193,21 @@ async def cmd_setup(args: argparse.Namespace, cli: CliContext) -> int:
     return 0
 
 
-def catalogue_refresher(services: Services) -> Callable[[], Awaitable[int]]:
-    """Tracks stored by any instance since this process's indices were built: into both indices."""
+def catalogue_refresher(services: Services, app: web.Application | None = None) -> Callable[[], Awaitable[int]]:
+    """Tracks stored by any instance since this process's indices were built: into both indices.
+    When the recommender's index grew (here or by an earlier add in this process), the cached
+    /similar answers are dropped, so that the new tracks show up in them too."""
+    seen = [-1]
 
     async def refresh() -> int:
         added = await services.recommendations.refresh()
+        size = await services.recommendations.catalogue_size()
+        if app is not None and (added or (seen[0] >= 0 and size != seen[0])):
+            from handlers.http.api import similar_cache_key
+
+            if (cache := app.get(similar_cache_key)) is not None:
+                cache.clear()
+        seen[0] = size
         return added + await services.tracks.refresh_index()
 
     return refresh
