@@ -98,6 +98,7 @@ async def cmd_serve(args: argparse.Namespace, cli: CliContext) -> int:
             app, settings.http.host, settings.http.port, limits=server_limits(settings), reuse_port=workers is not None
         )
         metrics_runner = await start_metrics_server(app, settings)
+        preload = asyncio.create_task(preload_model(services)) if settings.model_preload else None
         log.info(
             "HTTP server on http://%s:%d (health: /healthz)%s",
             settings.http.host,
@@ -108,6 +109,8 @@ async def cmd_serve(args: argparse.Namespace, cli: CliContext) -> int:
             await stop.wait()
             log.info("shutting down: finishing in-flight work")
         finally:
+            if preload is not None and not preload.done():
+                await asyncio.wait({preload}, timeout=30)  # a thread cannot be cancelled
             if workers is not None:
                 workers.terminate()
             scheduler.shutdown(wait=False)
@@ -191,6 +194,14 @@ async def cmd_setup(args: argparse.Namespace, cli: CliContext) -> int:
     await services.recommendations.index()
     await services.tracks.index()
     return 0
+
+
+async def preload_model(services: Services) -> None:
+    """The genre model, loaded while the server already answers (the first genre answers wait for it)."""
+    try:
+        await services.genre.load()
+    except Exception:
+        log.exception("loading the genre model failed; genre answers will say the model is not ready")
 
 
 def catalogue_refresher(services: Services, app: web.Application | None = None) -> Callable[[], Awaitable[int]]:
@@ -377,9 +388,6 @@ async def build_services(settings: Settings) -> Services:
     if spotify_save.enabled:
         closers.append(spotify_save.close)
 
-    async def warm_genre() -> None:
-        await genre.load()
-
     async def warm_tracks() -> None:
         health.set_detail("catalog_tracks", len(await tracks.index()))
 
@@ -400,7 +408,10 @@ async def build_services(settings: Settings) -> Services:
         evaluation=RecommenderEvaluation(
             data.path_of(CATALOG), model=genre.predictor, holdout=model_path / "holdout.json"
         ),
-        warmers=[warm_genre, warm_tracks, warm_recommender],
+        # The indices load from their snapshots before the server listens; the genre model is not
+        # needed for that, so `serve` loads it in the background once listening (MODEL_PRELOAD), and
+        # extra HTTP processes load it on first use.
+        warmers=[warm_tracks, warm_recommender],
         analysis=analysis,
         playlists=playlists,
         spotify_save=spotify_save,

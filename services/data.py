@@ -10,15 +10,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ml.pipeline.collect import CollectStats, FeatureLookup, GenreCollector, TrackSearch
 from ml.pipeline.datasets import CATALOG, DATASETS, DEFAULT_URLS, DatasetError, DatasetSpec
 from ml.progress import Bars, no_bars
-from services.catalog import CatalogImporter, ImportStats, catalog_size
 from services.datasets import ensure_datasets
 from services.errors import EncoreError, ProviderUnavailable
+
+if TYPE_CHECKING:  # the importer (pandas) and the collector load when used, not in the server
+    from ml.pipeline.collect import CollectStats, FeatureLookup, TrackSearch
+    from services.catalog import ImportStats
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,8 @@ class DataService:
                     self.raw_dir, mirror=self.mirror, urls=self._urls, progress=progress, specs=self._specs,
                     only=(CATALOG,),
                 ))[CATALOG]  # fmt: skip
+            from services.catalog import CatalogImporter
+
             stats = await CatalogImporter(self._sessions).import_file(path, progress=progress)
         except DatasetError as exc:
             raise DataError(exc.message) from exc
@@ -88,11 +93,13 @@ class DataService:
     async def setup(self, *, progress: Bars = no_bars) -> ImportStats | None:
         """Missing datasets fetched; the catalogue imported when the database has none (None: it had)."""
         paths = await self.fetch(progress=progress)
-        if await catalog_size(self._sessions) > 0:
+        if await self.catalog_size() > 0:
             return None
         return await self.import_catalog(paths[CATALOG], progress=progress)
 
     async def catalog_size(self) -> int:
+        from services.catalog import catalog_size
+
         return await catalog_size(self._sessions)
 
     async def collect(
@@ -109,6 +116,8 @@ class DataService:
             raise DataError("collect needs Spotify keys: set SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET.")
         if limit <= 0:
             raise DataError("the limit must be positive")
+        from ml.pipeline.collect import GenreCollector
+
         genre = genre.strip().lower()
         path = output or self.raw_dir / f"collected_{genre.replace(' ', '-')}.csv"
         with progress(total=limit, unit="track", desc=f"collect {genre}") as bar:
