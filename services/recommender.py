@@ -44,6 +44,18 @@ SNAPSHOT = "recommender"  # the index's snapshot folder name under `snapshot_dir
 REBUILD_SHARE = 0.05
 
 
+def release_memory() -> None:
+    """Give the heap a build freed back to the system (glibc keeps freed blocks for reuse: after the
+    model's probabilities for every track and the build's temporaries, hundreds of MB)."""
+    import contextlib
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 class RecommendationService:
     """Similar tracks, "for you" and the shared in-memory index (built lazily from the DB)."""
 
@@ -95,6 +107,7 @@ class RecommendationService:
         index = await self._build_from_db()
         if self._snapshot_dir is not None:
             await self.save_snapshot(index)
+        release_memory()
         self._index = index
         self._colikes = None
         self._colikes_at = -math.inf
@@ -108,6 +121,7 @@ class RecommendationService:
         index = await self._build_from_db()
         if self._snapshot_dir is not None:
             await self.save_snapshot(index)
+        release_memory()
         return index
 
     def _version(self, *, built: bool = False) -> str:
