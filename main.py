@@ -20,7 +20,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from bot.config import Settings
 from bot.logging import setup_logging
@@ -31,7 +31,10 @@ if TYPE_CHECKING:
     from bot.cli import CliContext
     from bot.http.server import ServerLimits
     from services.container import Services
+    from services.genre import GenreService
     from services.models import ModelService
+    from services.recommender import RecommendationService
+    from services.tracks import TrackService
 
 log = logging.getLogger("encore")
 ROOT = Path(__file__).resolve().parent
@@ -190,16 +193,25 @@ async def cmd_setup(args: argparse.Namespace, cli: CliContext) -> int:
         log.error("training the genre model failed (exit %s)", code)
         return int(code)
     # The indices, built once here and saved (serve loads them): kept when still current.
-    services = await cli.services()
-    await services.recommendations.index()
-    await services.tracks.index()
+    recommendations, tracks, _ = built_services(await cli.services())
+    await recommendations.index()
+    await tracks.index()
     return 0
+
+
+def built_services(services: Services) -> tuple[RecommendationService, TrackService, GenreService]:
+    """The concrete services `build_services` put in the container (typed there by their Protocols)."""
+    return (
+        cast("RecommendationService", services.recommendations),
+        cast("TrackService", services.tracks),
+        cast("GenreService", services.genre),
+    )
 
 
 async def preload_model(services: Services) -> None:
     """The genre model, loaded while the server already answers (the first genre answers wait for it)."""
     try:
-        await services.genre.load()
+        await built_services(services)[2].load()
     except Exception:
         log.exception("loading the genre model failed; genre answers will say the model is not ready")
 
@@ -209,17 +221,18 @@ def catalogue_refresher(services: Services, app: web.Application | None = None) 
     When the recommender's index grew (here or by an earlier add in this process), the cached
     /similar answers are dropped, so that the new tracks show up in them too."""
     seen = [-1]
+    recommendations, tracks, _ = built_services(services)
 
     async def refresh() -> int:
-        added = await services.recommendations.refresh()
-        size = await services.recommendations.catalogue_size()
+        added = await recommendations.refresh()
+        size = await recommendations.catalogue_size()
         if app is not None and (added or (seen[0] >= 0 and size != seen[0])):
             from handlers.http.api import similar_cache_key
 
             if (cache := app.get(similar_cache_key)) is not None:
                 cache.clear()
         seen[0] = size
-        return added + await services.tracks.refresh_index()
+        return added + await tracks.refresh_index()
 
     return refresh
 

@@ -175,10 +175,10 @@ class RecommendationService:
             count, _, labels, _ = await TrackRepository(s).index_counts(top)
             newer, _, _, _ = await TrackRepository(s).index_counts()
         try:
-            arrays, meta = await asyncio.to_thread(
+            arrays, stored = await asyncio.to_thread(
                 snapshot.load, root, SNAPSHOT, self._key(count, top, labels, self._version())
             )
-            index = CatalogIndex.from_arrays(arrays, meta, self._weights)
+            index = CatalogIndex.from_arrays(arrays, stored, self._weights)
         except (snapshot.SnapshotError, ValueError, KeyError, TypeError) as exc:
             log.warning("recommender snapshot not used (%s): rebuilding", exc)
             return None

@@ -246,8 +246,8 @@ class SearchIndex:
         async with sessions() as session:
             searchable = (await TrackRepository(session).index_counts(top))[3]
         try:
-            arrays, meta = await asyncio.to_thread(snapshot.load, root, SNAPSHOT, _snapshot_key(searchable, top))
-            index = await asyncio.to_thread(cls.from_arrays, arrays, meta)
+            arrays, stored = await asyncio.to_thread(snapshot.load, root, SNAPSHOT, _snapshot_key(searchable, top))
+            index = await asyncio.to_thread(cls.from_arrays, arrays, stored)
         except (snapshot.SnapshotError, ValueError, KeyError, TypeError, IndexError) as exc:
             log.warning("search snapshot not used (%s): rebuilding", exc)
             return None

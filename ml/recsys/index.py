@@ -811,11 +811,12 @@ class CatalogIndex:
         return cached
 
     def _genre_missing(self) -> np.ndarray:
-        cached = getattr(self, "_no_genre", None)
-        if cached is None or self._no_genre_n != len(self):
-            cached = np.flatnonzero(~np.asarray(self.has_genre, dtype=bool))
-            self._no_genre, self._no_genre_n = cached, len(self)
-        return cached
+        """Positions of the tracks without any genre (cached per index size)."""
+        cached: tuple[int, np.ndarray] | None = getattr(self, "_no_genre", None)
+        if cached is None or cached[0] != len(self):
+            cached = (len(self), np.flatnonzero(~np.asarray(self.has_genre, dtype=bool)))
+            self._no_genre = cached
+        return cached[1]
 
     def _pair_distances2(self, rows: np.ndarray, others: Sequence[int]) -> np.ndarray:
         """Squared audio distances between two sets of tracks, (len(rows), len(others)), from the

@@ -188,11 +188,12 @@ async def test_a_song_stored_by_one_instance_becomes_a_candidate_on_another(scra
                     break
                 # Until B's next refresh adds something (its log says so), then ask again.
                 seen = sum(ADDED in m for m in b.messages)
+
+                def refreshed(messages: list[str], seen: int = seen) -> bool:
+                    return sum(ADDED in m for m in messages) > seen
+
                 try:
-                    await b.wait_until(
-                        lambda ms, seen=seen: sum(ADDED in m for m in ms) > seen,
-                        within=max(0.1, deadline - time.monotonic()),
-                    )
+                    await b.wait_until(refreshed, within=max(0.1, deadline - time.monotonic()))
                 except TimeoutError:
                     break
             assert new_id in found, f"not a candidate on B within {DEADLINE:g} s: {found}; B: {b.messages[-20:]}"
