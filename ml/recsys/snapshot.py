@@ -9,8 +9,9 @@ missing, short or of the wrong shape, gets None and builds afresh (it never trus
 cannot check).
 
 Writing is atomic: the arrays go to a new folder, then a symlink (`<name>`) is switched to it with
-`os.replace`, and older folders are removed. A process still mapping an older folder's files keeps
-reading them (an unlinked file lives on while mapped).
+`os.replace`, and older folders are removed (a newer one is another process's save in progress).
+A process still mapping an older folder's files keeps reading them (an unlinked file lives on while
+mapped); files are never changed in place (truncating a mapped file would kill its readers).
 
 Strings are stored as one UTF-8 blob plus offsets (`StrColumn`), tuples of ints as CSR
 (`IntTuples`): both answer `column[i]` without building a Python object per row up front.
@@ -185,8 +186,14 @@ def save(root: Path, name: str, arrays: Mapping[str, np.ndarray], meta: Mapping[
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
+    # Older folders go; a newer one is another process's save in progress (it removes this one).
+    mine = folder.stat().st_mtime_ns
     for old in root.glob(f"{name}.*"):
-        if old.is_dir() and old.name != folder.name:
+        try:
+            older = old.is_dir() and old.name != folder.name and old.stat().st_mtime_ns <= mine
+        except FileNotFoundError:
+            continue
+        if older:
             shutil.rmtree(old, ignore_errors=True)
     return folder
 
