@@ -905,7 +905,6 @@ class CatalogIndex:
         # index into the pool's distinct artists, so a window's counts become one gather.
         distinct, artist_of = np.unique(self.main_artist[pool], return_inverse=True)
         slot = {a: i for i, a in enumerate(distinct.tolist())}
-        alive = np.ones(pool.size, dtype=bool)
         # Per pick only what changed is recomputed: the novelty term when a track is chosen, the
         # artist penalty when the window moves; rejected candidates (blocked key, artist cap) change
         # neither. The arithmetic is the same as recomputing everything each time.
@@ -933,12 +932,11 @@ class CatalogIndex:
                             per_artist[i] += c
                     penalty = self.weights.artist_repeat * per_artist[artist_of]
                 window_changed = False
-            score = base + novelty_term
+            score = base + novelty_term  # a candidate already taken or refused has base −inf
             if penalty is not None:
-                score = score - penalty
-            score[~alive] = -np.inf
+                score -= penalty
             j = int(np.argmax(score))
-            alive[j] = False
+            base[j] = -np.inf
             left -= 1
             p = pool_ids[j]
             if rec_keys[j] in blocked_keys or song_keys[j] in blocked_keys:
