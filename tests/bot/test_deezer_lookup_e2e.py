@@ -16,7 +16,7 @@ from sqlalchemy import select
 from db.engine import create_engine, create_session_factory
 from db.models import Track
 from services.deezer_match import NS_MISS, DeezerLookup
-from tests.bot.test_audio_e2e import ANN, JAZZ_ON_DEEZER, World, make_world
+from tests.bot.test_audio_e2e import ANN, BORIS, JAZZ_ON_DEEZER, World, make_world
 from tests.fakes.deezer import FakeDeezerTrack
 from tests.fakes.spotify import Failure
 
@@ -169,3 +169,38 @@ async def test_lookups_share_one_request_per_song(world: World) -> None:
     info = await tracks.get((await row(world, "Jazz Song 3-1")).id)
     found = await asyncio.gather(*[tracks.with_deezer(info) for _ in range(5)])  # type: ignore[attr-defined]
     assert {t.deezer_id for t in found} == {JAZZ_ON_DEEZER} and world.deezer.calls["search"] == 1
+
+
+# -- inline mode: the same resolution as the chat ------------------------------------------------
+
+
+async def inline(world: World, user: dict[str, Any], query: str) -> dict[str, Any]:
+    mark = world.telegram.mark()
+    world.telegram.inline(user, query)
+    return (await world.telegram.wait_for("answerInlineQuery", after=mark)).params
+
+
+async def test_inline_nonsense_finds_nothing_and_says_so(world: World) -> None:
+    for user, label in ((ANN, "Nothing found"), (BORIS, "Ничего не нашлось")):
+        answer = await inline(world, user, "asdkjh qwpoeiru zzxq")
+        assert answer["results"] == []
+        assert answer["button"]["text"].startswith(label) and answer["button"]["start_parameter"] == "inline"
+    answer = await inline(world, ANN, "Jazz Band 3 Jazz Song 3-1")  # a clear match: no button, the song first
+    assert "button" not in answer and answer["results"][0]["title"] == "Jazz Song 3-1"
+    assert [c for c in world.telegram.calls if not c.ok] == []
+
+
+async def test_inline_finds_a_song_only_deezer_knows(world: World) -> None:
+    answer = await inline(world, ANN, "daft punk one more time")  # not in the catalogue, never asked in chat
+    first = answer["results"][0]
+    assert first["type"] == "audio" and (first["title"], first["performer"]) == ("One More Time", "Daft Punk")
+    assert first["audio_url"].startswith(world.deezer.base_url + "/preview/")
+    assert [c for c in world.telegram.calls if not c.ok] == []
+
+
+async def test_inline_catalogue_songs_become_playable_with_a_thumbnail(world: World) -> None:
+    answer = await inline(world, ANN, "Jazz Band 3 Jazz Song 3-1")
+    first = answer["results"][0]
+    assert first["type"] == "audio" and first["title"] == "Jazz Song 3-1"  # found on Deezer meanwhile
+    assert (await row(world, "Jazz Song 3-1")).deezer_id == JAZZ_ON_DEEZER
+    assert [c for c in world.telegram.calls if not c.ok] == []
