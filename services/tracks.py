@@ -461,11 +461,16 @@ class TrackService:
                             popularity=found.popularity,
                             source="spotify",
                             search_key=key[:1024],
+                            cover_url=found.cover_url,
+                            release_year=found.year,
                         )
                         .on_conflict_do_nothing(index_elements=[Track.spotify_id])
                     )
                     row = await repo.by_spotify_id(found.id)
                     assert row is not None
+            if (found.cover_url and row.cover_url is None) or (found.year and row.release_year is None):
+                await repo.fill_artwork(row.id, cover_url=found.cover_url, release_year=found.year)
+                await session.refresh(row)
             info = TrackInfo.from_row(row)
         index = await self.index()
         if info.id not in index:
