@@ -13,8 +13,10 @@ How it stays out of the way of a card:
   time the card (or the radio, or an inline result) shows the song, the preview button and the cover
   are there. Editing the message afterwards would make the card jump under the reader's thumb.
 - misses are remembered: "Deezer has no such song" for `miss_ttl` (a week, in the shared cache, so
-  every instance and a restart know it), a failure (Deezer down, timeouts, quota) for
-  `failure_ttl` in this process, so a Deezer outage costs one attempt per song, not one per card.
+  every instance and a restart know it).
+- a failure (Deezer down or unreachable, timeouts, quota) pauses every lookup in this process for
+  `pause` (a minute, doubling while failures go on, at most `max_pause`): with no network, one card a
+  minute waits for the budget, the others are shown at once, as before.
 - one lookup per song at a time; every request goes through the Deezer client, with its rate limiter
   (Deezer's 50 requests per 5 s) and its cache.
 Nothing here raises: whatever goes wrong, the caller gets the track as it was.
@@ -79,7 +81,8 @@ class DeezerLookup:
         *,
         budget: float = 1.5,
         miss_ttl: timedelta = timedelta(days=7),
-        failure_ttl: timedelta = timedelta(minutes=5),
+        pause: timedelta = timedelta(minutes=1),
+        max_pause: timedelta = timedelta(minutes=10),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sessions = sessions
@@ -87,7 +90,10 @@ class DeezerLookup:
         self._cache = cache
         self.budget = budget
         self._miss_ttl = miss_ttl
-        self._failure_ttl = failure_ttl.total_seconds()
+        self._pause = pause.total_seconds()
+        self._max_pause = max_pause.total_seconds()
+        self._failures = 0  # in a row
+        self._paused_until = 0.0  # clock
         self._clock = clock
         self._memo: OrderedDict[int, float] = OrderedDict()  # track id → ask again after (clock)
         self._running: dict[int, asyncio.Task[TrackInfo | None]] = {}
@@ -98,6 +104,8 @@ class DeezerLookup:
         if track.deezer_id is not None or track.source == "upload" or not track.name:
             return False
         if not track.artists and not track.isrc:
+            return False
+        if self._paused_until > self._clock():  # Deezer failed a moment ago
             return False
         until = self._memo.get(track.id)
         if until is None:
@@ -139,6 +147,11 @@ class DeezerLookup:
     def _done(self, track_id: int, _task: asyncio.Task[TrackInfo | None]) -> None:
         self._running.pop(track_id, None)
 
+    def _failed(self) -> None:
+        self._failures += 1
+        pause = min(self._pause * 2 ** min(self._failures - 1, 16), self._max_pause)
+        self._paused_until = self._clock() + pause
+
     def _remember(self, track_id: int, seconds: float) -> None:
         self._memo[track_id] = self._clock() + seconds
         self._memo.move_to_end(track_id)
@@ -157,12 +170,13 @@ class DeezerLookup:
             )
         except EncoreError as exc:  # Deezer down, rate-limited, an answer it could not read
             log.info("Deezer lookup of track %s failed: %s", track.id, exc.code)
-            self._remember(track.id, self._failure_ttl)
+            self._failed()
             return None
         except Exception:  # the card is shown anyway
             log.exception("Deezer lookup of track %s failed", track.id)
-            self._remember(track.id, self._failure_ttl)
+            self._failed()
             return None
+        self._failures = 0  # Deezer answered
         if found is None:
             await self._miss(track.id)
             return None
@@ -181,7 +195,7 @@ class DeezerLookup:
                 info = TrackInfo.from_row(row) if row is not None else None
         except SQLAlchemyError:
             log.exception("could not store the Deezer id of track %s", track.id)
-            self._remember(track.id, self._failure_ttl)
+            self._remember(track.id, self._pause)
             return None
         if info is None or info.deezer_id is None:  # another row holds that Deezer id (the same song twice)
             await self._miss(track.id)

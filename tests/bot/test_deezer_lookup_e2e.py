@@ -103,6 +103,9 @@ async def test_a_miss_is_remembered(world: World) -> None:
     # Stored in the shared cache: another process (or a restart) knows it too.
     track_id = (await row(world, "Rock Song 2-1")).id
     assert await world.services.cache.get(NS_MISS, str(track_id)) is True  # type: ignore[union-attr]
+    # A miss is about that song only: the next song is looked up.
+    card, _ = await card_of(world, ANN, "Jazz Band 3 - Jazz Song 3-1")
+    assert has_preview_button(card) and lookup(world).lookups == 2
 
 
 async def test_deezer_down_the_card_is_as_before_and_no_error(world: World) -> None:
@@ -114,9 +117,12 @@ async def test_deezer_down_the_card_is_as_before_and_no_error(world: World) -> N
     assert (await row(world, "Jazz Song 3-1")).deezer_id is None
     asked = world.deezer.calls["search"]
     assert asked >= 1
-    # The failure is remembered for a while: the next cards do not wait for Deezer again.
+    # Lookups pause for a while: the next cards (this song's or another's) do not wait for Deezer.
     card, _ = await card_of(world, ANN, "Jazz Band 3 - Jazz Song 3-1")
     assert not has_preview_button(card) and world.deezer.calls["search"] == asked
+    card, _ = await card_of(world, ANN, "Jazz Band 1 - Jazz Song 1-0")
+    assert "Jazz Song 1-0" in card["text"] and world.deezer.calls["search"] == asked
+    assert lookup(world).lookups == 1
     assert [c for c in world.telegram.calls if not c.ok] == []
 
 
