@@ -283,8 +283,22 @@ async def build_services(settings: Settings) -> Services:
         search_page=SEARCH_PAGE_MAX,
     )
     recommendations = RecommendationService(sessions, proba_source=genre.predictor)
+    deezer_lookup = None
+    if deezer is not None:
+        from services.deezer_match import DeezerLookup
+
+        deezer_lookup = DeezerLookup(sessions, deezer, cache, budget=settings.deezer.lookup_budget)
+        closers.append(deezer_lookup.close)  # closed before the client (closers run last first)
     tracks = TrackService(
-        sessions, None, spotify, youtube, features, genre, deezer=deezer, on_features=recommendations.add_tracks
+        sessions,
+        None,
+        spotify,
+        youtube,
+        features,
+        genre,
+        deezer=deezer,
+        on_features=recommendations.add_tracks,
+        deezer_lookup=deezer_lookup,
     )
     analysis = None
     if settings.analysis.enabled:

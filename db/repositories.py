@@ -294,6 +294,19 @@ class TrackRepository:
             return False
         return bool(cast("CursorResult[Any]", result).rowcount)
 
+    async def fill_artwork(self, track_id: int, *, cover_url: str | None, release_year: int | None) -> None:
+        """Give a track the cover and year a provider has, where it has none (one statement)."""
+        if cover_url is None and release_year is None:
+            return
+        await self._s.execute(
+            update(Track)
+            .where(Track.id == track_id, or_(Track.cover_url.is_(None), Track.release_year.is_(None)))
+            .values(
+                cover_url=func.coalesce(Track.cover_url, cover_url),
+                release_year=func.coalesce(Track.release_year, release_year),
+            )
+        )
+
     async def add_upload(self, values: Mapping[str, Any]) -> Track:
         """A song someone sent as audio (source "upload"): one row, its features written with it."""
         row = Track(**{**values, "source": UPLOAD_SOURCE})

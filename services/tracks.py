@@ -46,6 +46,7 @@ from services.youtube import YouTubeService
 
 if TYPE_CHECKING:
     from services.deezer import DeezerClient, DeezerTrack
+    from services.deezer_match import DeezerLookup
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +106,11 @@ class TrackService:
         *,
         deezer: DeezerClient | None = None,
         on_features: Callable[[Sequence[int]], Awaitable[object]] | None = None,
+        deezer_lookup: DeezerLookup | None = None,
     ) -> None:
         """`on_features(track ids)` is awaited when tracks get audio features here (e.g. the
-        recommender's `add_tracks`, so that they can be recommended without a restart)."""
+        recommender's `add_tracks`, so that they can be recommended without a restart).
+        `deezer_lookup`: finds a shown song without a Deezer id on Deezer (preview, cover, year)."""
         self._sessions = sessions
         self._index = index
         self._spotify = spotify
@@ -116,6 +119,7 @@ class TrackService:
         self._genre = genre
         self._deezer = deezer
         self._on_features = on_features
+        self._deezer_lookup = deezer_lookup
         self._index_lock = asyncio.Lock()
 
     async def index(self) -> SearchIndex:
@@ -320,7 +324,7 @@ class TrackService:
 
     # -- card / youtube ---------------------------------------------------------------------
     async def card(self, track_id: int, *, user_id: int | None = None) -> TrackCard:
-        track = await self.get(track_id)
+        track = await self.with_deezer(await self.get(track_id))
         notes: list[str] = []
         if track.features is None:
             reason = "No audio features are known for this track."
@@ -360,6 +364,13 @@ class TrackService:
         return TrackCard(
             track=track, genre=genre, youtube=youtube, note=" ".join(notes) or None, liked=liked, preview_url=preview
         )
+
+    async def with_deezer(self, track: TrackInfo, *, budget: float | None = None) -> TrackInfo:
+        """The track with its Deezer id, cover and year, looked up on Deezer when it has none (within
+        a short budget; see `services.deezer_match.DeezerLookup`); as it was when that fails."""
+        if self._deezer_lookup is None:
+            return track
+        return await self._deezer_lookup.attach(track, budget=budget)
 
     async def preview_url(self, track: TrackInfo) -> str | None:
         """A fresh 30-second preview URL (signed; it expires within minutes, so fetch it when you show
@@ -450,11 +461,16 @@ class TrackService:
                             popularity=found.popularity,
                             source="spotify",
                             search_key=key[:1024],
+                            cover_url=found.cover_url,
+                            release_year=found.year,
                         )
                         .on_conflict_do_nothing(index_elements=[Track.spotify_id])
                     )
                     row = await repo.by_spotify_id(found.id)
                     assert row is not None
+            if (found.cover_url and row.cover_url is None) or (found.year and row.release_year is None):
+                await repo.fill_artwork(row.id, cover_url=found.cover_url, release_year=found.year)
+                await session.refresh(row)
             info = TrackInfo.from_row(row)
         index = await self.index()
         if info.id not in index:

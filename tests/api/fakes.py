@@ -220,6 +220,9 @@ class FakeTrackService:
             preview_url=await self.preview_url(track),
         )
 
+    async def with_deezer(self, track: TrackInfo, *, budget: float | None = None) -> TrackInfo:
+        return track
+
     async def preview_url(self, track: TrackInfo) -> str | None:
         return f"https://cdnt-preview.dzcdn.net/stream/{track.deezer_id}.mp3" if track.deezer_id else None
 

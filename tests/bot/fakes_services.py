@@ -213,6 +213,10 @@ class FakeTrackService:
     async def youtube_link(self, track: TrackInfo) -> YouTubeLink:
         return YouTubeLink(url=track.youtube_search_url, is_search=True)
 
+    async def with_deezer(self, track: TrackInfo, *, budget: float | None = None) -> TrackInfo:
+        """The track as it is (the real lookup is tested against the fake Deezer server)."""
+        return track
+
     async def preview_url(self, track: TrackInfo) -> str | None:
         """`previews[track id]` when set (a test's preview URL), else none."""
         self.preview_requests.append(track.id)

@@ -25,6 +25,7 @@ from services.dto import (
     UserInfo,
     YouTubePlay,
 )
+from services.genre import NOTE_NO_ANALYSIS_HEAD
 from services.genre_labels import GenreConfidence, genre_names, genre_verdict
 from tests.bot.conftest import Chat
 from tests.bot.fakes_services import FakeServices, GenreHistoryEntry, make_track
@@ -107,7 +108,7 @@ def contexts(track: TrackInfo, user: UserInfo, text: str) -> dict[str, list[dict
             for d in ("https://t.me/b?start=t_1", None)
         ],
         "card": [
-            {**card, "verdict": genre_verdict(g), "no_features": False, "youtube_is_search": s}
+            {**card, "verdict": genre_verdict(g), "no_features": False, "youtube_is_search": s, "analysis_only": False}
             for g, s in ((SURE, True), (FAMILY, False), (UNSURE, True), *((g, True) for g in SOURCES))
         ]
         + [
@@ -117,6 +118,7 @@ def contexts(track: TrackInfo, user: UserInfo, text: str) -> dict[str, list[dict
                 "no_features": False,
                 "youtube_is_search": True,
                 "from_tags": True,
+                "analysis_only": False,
             }
         ]
         + [
@@ -126,8 +128,19 @@ def contexts(track: TrackInfo, user: UserInfo, text: str) -> dict[str, list[dict
                 "no_features": True,
                 "youtube_is_search": True,
                 "deep_link": "https://t.me/b?start=t_1",
+                "analysis_only": False,
             },
-            {**card, "verdict": None, "no_features": False, "youtube_is_search": True},
+            {**card, "verdict": None, "no_features": False, "youtube_is_search": True, "analysis_only": False},
+            # A song known only by the nine values of an audio analysis: the service's (English) note says
+            # why there is no genre; the Russian card must say the same in Russian, not print the note.
+            {
+                **card,
+                "verdict": None,
+                "note": NOTE_NO_ANALYSIS_HEAD,
+                "no_features": False,
+                "youtube_is_search": True,
+                "analysis_only": True,
+            },
         ],
         "inline_description": [{"track": track, "verdict": genre_verdict(g)} for g in GUESSES]
         + [{"track": track, "verdict": None}],
@@ -305,6 +318,17 @@ def test_russian_messages_have_no_english_words(name: str) -> None:
         assert not russian_leftovers(text), (name, context, russian_leftovers(text), text)
     if name == "card":  # the same check finds English in the English card (it cannot pass vacuously)
         assert russian_leftovers(Texts().render("en", name, **RU_CONTEXTS[name][0]))
+
+
+def test_a_nine_value_song_card_gives_the_analysis_reason_in_both_languages() -> None:
+    """A song known only by an audio analysis has no genre because no head reads nine values, not because
+    the model is down; the Russian card says so in Russian (it cannot print the service's English note)."""
+    nine = next(c for c in CONTEXTS["card"] if c["analysis_only"])
+    english = parse_html(Texts().render("en", "card", **nine))
+    assert "30-second excerpt" in english and "isn't available" not in english
+    russian = parse_html(Texts().render("ru", "card", **next(c for c in RU_CONTEXTS["card"] if c["analysis_only"])))
+    assert "измерено по 30-секундному отрывку" in russian and "девять показателей" in russian
+    assert "недоступна" not in russian and not russian_leftovers(russian)
 
 
 def test_russian_labels_and_genre_names_have_no_english_words() -> None:
