@@ -64,6 +64,9 @@ def feature_hash(frame: pd.DataFrame) -> np.ndarray:
     return pd.util.hash_pandas_object(frame[list(AUDIO_FEATURES)].round(6), index=False).to_numpy()
 
 
+_NO_KEY = np.array(None, dtype=object)  # np.where's value for a row without that key
+
+
 def duplicate_groups(frame: pd.DataFrame) -> np.ndarray:
     """Group id per row: the one folding rule of Encore (training, evaluation and the product catalogue).
 
@@ -76,9 +79,9 @@ def duplicate_groups(frame: pd.DataFrame) -> np.ndarray:
     keys: list[np.ndarray] = []
     if "track_id" in frame:
         ids = frame["track_id"]
-        keys.append(np.where(ids.notna(), "i:" + ids.astype(str).str.strip(), None))
+        keys.append(np.where(ids.notna(), "i:" + ids.astype(str).str.strip(), _NO_KEY))
     complete = frame[list(AUDIO_FEATURES)].notna().all(axis=1).to_numpy()
-    keys.append(np.where(complete, feature_hash(frame).astype(object), None))
+    keys.append(np.where(complete, feature_hash(frame).astype(object), _NO_KEY))
     if "artists" in frame and "track_name" in frame:
         songs = [
             song_key(a, t) if isinstance(a, str) and a.strip() else ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -283,6 +284,15 @@ async def test_genre_model_not_ready_is_503(make_client: Any, container: Any) ->
     resp = await client.post("/api/v1/genre", json=FEATURES)
     await problem(resp, 503)
     assert resp.headers["Retry-After"]
+
+
+async def test_analyze_switched_off_is_503_not_a_crash(make_client: Any, container: Any) -> None:
+    container.services.analysis = None
+    client = await make_client()
+    form = aiohttp.FormData()
+    form.add_field("file", b"ID3" + bytes(64), filename="song.mp3", content_type="audio/mpeg")
+    body = await problem(await client.post("/api/v1/analyze", data=form), 503)
+    assert body["code"] == "analysis_off"
 
 
 async def test_radio_start_then_like_skip_next(client: TestClient) -> None:
