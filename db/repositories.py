@@ -62,6 +62,12 @@ def table_of(model: type[Base]) -> Table:
     return cast("Table", model.__table__)
 
 
+def column_lengths(model: type[Base], columns: Iterable[str]) -> dict[str, int | None]:
+    """The declared length of each string column (None: unbounded), for clipping values to fit."""
+    table = table_of(model)
+    return {c: getattr(table.c[c].type, "length", None) for c in columns}
+
+
 def dialect_insert(session: AsyncSession, table: Any) -> Any:
     """The one dialect `INSERT` with ON CONFLICT (SQLite and PostgreSQL both have it)."""
     name = session.get_bind().dialect.name
@@ -216,8 +222,7 @@ class TrackRepository:
         # A WHERE is needed anyway: SQLite would read "SELECT … ON CONFLICT" as a join constraint.
         source = source.where(~exists().where(table.c.isrc == isrc) if isrc is not None else true())
         stmt = dialect_insert(self._s, Track).from_select(names, source).on_conflict_do_nothing()
-        result = cast("CursorResult[Any]", await self._s.execute(stmt))
-        created = bool(rowcount(result))
+        created = bool(rowcount(await self._s.execute(stmt)))
         row = await self._provider_match(cols.get("deezer_id"), cols.get("spotify_id") or None, isrc)
         if row is None:  # cannot happen: the insert either wrote a row or hit one of these
             raise RuntimeError("provider track upsert found no row")
@@ -259,6 +264,14 @@ class TrackRepository:
         empty = or_(Track.danceability.is_(None), Track.key.is_(None)) if complete else Track.danceability.is_(None)
         result = await self._s.execute(update(Track).where(Track.id == track_id, empty).values(**values))
         return bool(rowcount(result))
+
+    async def add_alias(self, spotify_id: str, track_id: int) -> None:
+        """Another Spotify id of a stored track (kept when the id is an alias already)."""
+        await self._s.execute(
+            dialect_insert(self._s, TrackAlias)
+            .values(spotify_id=spotify_id, track_id=track_id)
+            .on_conflict_do_nothing(index_elements=[TrackAlias.spotify_id])
+        )
 
     async def by_isrc(self, isrc: str) -> Track | None:
         return await self._s.scalar(select(Track).where(Track.isrc == isrc).order_by(Track.id).limit(1))
@@ -502,6 +515,11 @@ class LikeRepository:
             .limit(limit)
         )
         return (await self._s.scalars(stmt)).all()
+
+    async def dated(self, user_id: int) -> Sequence[Any]:
+        """(track_id, created_at) of every like, newest first."""
+        stmt = select(Like.track_id, Like.created_at).where(Like.user_id == user_id).order_by(Like.created_at.desc())
+        return (await self._s.execute(stmt)).all()
 
     async def track_ids(self, user_id: int, limit: int | None = None) -> list[int]:
         """The user's liked tracks, newest first (`limit`: only that many)."""

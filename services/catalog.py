@@ -34,11 +34,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import AUDIO_FEATURE_COLUMNS, Track, TrackAlias, TrackGenre
-from db.repositories import CatalogRepository
+from db.repositories import CatalogRepository, column_lengths
 from ml.data import duplicate_groups
 from ml.features import parse_bool
 from ml.pipeline.datasets import CATALOG_COLUMNS, DatasetError, read_dataset
@@ -62,8 +61,6 @@ VALUE_COLUMNS = (
     *AUDIO_FEATURE_COLUMNS,
 )
 CHUNK_ROWS = 2_000
-
-_TRACKS: Table = Track.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +108,7 @@ class FoldResult:
         return self.distinct_ids - len(self.groups) - self.skipped_ids
 
 
-def _column_limit(table: Table, column: str) -> int | None:
-    return getattr(table.c[column].type, "length", None)
-
-
-_LIMITS = {c: _column_limit(_TRACKS, c) for c in ("name", "artists", "album", "search_key")}
+_LIMITS = column_lengths(Track, ("name", "artists", "album", "search_key"))
 
 
 def _text(value: Any) -> str | None:
