@@ -42,7 +42,7 @@ from ml.data import duplicate_groups
 from ml.features import parse_bool
 from ml.pipeline.datasets import CATALOG_COLUMNS, DatasetError, read_dataset
 from ml.progress import Bars, no_bars
-from ml.text import song_key
+from ml.text import fold_key
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def fold_rows(frame: pd.DataFrame) -> FoldResult:
         [pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=float) for c in AUDIO_FEATURE_COLUMNS]
     ).reshape(n, len(AUDIO_FEATURE_COLUMNS))
     features: list[tuple[float | None, ...]] = [tuple(_float(v) for v in values) for values in matrix.tolist()]
-    keys: list[str | None] = [song_key(a, t) or None if a and t else None for a, t in zip(artists, names, strict=True)]
+    keys = [fold_key(a, t) for a, t in zip(artists, names, strict=True)]
     # One folding rule for the catalogue, training and evaluation (ml.data.duplicate_groups).
     group_of = duplicate_groups(frame)
     members: dict[int, list[int]] = {}
