@@ -161,7 +161,7 @@ async def cmd_setup(args: argparse.Namespace, cli: CliContext) -> int:
 
     await cmd_migrate(args, cli)
     try:
-        stats = await (await cli.services()).data.setup(progress=progress_bars(not args.no_progress))
+        stats = await (await cli.data()).setup(progress=progress_bars(not args.no_progress))
     except DataError as exc:
         log.error("%s", exc.message)
         return 1

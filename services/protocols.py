@@ -85,6 +85,14 @@ class Recommendations(Protocol):
 
     async def for_you(self, user_id: int, n: int = 10) -> list[Recommendation]: ...
 
+    async def similar_to_row(
+        self, row: Mapping[str, Any], n: int = 10, *, diversity: float | None = None
+    ) -> list[Recommendation]:
+        """Neighbours of a song given as a dataset row (audio features, optional artists / title)."""
+        ...
+
+    async def catalogue_size(self) -> int: ...
+
 
 class Radios(Protocol):
     async def start(

@@ -112,8 +112,8 @@ class _CredentialsManager(spotipy.SpotifyClientCredentials):
             super()._handle_oauth_error(http_error)
         except SpotifyOauthError as exc:
             response = http_error.response
-            exc.http_status = response.status_code if response is not None else None  # type: ignore[attr-defined]
-            exc.headers = response.headers if response is not None else {}  # type: ignore[attr-defined]
+            exc.http_status = response.status_code if response is not None else None
+            exc.headers = response.headers if response is not None else {}
             raise
 
 

@@ -24,14 +24,12 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.models import InteractionKind, Track, TrackAlias
+from db.models import InteractionKind, Track
 from db.repositories import InteractionRepository, LikeRepository, TrackRepository
 from services.audio_features import AudioFeatureChain
 from services.dto import GenreGuess, Resolution, ResolutionKind, TrackCard, TrackInfo, YouTubeLink
@@ -85,13 +83,6 @@ class GenreGuesser(Protocol):
         title: str | None = None,
         labels: Sequence[str] = (),
     ) -> GenreGuess: ...
-
-
-def _dialect_insert(session: AsyncSession, table: Any) -> Any:
-    name = session.get_bind().dialect.name
-    if name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
 
 
 class TrackService:
@@ -441,33 +432,25 @@ class TrackService:
             row = await repo.by_spotify_id(found.id)
             if row is None:
                 key = song_key(found.artists_joined, found.name)
-                row = await session.scalar(select(Track).where(Track.search_key == key).order_by(Track.id).limit(1))
+                row = await repo.by_song_key(key)
                 if row is not None:
-                    await session.execute(
-                        _dialect_insert(session, TrackAlias)
-                        .values(spotify_id=found.id, track_id=row.id)
-                        .on_conflict_do_nothing(index_elements=[TrackAlias.spotify_id])
-                    )
+                    await repo.add_alias(found.id, row.id)
                 else:
-                    await session.execute(
-                        _dialect_insert(session, Track)
-                        .values(
-                            spotify_id=found.id,
-                            name=found.name[:512],
-                            artists=found.artists_joined[:1024],
-                            album=found.album[:512] if found.album else None,
-                            duration_ms=found.duration_ms,
-                            explicit=found.explicit,
-                            popularity=found.popularity,
-                            source="spotify",
-                            search_key=key[:1024],
-                            cover_url=found.cover_url,
-                            release_year=found.year,
-                        )
-                        .on_conflict_do_nothing(index_elements=[Track.spotify_id])
+                    row, _created = await repo.upsert_provider_track(
+                        {
+                            "spotify_id": found.id,
+                            "name": found.name[:512],
+                            "artists": found.artists_joined[:1024],
+                            "album": found.album[:512] if found.album else None,
+                            "duration_ms": found.duration_ms,
+                            "explicit": found.explicit,
+                            "popularity": found.popularity,
+                            "source": "spotify",
+                            "search_key": key[:1024],
+                            "cover_url": found.cover_url,
+                            "release_year": found.year,
+                        }
                     )
-                    row = await repo.by_spotify_id(found.id)
-                    assert row is not None
             if (found.cover_url and row.cover_url is None) or (found.year and row.release_year is None):
                 await repo.fill_artwork(row.id, cover_url=found.cover_url, release_year=found.year)
                 await session.refresh(row)

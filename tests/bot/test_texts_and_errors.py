@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from bot.telegram.texts import MESSAGE_LIMIT, TEMPLATES_DIR, Texts, fit, lower_f
 from services.dto import (
     ExportFile,
     GenreGuess,
+    GenreHistoryEntry,
     Page,
     PlaylistInfo,
     PlaylistView,
@@ -28,9 +30,10 @@ from services.dto import (
 from services.genre import NOTE_NO_ANALYSIS_HEAD
 from services.genre_labels import GenreConfidence, genre_names, genre_verdict
 from tests.bot.conftest import Chat
-from tests.bot.fakes_services import FakeServices, GenreHistoryEntry, make_track
+from tests.fakes.services import FakeServices, make_track
 from tests.fakes.telegram import BadRequest, check_message_text, parse_html
 
+WHEN = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 EVIL = "<script>&amp; \"quoted\" 'x' </b>"
 TRACK = dataclasses.replace(
     make_track(1, "jazz", name=EVIL, artist=EVIL), duration_ms=215_000, year=1999, cover_url="https://c.dn/x.jpg"
@@ -72,7 +75,7 @@ def contexts(track: TrackInfo, user: UserInfo, text: str) -> dict[str, list[dict
     """Representative contexts for every template: each branch a person can meet."""
     step = RadioStep(radio_id=1, track=track, position=3, likes=1, skips=2)
     card = {"track": track, "note": text, "youtube_url": "https://y.t/?a=1&b=2", "deep_link": None}
-    entry = GenreHistoryEntry("hard-rock", 3, 2, 1, (track,))
+    entry = GenreHistoryEntry("hard-rock", 3, 2, 1, (track,), WHEN)
     return {
         "start": [{"name": text, "example": "Кино — Группа крови"}],
         "help": [{"bot_username": "encore_bot"}],
@@ -417,7 +420,7 @@ def test_plurals_agree_for_1_2_5_21(language: str, name: str) -> None:
         elif name == "likes":
             context = {"page": Page((TRACK,), 0, n, n), "first": 0}
         elif name == "history":
-            context = {"page": Page((GenreHistoryEntry("rock", 2 * n, n, n, (TRACK,)),), 0, 1, 1)}
+            context = {"page": Page((GenreHistoryEntry("rock", 2 * n, n, n, (TRACK,), WHEN),), 0, 1, 1)}
         else:
             context = {"seed": TRACK, "recommendations": [Recommendation(TRACK, 1.0)] * n}
         text = parse_html(Texts().render(language, name, **context))
