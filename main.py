@@ -181,7 +181,7 @@ async def cmd_setup(args: argparse.Namespace, cli: CliContext) -> int:
 
     await cmd_migrate(args, cli)
     try:
-        stats = await (await cli.services()).data.setup(progress=progress_bars(not args.no_progress))
+        stats = await (await cli.data()).setup(progress=progress_bars(not args.no_progress))
     except DataError as exc:
         log.error("%s", exc.message)
         return 1
@@ -362,6 +362,12 @@ async def build_services(settings: Settings) -> Services:
         snapshot_dir=index_dir(settings),
         model_version=lambda: model_version(model_path),
     )
+    deezer_lookup = None
+    if deezer is not None:
+        from services.deezer_match import DeezerLookup
+
+        deezer_lookup = DeezerLookup(sessions, deezer, cache, budget=settings.deezer.lookup_budget)
+        closers.append(deezer_lookup.close)  # closed before the client (closers run last first)
     tracks = TrackService(
         sessions,
         None,
@@ -371,6 +377,7 @@ async def build_services(settings: Settings) -> Services:
         genre,
         deezer=deezer,
         on_features=recommendations.add_tracks,
+        deezer_lookup=deezer_lookup,
         snapshot_dir=index_dir(settings),
     )
     analysis = None

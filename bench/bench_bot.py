@@ -42,9 +42,7 @@ from db.base import Base
 from db.engine import create_engine, create_session_factory
 from handlers.telegram import get_routers
 from services.container import Services
-from services.health import HealthService
-from services.users import UserService
-from tests.bot.fakes_services import fake_services
+from tests.fakes.services import fake_services
 from tests.fakes.telegram import BOT_USER, TOKEN, FakeTelegram, tg_user
 
 TARGET_PER_SECOND = 300.0
@@ -60,15 +58,7 @@ async def build(api_url: str, db_path: Path) -> tuple[Any, Any, Services]:
     sessions = create_session_factory(engine)
     fakes = fake_services()
     settings = Settings(telegram=TelegramSettings(bot_token=TOKEN, api_url=api_url))
-    services = Services(
-        users=UserService(sessions),
-        health=HealthService(engine),
-        tracks=fakes.tracks,  # type: ignore[arg-type]
-        genre=fakes.genre,  # type: ignore[arg-type]
-        recommendations=fakes.recommendations,  # type: ignore[arg-type]
-        radio=fakes.radio,  # type: ignore[arg-type]
-        feedback=fakes.feedback,  # type: ignore[arg-type]
-    )
+    services = fakes.services(engine, sessions, analysis=False)
     services.on_close(engine.dispose)
     bot = create_bot(settings)
     dp = create_dispatcher(services, get_routers(), storage=MemoryStorage(), events_isolation=SimpleEventIsolation())

@@ -128,6 +128,9 @@ class DeezerSettings(BaseSettings):
     # Origins the web page may play 30-s previews from (its CSP media-src), comma-separated: the
     # Deezer CDN hosts preview URLs point at (cdnt-preview.dzcdn.net, cdns-preview-<x>.dzcdn.net).
     preview_origins: str = "https://*.dzcdn.net"
+    # How long a card (or radio card) waits for a catalogue song to be found on Deezer (its preview,
+    # cover and year) before it is shown without them; the lookup goes on and is stored for next time.
+    lookup_budget: float = Field(default=1.5, ge=0)
 
     _blank = field_validator("short_link_url", mode="before")(_blank_to_none)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
@@ -48,3 +48,9 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
 
 def backend_name(engine: AsyncEngine) -> str:
     return engine.url.get_backend_name()
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """One round trip to the database (raises when it cannot be reached)."""
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))

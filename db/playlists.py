@@ -19,17 +19,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, literal, select, update
-from sqlalchemy.engine import CursorResult
+from sqlalchemy import bindparam, delete, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Like, Playlist, PlaylistItem, PlaylistKind, SpotifyAuthRequest, SpotifyLink, Track
-from db.repositories import dialect_insert, utcnow
-
-
-def _rowcount(result: Any) -> int:
-    return int(cast("CursorResult[Any]", result).rowcount or 0)
+from db.repositories import dialect_insert, rowcount, table_of, utcnow
 
 
 class PlaylistRepository:
@@ -81,7 +76,7 @@ class PlaylistRepository:
             )
             .on_conflict_do_nothing(index_elements=[Playlist.owner, Playlist.name])
         )
-        if not _rowcount(await self._s.execute(stmt)):
+        if not rowcount(await self._s.execute(stmt)):
             return None
         return await self._s.scalar(select(Playlist).where(Playlist.public_id == public_id))
 
@@ -150,7 +145,7 @@ class PlaylistRepository:
         result = await self._s.execute(
             delete(Playlist).where(Playlist.id == playlist_id).execution_options(synchronize_session=False)
         )
-        return bool(_rowcount(result))
+        return bool(rowcount(result))
 
     async def set_share_token(self, playlist_id: int, token: str | None, *, only_if_unset: bool = False) -> bool:
         stmt = update(Playlist).where(Playlist.id == playlist_id)
@@ -159,7 +154,7 @@ class PlaylistRepository:
         result = await self._s.execute(
             stmt.values(share_token=token, updated_at=utcnow()).execution_options(synchronize_session=False)
         )
-        return bool(_rowcount(result))
+        return bool(rowcount(result))
 
     async def _bump(self, playlist_id: int) -> None:
         await self._s.execute(
@@ -186,7 +181,7 @@ class PlaylistRepository:
             .from_select(["playlist_id", "track_id", "position", "added_at"], source)
             .on_conflict_do_nothing(index_elements=[PlaylistItem.playlist_id, PlaylistItem.track_id])
         )
-        added = bool(_rowcount(await self._s.execute(stmt)))
+        added = bool(rowcount(await self._s.execute(stmt)))
         if added:
             await self._bump(playlist_id)
         return added
@@ -202,7 +197,7 @@ class PlaylistRepository:
         result = await self._s.execute(
             delete(PlaylistItem).where(PlaylistItem.playlist_id == playlist_id, PlaylistItem.track_id == track_id)
         )
-        removed = bool(_rowcount(result))
+        removed = bool(rowcount(result))
         if removed:
             await self._bump(playlist_id)
         return removed
@@ -245,10 +240,10 @@ class PlaylistRepository:
             .values(version=Playlist.version + 1, updated_at=utcnow())
             .execution_options(synchronize_session=False)
         )
-        if not _rowcount(result):
+        if not rowcount(result):
             return False
         if positions:
-            table = cast("Table", PlaylistItem.__table__)
+            table = table_of(PlaylistItem)
             stmt = (
                 update(table)
                 .where(table.c.playlist_id == playlist_id, table.c.track_id == bindparam("_track"))
@@ -316,7 +311,7 @@ class SpotifyLinkRepository:
         await self._s.execute(stmt)
 
     async def delete(self, owner: str) -> bool:
-        return bool(_rowcount(await self._s.execute(delete(SpotifyLink).where(SpotifyLink.owner == owner))))
+        return bool(rowcount(await self._s.execute(delete(SpotifyLink).where(SpotifyLink.owner == owner))))
 
     async def add_request(
         self,
@@ -361,6 +356,4 @@ class SpotifyLinkRepository:
         return row if created >= since else None
 
     async def purge_requests(self, before: datetime) -> int:
-        return _rowcount(
-            await self._s.execute(delete(SpotifyAuthRequest).where(SpotifyAuthRequest.created_at < before))
-        )
+        return rowcount(await self._s.execute(delete(SpotifyAuthRequest).where(SpotifyAuthRequest.created_at < before)))

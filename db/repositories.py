@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     Date,
-    Select,
+    Table,
     bindparam,
     case,
     delete,
@@ -23,11 +23,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import CursorResult
+from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import lazyload
 
+from db.base import Base
 from db.models import (
     ANALYSIS_FEATURE_COLUMNS,
     AUDIO_FEATURE_COLUMNS,
@@ -49,6 +50,22 @@ UPLOAD_SOURCE = "upload"  # tracks.source of a song someone sent as audio
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows an INSERT / UPDATE / DELETE touched (DML returns a CursorResult; `execute` is typed as Result)."""
+    return int(cast("CursorResult[Any]", result).rowcount or 0)
+
+
+def table_of(model: type[Base]) -> Table:
+    """A mapped class's Core table (declarative types `__table__` as the wider FromClause)."""
+    return cast("Table", model.__table__)
+
+
+def column_lengths(model: type[Base], columns: Iterable[str]) -> dict[str, int | None]:
+    """The declared length of each string column (None: unbounded), for clipping values to fit."""
+    table = table_of(model)
+    return {c: getattr(table.c[c].type, "length", None) for c in columns}
 
 
 def dialect_insert(session: AsyncSession, table: Any) -> Any:
@@ -205,8 +222,7 @@ class TrackRepository:
         # A WHERE is needed anyway: SQLite would read "SELECT … ON CONFLICT" as a join constraint.
         source = source.where(~exists().where(table.c.isrc == isrc) if isrc is not None else true())
         stmt = dialect_insert(self._s, Track).from_select(names, source).on_conflict_do_nothing()
-        result = cast("CursorResult[Any]", await self._s.execute(stmt))
-        created = bool(result.rowcount)
+        created = bool(rowcount(await self._s.execute(stmt)))
         row = await self._provider_match(cols.get("deezer_id"), cols.get("spotify_id") or None, isrc)
         if row is None:  # cannot happen: the insert either wrote a row or hit one of these
             raise RuntimeError("provider track upsert found no row")
@@ -247,7 +263,15 @@ class TrackRepository:
         # All twelve also replace the nine of an analysis.
         empty = or_(Track.danceability.is_(None), Track.key.is_(None)) if complete else Track.danceability.is_(None)
         result = await self._s.execute(update(Track).where(Track.id == track_id, empty).values(**values))
-        return bool(cast("CursorResult[Any]", result).rowcount)
+        return bool(rowcount(result))
+
+    async def add_alias(self, spotify_id: str, track_id: int) -> None:
+        """Another Spotify id of a stored track (kept when the id is an alias already)."""
+        await self._s.execute(
+            dialect_insert(self._s, TrackAlias)
+            .values(spotify_id=spotify_id, track_id=track_id)
+            .on_conflict_do_nothing(index_elements=[TrackAlias.spotify_id])
+        )
 
     async def by_isrc(self, isrc: str) -> Track | None:
         return await self._s.scalar(select(Track).where(Track.isrc == isrc).order_by(Track.id).limit(1))
@@ -292,7 +316,20 @@ class TrackRepository:
                 result = await self._s.execute(stmt)
         except IntegrityError:  # a concurrent writer gave that id to another track first
             return False
-        return bool(cast("CursorResult[Any]", result).rowcount)
+        return bool(rowcount(result))
+
+    async def fill_artwork(self, track_id: int, *, cover_url: str | None, release_year: int | None) -> None:
+        """Give a track the cover and year a provider has, where it has none (one statement)."""
+        if cover_url is None and release_year is None:
+            return
+        await self._s.execute(
+            update(Track)
+            .where(Track.id == track_id, or_(Track.cover_url.is_(None), Track.release_year.is_(None)))
+            .values(
+                cover_url=func.coalesce(Track.cover_url, cover_url),
+                release_year=func.coalesce(Track.release_year, release_year),
+            )
+        )
 
     async def add_upload(self, values: Mapping[str, Any]) -> Track:
         """A song someone sent as audio (source "upload"): one row, its features written with it."""
@@ -318,7 +355,7 @@ class TrackRepository:
         return (await self._s.scalars(stmt)).all()
 
     async def popular(self, genres: Sequence[str] | None = None, limit: int = 50) -> Sequence[Track]:
-        stmt: Select[tuple[Track]] = select(Track).where(Track.popularity.is_not(None))
+        stmt = select(Track).where(Track.popularity.is_not(None))
         if genres:
             stmt = stmt.where(Track.id.in_(select(TrackGenre.track_id).where(TrackGenre.genre.in_(genres))))
         stmt = stmt.order_by(Track.popularity.desc(), Track.id).limit(limit)
@@ -510,11 +547,11 @@ class LikeRepository:
             .on_conflict_do_nothing(index_elements=[Like.user_id, Like.track_id])
         )
         result = await self._s.execute(stmt)
-        return bool(result.rowcount)
+        return bool(rowcount(result))
 
     async def remove(self, user_id: int, track_id: int) -> bool:
         result = await self._s.execute(delete(Like).where(Like.user_id == user_id, Like.track_id == track_id))
-        return bool(result.rowcount)
+        return bool(rowcount(result))
 
     async def exists(self, user_id: int, track_id: int) -> bool:
         return await self._s.get(Like, (user_id, track_id)) is not None
@@ -532,6 +569,11 @@ class LikeRepository:
             .limit(limit)
         )
         return (await self._s.scalars(stmt)).all()
+
+    async def dated(self, user_id: int) -> Sequence[Any]:
+        """(track_id, created_at) of every like, newest first."""
+        stmt = select(Like.track_id, Like.created_at).where(Like.user_id == user_id).order_by(Like.created_at.desc())
+        return (await self._s.execute(stmt)).all()
 
     async def track_ids(self, user_id: int, limit: int | None = None) -> list[int]:
         """The user's liked tracks, newest first (`limit`: only that many)."""
@@ -615,7 +657,7 @@ class RadioRepository:
             )
             .execution_options(synchronize_session=False)
         )
-        return bool(cast(CursorResult[Any], result).rowcount)
+        return bool(rowcount(result))
 
     async def stop(self, radio_id: int) -> bool:
         """Stop it (True when this call did; False when it was stopped already)."""
@@ -625,7 +667,7 @@ class RadioRepository:
             .values(state=RadioState.STOPPED, updated_at=utcnow())
             .execution_options(synchronize_session=False)
         )
-        return bool(cast(CursorResult[Any], result).rowcount)
+        return bool(rowcount(result))
 
     async def latest_active(self, user_id: int) -> RadioSession | None:
         stmt = (
@@ -707,7 +749,7 @@ class CacheRepository:
 
     async def purge_expired(self, now: datetime | None = None) -> int:
         result = await self._s.execute(delete(CacheEntry).where(CacheEntry.expires_at <= (now or utcnow())))
-        return int(result.rowcount or 0)
+        return rowcount(result)
 
 
 class DailyPickRepository:
@@ -722,7 +764,7 @@ class DailyPickRepository:
             .on_conflict_do_nothing(index_elements=[DailyPick.user_id, DailyPick.day])
         )
         result = await self._s.execute(stmt)
-        return bool(result.rowcount)
+        return bool(rowcount(result))
 
     async def mark(self, user_id: int, day: date, *, status: str, track_id: int | None = None) -> None:
         await self._s.execute(
@@ -770,7 +812,7 @@ class CatalogRepository:
     async def update_tracks(self, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
         """Rows of `_id` and `columns`: one executemany UPDATE."""
         if rows:
-            table = Track.__table__
+            table = table_of(Track)
             stmt = update(table).where(table.c.id == bindparam("_id")).values({c: bindparam(c) for c in columns})
             await self._s.execute(stmt, list(rows))
 

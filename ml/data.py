@@ -25,7 +25,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from ml.features import AUDIO_FEATURES, parse_bool
 from ml.pipeline.datasets import read_dataset
-from ml.text import song_key
+from ml.text import fold_key
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +64,14 @@ def feature_hash(frame: pd.DataFrame) -> np.ndarray:
     return pd.util.hash_pandas_object(frame[list(AUDIO_FEATURES)].round(6), index=False).to_numpy()
 
 
+_NO_KEY = np.array(None, dtype=object)  # np.where's value for a row without that key
+
+
 def duplicate_groups(frame: pd.DataFrame) -> np.ndarray:
     """Group id per row: the one folding rule of Encore (training, evaluation and the product catalogue).
 
     Two rows are one recording when they share a track_id, an identical audio-feature vector (rounded
-    to 1e-6; incomplete vectors link nothing), or the same `song_key` of artists and title (rows
+    to 1e-6; incomplete vectors link nothing), or the same `fold_key` of artists and title (rows
     with both). Groups are the connected components of that relation; ids are numbered in the
     order of each group's first row.
     """
@@ -76,15 +79,12 @@ def duplicate_groups(frame: pd.DataFrame) -> np.ndarray:
     keys: list[np.ndarray] = []
     if "track_id" in frame:
         ids = frame["track_id"]
-        keys.append(np.where(ids.notna(), "i:" + ids.astype(str).str.strip(), None))
+        keys.append(np.where(ids.notna(), "i:" + ids.astype(str).str.strip(), _NO_KEY))
     complete = frame[list(AUDIO_FEATURES)].notna().all(axis=1).to_numpy()
-    keys.append(np.where(complete, feature_hash(frame).astype(object), None))
+    keys.append(np.where(complete, feature_hash(frame).astype(object), _NO_KEY))
     if "artists" in frame and "track_name" in frame:
-        songs = [
-            song_key(a, t) if isinstance(a, str) and a.strip() else ""
-            for a, t in zip(frame["artists"], frame["track_name"], strict=True)
-        ]
-        keys.append(np.asarray([k or None for k in songs], dtype=object))
+        songs = [fold_key(a, t) for a, t in zip(frame["artists"], frame["track_name"], strict=True)]
+        keys.append(np.asarray(songs, dtype=object))
     rows: list[np.ndarray] = []
     cols: list[np.ndarray] = []
     for key in keys:

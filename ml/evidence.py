@@ -92,9 +92,7 @@ def _script_of(ch: str) -> str | None:
 
 def scripts(text: str) -> set[str]:
     """The writing systems of the letters in `text` ('hangul', 'kana', 'han', 'cyrillic', 'latin' …)."""
-    found = {_script_of(ch) for ch in text}
-    found.discard(None)
-    return found  # type: ignore[return-value]
+    return {script for ch in text if (script := _script_of(ch)) is not None}
 
 
 def _marked_letters(text: str) -> set[str]:

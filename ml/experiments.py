@@ -121,6 +121,10 @@ def seed6_rows(s: Split, rounds: int | None = None) -> list[Row]:
     own = oof[np.arange(len(s.fit)), s.y[s.fit]]
     for threshold in (0.1, 0.2):
         keep = s.fit[own >= threshold]
+
+        def dropped(_model: Any, kept: np.ndarray = keep) -> str:
+            return f"{len(s.fit) - len(kept)} fit rows dropped"
+
         rows.append(
             score(
                 "seed6",
@@ -128,7 +132,7 @@ def seed6_rows(s: Split, rounds: int | None = None) -> list[Row]:
                 s,
                 catboost(),
                 idx=keep,
-                note=lambda _m, k=keep: f"{len(s.fit) - len(k)} fit rows dropped",
+                note=dropped,
             )
         )
     return rows

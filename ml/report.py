@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +12,8 @@ import numpy as np
 from ml.training.zoo import THREADS, thread_cap
 
 if TYPE_CHECKING:
+    from ml.meta_train import MetaResult
+    from ml.seed_cross import CrossResult
     from ml.training.results import TaskResult
 
 TARGETS: dict[str, dict[str, float]] = {
@@ -126,17 +128,17 @@ META_NOTES = """Evidence and protocol (`ml/evidence.py`, `ml/blend.py`, `ml/meta
 """
 
 
-def _meta_plot(result: TaskResult, out_dir: Path) -> str:
+def _meta_plot(task: str, meta: MetaResult, out_dir: Path) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    name = f"{result.task}-reliability.png"
+    name = f"{task}-reliability.png"
     fig, axes = plt.subplots(1, 2, figsize=(11, 5))
     for ax, level in zip(axes, ("genres", "families"), strict=True):
         ax.plot([0, 1], [0, 1], color="#999999", linestyle="--", linewidth=1, label="perfect calibration")
-        for head in result.meta.heads:
+        for head in meta.heads:
             pts = np.asarray(head.reliability[level])
             if len(pts):
                 ece = (head.test if level == "genres" else head.family_test)["ece"]
@@ -145,7 +147,7 @@ def _meta_plot(result: TaskResult, out_dir: Path) -> str:
         ax.set_ylim(0, 1)
         ax.set_xlabel("top-1 confidence (bin mean)")
         ax.set_ylabel("top-1 accuracy")
-        ax.set_title(f"{result.task}: {'114 genres' if level == 'genres' else 'families'}, test tracks")
+        ax.set_title(f"{task}: {'114 genres' if level == 'genres' else 'families'}, test tracks")
         ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(out_dir / name, dpi=100)
@@ -153,9 +155,8 @@ def _meta_plot(result: TaskResult, out_dir: Path) -> str:
     return name
 
 
-def _meta_lines(result: TaskResult, out_dir: Path) -> list[str]:
-    meta = result.meta
-    plot = _meta_plot(result, out_dir)
+def _meta_lines(task: str, meta: MetaResult, out_dir: Path) -> list[str]:
+    plot = _meta_plot(task, meta, out_dir)
     lines = [
         "### Metadata heads: audio, audio + artist, audio + artist + title",
         "",
@@ -226,10 +227,9 @@ def _meta_lines(result: TaskResult, out_dir: Path) -> list[str]:
     return lines
 
 
-def _cross_lines(result: TaskResult) -> list[str]:
+def _cross_lines(cross: CrossResult, production_test: Mapping[str, float]) -> list[str]:
     from ml.seed_cross import BOTH, CATALOG_ONLY, SEED_ONLY
 
-    cross = result.cross
     by = {c.name: c for c in cross.candidates}
     lines = [
         "### The six genres across the two datasets (audio only)",
@@ -264,8 +264,8 @@ def _cross_lines(result: TaskResult) -> list[str]:
         f"{acc(BOTH, CATALOG_ONLY)}. "
         f"Kept (best mean validation accuracy over the two datasets): **{cross.kept}**; the production model "
         "above is trained on its data. Issue 14 target on held-out seed groups: accuracy "
-        f"{result.production_test['accuracy']:.4f} vs ≥ 0.67 → "
-        f"{'met' if result.production_test['accuracy'] >= 0.67 else 'NOT met'}.",
+        f"{production_test['accuracy']:.4f} vs ≥ 0.67 → "
+        f"{'met' if production_test['accuracy'] >= 0.67 else 'NOT met'}.",
         "",
     ]
     return lines
@@ -358,10 +358,10 @@ def write_report(
             }
             cells = [f"{k} {got[k]:.4f} vs ≥ {v} → {'met' if got[k] >= v else 'NOT met'}" for k, v in targets.items()]
             lines.append("Targets: " + "; ".join(cells) + ".")
-        if getattr(result, "meta", None) is not None:
-            lines += ["", *_meta_lines(result, out_dir)]
-        if getattr(result, "cross", None) is not None:
-            lines += ["", *_cross_lines(result)]
+        if result.meta is not None:
+            lines += ["", *_meta_lines(result.task, result.meta, out_dir)]
+        if result.cross is not None:
+            lines += ["", *_cross_lines(result.cross, result.production_test)]
         lines += ["", "Options tried on validation:", "", "| option | without | with | kept |", "|---|---|---|---|"]
         for opt in result.options:
             if "note" in opt:

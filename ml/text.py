@@ -40,6 +40,14 @@ def song_key(artists: object, name: object) -> str:
     return " ; ".join(p for p in parts if p) + " - " + title
 
 
+def fold_key(artists: object, name: object) -> str | None:
+    """The song key duplicate rows fold on (training groups, the catalogue import): None for a row
+    without artists or without a title, which is the same song as no other row."""
+    if not (isinstance(artists, str) and artists.strip()):
+        return None
+    return song_key(artists, name) or None
+
+
 def recording_key(artists: object, name: object) -> str:
     """A looser key than `song_key`: main artist + title without "(Remastered)", "- Live" …
 

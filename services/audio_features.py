@@ -48,11 +48,11 @@ from db.models import AUDIO_FEATURE_COLUMNS
 from db.repositories import TrackRepository
 from services.audio_errors import AudioRejected
 from services.cache import MISS, CacheService
+from services.deezer_match import match_on_deezer
 from services.dto import TrackInfo
 from services.errors import AudioNotAnalysable, ProviderUnavailable
 from services.retry import RetriesExhausted, RetryPolicy, TryAgain
 from services.spotify import SpotifyClient, features_from_mapping
-from services.textnorm import song_key
 
 if TYPE_CHECKING:
     from services.deezer import DeezerClient
@@ -402,11 +402,7 @@ class AudioFeatureChain:
         """The Deezer id of a song found elsewhere (Spotify): by ISRC, else by artist and title when
         Deezer's answer is the same song (same song key). Remembered on the track row."""
         assert self._deezer is not None
-        found = await self._deezer.track_by_isrc(track.isrc) if track.isrc else None
-        if found is None and track.artists:
-            wanted = song_key(";".join(track.artists), track.name)
-            hits = await self._deezer.search_track(track.artists[0], track.name, limit=5)
-            found = next((t for t in hits if song_key(";".join(t.artists), t.title) == wanted), None)
+        found = await match_on_deezer(self._deezer, isrc=track.isrc, artists=track.artists, name=track.name)
         if found is None:
             return None
         async with self._sessions.begin() as session:

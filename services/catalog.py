@@ -34,16 +34,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import AUDIO_FEATURE_COLUMNS, Track, TrackAlias, TrackGenre
-from db.repositories import CatalogRepository
+from db.repositories import CatalogRepository, column_lengths
 from ml.data import duplicate_groups
 from ml.features import parse_bool
 from ml.pipeline.datasets import CATALOG_COLUMNS, DatasetError, read_dataset
 from ml.progress import Bars, no_bars
-from ml.text import song_key
+from ml.text import fold_key
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +61,6 @@ VALUE_COLUMNS = (
     *AUDIO_FEATURE_COLUMNS,
 )
 CHUNK_ROWS = 2_000
-
-_TRACKS: Table = Track.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +108,7 @@ class FoldResult:
         return self.distinct_ids - len(self.groups) - self.skipped_ids
 
 
-def _column_limit(table: Table, column: str) -> int | None:
-    return getattr(table.c[column].type, "length", None)
-
-
-_LIMITS = {c: _column_limit(_TRACKS, c) for c in ("name", "artists", "album", "search_key")}
+_LIMITS = column_lengths(Track, ("name", "artists", "album", "search_key"))
 
 
 def _text(value: Any) -> str | None:
@@ -174,7 +167,7 @@ def fold_rows(frame: pd.DataFrame) -> FoldResult:
         [pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=float) for c in AUDIO_FEATURE_COLUMNS]
     ).reshape(n, len(AUDIO_FEATURE_COLUMNS))
     features: list[tuple[float | None, ...]] = [tuple(_float(v) for v in values) for values in matrix.tolist()]
-    keys: list[str | None] = [song_key(a, t) or None if a and t else None for a, t in zip(artists, names, strict=True)]
+    keys = [fold_key(a, t) for a, t in zip(artists, names, strict=True)]
     # One folding rule for the catalogue, training and evaluation (ml.data.duplicate_groups).
     group_of = duplicate_groups(frame)
     members: dict[int, list[int]] = {}

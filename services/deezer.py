@@ -442,6 +442,11 @@ class DeezerClient:
         track = await self._fetch_track(f"track/{deezer_id}", key)
         return track.preview_url if track else None
 
+    async def remember_preview(self, track: DeezerTrack) -> None:
+        """Keep the fresh preview URL a search answer carried, so `preview_url(track.id)` needs no request."""
+        if track.preview_url:
+            await self._store_preview(str(track.id), track)
+
     async def download_preview(self, deezer_id: int, *, max_bytes: int = 5 * 1024 * 1024) -> bytes | None:
         """The preview MP3 itself (for audio analysis). A URL refused as expired (403/410) is
         refreshed once. None when the track has no preview; `ProviderUnavailable` on failures."""

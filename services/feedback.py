@@ -14,10 +14,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Protocol
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.models import Interaction, InteractionKind, Like
+from db.models import InteractionKind
 from db.repositories import InteractionRepository, LikeRepository, TrackRepository
 from services.dto import GenreGuess, GenreHistoryEntry, Page, TrackInfo
 from services.errors import EncoreError, InvalidInput, TrackNotFound
@@ -81,21 +80,9 @@ class FeedbackService:
     async def genre_history(self, user_id: int, page: int, size: int = 5) -> Page[GenreHistoryEntry]:
         size = max(1, size)
         async with self._sessions() as s:
-            searched = (
-                await s.execute(
-                    select(Interaction.track_id, Interaction.created_at)
-                    .where(Interaction.user_id == user_id, Interaction.kind == InteractionKind.SEARCHED)
-                    .order_by(Interaction.id.desc())
-                    .limit(2000)
-                )
-            ).all()
-            liked = (
-                await s.execute(
-                    select(Like.track_id, Like.created_at)
-                    .where(Like.user_id == user_id)
-                    .order_by(Like.created_at.desc())
-                )
-            ).all()
+            history = await InteractionRepository(s).user_history(user_id, [InteractionKind.SEARCHED], limit=2000)
+            searched = [(tid, at) for tid, _kind, at in history]
+            liked = [(tid, at) for tid, at in await LikeRepository(s).dated(user_id)]
             tracks = await TrackRepository(s).get_many([t for t, _ in searched] + [t for t, _ in liked])
             infos = {tid: TrackInfo.from_row(row) for tid, row in tracks.items()}
 

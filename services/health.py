@@ -6,9 +6,9 @@ import asyncio
 import logging
 from importlib import metadata
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from db.engine import ping
 from services.dto import HealthReport
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,8 @@ class HealthService:
 
     async def _database_ok(self) -> bool:
         try:
-            async with asyncio.timeout(self._timeout), self._engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+            async with asyncio.timeout(self._timeout):
+                await ping(self._engine)
             return True
         except Exception as exc:  # any failure means "not reachable" for a health check
             log.warning("database health check failed: %s", type(exc).__name__)

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -25,6 +25,9 @@ from db.repositories import DailyPickRepository, TrackRepository, UserRepository
 from services.dto import Recommendation, TrackInfo
 from services.errors import EncoreError
 from services.schedule import local_day_and_minute
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +121,7 @@ return string.format('%.6f', slot - now)
 
     def __init__(
         self,
-        redis: Any,
+        redis: Redis,
         rate: float,
         key: str = "encore:picks:pace",
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,

@@ -12,6 +12,7 @@ import pandas as pd
 
 from ml.data import LABEL_COLUMNS
 from ml.features import FeatureError
+from ml.pipeline.datasets import read_dataset
 from ml.predictor import META_FILE, GenrePredictor
 from services.errors import EncoreError
 
@@ -126,7 +127,7 @@ class ModelService:
         if not self.exists(task):
             raise ModelMissing(f"no {task} model at {self.path(task)} (run `python main.py train --task {task}`)")
         try:
-            frame = pd.read_csv(source)
+            frame = read_dataset(source)
         except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             raise TableRefused(f"cannot read {source}: {exc}") from exc
         predictor = GenrePredictor.load(self.path(task))

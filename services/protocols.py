@@ -49,6 +49,11 @@ class Tracks(Protocol):
 
     async def card(self, track_id: int, *, user_id: int | None = None) -> TrackCard: ...
 
+    async def with_deezer(self, track: TrackInfo, *, budget: float | None = None) -> TrackInfo:
+        """The track with its Deezer id (preview), cover and year when Deezer finds it within a
+        short budget; the track as it was otherwise. Never raises for provider failures."""
+        ...
+
     async def preview_url(self, track: TrackInfo) -> str | None:
         """A fresh 30-second preview URL (signed, expires within minutes: never store it), or None."""
         ...
@@ -79,6 +84,14 @@ class Recommendations(Protocol):
     ) -> list[Recommendation]: ...
 
     async def for_you(self, user_id: int, n: int = 10) -> list[Recommendation]: ...
+
+    async def similar_to_row(
+        self, row: Mapping[str, Any], n: int = 10, *, diversity: float | None = None
+    ) -> list[Recommendation]:
+        """Neighbours of a song given as a dataset row (audio features, optional artists / title)."""
+        ...
+
+    async def catalogue_size(self) -> int: ...
 
 
 class Radios(Protocol):

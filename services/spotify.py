@@ -52,6 +52,8 @@ class SpotifyTrack:
     duration_ms: int | None = None
     explicit: bool | None = None
     popularity: int | None = None
+    cover_url: str | None = None  # the album's image, about 300 px (https://i.scdn.co/image/…)
+    year: int | None = None  # the album's release year
 
     @property
     def artists_joined(self) -> str:
@@ -110,8 +112,8 @@ class _CredentialsManager(spotipy.SpotifyClientCredentials):
             super()._handle_oauth_error(http_error)
         except SpotifyOauthError as exc:
             response = http_error.response
-            exc.http_status = response.status_code if response is not None else None  # type: ignore[attr-defined]
-            exc.headers = response.headers if response is not None else {}  # type: ignore[attr-defined]
+            exc.http_status = response.status_code if response is not None else None
+            exc.headers = response.headers if response is not None else {}
             raise
 
 
@@ -290,7 +292,33 @@ def _parse_track(item: Any) -> SpotifyTrack | None:
         duration_ms=_int(item.get("duration_ms")),
         explicit=bool(item["explicit"]) if item.get("explicit") is not None else None,
         popularity=_int(item.get("popularity")),
+        cover_url=_cover(album),
+        year=_year(album.get("release_date") if isinstance(album, Mapping) else None),
     )
+
+
+COVER_SIZE = 300  # px: enough for a card's small link preview and an inline thumbnail
+
+
+def _cover(album: Any) -> str | None:
+    """The album image closest above `COVER_SIZE` (Spotify lists 640, 300 and 64 px), else the largest."""
+    images = album.get("images") if isinstance(album, Mapping) else None
+    sized: list[tuple[int, str]] = []
+    for image in images if isinstance(images, list) else ():
+        url = image.get("url") if isinstance(image, Mapping) else None
+        if isinstance(url, str) and url.startswith("https://") and len(url) <= 512:
+            sized.append((_int(image.get("width")) or 0, url))
+    if not sized:
+        return None
+    big_enough = [s for s in sized if s[0] >= COVER_SIZE]
+    return min(big_enough)[1] if big_enough else max(sized)[1]
+
+
+def _year(release_date: Any) -> int | None:
+    """ "1975", "1975-10", "1975-10-31" → 1975."""
+    if isinstance(release_date, str) and len(release_date) >= 4 and release_date[:4].isdigit():
+        return int(release_date[:4]) or None
+    return None
 
 
 def _int(value: Any) -> int | None:

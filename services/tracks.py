@@ -25,14 +25,12 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.models import InteractionKind, Track, TrackAlias
+from db.models import InteractionKind, Track
 from db.repositories import InteractionRepository, LikeRepository, TrackRepository
 from services.audio_features import AudioFeatureChain
 from services.dto import GenreGuess, Resolution, ResolutionKind, TrackCard, TrackInfo, YouTubeLink
@@ -47,6 +45,7 @@ from services.youtube import YouTubeService
 
 if TYPE_CHECKING:
     from services.deezer import DeezerClient, DeezerTrack
+    from services.deezer_match import DeezerLookup
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +86,6 @@ class GenreGuesser(Protocol):
     ) -> GenreGuess: ...
 
 
-def _dialect_insert(session: AsyncSession, table: Any) -> Any:
-    name = session.get_bind().dialect.name
-    if name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
 class TrackService:
     def __init__(
         self,
@@ -106,10 +98,12 @@ class TrackService:
         *,
         deezer: DeezerClient | None = None,
         on_features: Callable[[Sequence[int]], Awaitable[object]] | None = None,
+        deezer_lookup: DeezerLookup | None = None,
         snapshot_dir: Path | None = None,
     ) -> None:
         """`on_features(track ids)` is awaited when tracks get audio features here (e.g. the
-        recommender's `add_tracks`, so that they can be recommended without a restart)."""
+        recommender's `add_tracks`, so that they can be recommended without a restart).
+        `deezer_lookup`: finds a shown song without a Deezer id on Deezer (preview, cover, year)."""
         self._sessions = sessions
         self._index = index
         self._spotify = spotify
@@ -118,6 +112,7 @@ class TrackService:
         self._genre = genre
         self._deezer = deezer
         self._on_features = on_features
+        self._deezer_lookup = deezer_lookup
         self._index_lock = asyncio.Lock()
         self._snapshot_dir = snapshot_dir  # where the search index is saved as arrays (SearchIndex.load)
 
@@ -332,7 +327,7 @@ class TrackService:
 
     # -- card / youtube ---------------------------------------------------------------------
     async def card(self, track_id: int, *, user_id: int | None = None) -> TrackCard:
-        track = await self.get(track_id)
+        track = await self.with_deezer(await self.get(track_id))
         notes: list[str] = []
         if track.features is None:
             reason = "No audio features are known for this track."
@@ -372,6 +367,13 @@ class TrackService:
         return TrackCard(
             track=track, genre=genre, youtube=youtube, note=" ".join(notes) or None, liked=liked, preview_url=preview
         )
+
+    async def with_deezer(self, track: TrackInfo, *, budget: float | None = None) -> TrackInfo:
+        """The track with its Deezer id, cover and year, looked up on Deezer when it has none (within
+        a short budget; see `services.deezer_match.DeezerLookup`); as it was when that fails."""
+        if self._deezer_lookup is None:
+            return track
+        return await self._deezer_lookup.attach(track, budget=budget)
 
     async def preview_url(self, track: TrackInfo) -> str | None:
         """A fresh 30-second preview URL (signed; it expires within minutes, so fetch it when you show
@@ -442,31 +444,28 @@ class TrackService:
             row = await repo.by_spotify_id(found.id)
             if row is None:
                 key = song_key(found.artists_joined, found.name)
-                row = await session.scalar(select(Track).where(Track.search_key == key).order_by(Track.id).limit(1))
+                row = await repo.by_song_key(key)
                 if row is not None:
-                    await session.execute(
-                        _dialect_insert(session, TrackAlias)
-                        .values(spotify_id=found.id, track_id=row.id)
-                        .on_conflict_do_nothing(index_elements=[TrackAlias.spotify_id])
-                    )
+                    await repo.add_alias(found.id, row.id)
                 else:
-                    await session.execute(
-                        _dialect_insert(session, Track)
-                        .values(
-                            spotify_id=found.id,
-                            name=found.name[:512],
-                            artists=found.artists_joined[:1024],
-                            album=found.album[:512] if found.album else None,
-                            duration_ms=found.duration_ms,
-                            explicit=found.explicit,
-                            popularity=found.popularity,
-                            source="spotify",
-                            search_key=key[:1024],
-                        )
-                        .on_conflict_do_nothing(index_elements=[Track.spotify_id])
+                    row, _created = await repo.upsert_provider_track(
+                        {
+                            "spotify_id": found.id,
+                            "name": found.name[:512],
+                            "artists": found.artists_joined[:1024],
+                            "album": found.album[:512] if found.album else None,
+                            "duration_ms": found.duration_ms,
+                            "explicit": found.explicit,
+                            "popularity": found.popularity,
+                            "source": "spotify",
+                            "search_key": key[:1024],
+                            "cover_url": found.cover_url,
+                            "release_year": found.year,
+                        }
                     )
-                    row = await repo.by_spotify_id(found.id)
-                    assert row is not None
+            if (found.cover_url and row.cover_url is None) or (found.year and row.release_year is None):
+                await repo.fill_artwork(row.id, cover_url=found.cover_url, release_year=found.year)
+                await session.refresh(row)
             info = TrackInfo.from_row(row)
         index = await self.index()
         if info.id not in index:

@@ -32,6 +32,11 @@ FOREIGN: dict[str, tuple[str, ...]] = {
 }
 
 
+# All SQL lives in db/ (repositories, the engine): above it, SQLAlchemy only for the session types
+# and its error classes.
+SQLALCHEMY_ABOVE_DB = ("sqlalchemy.ext.asyncio", "sqlalchemy.exc")
+
+
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
     if parts[-1] == "__init__":
@@ -107,6 +112,19 @@ def foreign_violations() -> list[str]:
     return sorted(set(found))
 
 
+def sql_outside_db() -> list[str]:
+    found = []
+    for module, path in project_modules().items():
+        if top(module) in ("db", "migrations"):
+            continue
+        for name in imports_of(path, module):
+            if (name == "sqlalchemy" or name.startswith("sqlalchemy.")) and not any(
+                name == allowed or name.startswith(allowed + ".") for allowed in SQLALCHEMY_ABOVE_DB
+            ):
+                found.append(f"{module} imports {name}")
+    return sorted(set(found))
+
+
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     """Strongly connected components with more than one module (Tarjan, iterative)."""
     index: dict[str, int] = {}
@@ -162,6 +180,10 @@ def test_layers_point_one_way() -> None:
 
 def test_lower_layers_stay_free_of_delivery_libraries() -> None:
     assert foreign_violations() == []
+
+
+def test_sql_stays_in_db() -> None:
+    assert sql_outside_db() == []
 
 
 def test_no_import_cycles() -> None:

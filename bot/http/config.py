@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.config import Settings
 
@@ -41,7 +42,7 @@ class WebConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, session_secret: bytes | None = None) -> WebConfig:
-        extra = {"session_secret": session_secret} if session_secret is not None else {}
+        extra: dict[str, Any] = {"session_secret": session_secret} if session_secret is not None else {}
         return cls(
             api_keys=settings.api_key_set,
             cors_origins=settings.cors_origin_list,
@@ -53,7 +54,7 @@ class WebConfig:
             redis_url=settings.redis_url,
             redis_prefix=settings.redis_prefix,
             public_origin=settings.public_origin,
-            **extra,  # type: ignore[arg-type]
+            **extra,
             max_upload_bytes=settings.analysis.max_bytes,
             media_origins=settings.deezer.preview_origin_list,
         )

@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from aiohttp import hdrs, web
@@ -132,7 +132,7 @@ def require_csrf(request: web.Request, token: object) -> None:
         raise Problem(403, "This form has expired. Reload the page and try again.", code="csrf_token_invalid")
 
 
-async def require_form_from_this_site(request: web.Request) -> web.MultiDictProxy[str | bytes | web.FileField]:
+async def require_form_from_this_site(request: web.Request) -> Mapping[str, str | bytes | bytearray | web.FileField]:
     """The posted (small) form, when it comes from this site with the session's CSRF token."""
     require_this_site(request)
     form = await read_body(request, request.post, request.app[config_key].body_timeout)

@@ -15,12 +15,13 @@ class SearchText(Filter):
     """Text that is not a command: a song title, "artist — title" or a link."""
 
     async def __call__(self, message: Message) -> bool:
-        return bool(message.text) and not message.text.startswith("/")  # type: ignore[union-attr]
+        text = message.text or ""
+        return bool(text) and not text.startswith("/")
 
 
 class UnknownCommand(Filter):
     async def __call__(self, message: Message) -> bool:
-        return bool(message.text) and message.text.startswith("/")  # type: ignore[union-attr]
+        return (message.text or "").startswith("/")
 
 
 class AudioMessage(Filter):

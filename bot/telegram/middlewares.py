@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiogram import BaseMiddleware, Dispatcher
 from aiogram.exceptions import TelegramBadRequest
@@ -17,6 +17,9 @@ from bot.telegram.texts import Texts, language_of
 from services.dto import UserInfo
 from services.errors import EncoreError, RadioConflict, RadioStopped, TrackNotFound
 from services.users import UserService, pick_language
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +93,7 @@ class MemoryThrottle:
 class RedisThrottle:
     """The same windows in Redis, shared by every instance: INCR, and PEXPIRE NX starts the window."""
 
-    def __init__(self, redis: Any, prefix: str = "encore:throttle") -> None:
+    def __init__(self, redis: Redis, prefix: str = "encore:throttle") -> None:
         self._redis = redis
         self._prefix = prefix
 

@@ -35,6 +35,8 @@ from services.jobs import DailyPicksService, SharedPacer
 from services.users import SUPPORTED_LANGUAGES
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
     from bot.config import Settings
     from services.container import Services
 
@@ -91,7 +93,7 @@ class TelegramRuntime:
     picks: DailyPicksService | None
     polling: asyncio.Task[None] | None = None
     webhook: SimpleRequestHandler | None = None
-    redis: Any = None
+    redis: Redis | None = None
     updates: UpdateTracker = field(default_factory=UpdateTracker)
     grace: float = 15.0
     _stopped: bool = field(default=False, repr=False)

@@ -9,6 +9,6 @@ from handlers.cli import catalog, ml, providers, recs
 MODULES = (catalog, ml, providers, recs)
 
 
-def register_all(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register_all(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     for module in MODULES:
         module.register(subparsers)

@@ -173,6 +173,8 @@ MULTIPART_OVERHEAD = 64 * 1024
 async def analyze(request: web.Request) -> web.Response:
     """POST a song as multipart (field `file`): what it sounds like, similar tracks, a radio seed."""
     analysis = request.app[services_key].analysis
+    if analysis is None:
+        raise Problem(503, "Analysing recordings is switched off here.", code="analysis_off")
     upload = await read_upload(request, "file", analysis.max_bytes)
     try:
         result = await analysis.analyse(

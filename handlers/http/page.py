@@ -33,6 +33,7 @@ from handlers.http.api import MULTIPART_OVERHEAD
 from handlers.http.params import ID, MAX_ID, MAX_QUERY_CHARS, RADIO_ID, clean_query, read_upload
 from services import errors
 from services.dto import Listener, PlaylistInfo, Recommendation, Resolution, ResolutionKind, TrackCard
+from services.protocols import RadioAction
 
 log = logging.getLogger(__name__)
 
@@ -208,12 +209,15 @@ async def radio_page(request: web.Request) -> web.Response:
     )
 
 
+RADIO_ACTIONS: dict[object, RadioAction] = {"like": "like", "skip": "skip", "next": "next"}
+
+
 async def radio_feedback(request: web.Request) -> web.Response:
     radio_id = request.match_info["radio_id"]
     form = await require_form_from_this_site(request)
     track_id = _form_id(form, "track_id")
-    action = form.get("action")
-    if action not in ("like", "skip", "next"):
+    action = RADIO_ACTIONS.get(form.get("action"))
+    if action is None:
         raise Problem(400, "Choose 👍, 👎 or next.", code="invalid_form")
     # Pressed twice, or an old tab: the answer is not counted; the page shows where the radio is now.
     with contextlib.suppress(errors.RadioConflict):

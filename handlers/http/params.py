@@ -8,6 +8,7 @@ import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, BinaryIO, TypeVar, cast
 
 from aiohttp import BodyPartReader, hdrs, web
@@ -101,7 +102,7 @@ def validate(model: type[M], data: Mapping[str, Any]) -> M:
             for err in exc.errors(include_url=False, include_context=False, include_input=False)
         ]
         shown = problems[:MAX_LISTED_ERRORS]
-        extra = {"more_errors": len(problems) - len(shown)} if len(problems) > len(shown) else {}
+        extra: dict[str, Any] = {"more_errors": len(problems) - len(shown)} if len(problems) > len(shown) else {}
         raise Problem(422, "The body has invalid fields.", code="validation_failed", errors=shown, **extra) from None
 
 
@@ -148,7 +149,7 @@ async def read_upload(request: web.Request, field: str, max_bytes: int) -> Uploa
             target = part.name == field
             spool: BinaryIO = cast(BinaryIO, tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES))  # noqa: SIM115
             try:
-                while chunk := await read_body(request, lambda p=part: p.read_chunk(UPLOAD_CHUNK), stall):
+                while chunk := await read_body(request, partial(part.read_chunk, UPLOAD_CHUNK), stall):
                     seen += len(chunk)
                     if seen > max_bytes:
                         raise Problem(

@@ -26,11 +26,8 @@ def _feature(name: str) -> Any:
 Whole = Annotated[float, Field(strict=True, allow_inf_nan=False), AfterValidator(_whole)]
 
 # Spotify-style audio features, each in its documented range (the same ranges the genre model checks).
-AudioFeatures = create_model(
-    "AudioFeatures",
-    __config__=ConfigDict(extra="forbid", strict=True),
-    **{name: (_feature(name), ...) for name in AUDIO_FEATURES},
-)
+_AUDIO_FIELDS: dict[str, Any] = {name: (_feature(name), ...) for name in AUDIO_FEATURES}
+AudioFeatures = create_model("AudioFeatures", __config__=ConfigDict(extra="forbid", strict=True), **_AUDIO_FIELDS)
 
 
 TrackId = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]

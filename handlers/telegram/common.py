@@ -48,6 +48,8 @@ def card_text(
         verdict=genre_verdict(genre, track.genres),
         note=note,
         no_features=track.features is None,
+        # Known only by the nine values of an audio analysis: no genre head reads those yet.
+        analysis_only=track.features is not None and not track.features_complete,
         youtube_url=youtube_url,
         youtube_is_search=youtube_is_search,
         deep_link=deep_link,

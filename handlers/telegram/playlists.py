@@ -173,6 +173,7 @@ async def on_radio(
     playlists: Playlists,
     radio: Radios,
     texts: Texts,
+    tracks: Tracks,
 ) -> None:
     message = callback_message(callback)
     try:
@@ -185,7 +186,7 @@ async def on_radio(
         )
         callback_answer.show_alert = True
         return
-    await post_radio(message, step, user, radio, texts)
+    await post_radio(message, step, user, radio, texts, tracks)
 
 
 async def on_export(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import TYPE_CHECKING, Literal
 
 from aiogram import F, Router
@@ -25,13 +26,21 @@ from services.dto import Listener, RadioStep, UserInfo
 from services.errors import RadioConflict, RadioStopped
 
 if TYPE_CHECKING:
-    from services.protocols import Radios
+    from services.protocols import Radios, Tracks
 
 FEEDBACK: dict[RadioAction, Literal["like", "skip", "next"]] = {
     RadioAction.LIKE: "like",
     RadioAction.SKIP: "skip",
     RadioAction.NEXT: "next",
 }
+
+
+async def with_deezer(step: RadioStep, tracks: Tracks) -> RadioStep:
+    """The step's track with its Deezer id (▶ preview) and cover when Deezer finds it in time."""
+    if step.track is None or step.stopped:
+        return step
+    track = await tracks.with_deezer(step.track)
+    return step if track is step.track else dataclasses.replace(step, track=track)
 
 
 def radio_view(
@@ -46,39 +55,48 @@ def radio_view(
     )
 
 
-async def post_radio(message: Message, step: RadioStep, user: UserInfo, radio: Radios, texts: Texts) -> None:
+async def post_radio(
+    message: Message, step: RadioStep, user: UserInfo, radio: Radios, texts: Texts, tracks: Tracks
+) -> None:
     """Post a radio's first card; the radio remembers that message (it outlives a restart)."""
-    text, markup, preview = radio_view(texts, user, step)
+    text, markup, preview = radio_view(texts, user, await with_deezer(step, tracks))
     sent = await message.answer(text, reply_markup=markup, link_preview_options=preview)
     await radio.attach_message(step.radio_id, sent.chat.id, sent.message_id, listener=Listener.telegram(user.id))
 
 
-async def start_radio(message: Message, seed_track_id: int, user: UserInfo, radio: Radios, texts: Texts) -> None:
+async def start_radio(
+    message: Message, seed_track_id: int, user: UserInfo, radio: Radios, texts: Texts, tracks: Tracks
+) -> None:
     listener = Listener.telegram(user.id)
     step = await radio.start(seed_track_id, listener=listener, diversity=user.diversity, chat_id=message.chat.id)
-    await post_radio(message, step, user, radio, texts)
+    await post_radio(message, step, user, radio, texts, tracks)
 
 
 async def on_start_radio(
-    callback: CallbackQuery, callback_data: TrackCallback, user: UserInfo, radio: Radios, texts: Texts
+    callback: CallbackQuery, callback_data: TrackCallback, user: UserInfo, radio: Radios, texts: Texts, tracks: Tracks
 ) -> None:
-    await start_radio(callback_message(callback), callback_data.track_id, user, radio, texts)
+    await start_radio(callback_message(callback), callback_data.track_id, user, radio, texts, tracks)
 
 
 async def on_start_radio_from_like(
-    callback: CallbackQuery, callback_data: LikesItemCallback, user: UserInfo, radio: Radios, texts: Texts
+    callback: CallbackQuery,
+    callback_data: LikesItemCallback,
+    user: UserInfo,
+    radio: Radios,
+    texts: Texts,
+    tracks: Tracks,
 ) -> None:
-    await start_radio(callback_message(callback), callback_data.track_id, user, radio, texts)
+    await start_radio(callback_message(callback), callback_data.track_id, user, radio, texts, tracks)
 
 
-async def cmd_radio(message: Message, user: UserInfo, radio: Radios, texts: Texts) -> None:
+async def cmd_radio(message: Message, user: UserInfo, radio: Radios, texts: Texts, tracks: Tracks) -> None:
     step = await radio.start_from_latest_like(
         listener=Listener.telegram(user.id), diversity=user.diversity, chat_id=message.chat.id
     )
     if step is None:
         await message.answer(texts.render(user.language, "radio_none"))
         return
-    await post_radio(message, step, user, radio, texts)
+    await post_radio(message, step, user, radio, texts, tracks)
 
 
 async def on_radio_press(
@@ -88,6 +106,7 @@ async def on_radio_press(
     user: UserInfo,
     radio: Radios,
     texts: Texts,
+    tracks: Tracks,
 ) -> None:
     """Every press edits the radio's message: the next track, or the summary after ⏹.
 
@@ -114,7 +133,7 @@ async def on_radio_press(
                 callback_answer.text = labels("alert_radio_liked")
             elif callback_data.action is RadioAction.SKIP:
                 callback_answer.text = labels("alert_radio_skipped")
-    text, markup, preview = radio_view(texts, user, step)
+    text, markup, preview = radio_view(texts, user, await with_deezer(step, tracks))
     await edit(message, text, markup, link_preview_options=preview)
 
 

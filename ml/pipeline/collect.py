@@ -33,23 +33,39 @@ CSV_COLUMNS = CATALOG_COLUMNS
 
 
 class FoundTrack(Protocol):
-    """A search result (services.spotify.SpotifyTrack fits)."""
+    """A search result (services.spotify.SpotifyTrack fits). Read-only: frozen dataclasses fit."""
 
-    id: str
-    name: str
-    album: str | None
-    popularity: int | None
-    duration_ms: int | None
-    explicit: bool | None
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def album(self) -> str | None: ...
+
+    @property
+    def popularity(self) -> int | None: ...
+
+    @property
+    def duration_ms(self) -> int | None: ...
+
+    @property
+    def explicit(self) -> bool | None: ...
 
     @property
     def artists_joined(self) -> str: ...
 
 
 class FoundFeatures(Protocol):
-    features: Mapping[str, float] | None
-    imputed: tuple[str, ...]
-    providers_failed: tuple[str, ...]
+    @property
+    def features(self) -> Mapping[str, float] | None: ...
+
+    @property
+    def imputed(self) -> tuple[str, ...]: ...
+
+    @property
+    def providers_failed(self) -> tuple[str, ...]: ...
 
 
 class TrackSearch(Protocol):
@@ -107,7 +123,7 @@ class GenreCollector:
     ) -> None:
         self._spotify = spotify
         self._features = features
-        self._retry_on = (ProviderDown, *retry_on)
+        self._retry_on: tuple[type[Exception], ...] = (ProviderDown, *retry_on)
         self._page_size = page_size
         self._page_pause = page_pause
         self._retry_pause = retry_pause

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-from ml.features import AUDIO_FEATURES
+from ml.features import AUDIO_FEATURES, parse_bool
 
 log = logging.getLogger(__name__)
 
@@ -179,8 +179,7 @@ def check_schema(path: Path, spec: DatasetSpec) -> SchemaReport:
                 f"{first + 1:,} of {rows:,} (value {frame[column].iloc[first]!r}) — truncated or corrupt file"
             )
     for column in spec.bool_columns:
-        text = frame[column].astype(str).str.strip().str.lower()
-        bad_mask = ~text.isin(("true", "false", "1", "0", "1.0", "0.0"))
+        bad_mask = frame[column].map(parse_bool).isna()  # the one yes/no reading (import, training too)
         if bad_mask.any():
             first = int(bad_mask.to_numpy().nonzero()[0][0])
             raise DatasetError(

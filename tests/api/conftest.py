@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from bot.http.config import WebConfig
-from tests.api.fakes import fake_container
+from tests.fakes.services import fake_container
 from tests.wiring import Wiring
 
 ClientFactory = Callable[..., Any]

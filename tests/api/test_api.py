@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.http.config import WebConfig
 from handlers.http.api import similar_cache_key
 from services.dto import Listener
-from tests.api.fakes import MODEL_VERSION
+from tests.fakes.services import MODEL_VERSION
 
 FEATURES: dict[str, float] = {
     "danceability": 0.7,
@@ -285,13 +286,22 @@ async def test_genre_model_not_ready_is_503(make_client: Any, container: Any) ->
     assert resp.headers["Retry-After"]
 
 
+async def test_analyze_switched_off_is_503_not_a_crash(make_client: Any, container: Any) -> None:
+    container.services.analysis = None
+    client = await make_client()
+    form = aiohttp.FormData()
+    form.add_field("file", b"ID3" + bytes(64), filename="song.mp3", content_type="audio/mpeg")
+    body = await problem(await client.post("/api/v1/analyze", data=form), 503)
+    assert body["code"] == "analysis_off"
+
+
 async def test_radio_start_then_like_skip_next(client: TestClient) -> None:
     resp = await client.post("/api/v1/radio", json={"track_id": 1, "diversity": 0.3})
     assert resp.status == 201
     step = await resp.json()
-    assert step["track"]["id"] == 1 and step["position"] == 1
+    assert step["track"]["id"] != 1 and step["position"] == 1  # the seed is not played again
     radio = step["radio_id"]
-    seen = [1]
+    seen = [1, step["track"]["id"]]
     for action in ("like", "skip", "next"):
         resp = await client.post(
             f"/api/v1/radio/{radio}/feedback", json={"track_id": step["track"]["id"], "action": action}
@@ -306,11 +316,13 @@ async def test_radio_start_then_like_skip_next(client: TestClient) -> None:
 async def test_radio_stale_track_is_409(client: TestClient) -> None:
     step = await (await client.post("/api/v1/radio", json={"track_id": 1})).json()
     url = f"/api/v1/radio/{step['radio_id']}/feedback"
-    assert (await client.post(url, json={"track_id": 1, "action": "like"})).status == 200
-    body = await problem(await client.post(url, json={"track_id": 1, "action": "like"}), 409)
+    playing = step["track"]["id"]
+    assert (await client.post(url, json={"track_id": playing, "action": "like"})).status == 200
+    body = await problem(await client.post(url, json={"track_id": playing, "action": "like"}), 409)
     assert body["code"] == "radio_moved_on"
     # The radio as it stands, so the client can redraw without another request; the answer was not counted.
-    assert body["radio"]["likes"] == 1 and body["radio"]["track"]["id"] != 1 and body["radio"]["position"] == 2
+    radio = body["radio"]
+    assert radio["likes"] == 1 and radio["track"]["id"] not in (1, playing) and radio["position"] == 2
 
 
 async def test_radio_errors(client: TestClient) -> None:
@@ -392,7 +404,7 @@ async def test_response_cache_serves_stale_while_one_refresh_runs() -> None:
 async def test_radio_get_and_stop(client: TestClient, container: Any) -> None:
     step = await (await client.post("/api/v1/radio", json={"track_id": 1})).json()
     url = f"/api/v1/radio/{step['radio_id']}"
-    assert (await (await client.get(url)).json())["track"]["id"] == 1
+    assert (await (await client.get(url)).json())["track"]["id"] == step["track"]["id"]
     stopped = await (await client.post(f"{url}/stop")).json()
     assert stopped["stopped"] is True and stopped["track"] is None
     await problem(await client.get("/api/v1/radio/77"), 404)

@@ -12,8 +12,8 @@ import pytest
 from bot.http.config import WebConfig
 from bot.http.keys import metrics_key
 from bot.http.ratelimit import MemoryRateLimiter, RedisRateLimiter
-from tests.api.fakes import MODEL_VERSION
 from tests.api.test_api import FEATURES, problem
+from tests.fakes.services import MODEL_VERSION
 
 
 class Clock:
@@ -207,7 +207,7 @@ async def test_telegram_webhook_path_is_not_rate_limited(aiohttp_client: Any, co
 async def test_redis_url_selects_the_shared_limiter(aiohttp_client: Any, redis_url: str, redis_prefix: str) -> None:
     from bot.config import Settings
     from bot.http.keys import limiter_key
-    from tests.api.fakes import fake_container
+    from tests.fakes.services import fake_container
 
     settings = Settings(_env_file=None, redis_url=redis_url, redis_prefix=redis_prefix)  # type: ignore[call-arg]
     container = fake_container(settings)

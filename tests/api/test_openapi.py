@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, settings
 from bot.http.config import WebConfig
 from handlers.http.api import OPENAPI_PATH
 from tests.api.conftest import LiveServer, binary_upload_checks
-from tests.api.fakes import fake_container
+from tests.fakes.services import fake_container
 
 DOC = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
 schema = schemathesis.openapi.from_path(OPENAPI_PATH)

@@ -99,9 +99,10 @@ async def test_radio_without_javascript(client: TestClient) -> None:
     radio = resp.headers["Location"]
     assert re.fullmatch(r"/radio/[A-Za-z0-9_-]{22}", radio)  # an unguessable id
     html = await page(client, radio)
-    assert "👍" in html and "👎" in html and "Next" in html and "Bohemian Rhapsody" in html
-    seen = {1}
-    current = 1
+    # the first pick: the seed's genre, not the seed itself
+    assert "👍" in html and "👎" in html and "Next" in html and "Smells Like Teen Spirit" in html
+    current = int(re.search(r'name="track_id" value="(\d+)"', html).group(1))  # type: ignore[union-attr]
+    seen = {1, current}
     for action in ("like", "skip", "next"):
         resp = await post_form(client, f"{radio}/feedback", {"track_id": str(current), "action": action}, token)
         assert resp.status == 303 and resp.headers["Location"] == radio
@@ -159,7 +160,7 @@ async def test_radio_end_page(client: TestClient, container: Any) -> None:
     token = await form_token(client, "/track/1")
     radio = (await post_form(client, "/radio", {"track_id": "1"}, token)).headers["Location"]
     radio_id = radio.rsplit("/", 1)[1]
-    page_listener = next(iter(container.services.radio._radios.values())).owner
+    page_listener = next(iter(container.services.radio.radios.values())).owner
     from services.dto import Listener
 
     await container.services.radio.stop(radio_id, listener=Listener(page_listener))

@@ -33,8 +33,8 @@ from services.search import SearchIndex
 from services.tracks import TrackService
 from services.users import UserService
 from tests.api.conftest import LiveServer, binary_upload_checks
-from tests.api.fakes import FakeGenreService
 from tests.api.test_api import FEATURES
+from tests.fakes.services import FakeGenreService, sound_model
 from tests.wiring import Wiring
 
 CENTRES = {
@@ -88,7 +88,7 @@ async def real_container(*, genre: Any = None) -> Wiring:
     sessions = create_session_factory(engine)
     async with sessions.begin() as s:
         s.add_all(catalogue_rows())
-    genre = genre if genre is not None else FakeGenreService()
+    genre = genre if genre is not None else FakeGenreService(sound_model)
     recs = RecommendationService(sessions)
     tracks = TrackService(sessions, await SearchIndex.load(sessions), None, None, None, genre)
     # No analysis provider here: a decodable recording would be 503, anything else is refused first.

@@ -14,12 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.config import Settings, TelegramSettings
 from bot.telegram.factory import create_dispatcher
 from handlers.telegram import get_routers
-from services.container import Services
-from services.health import HealthService
 from services.jobs import DailyPicksService
-from services.users import UserService
-from tests.bot.fakes_services import FakeServices, fake_services
 from tests.fakes.bot import RecordingBot
+from tests.fakes.services import FakeServices, fake_services
 from tests.fakes.telegram import TOKEN, tg_user
 from tests.wiring import Wiring
 
@@ -31,15 +28,8 @@ def make_settings(api_url: str = "http://127.0.0.1:1", **extra: Any) -> Settings
 def make_container(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], fakes: FakeServices, settings: Settings
 ) -> Wiring:
-    services = Services(
-        users=UserService(sessions),
-        health=HealthService(engine),
-        tracks=fakes.tracks,  # type: ignore[arg-type]
-        genre=fakes.genre,  # type: ignore[arg-type]
-        recommendations=fakes.recommendations,  # type: ignore[arg-type]
-        radio=fakes.radio,  # type: ignore[arg-type]
-        feedback=fakes.feedback,  # type: ignore[arg-type]
-        picks=DailyPicksService(sessions, fakes.recommendations),
+    services = fakes.services(
+        engine, sessions, analysis=False, picks=DailyPicksService(sessions, fakes.recommendations)
     )
     return Wiring(settings, services, engine, sessions)
 

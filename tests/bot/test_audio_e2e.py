@@ -405,3 +405,18 @@ async def test_inline_results_are_playable_where_a_preview_exists(world: World) 
     answer = await telegram.wait_for("answerInlineQuery", after=mark)
     assert answer.params["results"] and {r["type"] for r in answer.params["results"]} == {"article"}
     assert [c for c in telegram.calls if not c.ok] == []
+
+
+async def test_a_song_known_by_the_nine_analysis_values_says_why_it_has_no_genre_in_russian(world: World) -> None:
+    """Daft Punk is outside the catalogue: Deezer finds it, ReccoBeats measures its preview (nine values,
+    no key, mode or time signature). The card's genre line gives that reason, in Russian, not "the genre
+    model is unavailable"."""
+    telegram = world.telegram
+    card = await world.reply(lambda: telegram.send_text(BORIS, "daft punk one more time"))
+    text = card["text"]
+    assert "One More Time" in text and len(world.reccobeats.uploads) == 1
+    assert "🏷 Жанр не определён: звучание этой песни измерено по 30-секундному отрывку" in text
+    assert "модель жанров сейчас недоступна" not in text and "30-second" not in text
+    english = await world.reply(lambda: telegram.send_text(ANN, "daft punk one more time"))
+    assert "🏷 Genre: unknown — This song's sound was measured from a 30-second excerpt" in english["text"]
+    assert [c for c in telegram.calls if not c.ok] == []

@@ -23,8 +23,8 @@ from db.repositories import UserRepository
 from services.dto import Recommendation, TrackInfo
 from services.jobs import DailyPicksService, DeliveryStatus, Pacer
 from services.users import UserService
-from tests.bot.fakes_services import make_track
 from tests.fakes.bot import RecordingBot
+from tests.fakes.services import make_track
 from tests.fakes.telegram import FakeTelegram
 
 TEN = datetime(2026, 11, 24, 10, 0, 30, tzinfo=UTC)

@@ -15,7 +15,7 @@ from bot.telegram.callbacks import ALL_CALLBACKS
 from bot.telegram.runtime import TelegramRuntime
 from db.models import User
 from tests.bot.conftest import make_container, make_settings
-from tests.bot.fakes_services import FakeServices
+from tests.fakes.services import FakeServices
 from tests.fakes.telegram import ApiCall, FakeTelegram, tg_user
 from tests.wiring import Wiring
 
@@ -335,7 +335,7 @@ async def test_a_russian_journey_over_the_wire(
     import dataclasses
 
     from services.examples import EXAMPLES
-    from tests.bot.fakes_services import make_track
+    from tests.fakes.services import make_track
 
     cover = "https://cdn-images.dzcdn.net/images/cover/kino/500x500-000000-80-0-0.jpg"
     fakes.tracks.add(

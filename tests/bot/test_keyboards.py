@@ -32,7 +32,7 @@ from bot.telegram.keyboards import (
 from bot.telegram.texts import BUTTON_TEXT_LIMIT, Texts
 from services.dto import Page, RadioStep, Recommendation, UserInfo
 from services.schedule import ZONES
-from tests.bot.fakes_services import make_track
+from tests.fakes.services import make_track
 
 LABELS = Texts().labels("en")
 

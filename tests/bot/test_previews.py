@@ -18,8 +18,8 @@ from handlers.telegram import get_routers
 from handlers.telegram import inline as inline_module
 from services.dto import RadioStep, Recommendation
 from tests.bot.conftest import Chat, make_container, make_settings
-from tests.bot.fakes_services import FakeServices, fake_services, make_catalog
 from tests.fakes.bot import RecordingBot
+from tests.fakes.services import FakeServices, fake_services, make_catalog
 
 LABELS = Texts().labels("en")
 PREVIEW = "https://cdnt-preview.dzcdn.net/api/1/1/a/b/c/preview.mp3?hdnea=exp=1700000000~acl=x~hmac=y"

@@ -9,8 +9,8 @@ from aiogram import Dispatcher
 from bot.telegram.callbacks import RadioAction, RadioCallback
 from services.users import UserService
 from tests.bot.conftest import Chat
-from tests.bot.fakes_services import FakeServices, make_track
 from tests.fakes.bot import RecordingBot
+from tests.fakes.services import FakeServices, make_track
 from tests.fakes.telegram import parse_html
 
 

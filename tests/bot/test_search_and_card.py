@@ -11,7 +11,7 @@ from services.dto import Resolution, ResolutionKind, TrackCard, YouTubeLink
 from services.examples import EXAMPLES
 from services.tracks import NOTICE_FROM_VIDEO, NOTICE_SPOTIFY_DOWN
 from tests.bot.conftest import Chat
-from tests.bot.fakes_services import FakeServices, make_track
+from tests.fakes.services import FakeServices, make_track
 
 
 async def test_start_explains_with_an_example_from_the_catalogue(chat: Chat) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from bot.telegram.texts import MESSAGE_LIMIT, TEMPLATES_DIR, Texts, fit, lower_f
 from services.dto import (
     ExportFile,
     GenreGuess,
+    GenreHistoryEntry,
     Page,
     PlaylistInfo,
     PlaylistView,
@@ -25,11 +27,13 @@ from services.dto import (
     UserInfo,
     YouTubePlay,
 )
+from services.genre import NOTE_NO_ANALYSIS_HEAD
 from services.genre_labels import GenreConfidence, genre_names, genre_verdict
 from tests.bot.conftest import Chat
-from tests.bot.fakes_services import FakeServices, GenreHistoryEntry, make_track
+from tests.fakes.services import FakeServices, make_track
 from tests.fakes.telegram import BadRequest, check_message_text, parse_html
 
+WHEN = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 EVIL = "<script>&amp; \"quoted\" 'x' </b>"
 TRACK = dataclasses.replace(
     make_track(1, "jazz", name=EVIL, artist=EVIL), duration_ms=215_000, year=1999, cover_url="https://c.dn/x.jpg"
@@ -71,7 +75,7 @@ def contexts(track: TrackInfo, user: UserInfo, text: str) -> dict[str, list[dict
     """Representative contexts for every template: each branch a person can meet."""
     step = RadioStep(radio_id=1, track=track, position=3, likes=1, skips=2)
     card = {"track": track, "note": text, "youtube_url": "https://y.t/?a=1&b=2", "deep_link": None}
-    entry = GenreHistoryEntry("hard-rock", 3, 2, 1, (track,))
+    entry = GenreHistoryEntry("hard-rock", 3, 2, 1, (track,), WHEN)
     return {
         "start": [{"name": text, "example": "Кино — Группа крови"}],
         "help": [{"bot_username": "encore_bot"}],
@@ -107,7 +111,7 @@ def contexts(track: TrackInfo, user: UserInfo, text: str) -> dict[str, list[dict
             for d in ("https://t.me/b?start=t_1", None)
         ],
         "card": [
-            {**card, "verdict": genre_verdict(g), "no_features": False, "youtube_is_search": s}
+            {**card, "verdict": genre_verdict(g), "no_features": False, "youtube_is_search": s, "analysis_only": False}
             for g, s in ((SURE, True), (FAMILY, False), (UNSURE, True), *((g, True) for g in SOURCES))
         ]
         + [
@@ -117,6 +121,7 @@ def contexts(track: TrackInfo, user: UserInfo, text: str) -> dict[str, list[dict
                 "no_features": False,
                 "youtube_is_search": True,
                 "from_tags": True,
+                "analysis_only": False,
             }
         ]
         + [
@@ -126,8 +131,19 @@ def contexts(track: TrackInfo, user: UserInfo, text: str) -> dict[str, list[dict
                 "no_features": True,
                 "youtube_is_search": True,
                 "deep_link": "https://t.me/b?start=t_1",
+                "analysis_only": False,
             },
-            {**card, "verdict": None, "no_features": False, "youtube_is_search": True},
+            {**card, "verdict": None, "no_features": False, "youtube_is_search": True, "analysis_only": False},
+            # A song known only by the nine values of an audio analysis: the service's (English) note says
+            # why there is no genre; the Russian card must say the same in Russian, not print the note.
+            {
+                **card,
+                "verdict": None,
+                "note": NOTE_NO_ANALYSIS_HEAD,
+                "no_features": False,
+                "youtube_is_search": True,
+                "analysis_only": True,
+            },
         ],
         "inline_description": [{"track": track, "verdict": genre_verdict(g)} for g in GUESSES]
         + [{"track": track, "verdict": None}],
@@ -307,6 +323,17 @@ def test_russian_messages_have_no_english_words(name: str) -> None:
         assert russian_leftovers(Texts().render("en", name, **RU_CONTEXTS[name][0]))
 
 
+def test_a_nine_value_song_card_gives_the_analysis_reason_in_both_languages() -> None:
+    """A song known only by an audio analysis has no genre because no head reads nine values, not because
+    the model is down; the Russian card says so in Russian (it cannot print the service's English note)."""
+    nine = next(c for c in CONTEXTS["card"] if c["analysis_only"])
+    english = parse_html(Texts().render("en", "card", **nine))
+    assert "30-second excerpt" in english and "isn't available" not in english
+    russian = parse_html(Texts().render("ru", "card", **next(c for c in RU_CONTEXTS["card"] if c["analysis_only"])))
+    assert "измерено по 30-секундному отрывку" in russian and "девять показателей" in russian
+    assert "недоступна" not in russian and not russian_leftovers(russian)
+
+
 def test_russian_labels_and_genre_names_have_no_english_words() -> None:
     labels = Texts().labels("ru")
     for key, value in labels._values.items():
@@ -393,7 +420,7 @@ def test_plurals_agree_for_1_2_5_21(language: str, name: str) -> None:
         elif name == "likes":
             context = {"page": Page((TRACK,), 0, n, n), "first": 0}
         elif name == "history":
-            context = {"page": Page((GenreHistoryEntry("rock", 2 * n, n, n, (TRACK,)),), 0, 1, 1)}
+            context = {"page": Page((GenreHistoryEntry("rock", 2 * n, n, n, (TRACK,), WHEN),), 0, 1, 1)}
         else:
             context = {"seed": TRACK, "recommendations": [Recommendation(TRACK, 1.0)] * n}
         text = parse_html(Texts().render(language, name, **context))

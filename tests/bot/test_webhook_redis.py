@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.config import Settings, TelegramSettings, WebhookSettings
 from bot.telegram.runtime import webhook_secret
 from tests.bot.conftest import make_container
-from tests.bot.fakes_services import FakeServices
+from tests.fakes.services import FakeServices
 from tests.fakes.telegram import TOKEN, FakeTelegram, tg_user
 
 ANN = tg_user(6001, "Ann", "en")

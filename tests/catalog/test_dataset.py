@@ -288,6 +288,15 @@ def test_schema_check_refuses_non_boolean_explicit(tmp_path: Path) -> None:
         check_schema(path, SMALL_SEED)
 
 
+def test_schema_check_reads_explicit_as_training_and_import_do(tmp_path: Path) -> None:
+    """The check accepts exactly what `ml.features.parse_bool` reads (yes/no, any case included)."""
+    rows = seed_rows(60)
+    rows[1][3], rows[2][3], rows[3][3] = "yes", "NO", " True "
+    path = tmp_path / "seed.csv"
+    path.write_bytes(csv_bytes(SEED_HEADER, rows))
+    check_schema(path, SMALL_SEED)
+
+
 def test_schema_check_limits_rows_without_names(tmp_path: Path) -> None:
     rows = catalog_rows(60)
     for row in rows[:2]:

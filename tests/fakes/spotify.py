@@ -123,7 +123,17 @@ class FakeTrack:
                 {"id": f"artist{i}", "name": a, "type": "artist", "uri": f"spotify:artist:artist{i}"}
                 for i, a in enumerate(self.artists)
             ],
-            "album": {"id": "album0", "name": self.album, "release_date": str(self.year), "type": "album"},
+            "album": {
+                "id": "album0",
+                "name": self.album,
+                "release_date": str(self.year),
+                "type": "album",
+                # As Spotify lists them: 640, 300 and 64 px, largest first.
+                "images": [
+                    {"url": f"https://i.scdn.co/image/{prefix}{self.id}", "height": size, "width": size}
+                    for prefix, size in (("ab67616d0000b273", 640), ("ab67616d00001e02", 300), ("ab67616d00004851", 64))
+                ],
+            },
             "duration_ms": self.duration_ms,
             "explicit": self.explicit,
             "popularity": self.popularity,

@@ -107,3 +107,18 @@ def test_train_threads_cap_reaches_every_fit(monkeypatch: pytest.MonkeyPatch) ->
     assert zoo.make_model("random_forest", {}, 0).n_jobs == 1
     zoo.set_thread_cap(None)
     assert zoo.make_model("random_forest", {}, 0).n_jobs == zoo.THREADS["random_forest"]
+
+
+def test_predict_reads_its_input_as_the_datasets_are_read(
+    trained_models: Path, tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    """One CSV reader (ml.pipeline.datasets.read_dataset): only an empty cell is missing, so a track id
+    or a name "NA" / "None" stays text and an id keeps its leading zeros."""
+    tracks = make_catalog_frame().head(4).drop(columns=["track_genre"])
+    tracks["track_id"] = ["NA", "null", "None", "0042"]
+    tracks["artists"] = ["NA", "None", "", "Nirvana"]
+    tracks.to_csv(tmp_path / "tracks.csv", index=False)
+    args = _parse(["predict", "--input", str(tmp_path / "tracks.csv"), "--output", str(tmp_path / "out.csv")])
+    assert args.handler(args, _cli(Settings(data_dir=tiny_data_dir, model_dir=trained_models))) == 0
+    out = pd.read_csv(tmp_path / "out.csv", keep_default_na=False, dtype=str)
+    assert list(out["track_id"]) == ["NA", "null", "None", "0042"]

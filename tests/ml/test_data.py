@@ -5,8 +5,9 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ml.data import duplicate_groups, eval_units, grouped_split, song_key, task_split
+from ml.data import duplicate_groups, eval_units, grouped_split, task_split
 from ml.features import AUDIO_FEATURES
+from ml.text import fold_key, song_key
 from tests.ml.conftest import make_catalog_frame
 
 
@@ -35,6 +36,8 @@ def test_groups_are_transitive_over_id_vector_and_song() -> None:
 def test_song_key_ignores_case_accents_and_artist_order() -> None:
     assert song_key("Beyoncé;JAY-Z", "Crazy in Love") == song_key("jay z;beyonce", "crazy  in love!")
     assert song_key("A", None) == ""
+    assert fold_key("A", None) is None and fold_key("", "Song") is None and fold_key(None, "Song") is None
+    assert fold_key("A", "Song") == song_key("A", "Song")
 
 
 @settings(max_examples=25, deadline=None, derandomize=True)

@@ -186,6 +186,22 @@ async def test_spotify_copy_of_a_catalog_song_is_folded(
         assert alias is not None and alias.track_id == ids[sid(1)]
 
 
+async def test_spotify_album_covers_and_years_are_stored(
+    sessions: async_sessionmaker[AsyncSession], spotify: SpotifyClient, fake_spotify: FakeSpotify
+) -> None:
+    """A song found on Spotify keeps its album's image (the 300 px one) and year, on a new row and on
+    the catalogue's copy it is folded onto (which had neither)."""
+    ids = await add_catalog(sessions)
+    service = await _service(sessions, spotify=spotify)
+    paranoid = (await service.resolve(f"https://open.spotify.com/track/{sid(101)}")).tracks[0]
+    assert paranoid.cover_url == f"https://i.scdn.co/image/ab67616d00001e02{sid(101)}" and paranoid.year == 1970
+    assert (await service.get(paranoid.id)).cover_url == paranoid.cover_url  # stored, not just passed on
+    queen = (await service.resolve(f"https://open.spotify.com/track/{sid(103)}")).tracks[0]
+    assert queen.id == ids[sid(1)] and queen.source == "catalog"
+    stored = await service.get(queen.id)
+    assert stored.cover_url == f"https://i.scdn.co/image/ab67616d00001e02{sid(103)}" and stored.year == 1975
+
+
 async def test_text_falls_back_to_spotify_search(
     sqlite_sessions: async_sessionmaker[AsyncSession], spotify: SpotifyClient, fake_spotify: FakeSpotify
 ) -> None:
