@@ -38,7 +38,9 @@ data: install
 train: install
 	$(PY) main.py train --publish
 
+# setup first: the benchmarks run on the set-up catalogue, model and index snapshots (kept when current).
 bench: install
+	$(PY) main.py setup
 	$(PY) -m bench
 
 clean:

@@ -20,7 +20,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from bot.config import Settings
 from bot.logging import setup_logging
@@ -31,7 +31,10 @@ if TYPE_CHECKING:
     from bot.cli import CliContext
     from bot.http.server import ServerLimits
     from services.container import Services
+    from services.genre import GenreService
     from services.models import ModelService
+    from services.recommender import RecommendationService
+    from services.tracks import TrackService
 
 log = logging.getLogger("encore")
 ROOT = Path(__file__).resolve().parent
@@ -87,12 +90,18 @@ async def cmd_serve(args: argparse.Namespace, cli: CliContext) -> int:
             # Before runner.setup(): webhook mode adds its route to the app, which setup() freezes.
             telegram = await start_telegram(settings, services, get_routers(), app)
         # Hourly cache purge always; daily picks once the bot has attached itself to deliver them.
-        scheduler = create_scheduler(services.picks, services.cache)
+        scheduler = create_scheduler(
+            services.picks,
+            services.cache,
+            refresh=catalogue_refresher(services, app),
+            refresh_seconds=settings.catalog_refresh_seconds,
+        )
         scheduler.start()
         runner = await start_server(
             app, settings.http.host, settings.http.port, limits=server_limits(settings), reuse_port=workers is not None
         )
         metrics_runner = await start_metrics_server(app, settings)
+        preload = asyncio.create_task(preload_model(services)) if settings.model_preload else None
         log.info(
             "HTTP server on http://%s:%d (health: /healthz)%s",
             settings.http.host,
@@ -103,6 +112,8 @@ async def cmd_serve(args: argparse.Namespace, cli: CliContext) -> int:
             await stop.wait()
             log.info("shutting down: finishing in-flight work")
         finally:
+            if preload is not None and not preload.done():
+                await asyncio.wait({preload}, timeout=30)  # a thread cannot be cancelled
             if workers is not None:
                 workers.terminate()
             scheduler.shutdown(wait=False)
@@ -127,14 +138,22 @@ async def cmd_serve_http_worker(args: argparse.Namespace, cli: CliContext) -> in
     settings = cli.settings
 
     async def serve(stop: asyncio.Event) -> None:
+        from bot.scheduler import create_scheduler
+
         services = await cli.services()
         try:
             await services.warm_up()
             runner = None
+            # Only the catalogue refresh: the primary runs the other jobs once for everyone.
+            app = create_http_app(services, settings)
+            scheduler = create_scheduler(
+                None, None, refresh=catalogue_refresher(services, app), refresh_seconds=settings.catalog_refresh_seconds
+            )
+            scheduler.start()
             try:
                 if not stop.is_set():
                     runner = await start_server(
-                        create_http_app(services, settings),
+                        app,
                         settings.http.host,
                         settings.http.port,
                         limits=server_limits(settings),
@@ -143,6 +162,7 @@ async def cmd_serve_http_worker(args: argparse.Namespace, cli: CliContext) -> in
                     log.info("HTTP worker %d serving", os.getpid())
                 await stop.wait()
             finally:
+                scheduler.shutdown(wait=False)
                 if runner is not None:
                     await runner.cleanup()
         finally:
@@ -171,7 +191,60 @@ async def cmd_setup(args: argparse.Namespace, cli: CliContext) -> int:
     code = await asyncio.to_thread(cmd_train, train, cli)
     if code:
         log.error("training the genre model failed (exit %s)", code)
-    return int(code or 0)
+        return int(code)
+    # The indices, built once here and saved (serve loads them): kept when still current.
+    recommendations, tracks, _ = built_services(await cli.services())
+    await recommendations.index()
+    await tracks.index()
+    return 0
+
+
+def built_services(services: Services) -> tuple[RecommendationService, TrackService, GenreService]:
+    """The concrete services `build_services` put in the container (typed there by their Protocols)."""
+    return (
+        cast("RecommendationService", services.recommendations),
+        cast("TrackService", services.tracks),
+        cast("GenreService", services.genre),
+    )
+
+
+async def preload_model(services: Services) -> None:
+    """The genre model, loaded while the server already answers (the first genre answers wait for it)."""
+    try:
+        await built_services(services)[2].load()
+    except Exception:
+        log.exception("loading the genre model failed; genre answers will say the model is not ready")
+
+
+def catalogue_refresher(services: Services, app: web.Application | None = None) -> Callable[[], Awaitable[int]]:
+    """Tracks stored by any instance since this process's indices were built: into both indices.
+    When the recommender's index grew (here or by an earlier add in this process), the cached
+    /similar answers are dropped, so that the new tracks show up in them too."""
+    seen = [-1]
+    recommendations, tracks, _ = built_services(services)
+
+    async def refresh() -> int:
+        added = await recommendations.refresh()
+        size = await recommendations.catalogue_size()
+        if app is not None and (added or (seen[0] >= 0 and size != seen[0])):
+            from handlers.http.api import similar_cache_key
+
+            if (cache := app.get(similar_cache_key)) is not None:
+                cache.clear()
+        seen[0] = size
+        return added + await tracks.refresh_index()
+
+    return refresh
+
+
+async def drop_index_snapshots(settings: Settings) -> None:
+    """After a catalogue import: the saved indices no longer match (the next start rebuilds them)."""
+    from ml.recsys import snapshot
+    from services.recommender import SNAPSHOT as RECOMMENDER
+    from services.search import SNAPSHOT as SEARCH
+
+    for name in (RECOMMENDER, SEARCH):
+        await asyncio.to_thread(snapshot.remove, index_dir(settings), name)
 
 
 # -- composition ---------------------------------------------------------------------------------
@@ -281,8 +354,14 @@ async def build_services(settings: Settings) -> Services:
         search=spotify,
         features=features if spotify is not None else None,
         search_page=SEARCH_PAGE_MAX,
+        on_import=lambda: drop_index_snapshots(settings),
     )
-    recommendations = RecommendationService(sessions, proba_source=genre.predictor)
+    recommendations = RecommendationService(
+        sessions,
+        proba_source=genre.predictor,
+        snapshot_dir=index_dir(settings),
+        model_version=lambda: model_version(model_path),
+    )
     deezer_lookup = None
     if deezer is not None:
         from services.deezer_match import DeezerLookup
@@ -299,6 +378,7 @@ async def build_services(settings: Settings) -> Services:
         deezer=deezer,
         on_features=recommendations.add_tracks,
         deezer_lookup=deezer_lookup,
+        snapshot_dir=index_dir(settings),
     )
     analysis = None
     if settings.analysis.enabled:
@@ -328,9 +408,6 @@ async def build_services(settings: Settings) -> Services:
     if spotify_save.enabled:
         closers.append(spotify_save.close)
 
-    async def warm_genre() -> None:
-        await genre.load()
-
     async def warm_tracks() -> None:
         health.set_detail("catalog_tracks", len(await tracks.index()))
 
@@ -351,7 +428,10 @@ async def build_services(settings: Settings) -> Services:
         evaluation=RecommenderEvaluation(
             data.path_of(CATALOG), model=genre.predictor, holdout=model_path / "holdout.json"
         ),
-        warmers=[warm_genre, warm_tracks, warm_recommender],
+        # The indices load from their snapshots before the server listens; the genre model is not
+        # needed for that, so `serve` loads it in the background once listening (MODEL_PRELOAD), and
+        # extra HTTP processes load it on first use.
+        warmers=[warm_tracks, warm_recommender],
         analysis=analysis,
         playlists=playlists,
         spotify_save=spotify_save,
@@ -393,6 +473,22 @@ def build_spotify_save(settings: Settings, sessions: Any, playlists: Any) -> Any
     )
     redirect = settings.public_url.rstrip("/") + SPOTIFY_CALLBACK_PATH
     return SpotifySaveService(sessions, playlists, api=api, cipher=TokenCipher(sp.token_keys), redirect_uri=redirect)
+
+
+def index_dir(settings: Settings) -> Path:
+    """Where the recommender's and the search index's snapshots live (built by setup, loaded by serve)."""
+    return settings.data_dir / "index"
+
+
+def model_version(model_path: Path) -> str | None:
+    """The genre model's version from its meta.json, without loading the model (None: no model)."""
+    import json
+
+    try:
+        meta = json.loads((model_path / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return str(meta.get("version")) if isinstance(meta, dict) and meta.get("version") else None
 
 
 def data_mirror(settings: Settings) -> Path | None:

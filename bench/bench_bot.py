@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
 
+from bench.live import table
 from bot.config import Settings, TelegramSettings
 from bot.telegram.callbacks import TrackAction, TrackCallback
 from bot.telegram.factory import create_bot, create_dispatcher
@@ -45,6 +46,9 @@ from tests.fakes.services import fake_services
 from tests.fakes.telegram import BOT_USER, TOKEN, FakeTelegram, tg_user
 
 TARGET_PER_SECOND = 300.0
+# issue 15: like presses ≥ 600/s, and at a steady 200/s p99 ≤ 50 ms (the exit code still uses the 300/s floor)
+ISSUE_TARGETS = {"like rate": 600.0}
+STEADY_P99_MS = 50.0
 
 
 async def build(api_url: str, db_path: Path) -> tuple[Any, Any, Services]:
@@ -141,6 +145,7 @@ async def drive(args: argparse.Namespace, server: FakeTelegram) -> bool:
     await burst(server, "search", users, min(50, args.updates))  # warm up: users, templates, getMe
     print(f"{'scenario':<8} {'updates':>8} {'seconds':>8} {'updates/s':>10} {'p50 ms':>8} {'p99 ms':>8}  target")
     ok = True
+    summary: list[tuple[str, str, str, str]] = []
     for kind in ("search", "like"):
         best = 0.0
         all_lat: list[float] = []
@@ -162,6 +167,10 @@ async def drive(args: argparse.Namespace, server: FakeTelegram) -> bool:
             flush=True,
         )
         ok = ok and best >= TARGET_PER_SECOND
+        target = ISSUE_TARGETS.get(f"{kind} rate", TARGET_PER_SECOND)
+        summary.append(
+            (f"{kind}: best burst rate, updates/s", f"{best:.0f}", f"≥ {target:.0f}", f"{best / target:.2f}")
+        )
     print(f"\nlatency at a steady offered load of {args.steady:.0f} updates/s ({args.updates} updates):")
     print(f"{'scenario':<8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for kind in ("search", "like"):
@@ -171,9 +180,19 @@ async def drive(args: argparse.Namespace, server: FakeTelegram) -> bool:
             f"{pct(latencies, 99) * 1000:>8.1f} {max(latencies) * 1000:>8.1f}",
             flush=True,
         )
+        p99 = pct(latencies, 99) * 1000
+        summary.append(
+            (
+                f"{kind}: p99 at {args.steady:.0f}/s, ms",
+                f"{p99:.1f}",
+                f"≤ {STEADY_P99_MS:g}",
+                f"{p99 / STEADY_P99_MS:.2f}",
+            )
+        )
         await asyncio.sleep(2.1)
     refused = [c for c in server.calls if not c.ok]
     print(f"calls refused by the fake server: {len(refused)}", flush=True)
+    print("\n" + table(summary), flush=True)
     return ok and not refused
 
 

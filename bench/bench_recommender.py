@@ -13,7 +13,7 @@ the same seeds times:
   Euclidean distance — as the seed project did it (a pandas filter per request) and with the
   genre subsets precomputed in numpy (the fastest form of that method);
 
-and prints p50/p99 against the 5 ms target with the ratios, then the memory that 1,000 live
+and prints p50/p99 against the 1 ms target with the ratios now/target, then the memory that 1,000 live
 radio sessions (the in-process state RadioService caches: taste vector, shown and skipped
 lists after 60 steps) take, measured with tracemalloc, and the size of the persisted taste JSON.
 """
@@ -39,7 +39,7 @@ from ml.recsys.index import CatalogIndex
 from ml.recsys.scaling import RAW_COLUMNS
 from services.radio import LiveRadio
 
-TARGET_MS = 5.0
+TARGET_MS = 1.0  # issue 15: p99 ≤ 1 ms for 10 results with all filters (was 5 ms)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -135,15 +135,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n10 recommendations, {args.seeds} seeds, in-process; {os.cpu_count()} CPUs, load average {load}")
     print("wall = elapsed time; cpu = this thread's CPU time (what the code costs without the host's contention)")
     print(
-        f"| method | p50 ms | p99 ms | mean ms | cpu p50 ms | cpu p99 ms | wall p99 ≤ {TARGET_MS:g} ms | p50 × Encore |"
+        "| method | p50 ms | p99 ms | mean ms | cpu p50 ms | cpu p99 ms | target p99 | p99 / target | "
+        "cpu p99 / target | p50 × Encore |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, times in results.items():
-        ok = "yes" if pct(times, 99) <= TARGET_MS else "no"
-        target = ok if name.startswith("Encore") else "—"
+        ours = name.startswith("Encore, catalogue")  # the target is for this row
+        target = f"≤ {TARGET_MS:g} ms" if ours else "—"
+        ratio = f"{pct(times, 99) / TARGET_MS:.2f}" if ours else "—"
+        cpu_ratio = f"{pct(cpu[name], 99) / TARGET_MS:.2f}" if ours else "—"
         print(
             f"| {name} | {pct(times, 50):.2f} | {pct(times, 99):.2f} | {statistics.fmean(times):.2f} | "
-            f"{pct(cpu[name], 50):.2f} | {pct(cpu[name], 99):.2f} | {target} | {pct(times, 50) / encore_p50:.2f}× |"
+            f"{pct(cpu[name], 50):.2f} | {pct(cpu[name], 99):.2f} | {target} | {ratio} | {cpu_ratio} | "
+            f"{pct(times, 50) / encore_p50:.2f}× |"
         )
 
     # Memory of live radio sessions: the state RadioService keeps per radio.

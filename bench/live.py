@@ -4,7 +4,7 @@
 tests/fakes/telegram.py) from the benchmark's process, on the same machine. The server gets:
 
 - a copy of the database `main.py setup` made (`make bench` runs setup first), so that the run's
-  writes never touch the real one;
+  writes never touch the real one, and of the indices' snapshots it saved (data/index);
 - the product's genre model from the data folder (MODEL_DIR);
 - no provider keys and no network (Deezer and ReccoBeats off): the bundled catalogue only;
 - JSON logs on stderr, read continuously (so the pipe never fills) and counted by level.
@@ -93,6 +93,9 @@ class Server:
         data = self.workdir / "data"
         data.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(db, data / "encore.db")
+        # The indices' snapshots `main.py setup` saved (the copy of the database still matches them).
+        if (DATA / "index").is_dir() and not (data / "index").exists():
+            shutil.copytree(DATA / "index", data / "index", symlinks=True)
         self.port = free_port()
         env = {
             k: v

@@ -196,6 +196,12 @@ class Settings(BaseSettings):
     public_url: str | None = None
     cors_origins: str = ""
     picks_default_hour: int = Field(default=10, ge=0, le=23)
+    # How often every process looks for tracks stored by any instance since its indices were built
+    # (they become search results and recommendation candidates here within this time).
+    catalog_refresh_seconds: float = Field(default=20.0, gt=0, le=3600)
+    # Load the genre model right after `serve` starts listening (true), or on its first use (false:
+    # ~270 MB less while no card or genre is asked for; the first such answer waits ~1 s).
+    model_preload: bool = True
 
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)

@@ -56,6 +56,8 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiogram.event").setLevel(logging.WARNING)
+    # APScheduler logs every run of every job at INFO: the catalogue refresh runs every few seconds.
+    logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("googleapiclient.discovery_cache").setLevel(logging.ERROR)
     # urllib3 logs request URLs at DEBUG, and those carry user queries and API keys.

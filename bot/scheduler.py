@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -31,9 +32,36 @@ async def purge_cache(cache: CacheService) -> None:
         log.exception("purging the provider cache failed; the next run tries again")
 
 
-def create_scheduler(picks: DailyPicksService | None, cache: CacheService | None = None) -> AsyncIOScheduler:
-    """Not started: the caller starts it inside the running loop and shuts it down."""
+async def refresh_catalogue(refresh: Callable[[], Awaitable[int]]) -> None:
+    try:
+        added = await refresh()
+        if added:
+            log.info("catalogue refresh: %d tracks stored elsewhere added to the indices", added)
+    except Exception:
+        log.exception("the catalogue refresh failed; the next run tries again")
+
+
+def create_scheduler(
+    picks: DailyPicksService | None,
+    cache: CacheService | None = None,
+    *,
+    refresh: Callable[[], Awaitable[int]] | None = None,
+    refresh_seconds: float = 20.0,
+) -> AsyncIOScheduler:
+    """Not started: the caller starts it inside the running loop and shuts it down. `refresh`: the
+    catalogue refresh every `refresh_seconds` (each process runs its own: it fills that process's
+    in-memory indices)."""
     scheduler = AsyncIOScheduler(timezone=UTC)
+    if refresh is not None:
+        scheduler.add_job(
+            refresh_catalogue,
+            "interval",
+            seconds=refresh_seconds,
+            args=[refresh],
+            id="refresh_catalogue",
+            max_instances=1,
+            coalesce=True,
+        )
     if picks is not None:
         _add_picks(scheduler, picks)
     if cache is not None:

@@ -361,9 +361,46 @@ class TrackRepository:
         stmt = stmt.order_by(Track.popularity.desc(), Track.id).limit(limit)
         return (await self._s.scalars(stmt)).all()
 
-    async def feature_rows(self, ids: Iterable[int] | None = None) -> Sequence[Any]:
-        """Every track the recommender can place (`ids`: just those): all twelve audio features, or the
-        nine an audio analysis gives (key, mode and time signature NULL)."""
+    @staticmethod
+    def _recommendable() -> list[Any]:
+        """Conditions of a track the recommender can place (what `feature_rows` reads)."""
+        needed = [getattr(Track, c).is_not(None) for c in ANALYSIS_FEATURE_COLUMNS]
+        return [*needed, Track.source != UPLOAD_SOURCE]
+
+    async def feature_rows_after(self, after_id: int, limit: int | None = None) -> Sequence[Any]:
+        """`feature_rows` of the tracks with an id above `after_id` (new since an index was built)."""
+        return await self.feature_rows(after_id=after_id, limit=limit)
+
+    async def index_counts(self, up_to_id: int | None = None) -> tuple[int, int, int, int]:
+        """(recommendable tracks, their highest id, genre labels of those tracks, searchable tracks),
+        counted over ids ≤ `up_to_id` when given: what an index built earlier must still match."""
+        cond = self._recommendable()
+        search_cond = [Track.source != UPLOAD_SOURCE]
+        label_cond: list[Any] = []
+        if up_to_id is not None:
+            cond.append(Track.id <= up_to_id)
+            search_cond.append(Track.id <= up_to_id)
+            label_cond.append(TrackGenre.track_id <= up_to_id)
+        count, top = (await self._s.execute(select(func.count(Track.id), func.max(Track.id)).where(*cond))).one()
+        labels = await self._s.scalar(select(func.count()).select_from(TrackGenre).where(*label_cond))
+        searchable = await self._s.scalar(select(func.count(Track.id)).where(*search_cond))
+        return int(count or 0), int(top or 0), int(labels or 0), int(searchable or 0)
+
+    async def search_rows_after(self, after_id: int) -> Sequence[Any]:
+        """`search_rows` of the tracks with an id above `after_id`."""
+        stmt = (
+            select(Track.id, Track.name, Track.artists, Track.album, Track.popularity)
+            .where(Track.source != UPLOAD_SOURCE, Track.id > after_id)
+            .order_by(Track.id)
+        )
+        return (await self._s.execute(stmt)).all()
+
+    async def feature_rows(
+        self, ids: Iterable[int] | None = None, *, after_id: int | None = None, limit: int | None = None
+    ) -> Sequence[Any]:
+        """Every track the recommender can place (`ids`: just those; `after_id`: those with a higher
+        id, at most `limit`): all twelve audio features, or the nine an audio analysis gives (key,
+        mode and time signature NULL)."""
         cols = [getattr(Track, c) for c in AUDIO_FEATURE_COLUMNS]
         needed = [getattr(Track, c) for c in ANALYSIS_FEATURE_COLUMNS]
         stmt = (
@@ -388,6 +425,10 @@ class TrackRepository:
             if not wanted:
                 return []
             stmt = stmt.where(Track.id.in_(wanted))
+        if after_id is not None:
+            stmt = stmt.where(Track.id > after_id)
+        if limit is not None:
+            stmt = stmt.limit(limit)
         return (await self._s.execute(stmt)).all()
 
     async def search_rows(self) -> Sequence[Any]:

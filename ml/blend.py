@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
 
 HEAD_AUDIO = "audio"
 HEAD_ARTIST = "audio+artist"
@@ -168,6 +167,8 @@ class ConditionalLogit:
             return loss, np.concatenate([gw + self.l2 * w, gb + self.l2_bias * b])
 
         theta0 = np.zeros(f + k)
+        from scipy.optimize import minimize  # fitting only: not loaded with the model
+
         result = minimize(loss_grad, theta0, jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
         self.weights, self.bias = result.x[:f].copy(), result.x[f:].copy()
         return self

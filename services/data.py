@@ -8,17 +8,20 @@ catalogue into the database through `CatalogImporter`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ml.pipeline.collect import CollectStats, FeatureLookup, GenreCollector, TrackSearch
 from ml.pipeline.datasets import CATALOG, DATASETS, DEFAULT_URLS, DatasetError, DatasetSpec
 from ml.progress import Bars, no_bars
-from services.catalog import CatalogImporter, ImportStats, catalog_size
 from services.datasets import ensure_datasets
 from services.errors import EncoreError, ProviderUnavailable
+
+if TYPE_CHECKING:  # the importer (pandas) and the collector load when used, not in the server
+    from ml.pipeline.collect import CollectStats, FeatureLookup, TrackSearch
+    from services.catalog import ImportStats
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +44,12 @@ class DataService:
         search: TrackSearch | None = None,
         features: FeatureLookup | None = None,
         search_page: int = 10,
+        on_import: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
+        """`on_import()` is awaited after every catalogue import (e.g. to drop the indices' snapshots,
+        which no longer match the tracks)."""
         self._sessions = sessions
+        self._on_import = on_import
         self.raw_dir = raw_dir
         self.mirror = mirror
         self._urls = urls
@@ -74,18 +81,25 @@ class DataService:
                     self.raw_dir, mirror=self.mirror, urls=self._urls, progress=progress, specs=self._specs,
                     only=(CATALOG,),
                 ))[CATALOG]  # fmt: skip
-            return await CatalogImporter(self._sessions).import_file(path, progress=progress)
+            from services.catalog import CatalogImporter
+
+            stats = await CatalogImporter(self._sessions).import_file(path, progress=progress)
         except DatasetError as exc:
             raise DataError(exc.message) from exc
+        if self._on_import is not None:
+            await self._on_import()
+        return stats
 
     async def setup(self, *, progress: Bars = no_bars) -> ImportStats | None:
         """Missing datasets fetched; the catalogue imported when the database has none (None: it had)."""
         paths = await self.fetch(progress=progress)
-        if await catalog_size(self._sessions) > 0:
+        if await self.catalog_size() > 0:
             return None
         return await self.import_catalog(paths[CATALOG], progress=progress)
 
     async def catalog_size(self) -> int:
+        from services.catalog import catalog_size
+
         return await catalog_size(self._sessions)
 
     async def collect(
@@ -102,6 +116,8 @@ class DataService:
             raise DataError("collect needs Spotify keys: set SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET.")
         if limit <= 0:
             raise DataError("the limit must be positive")
+        from ml.pipeline.collect import GenreCollector
+
         genre = genre.strip().lower()
         path = output or self.raw_dir / f"collected_{genre.replace(' ', '-')}.csv"
         with progress(total=limit, unit="track", desc=f"collect {genre}") as bar:

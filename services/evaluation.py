@@ -6,13 +6,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from ml.predictor import ProbaModel, routed_proba
-from ml.recsys.evaluation import Report, run_evaluation
 from services.errors import EncoreError
+
+if TYPE_CHECKING:  # pandas and the evaluation load only when an evaluation runs (not in the server)
+    import pandas as pd
+
+    from ml.recsys.evaluation import Report
 
 
 class EvaluationUnavailable(EncoreError):
@@ -41,6 +45,8 @@ class RecommenderEvaluation:
         return await asyncio.to_thread(self._run, seeds, validation, use_model, progress)
 
     def _run(self, seeds: int, validation: int, use_model: bool, progress: Callable[[str], None]) -> Report:
+        from ml.recsys.evaluation import run_evaluation
+
         model = self._model() if use_model else None
         proba_fn: Callable[[pd.DataFrame], np.ndarray] | None = None
         if model is not None:

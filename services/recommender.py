@@ -19,6 +19,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from db.models import InteractionKind
 from db.repositories import InteractionRepository, LikeRepository, TrackRepository, UserRepository
 from ml.features import AUDIO_FEATURES, FeatureError, parse_bool, validate_features
 from ml.predictor import ProbaModel, proba_inputs, routed_proba
+from ml.recsys import snapshot
 from ml.recsys.colikes import CoLikeModel
 from ml.recsys.index import ARTIST_CAP, CatalogIndex, EngineWeights, Hit, Query
 from ml.recsys.scaling import is_partial
@@ -37,6 +39,21 @@ from services.errors import InvalidInput, NoFeatures, TrackNotFound
 
 log = logging.getLogger(__name__)
 SHOWN_SIMILAR = "similar"  # the context of interactions recorded when a similar list is shown
+SNAPSHOT = "recommender"  # the index's snapshot folder name under `snapshot_dir`
+# A snapshot older than this many new tracks (beyond 1,000) is rebuilt rather than extended at start.
+REBUILD_SHARE = 0.05
+
+
+def release_memory() -> None:
+    """Give the heap a build freed back to the system (glibc keeps freed blocks for reuse: after the
+    model's probabilities for every track and the build's temporaries, hundreds of MB)."""
+    import contextlib
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 class RecommendationService:
@@ -53,8 +70,15 @@ class RecommendationService:
         colike_weight: float = 1.0,
         colike_ttl: float = 600.0,
         index: CatalogIndex | None = None,
+        snapshot_dir: Path | None = None,
+        model_version: Callable[[], str | None] | None = None,
     ) -> None:
+        """`snapshot_dir`: where the built index is saved as arrays and loaded from at the next start
+        (`ml.recsys.snapshot`), checked against the catalogue and `model_version()` (the genre
+        model's version, read without loading the model)."""
         self._sessions = sessions
+        self._snapshot_dir = snapshot_dir
+        self._model_version = model_version
         self._proba = proba
         # Loads the genre model on first use (blocking; run in a worker thread) when `proba` is not given.
         self._proba_source = None if proba is not None else proba_source
@@ -79,18 +103,104 @@ class RecommendationService:
         return self._index
 
     async def reload(self) -> CatalogIndex:
-        """Rebuild the index from the DB (after an import)."""
-        index = await self._build_index()
+        """Rebuild the index from the DB (after an import) and save its snapshot."""
+        index = await self._build_from_db()
+        if self._snapshot_dir is not None:
+            await self.save_snapshot(index)
+        release_memory()
         self._index = index
         self._colikes = None
         self._colikes_at = -math.inf
         return index
 
     async def _build_index(self) -> CatalogIndex:
+        if self._snapshot_dir is not None:
+            index = await self._load_snapshot(self._snapshot_dir)
+            if index is not None:
+                return index
+        index = await self._build_from_db()
+        if self._snapshot_dir is not None:
+            await self.save_snapshot(index)
+        release_memory()
+        return index
+
+    def _version(self, *, built: bool = False) -> str:
+        """The genre model's version: of the one an index was `built` with, else of the one a new
+        build would use (read from its metadata without loading it)."""
+        if built or self._model_version is None:
+            if self._proba is not None:
+                return str(getattr(self._proba, "version", "given"))
+            return "none" if built or self._proba_source is None else "unknown"
+        return str(self._model_version() or "none")
+
+    @staticmethod
+    def _key(count: int, top: int, labels: int, model: str) -> str:
+        return f"tracks={count};max_id={top};labels={labels};model={model}"
+
+    async def save_snapshot(self, index: CatalogIndex) -> Path | None:
+        """Save `index` as arrays under `snapshot_dir` (a failure is logged: the next start rebuilds)."""
+        if self._snapshot_dir is None:
+            return None
+        top = int(index.ids.max()) if len(index) else 0
+        async with self._sessions() as s:
+            count, _, labels, _ = await TrackRepository(s).index_counts(top)
+        if count != len(index):  # a track changed while the index was built: do not vouch for it
+            log.warning("recommender snapshot not saved: %d tracks in the index, %d in the DB", len(index), count)
+            return None
+        model = self._version(built=True) if index.has_proba else "none"
+        arrays, meta = index.to_arrays()
+        meta |= {"key": self._key(count, top, labels, model), "max_id": top}
+        try:
+            folder = await asyncio.to_thread(snapshot.save, self._snapshot_dir, SNAPSHOT, arrays, meta)
+        except OSError as exc:
+            log.warning("recommender snapshot not saved in %s: %s", self._snapshot_dir, exc)
+            return None
+        log.info("recommender snapshot saved: %d tracks in %s", len(index), folder)
+        return folder
+
+    async def _load_snapshot(self, root: Path) -> CatalogIndex | None:
+        """The saved index when it still fits the catalogue (the tracks up to its highest id, their
+        labels, the model), extended with tracks stored since; None when there is none or it is stale
+        or damaged (then the caller builds from the DB)."""
         started = time.perf_counter()
+        meta = await asyncio.to_thread(snapshot.peek, root, SNAPSHOT)
+        if meta is None:
+            log.info("no recommender snapshot in %s: building the index", root)
+            return None
+        top = meta.get("max_id")
+        if not isinstance(top, int):
+            log.warning("recommender snapshot without max_id: rebuilding")
+            return None
+        async with self._sessions() as s:
+            count, _, labels, _ = await TrackRepository(s).index_counts(top)
+            newer, _, _, _ = await TrackRepository(s).index_counts()
+        try:
+            arrays, stored = await asyncio.to_thread(
+                snapshot.load, root, SNAPSHOT, self._key(count, top, labels, self._version())
+            )
+            index = CatalogIndex.from_arrays(arrays, stored, self._weights)
+        except (snapshot.SnapshotError, ValueError, KeyError, TypeError) as exc:
+            log.warning("recommender snapshot not used (%s): rebuilding", exc)
+            return None
+        newer -= count
+        if newer > 1000 + REBUILD_SHARE * len(index):
+            log.info("recommender snapshot is %d tracks behind: rebuilding", newer)
+            return None
+        log.info(
+            "recommender index: %d tracks loaded from the snapshot in %.2fs", len(index), time.perf_counter() - started
+        )
+        if newer > 0:
+            index = await self._extend_after(index, top)
+        return index
+
+    async def _ensure_proba(self) -> None:
         if self._proba_source is not None:
             self._proba = await asyncio.to_thread(self._proba_source)
             self._proba_source = None
+
+    async def _build_from_db(self) -> CatalogIndex:
+        started = time.perf_counter()
+        await self._ensure_proba()
         async with self._sessions() as s:
             repo = TrackRepository(s)
             rows = list(await repo.feature_rows())
@@ -138,16 +248,48 @@ class RecommendationService:
                 genre_map = await repo.genre_map([r.id for r in rows])
             if not rows:
                 return 0
-            proba = None
-            if index.has_proba and self._proba is not None:
-                proba = await asyncio.to_thread(self._proba_rows, self._proba, rows)
-            grown = await asyncio.to_thread(index.extended, rows, genre_map, proba=proba)
+            grown = await self._extended(index, rows, genre_map)
             if self._index is not index:  # rebuilt meanwhile (reload): that build read the DB later
                 return 0
             self._index = grown
             added = len(grown) - len(index)
             log.info("recommender index: %d tracks added (%d in all)", added, len(grown))
             return added
+
+    async def _extended(
+        self, index: CatalogIndex, rows: Sequence[Any], genre_map: Mapping[int, Sequence[str]]
+    ) -> CatalogIndex:
+        proba = None
+        if index.has_proba:
+            await self._ensure_proba()
+            if self._proba is not None:
+                proba = await asyncio.to_thread(self._proba_rows, self._proba, rows)
+            else:  # the model is gone: the new rows are placed by their neighbours' labels
+                proba = np.zeros((len(rows), len(index.classes)))
+        return await asyncio.to_thread(index.extended, rows, genre_map, proba=proba)
+
+    async def _extend_after(self, index: CatalogIndex, after_id: int) -> CatalogIndex:
+        async with self._sessions() as s:
+            repo = TrackRepository(s)
+            rows = list(await repo.feature_rows_after(after_id))
+            genre_map = await repo.genre_map([r.id for r in rows]) if rows else {}
+        if not rows:
+            return index
+        grown = await self._extended(index, rows, genre_map)
+        log.info("recommender index: %d tracks stored since the snapshot added", len(grown) - len(index))
+        return grown
+
+    async def refresh(self) -> int:
+        """Make every track stored since the index was built a candidate here, whichever process
+        stored it: the tracks with an id above the index's highest, then (`refresh_new`) older
+        provider tracks that got their audio features since. Cheap when nothing changed (two
+        indexed reads); run it every few seconds (the scheduler does, in every process)."""
+        index = await self.index()
+        top = int(index.ids.max()) if len(index) else 0
+        async with self._sessions() as s:
+            ids = [int(r.id) for r in await TrackRepository(s).feature_rows_after(top, limit=5000)]
+        added = await self.add_tracks(ids) if ids else 0
+        return added + await self.refresh_new()
 
     async def refresh_new(self) -> int:
         """Add every track found through a provider or sent as audio that has features but is not in
@@ -227,6 +369,8 @@ class RecommendationService:
             except FeatureError as exc:
                 raise NoFeatures(f"the audio features of this track are not usable: {exc}") from exc
         proba = None
+        if index.has_proba:
+            await self._ensure_proba()
         if self._proba is not None and index.has_proba:
             inputs = proba_inputs(self._proba, [{**features, "duration_ms": duration_ms, "explicit": explicit}])
             try:

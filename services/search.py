@@ -34,12 +34,15 @@ from __future__ import annotations
 import asyncio
 import bisect
 import enum
+import hashlib
 import logging
 import math
+import time
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
@@ -48,6 +51,8 @@ from rapidfuzz.distance import OSA
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.repositories import TrackRepository
+from ml.recsys import snapshot
+from ml.recsys.snapshot import StrColumn
 from services.textnorm import ascii_word, search_text, title_core, title_key, transliterate
 
 log = logging.getLogger(__name__)
@@ -57,6 +62,11 @@ MAX_QUERY_WORDS = 20
 MAX_WORD_CHARS = 48
 MIN_SCORE = 45.0
 RARE_WORD_TRACKS = 30
+SNAPSHOT = "search"  # the snapshot folder name under the index folder
+
+
+def _snapshot_key(tracks: int, top: int) -> str:
+    return f"tracks={tracks};max_id={top}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +107,51 @@ def _allowed_edits(word: str) -> int:
     return 1 if n < 8 else 2
 
 
+def _title_hash(text: str) -> int:
+    """A signed 64-bit hash, the same in every process (Python's hash() is salted): snapshots keep it."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little", signed=True)
+
+
+class Postings:
+    """Lists of ints (a word's track positions, a bigram's words): a stored CSR part (from a snapshot)
+    plus lists grown in memory. `count` and `array` are what searches read."""
+
+    __slots__ = ("_data", "_extra", "_indptr", "_n")
+
+    def __init__(self, indptr: np.ndarray | None = None, data: np.ndarray | None = None) -> None:
+        self._indptr = indptr if indptr is not None else np.zeros(1, dtype=np.int64)
+        self._data = data if data is not None else np.zeros(0, dtype=np.int64)
+        self._n = len(self._indptr) - 1
+        self._extra: dict[int, list[int]] = {}
+
+    def __len__(self) -> int:
+        return self._n
+
+    def new(self) -> int:
+        self._n += 1
+        return self._n - 1
+
+    def add(self, i: int, value: int) -> None:
+        self._extra.setdefault(i, []).append(value)
+
+    def count(self, i: int) -> int:
+        stored = int(self._indptr[i + 1] - self._indptr[i]) if i < len(self._indptr) - 1 else 0
+        return stored + len(self._extra.get(i, ()))
+
+    def array(self, i: int) -> np.ndarray:
+        stored = self._data[self._indptr[i] : self._indptr[i + 1]] if i < len(self._indptr) - 1 else self._data[:0]
+        extra = self._extra.get(i)
+        if not extra:
+            return np.asarray(stored, dtype=np.int64)
+        return np.concatenate([stored, np.asarray(extra, dtype=np.int64)])
+
+    def pack(self) -> tuple[np.ndarray, np.ndarray]:
+        arrays = [self.array(i) for i in range(self._n)]
+        indptr = np.zeros(self._n + 1, dtype=np.int64)
+        np.cumsum([a.size for a in arrays], out=indptr[1:])
+        return indptr, (np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64))
+
+
 def _query_words(query: str) -> list[str]:
     norm = search_text(query[:500])
     return list(dict.fromkeys(w[:MAX_WORD_CHARS] for w in norm.split()))[:MAX_QUERY_WORDS]
@@ -107,20 +162,21 @@ class SearchIndex:
 
     def __init__(self) -> None:
         self._ids: list[int] = []
-        self._texts: list[str] = []  # search_text("artists name")
+        self._texts: list[str] | StrColumn = []  # search_text("artists name")
         self._ascii_texts: dict[int, str] = {}  # position -> Latin spelling, for texts not in ASCII
-        self._names: list[str] = []
-        self._raw_names: list[str] = []  # as stored, for the decision (`candidates`)
-        self._raw_artists: list[str] = []  # ';'-separated, as stored
-        self._title_hashes = array("q")  # hash(title_key(name)): versions of a song share it
+        self._names: list[str] | StrColumn = []
+        self._raw_names: list[str] | StrColumn = []  # as stored, for the decision (`candidates`)
+        self._raw_artists: list[str] | StrColumn = []  # ';'-separated, as stored
+        self._title_hashes = array("q")  # _title_hash(title_key(name)): versions of a song share it
         self._pop: list[float] = []
         self._alive: list[bool] = []
         self._pos_by_id: dict[int, int] = {}
         self._vocab: dict[str, int] = {}
         self._words: list[str] = []
-        self._postings: list[list[int]] = []
+        self._postings = Postings()  # word index -> track positions
         self._posting_arrays: dict[int, np.ndarray] = {}
-        self._grams: dict[str, list[int]] = {}  # padded character bigram -> word indices
+        self._grams: dict[str, int] = {}  # padded character bigram -> its row in _gram_words
+        self._gram_words = Postings()  # bigram row -> word indices
         self._gram_arrays: dict[str, np.ndarray] = {}
         self._word_lens: np.ndarray | None = None
         self._sorted_words: list[str] | None = None
@@ -135,12 +191,131 @@ class SearchIndex:
         return index
 
     @classmethod
-    async def load(cls, sessions: async_sessionmaker[AsyncSession]) -> SearchIndex:
-        """Build the index from every track in the database (`TrackRepository.search_rows`)."""
+    async def load(cls, sessions: async_sessionmaker[AsyncSession], snapshot_dir: Path | None = None) -> SearchIndex:
+        """The index of every track in the database (`TrackRepository.search_rows`): from the snapshot
+        in `snapshot_dir` when it still fits the tracks up to its highest id (then the tracks stored
+        since are added), else built and saved there."""
+        if snapshot_dir is not None:
+            loaded = await cls._load_snapshot(sessions, snapshot_dir)
+            if loaded is not None:
+                return loaded
         async with sessions() as session:
             rows = await TrackRepository(session).search_rows()
         index = await asyncio.to_thread(cls.from_rows, rows)  # ~2 s of CPU for 65k tracks: off the loop
         log.info("search index built: %d tracks, %d words", len(index), len(index._words))
+        if snapshot_dir is not None:
+            await index.save_snapshot(sessions, snapshot_dir)
+        return index
+
+    @property
+    def max_id(self) -> int:
+        return max(self._ids) if self._ids else 0
+
+    async def refresh(self, sessions: async_sessionmaker[AsyncSession]) -> int:
+        """Add the tracks stored (by any process) since this index's highest id."""
+        async with sessions() as session:
+            rows = await TrackRepository(session).search_rows_after(self.max_id)
+        rows = [r for r in rows if int(r.id) not in self._pos_by_id]  # this process may have added some
+        return self.add(rows) if rows else 0
+
+    async def save_snapshot(self, sessions: async_sessionmaker[AsyncSession], root: Path) -> Path | None:
+        top = self.max_id
+        async with sessions() as session:
+            searchable = (await TrackRepository(session).index_counts(top))[3]
+        if searchable != len(self._ids):
+            log.warning("search snapshot not saved: %d rows in the index, %d in the DB", len(self._ids), searchable)
+            return None
+        arrays, meta = self.to_arrays()
+        meta |= {"key": _snapshot_key(searchable, top), "max_id": top}
+        try:
+            folder = await asyncio.to_thread(snapshot.save, root, SNAPSHOT, arrays, meta)
+        except OSError as exc:
+            log.warning("search snapshot not saved in %s: %s", root, exc)
+            return None
+        log.info("search snapshot saved: %d tracks in %s", len(self), folder)
+        return folder
+
+    @classmethod
+    async def _load_snapshot(cls, sessions: async_sessionmaker[AsyncSession], root: Path) -> SearchIndex | None:
+        started = time.perf_counter()
+        meta = await asyncio.to_thread(snapshot.peek, root, SNAPSHOT)
+        top = meta.get("max_id") if meta is not None else None
+        if not isinstance(top, int):
+            log.info("no usable search snapshot in %s: building the index", root)
+            return None
+        async with sessions() as session:
+            searchable = (await TrackRepository(session).index_counts(top))[3]
+        try:
+            arrays, stored = await asyncio.to_thread(snapshot.load, root, SNAPSHOT, _snapshot_key(searchable, top))
+            index = await asyncio.to_thread(cls.from_arrays, arrays, stored)
+        except (snapshot.SnapshotError, ValueError, KeyError, TypeError, IndexError) as exc:
+            log.warning("search snapshot not used (%s): rebuilding", exc)
+            return None
+        added = await index.refresh(sessions)
+        log.info(
+            "search index: %d tracks loaded from the snapshot (%d stored since added) in %.2fs",
+            len(index),
+            added,
+            time.perf_counter() - started,
+        )
+        return index
+
+    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Everything the index holds as plain arrays and a JSON-able meta (`from_arrays` reverses)."""
+        arrays: dict[str, np.ndarray] = {
+            "ids": np.asarray(self._ids, dtype=np.int64),
+            "title_hashes": np.frombuffer(self._title_hashes, dtype=np.int64),
+            "pop": np.asarray(self._pop, dtype=np.float64),
+            "alive": np.asarray(self._alive, dtype=bool),
+            "ascii_pos": np.asarray(sorted(self._ascii_texts), dtype=np.int64),
+            "sorted_words": np.asarray(
+                [self._vocab[w] for w in (self._sorted_words or sorted(self._words))], dtype=np.int64
+            ),
+        }
+        columns: dict[str, Iterable[str]] = {
+            "texts": self._texts,
+            "names": self._names,
+            "raw_names": self._raw_names,
+            "raw_artists": self._raw_artists,
+            "ascii_texts": [self._ascii_texts[p] for p in sorted(self._ascii_texts)],
+            "words": self._words,
+            "grams": sorted(self._grams, key=self._grams.__getitem__),
+        }
+        for name, values in columns.items():
+            arrays[f"{name}.blob"], arrays[f"{name}.off"] = StrColumn.pack(values)
+        arrays["postings.indptr"], arrays["postings.data"] = self._postings.pack()
+        arrays["gram_words.indptr"], arrays["gram_words.data"] = self._gram_words.pack()
+        return arrays, {"tracks": len(self._ids), "words": len(self._words)}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> SearchIndex:
+        """The index `to_arrays()` described; the texts stay in the (mapped) arrays until read."""
+        index = cls()
+
+        def column(name: str) -> StrColumn:
+            return StrColumn(arrays[f"{name}.blob"], arrays[f"{name}.off"])
+
+        index._ids = arrays["ids"].tolist()
+        n = len(index._ids)
+        index._texts, index._names = column("texts"), column("names")
+        index._raw_names, index._raw_artists = column("raw_names"), column("raw_artists")
+        index._ascii_texts = dict(zip(arrays["ascii_pos"].tolist(), column("ascii_texts"), strict=True))
+        index._title_hashes = array("q", np.asarray(arrays["title_hashes"], dtype=np.int64).tobytes())
+        index._pop = arrays["pop"].tolist()
+        index._alive = arrays["alive"].tolist()
+        index._pos_by_id = {t: i for i, t in enumerate(index._ids) if index._alive[i]}
+        index._words = list(column("words"))
+        index._vocab = {w: i for i, w in enumerate(index._words)}
+        index._sorted_words = [index._words[i] for i in arrays["sorted_words"].tolist()]
+        index._postings = Postings(arrays["postings.indptr"], arrays["postings.data"])
+        index._grams = {g: i for i, g in enumerate(column("grams"))}
+        index._gram_words = Postings(arrays["gram_words.indptr"], arrays["gram_words.data"])
+        sizes = {len(index._texts), len(index._names), len(index._raw_names), len(index._raw_artists)}
+        sizes |= {len(index._title_hashes), len(index._pop), len(index._alive)}
+        if sizes != {n} or n != meta["tracks"] or len(index._words) != meta["words"]:
+            raise ValueError(f"search snapshot arrays do not fit together ({sorted(sizes)}, {n} tracks)")
+        if len(index._postings) != len(index._words) or len(index._gram_words) != len(index._grams):
+            raise ValueError("search snapshot postings do not fit the vocabulary")
         return index
 
     def __len__(self) -> int:
@@ -167,7 +342,7 @@ class SearchIndex:
             self._raw_names.append(str(row.name or ""))
             self._raw_artists.append(str(row.artists or ""))
             core = title_core(row.name)
-            self._title_hashes.append(hash(name_norm if core == (row.name or "").strip() else search_text(core)))
+            self._title_hashes.append(_title_hash(name_norm if core == (row.name or "").strip() else search_text(core)))
             popularity = getattr(row, "popularity", None)
             self._pop.append(float(popularity) if popularity is not None else 0.0)
             self._alive.append(True)
@@ -183,14 +358,17 @@ class SearchIndex:
                     widx = len(self._words)
                     self._vocab[word] = widx
                     self._words.append(word)
-                    self._postings.append([])
+                    self._postings.new()
                     for gram in _bigrams(word):
-                        self._grams.setdefault(gram, []).append(widx)
+                        gid = self._grams.get(gram)
+                        if gid is None:
+                            gid = self._grams[gram] = self._gram_words.new()
+                        self._gram_words.add(gid, widx)
                         self._gram_arrays.pop(gram, None)
                     if self._sorted_words is not None:
                         bisect.insort(self._sorted_words, word)
                     self._word_lens = None
-                self._postings[widx].append(pos)
+                self._postings.add(widx, pos)
                 self._posting_arrays.pop(widx, None)
             added += 1
         if added:
@@ -289,7 +467,7 @@ class SearchIndex:
         return scores
 
     def _idf(self, widx: int, n_docs: int) -> float:
-        return math.log(1.0 + n_docs / len(self._postings[widx]))
+        return math.log(1.0 + n_docs / self._postings.count(widx))
 
     def distinctive_title(self, name: str) -> bool:
         """Whether a title is rare enough that another artist's song of that title is a cover:
@@ -298,7 +476,7 @@ class SearchIndex:
         words = _required(title_key(name).split())
         if len(words) < 2:
             return False
-        counts = [len(self._postings[self._vocab[w]]) for w in words if w in self._vocab]
+        counts = [self._postings.count(self._vocab[w]) for w in words if w in self._vocab]
         return bool(counts) and min(counts) <= RARE_WORD_TRACKS
 
     def _form_matches(self, word: str, is_last: bool) -> dict[int, float]:
@@ -351,7 +529,7 @@ class SearchIndex:
     def _gram_array(self, gram: str) -> np.ndarray:
         arr = self._gram_arrays.get(gram)
         if arr is None:
-            arr = np.asarray(self._grams[gram], dtype=np.int64)
+            arr = self._gram_words.array(self._grams[gram])
             self._gram_arrays[gram] = arr
         return arr
 
@@ -375,7 +553,7 @@ class SearchIndex:
     def _posting_array(self, widx: int) -> np.ndarray:
         arr = self._posting_arrays.get(widx)
         if arr is None:
-            arr = np.asarray(self._postings[widx], dtype=np.int64)
+            arr = self._postings.array(widx)
             self._posting_arrays[widx] = arr
         return arr
 

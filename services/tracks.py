@@ -24,6 +24,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -98,6 +99,7 @@ class TrackService:
         deezer: DeezerClient | None = None,
         on_features: Callable[[Sequence[int]], Awaitable[object]] | None = None,
         deezer_lookup: DeezerLookup | None = None,
+        snapshot_dir: Path | None = None,
     ) -> None:
         """`on_features(track ids)` is awaited when tracks get audio features here (e.g. the
         recommender's `add_tracks`, so that they can be recommended without a restart).
@@ -112,14 +114,24 @@ class TrackService:
         self._on_features = on_features
         self._deezer_lookup = deezer_lookup
         self._index_lock = asyncio.Lock()
+        self._snapshot_dir = snapshot_dir  # where the search index is saved as arrays (SearchIndex.load)
 
     async def index(self) -> SearchIndex:
         """The catalogue's search index, built from the database on first use when none was given."""
         if self._index is None:
             async with self._index_lock:
                 if self._index is None:
-                    self._index = await SearchIndex.load(self._sessions)
+                    self._index = await SearchIndex.load(self._sessions, self._snapshot_dir)
         return self._index
+
+    async def refresh_index(self) -> int:
+        """Make the tracks stored by any process since the search index was built searchable here."""
+        return await (await self.index()).refresh(self._sessions)
+
+    async def save_index(self) -> None:
+        """Save the search index's snapshot (after setup or an import)."""
+        if self._snapshot_dir is not None:
+            await (await self.index()).save_snapshot(self._sessions, self._snapshot_dir)
 
     # -- resolve ----------------------------------------------------------------------------
     async def resolve(self, text: str, *, user_id: int | None = None, limit: int = 8) -> Resolution:

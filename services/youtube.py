@@ -26,17 +26,18 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus, urlencode
 from zoneinfo import ZoneInfo
 
 import httplib2
-from googleapiclient.discovery import build
-from googleapiclient.errors import HttpError
 
 from services.cache import MISS, CacheService
 from services.dto import TrackInfo, YouTubeLink
 from services.textnorm import normalize
+
+if TYPE_CHECKING:  # the Google client (~30 MB) loads on the first API call, not in every process
+    from googleapiclient.errors import HttpError
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +243,8 @@ class YouTubeService:
     def _get_service(self) -> Any:
         with self._build_lock:
             if self._service is None:
+                from googleapiclient.discovery import build
+
                 self._service = build(
                     "youtube",
                     "v3",
@@ -253,6 +256,8 @@ class YouTubeService:
             return self._service
 
     async def _execute(self, make: Callable[[Any], Any]) -> Any:
+        from googleapiclient.errors import HttpError
+
         def run() -> Any:
             request = make(self._get_service())
             http = httplib2.Http(timeout=self._timeout)

@@ -45,6 +45,10 @@ class ResponseCache:
     def __len__(self) -> int:
         return len(self._items)
 
+    def clear(self) -> None:
+        """Forget every answer (the data behind them changed, e.g. the catalogue grew)."""
+        self._items.clear()
+
     def get(self, key: tuple[Any, ...]) -> bytes | None:
         body, fresh = self.lookup(key)
         return body if fresh else None

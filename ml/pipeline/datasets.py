@@ -20,9 +20,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 from ml.features import AUDIO_FEATURES, parse_bool
 
@@ -128,6 +130,8 @@ def read_dataset(path: Path, **kwargs: Any) -> pd.DataFrame:
     Text is kept verbatim: only an empty cell is missing ("NA", "None" and "null" are names of
     bands and songs), and track ids stay strings.
     """
+    import pandas as pd  # here, not at import: the server never reads a dataset
+
     compression = "gzip" if is_gzip(path) else None
     options: dict[str, Any] = {"keep_default_na": False, "na_values": [""], "dtype": {"track_id": str}}
     options.update(kwargs)
@@ -139,6 +143,8 @@ def read_dataset(path: Path, **kwargs: Any) -> pd.DataFrame:
 
 def check_schema(path: Path, spec: DatasetSpec) -> SchemaReport:
     """Refuse a truncated or foreign file with a `DatasetError` naming the file and the problem."""
+    import pandas as pd
+
     name = path.name
     if not path.is_file():
         raise DatasetError(f"{name}: file not found at {path}")

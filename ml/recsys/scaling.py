@@ -64,6 +64,29 @@ class FeatureScaler:
                 values, ranks = np.array([values[0], values[0] + 1.0]), np.array([0.5, 0.5])
             self._quantiles[name] = (values, ranks)
 
+    def to_json(self) -> dict[str, Any]:
+        """What the scaler learned, for a snapshot (`from_json` gives the same scaler back)."""
+        return {
+            "mean": self._mean,
+            "std": self._std,
+            "quantiles": {k: [v.tolist(), r.tolist()] for k, (v, r) in self._quantiles.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FeatureScaler:
+        scaler = cls.__new__(cls)
+        scaler._col = {c: i for i, c in enumerate(RAW_COLUMNS)}
+        scaler._mean = {str(k): float(v) for k, v in data["mean"].items()}
+        scaler._std = {str(k): float(v) for k, v in data["std"].items()}
+        scaler._quantiles = {
+            str(k): (np.asarray(v, dtype=np.float64), np.asarray(r, dtype=np.float64))
+            for k, (v, r) in data["quantiles"].items()
+        }
+        missing = {*_Z, "log_duration"} - set(scaler._mean) | set(_RANK) - set(scaler._quantiles)
+        if missing:
+            raise ValueError(f"scaler without {sorted(missing)}")
+        return scaler
+
     def _duration(self, raw: np.ndarray) -> np.ndarray:
         dur = raw[:, self._col["duration_ms"]]
         fill = np.nanmedian(dur) if np.isfinite(dur).any() else 210_000.0

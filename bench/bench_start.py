@@ -1,0 +1,130 @@
+"""Benchmark what a start costs: `main.py serve` from the set-up data to answering, and its memory.
+
+    .venv/bin/python bench/bench_start.py
+
+Runs the real server (bench/live.py: a copy of the set-up database and of the indices' snapshots,
+the product's genre model) three times and prints one table with the targets of issue 15:
+
+- start → listening (wall, and the CPU seconds the process used until then: the figure that does
+  not depend on what else the machine runs), /healthz answered, and the genre model loaded in the
+  background (MODEL_PRELOAD=true, the default);
+- idle RSS and PSS (ps's resident set; PSS shares mapped pages between processes) after 5 s, with
+  the model and without it (MODEL_PRELOAD=false: loaded on the first genre answer);
+- with HTTP_WORKERS=2, what the extra process adds (it maps the same snapshot files);
+- the snapshots on disk, and the recommender's and search index's size per 100k songs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.live import DATA, Server, table
+
+START_TARGET_S = 3.0
+RSS_TARGET_MIB = 350.0
+WORKER_TARGET_MIB = 150.0
+
+
+def memory(pid: int) -> dict[str, float]:
+    text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    return {k: int(v) / 1024 for k, v in re.findall(r"^(Rss|Pss):\s+(\d+)", text, re.M)}
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+async def run(env: dict[str, str], workers: int = 1) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(Path(tmp), env={**env, "HTTP_WORKERS": str(workers)})
+        started = time.perf_counter()
+        await server.start()
+        listening = time.perf_counter() - started
+        cpu = cpu_seconds(server.pid)
+        model_at = float("nan")
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{server.url}/healthz") as resp:
+                assert resp.status == 200, await resp.text()
+            healthy = time.perf_counter() - started
+            deadline = time.monotonic() + 120
+            while env.get("MODEL_PRELOAD") != "false" and time.monotonic() < deadline:
+                async with http.get(f"{server.url}/healthz") as resp:
+                    if (await resp.json()).get("model_version"):
+                        model_at = time.perf_counter() - started
+                        break
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(5.0)  # idle
+        out = {"listening": listening, "healthy": healthy, "cpu": cpu, "model": model_at, **memory(server.pid)}
+        for i, child in enumerate(children(server.pid)):
+            for key, value in memory(child).items():
+                out[f"worker{i}_{key}"] = value
+        await server.stop()
+        return out
+
+
+def snapshot_sizes() -> dict[str, tuple[float, int]]:
+    """(MiB on disk, tracks) per snapshot under data/index."""
+    import json
+
+    sizes = {}
+    for name in ("recommender", "search"):
+        folder = DATA / "index" / name
+        if (folder / "meta.json").exists():
+            meta = json.loads((folder / "meta.json").read_text())
+            tracks = int(meta.get("n") or meta.get("tracks") or 0)
+            mib = sum(f.stat().st_size for f in folder.resolve().iterdir()) / 2**20
+            sizes[name] = (mib, tracks)
+    return sizes
+
+
+async def main() -> int:
+    default = await run({})
+    lean = await run({"MODEL_PRELOAD": "false"})
+    two = await run({"MODEL_PRELOAD": "false"}, workers=2)
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"main.py serve on the set-up data; {os.cpu_count()} CPUs, load average {load}")
+    rows = [
+        ("start → listening, wall s", f"{default['listening']:.2f}", f"≤ {START_TARGET_S:g}"),
+        ("start → listening, CPU s of the process", f"{default['cpu']:.2f}", f"≤ {START_TARGET_S:g}"),
+        ("start → /healthz 200, wall s", f"{default['healthy']:.2f}", f"≤ {START_TARGET_S:g}"),
+        ("start → genre model loaded (background), wall s", f"{default['model']:.2f}", "—"),
+        ("idle RSS, model loaded, MiB", f"{default['Rss']:.0f}", f"≤ {RSS_TARGET_MIB:g}"),
+        ("idle RSS, model on first use, MiB", f"{lean['Rss']:.0f}", f"≤ {RSS_TARGET_MIB:g}"),
+        ("idle PSS, model on first use, MiB", f"{lean['Pss']:.0f}", "—"),
+    ]
+    if "worker0_Rss" in two:
+        rows.append(("HTTP_WORKERS=2: extra process RSS, MiB", f"{two['worker0_Rss']:.0f}", f"≤ {WORKER_TARGET_MIB:g}"))
+        rows.append(("HTTP_WORKERS=2: extra process PSS, MiB", f"{two['worker0_Pss']:.0f}", f"≤ {WORKER_TARGET_MIB:g}"))
+    for name, (mib, tracks) in snapshot_sizes().items():
+        per = mib / tracks * 100_000 if tracks else float("nan")
+        rows.append((f"{name} snapshot on disk, MiB ({tracks} songs; per 100k songs)", f"{mib:.1f} ({per:.1f})", "—"))
+
+    def ratio(value: str, target: str) -> str:
+        if not target.startswith("≤"):
+            return "—"
+        number = float(value.split()[0])
+        return f"{number / float(target[1:]):.2f}"
+
+    print(table([(m, v, t, ratio(v, t)) for m, v, t in rows]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
