@@ -12,6 +12,7 @@ from ml.features import FeatureSpec
 if TYPE_CHECKING:
     from ml.meta_train import MetaResult
     from ml.seed_cross import CrossResult
+    from ml.training.analysis import AnalysisOutcome
 
 
 @dataclass
@@ -50,6 +51,7 @@ class TaskResult:
     seed: int = 0
     meta: MetaResult | None = None  # the artist / title heads (catalog only)
     cross: CrossResult | None = None  # the six-genre benchmark across datasets (seed6 only)
+    analysis: AnalysisOutcome | None = None  # the analysis head's choice and per-pattern scores (catalog)
 
 
 @dataclass
