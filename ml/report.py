@@ -234,6 +234,8 @@ def _analysis_lines(result: TaskResult) -> list[str]:
     from ml.training.analysis import CHOICE_PATTERNS, PATTERNS
 
     a = result.analysis
+    if a is None:
+        return []
     head = a.head
     lines = [
         "### Analysis head: a song known by a 30-second excerpt's audio analysis",
@@ -274,14 +276,15 @@ def _analysis_lines(result: TaskResult) -> list[str]:
             f"| {key} | {_fmt(t['accuracy'])} | {_fmt(t['top3'])} | {_fmt(t['macro_f1'])} | {_fmt(t['log_loss'])} | "
             f"{_fmt(f['accuracy'])} | {_fmt(f['top3'])} | {_fmt(f['macro_f1'])} | {_fmt(f['log_loss'])} |"
         )
-    other = [o for o in (result.meta.other_audio if result.meta is not None else []) if o["audio model"] == "analysis"]
-    if other:
+    meta = result.meta
+    other = [o for o in (meta.other_audio if meta is not None else []) if o["audio model"] == "analysis"]
+    if other and meta is not None:
         o = other[0]
         lines += [
             "",
             "With the song's artists and title known, the metadata heads blend them with the analysis head's "
             "probabilities (both known) as served: the blend's weights are the ones fitted on the "
-            f"{result.meta.audio_source} source, not refitted.",
+            f"{meta.audio_source} source, not refitted.",
             "",
             "| head | accuracy | top-3 | macro-F1 | log-loss | family acc |",
             "|---|---|---|---|---|---|",

@@ -22,7 +22,6 @@ for "both known".
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,7 +31,7 @@ from ml.ensemble import ByKnownInputs
 from ml.features import ANALYSIS_INPUTS, MISSING, OPTIONAL_INPUTS, RAW_INPUTS, FeatureSpec, build_features
 from ml.metrics import confusion, fit_temperature, scores
 from ml.predictor import apply_temperature
-from ml.training.results import HeadResult, ModelRun
+from ml.training.results import AnalysisOutcome, HeadResult, ModelRun
 from ml.training.zoo import fit_model, full_proba
 
 HEAD_NAME = "analysis"
@@ -51,16 +50,6 @@ HEADLINE_PATTERN = "both known"
 CHOICE_PATTERNS: tuple[str, ...] = ("both known", "duration only")
 _COLS = [RAW_INPUTS.index(n) for n in ANALYSIS_INPUTS]
 _OPTIONAL = [ANALYSIS_INPUTS.index(n) for n in OPTIONAL_INPUTS]
-
-
-@dataclass
-class AnalysisOutcome:
-    head: HeadResult
-    strategy: str
-    tried: list[dict[str, Any]]  # per strategy: validation accuracy per pattern and the mean
-    test_patterns: dict[str, dict[str, dict[str, float]]]  # pattern → {"test": …, "family_test": …}
-    val_proba: np.ndarray  # calibrated, validation tracks, "both known" (the metadata blend's check)
-    test_proba: np.ndarray  # calibrated, test tracks, "both known"
 
 
 def hide(x: np.ndarray, duration: bool, explicit: bool) -> np.ndarray:

@@ -12,7 +12,6 @@ from ml.features import FeatureSpec
 if TYPE_CHECKING:
     from ml.meta_train import MetaResult
     from ml.seed_cross import CrossResult
-    from ml.training.analysis import AnalysisOutcome
 
 
 @dataclass
@@ -62,3 +61,15 @@ class HeadResult:
     test: dict[str, float]
     family_test: dict[str, float]
     confusion: np.ndarray
+
+
+@dataclass
+class AnalysisOutcome:
+    """The analysis head (`ml.training.analysis`): the head, the strategy kept and what was tried."""
+
+    head: HeadResult
+    strategy: str
+    tried: list[dict[str, Any]]  # per strategy: validation accuracy per pattern and the mean
+    test_patterns: dict[str, dict[str, dict[str, float]]]  # pattern → {"test": …, "family_test": …}
+    val_proba: np.ndarray  # calibrated, validation tracks, "both known" (the metadata blend's check)
+    test_proba: np.ndarray  # calibrated, test tracks, "both known"
