@@ -174,3 +174,17 @@ def test_two_variants_route_rows_by_what_is_known(tiny_data_dir: Path, tmp_path:
     again = joblib.load(tmp_path / "m.joblib")
     np.testing.assert_allclose(again.predict_proba(partial), model.predict_proba(partial))
     assert RAW_INPUTS[-2:] == ("duration_ms", "explicit")
+
+
+def test_predict_reads_a_table_of_analysis_values(catalog: GenrePredictor) -> None:
+    """`main.py predict` on a CSV with the nine values and no key / mode / time signature columns."""
+    import pandas as pd
+
+    from ml.batch import predict_frame
+
+    frame = pd.DataFrame([{**NINE, "duration_ms": 200_000}, {**NINE, "duration_ms": None}])
+    out = predict_frame(catalog, frame, "track_genre")
+    assert out["head"].tolist() == ["analysis", "analysis"]
+    assert out["track_genre"].iloc[0] == catalog.predict_one({**NINE, "duration_ms": 200_000}).genre
+    with pytest.raises(FeatureError, match="key"):
+        predict_frame(catalog, frame.drop(columns=["energy"]), "track_genre")
