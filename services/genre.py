@@ -21,7 +21,7 @@ import numpy as np
 
 from ml.blend import HEAD_AUDIO
 from ml.features import ANALYSIS_INPUTS, ANALYSIS_VALUES, FEATURE_RANGES, FeatureError
-from ml.predictor import GenrePredictor, NoHead, Prediction
+from ml.predictor import ANALYSIS_HEAD, GenrePredictor, NoHead, Prediction
 from services.dto import GenreGuess, TrackInfo
 from services.errors import EncoreError, InvalidInput, ModelNotReady, NoFeatures, NoGenreHead
 
@@ -122,7 +122,7 @@ class GenreService:
         try:
             prediction = predictor.predict_one(features, artists=artists, title=title)
             audio: Prediction | None = None
-            if prediction.head != HEAD_AUDIO and not labels:
+            if prediction.head not in (HEAD_AUDIO, ANALYSIS_HEAD) and not labels:
                 # A song outside the catalogue named by its artist or title: the card also says what
                 # the sound alone suggests ("k-pop (from the artist) · sounds like dance-pop 41 %").
                 audio = predictor.predict_one(features, audio_only=True)
