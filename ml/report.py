@@ -231,7 +231,7 @@ def _meta_lines(result: TaskResult, out_dir: Path) -> list[str]:
 def _analysis_lines(result: TaskResult) -> list[str]:
     """The analysis head (`ml.training.analysis`): strategy choice, test scores per known-input pattern,
     and the metadata blend over it."""
-    from ml.training.analysis import CHOICE_PATTERNS, PATTERNS
+    from ml.training.analysis import CHOICE_PATTERNS, PATTERNS, T_MAX
 
     a = result.analysis
     if a is None:
@@ -244,7 +244,7 @@ def _analysis_lines(result: TaskResult) -> list[str]:
         "then duration_ms and explicit, each of which may be unknown (a song found on Deezer has both, a "
         "recording sent to the bot its duration only). Same fit / validation / test groups as above; "
         f"model: {head.run.name}, temperature {head.temperature:.3f} (fitted on validation, the four "
-        "patterns below stacked).",
+        f"patterns below stacked; its grid reaches {T_MAX:g}, as the forest's sharp probabilities need).",
         "",
         "Unknown inputs, chosen on validation by the mean accuracy over the patterns the product sends "
         f'({" and ".join(CHOICE_PATTERNS)}); the same number of trees in all: "masked (p)" = one model '
