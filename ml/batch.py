@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.features import AUDIO_FEATURES, RAW_INPUTS, FeatureError, parse_bool
+from ml.features import ANALYSIS_INPUTS, ANALYSIS_VALUES, AUDIO_FEATURES, RAW_INPUTS, FeatureError, parse_bool
 from ml.predictor import GenrePredictor
 
 
@@ -17,13 +17,18 @@ def predict_frame(
 ) -> pd.DataFrame:
     """Predictions for every row of `frame` (raises FeatureError naming bad rows/columns).
 
-    `artists` / `track_name` columns, when present, go to the metadata heads (empty cells = unknown)."""
+    `artists` / `track_name` columns, when present, go to the metadata heads (empty cells = unknown).
+    A table with the nine values of an audio analysis but no key, mode and time signature columns goes
+    to the analysis head (duration_ms / explicit read when those columns exist, empty cells = unknown)."""
     missing = [c for c in AUDIO_FEATURES if c not in frame.columns]
-    if missing:
+    analysis = predictor.analysis is not None and all(c in frame.columns for c in ANALYSIS_VALUES)
+    if missing and not analysis:
         raise FeatureError({c: "column missing" for c in missing})
-    has_extra = all(c in frame.columns for c in RAW_INPUTS[len(AUDIO_FEATURES) :])
-    columns = list(RAW_INPUTS if has_extra else AUDIO_FEATURES)
-    data = frame[columns].copy()
+    if missing:
+        data = pd.DataFrame({c: frame[c] if c in frame.columns else np.nan for c in ANALYSIS_INPUTS}, index=frame.index)
+    else:
+        has_extra = all(c in frame.columns for c in RAW_INPUTS[len(AUDIO_FEATURES) :])
+        data = frame[list(RAW_INPUTS if has_extra else AUDIO_FEATURES)].copy()
     if "explicit" in data:
         data["explicit"] = data["explicit"].map(_flag)
     matrix = data.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)

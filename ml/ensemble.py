@@ -187,3 +187,31 @@ def _slim_tree(tree: Any) -> Any:
     slim = Tree(tree.n_features, np.array([1], dtype=np.intp), 1)
     slim.__setstate__({**state, "values": np.zeros((tree.node_count, 1, 1))})
     return slim
+
+
+class ByKnownInputs:
+    """Two models behind one head: `complete` for rows whose optional inputs are all known, `partial`
+    (fitted with them unknown) for the rest. Unknown columns hold `missing` (ml.features.MISSING);
+    `optional_cols` are the feature columns derived from the optional inputs."""
+
+    def __init__(
+        self, complete: Any, partial: Any, optional_cols: Sequence[int], n_classes: int, missing: float
+    ) -> None:
+        self.complete = complete
+        self.partial = partial
+        self.optional_cols = [int(c) for c in optional_cols]
+        self.n_classes = n_classes
+        self.missing = float(missing)
+        self.classes_ = np.arange(n_classes)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        known = (x[:, self.optional_cols] != self.missing).all(axis=1)
+        out = np.zeros((len(x), self.n_classes))
+        if known.any():
+            out[known] = member_proba(self.complete, x[known], self.n_classes)
+        if not known.all():
+            rest = x[~known].copy()
+            rest[:, self.optional_cols] = self.missing
+            out[~known] = member_proba(self.partial, rest, self.n_classes)
+        return out

@@ -36,6 +36,16 @@ AUDIO_FEATURES: tuple[str, ...] = (
 # The raw columns a genre model reads, in this order (see the module docstring).
 RAW_INPUTS: tuple[str, ...] = (*AUDIO_FEATURES, "duration_ms", "explicit")
 
+# What an audio analysis of a 30-second excerpt gives (ReccoBeats: nine values, no key, mode or time
+# signature), in AUDIO_FEATURES order; the analysis head reads them, then duration and explicit, which
+# may be unknown (NaN in a matrix, None in a mapping).
+ANALYSIS_VALUES: tuple[str, ...] = tuple(c for c in AUDIO_FEATURES if c not in ("key", "mode", "time_signature"))
+OPTIONAL_INPUTS: tuple[str, ...] = ("duration_ms", "explicit")
+ANALYSIS_INPUTS: tuple[str, ...] = (*ANALYSIS_VALUES, *OPTIONAL_INPUTS)
+# What an unknown optional input becomes in a feature matrix: below every valid value (explicit 0/1,
+# log duration ≥ 6.9), so a tree splits "unknown" off like any other value.
+MISSING = -1.0
+
 # Closed ranges the Spotify Web API documents (loudness and tempo with generous bounds).
 FEATURE_RANGES: dict[str, tuple[float, float]] = {
     "danceability": (0.0, 1.0),
@@ -91,19 +101,29 @@ def _to_number(raw: Any) -> float:
     return float(raw)
 
 
-def validate_features(values: Mapping[str, Any], names: tuple[str, ...] = AUDIO_FEATURES) -> dict[str, float]:
-    """Return `names` → float, or raise FeatureError listing every problem (never guesses)."""
+def validate_features(
+    values: Mapping[str, Any], names: tuple[str, ...] = AUDIO_FEATURES, optional: Sequence[str] = ()
+) -> dict[str, float]:
+    """Return `names` → float, or raise FeatureError listing every problem (never guesses).
+
+    `optional` names may be missing (None or NaN): they come back as NaN (unknown, not imputed)."""
     problems: dict[str, str] = {}
     out: dict[str, float] = {}
     for name in names:
         raw = values.get(name)
         if raw is None:
-            problems[name] = "missing"
+            if name in optional:
+                out[name] = math.nan
+            else:
+                problems[name] = "missing"
             continue
         try:
             number = _to_number(raw)
         except (TypeError, ValueError):
             problems[name] = "not a number"
+            continue
+        if math.isnan(number) and name in optional:
+            out[name] = math.nan
             continue
         if math.isnan(number) or math.isinf(number):
             problems[name] = "not a finite number"
@@ -118,8 +138,9 @@ def validate_features(values: Mapping[str, Any], names: tuple[str, ...] = AUDIO_
     return out
 
 
-def validate_matrix(matrix: np.ndarray, names: Sequence[str] = RAW_INPUTS) -> np.ndarray:
-    """Check a (n, len(names)) float matrix; raise FeatureError naming the first bad rows."""
+def validate_matrix(matrix: np.ndarray, names: Sequence[str] = RAW_INPUTS, optional: Sequence[str] = ()) -> np.ndarray:
+    """Check a (n, len(names)) float matrix; raise FeatureError naming the first bad rows.
+    NaN is allowed (unknown) in the `optional` columns."""
     array = np.asarray(matrix, dtype=np.float64)
     if array.ndim != 2 or array.shape[1] != len(names):
         raise FeatureError({"matrix": f"expected shape (n, {len(names)}), got {array.shape}"})
@@ -127,7 +148,7 @@ def validate_matrix(matrix: np.ndarray, names: Sequence[str] = RAW_INPUTS) -> np
     finite = np.isfinite(array)
     for j, name in enumerate(names):
         low, high = FEATURE_RANGES.get(name, (-math.inf, math.inf))
-        bad_nan = np.flatnonzero(~finite[:, j])
+        bad_nan = np.flatnonzero(~finite[:, j] & ~(np.isnan(array[:, j]) if name in optional else False))
         with np.errstate(invalid="ignore"):
             bad_range = np.flatnonzero(finite[:, j] & ((array[:, j] < low) | (array[:, j] > high)))
         if bad_nan.size:
@@ -144,12 +165,14 @@ def _rows(index: np.ndarray, limit: int = 5) -> str:
     return shown + (f" … ({index.size} rows)" if index.size > limit else "")
 
 
-def rows_to_matrix(rows: Iterable[Mapping[str, Any]], names: Sequence[str] = RAW_INPUTS) -> np.ndarray:
+def rows_to_matrix(
+    rows: Iterable[Mapping[str, Any]], names: Sequence[str] = RAW_INPUTS, optional: Sequence[str] = ()
+) -> np.ndarray:
     """Validate each mapping and stack them in `names` order; FeatureError says which row failed."""
     out: list[list[float]] = []
     for i, row in enumerate(rows):
         try:
-            clean = validate_features(row, tuple(names))
+            clean = validate_features(row, tuple(names), optional)
         except FeatureError as exc:
             raise FeatureError({f"row {i} {k}": v for k, v in exc.problems.items()}) from None
         out.append([clean[n] for n in names])
@@ -176,29 +199,46 @@ class FeatureSpec:
     """Which raw inputs and transforms a model uses (chosen on validation, stored in meta).
 
     `audio_only` models read just AUDIO_FEATURES (for tracks whose duration/explicit are unknown);
-    the others read RAW_INPUTS.
+    `analysis` models read ANALYSIS_INPUTS (the nine values of an excerpt's analysis, then duration and
+    explicit, either of which may be unknown); the others read RAW_INPUTS.
     """
 
     log: bool = False  # replace skewed columns by log(x + eps)
     extra: bool = False  # append EXTRA_FEATURES
     audio_only: bool = False
+    analysis: bool = False
 
     def raw_names(self) -> tuple[str, ...]:
+        if self.analysis:
+            return ANALYSIS_INPUTS
         return AUDIO_FEATURES if self.audio_only else RAW_INPUTS
+
+    def optional_names(self) -> tuple[str, ...]:
+        """Raw inputs that may be unknown (NaN): duration and explicit for the analysis head."""
+        return OPTIONAL_INPUTS if self.analysis else ()
 
     def names(self) -> tuple[str, ...]:
         raw = self.raw_names()
         base = tuple(f"log_{n}" if self.log and n in LOG_FEATURES else n for n in raw)
         if not self.extra:
             return base
-        return base + tuple(n for n in EXTRA_FEATURES if n != "speech_x_explicit" or "explicit" in raw)
+        return base + tuple(n for n in EXTRA_FEATURES if _extra_reads(n) <= set(raw))
 
     def to_dict(self) -> dict[str, bool]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureSpec:
-        return cls(**{k: bool(data.get(k, False)) for k in ("log", "extra", "audio_only")})
+        return cls(**{k: bool(data.get(k, False)) for k in ("log", "extra", "audio_only", "analysis")})
+
+
+def _extra_reads(name: str) -> set[str]:
+    """The raw inputs an engineered feature needs (it is built only when they are all read)."""
+    if name.startswith("key_"):
+        return {"key"}
+    if name == "speech_x_explicit":
+        return {"explicit"}
+    return set()
 
 
 def build_features(raw: np.ndarray, spec: FeatureSpec) -> np.ndarray:
@@ -212,20 +252,28 @@ def build_features(raw: np.ndarray, spec: FeatureSpec) -> np.ndarray:
             if name in index:
                 out[:, index[name]] = np.log(raw[:, index[name]] + _LOG_EPS[name])
     if not spec.extra:
-        return out
+        return _unknown(out, spec)
 
     def col(name: str) -> np.ndarray:
         return raw[:, index[name]]
 
-    key_angle = 2 * np.pi * np.clip(col("key"), 0, 11) / 12
     extra = [
         col("energy") - col("acousticness"),
         col("danceability") * col("valence"),
         col("loudness") / (col("energy") + 0.05),
         col("tempo") * col("danceability"),
-        np.where(col("key") < 0, 0.0, np.sin(key_angle)),
-        np.where(col("key") < 0, 0.0, np.cos(key_angle)),
     ]
+    if "key" in index:
+        key_angle = 2 * np.pi * np.clip(col("key"), 0, 11) / 12
+        extra.append(np.where(col("key") < 0, 0.0, np.sin(key_angle)))
+        extra.append(np.where(col("key") < 0, 0.0, np.cos(key_angle)))
     if "explicit" in index:
         extra.append(col("speechiness") * col("explicit"))
-    return np.hstack([out, np.column_stack(extra)])
+    return _unknown(np.hstack([out, np.column_stack(extra)]), spec)
+
+
+def _unknown(features: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """Unknown optional inputs (NaN, and what was derived from them) → MISSING."""
+    if spec.optional_names():
+        features[np.isnan(features)] = MISSING
+    return features

@@ -70,6 +70,7 @@ class MetaResult:
     seconds: float
     n_tracks: dict[str, int]
     audio_source: str = "production"  # the audio model the metadata heads blend with
+    other_audio: list[dict[str, Any]] = field(default_factory=list)  # the blend over other audio heads
 
 
 def family_matrix(classes: Sequence[str], family_of: Mapping[str, str]) -> tuple[np.ndarray, list[str]]:
@@ -109,9 +110,14 @@ def fit_metadata(
     seed: int,
     *,
     variant_models: Mapping[str, tuple[Any, Sequence[int], Any]] | None = None,
+    other_audio: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
     progress: Callable[[str], None] = print,
 ) -> MetaResult:
-    """Fit the metadata heads on validation tracks and score them on test tracks (see module docstring)."""
+    """Fit the metadata heads on validation tracks and score them on test tracks (see module docstring).
+
+    `other_audio`: name → (calibrated probabilities on the validation tracks, on the test tracks) of
+    another audio head (the analysis head); the fitted blend is scored on them as it is served (the
+    same weights, not refitted), in `MetaResult.other_audio`."""
     started = time.perf_counter()
     classes = tuple(classes)
     frame = ds.frame
@@ -248,6 +254,31 @@ def fit_metadata(
             }
         variants.append(row)
 
+    # The fitted blend over other audio heads' probabilities, unchanged (what serving does for them).
+    other: list[dict[str, Any]] = []
+    for label, (o_val, o_test) in (other_audio or {}).items():
+        row = {
+            "audio model": label,
+            HEAD_AUDIO: {
+                "val": scores(o_val, classes, val_units.label_sets),
+                "test": scores(o_test, classes, test_units.label_sets),
+                "family_test": scores(o_test @ fam_matrix, families, fam_sets_test),
+            },
+        }
+        for name in (HEAD_ARTIST, HEAD_TITLE):
+            logit = fitted[chosen][name][2]
+            phi = blend_features(o_test, ev_test, prior, fam_matrix, HEAD_FEATURES[name], ALPHA_ARTIST)
+            blended = logit.predict_proba(phi)
+            row[name] = {
+                "test": scores(blended, classes, test_units.label_sets),
+                "family_test": scores(blended @ fam_matrix, families, fam_sets_test),
+            }
+        other.append(row)
+        progress(
+            f"[catalog/meta] blend over {label}: test acc "
+            + ", ".join(f"{k} {row[k]['test']['accuracy']:.4f}" for k in (HEAD_AUDIO, HEAD_ARTIST, HEAD_TITLE))
+        )
+
     import json
 
     config = {
@@ -268,4 +299,5 @@ def fit_metadata(
         time.perf_counter() - started,
         {"val_tracks": len(val_units.rows), "test_tracks": len(test_units.rows)},
         chosen,
+        other,
     )

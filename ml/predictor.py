@@ -5,10 +5,20 @@ Artefact folder (written by `ml.training.artefacts.save_artefact`):
   meta.json                                 heads (format, file, feature spec + names, temperature,
                                             metrics), classes, families, data hash, versions …
 
-Two heads share the classes:
+The heads share the classes:
   "full"        reads RAW_INPUTS: the 12 AUDIO_FEATURES, then duration_ms and explicit (0/1);
-  "audio_only"  reads the 12 AUDIO_FEATURES — for tracks whose duration or explicit flag is unknown.
-`predict_proba(matrix)` picks the head by the number of columns (14 → full, 12 → audio_only).
+  "audio_only"  reads the 12 AUDIO_FEATURES — for tracks whose duration or explicit flag is unknown;
+  "analysis"    reads ANALYSIS_INPUTS: the nine values an audio analysis of a 30-second excerpt gives
+                (no key, mode or time signature), then duration_ms and explicit, each of which may be
+                unknown (NaN / None). Artefacts trained before it existed lack it (`NoHead`).
+`predict_proba(matrix)` picks the head by the number of columns (14 → full, 12 → audio_only,
+11 → analysis).
+
+Routing (`head_for`, the one rule): all 12 audio features → full (duration and explicit known) or
+audio_only; the nine analysis values without the other three → analysis. The analysis head answers as
+"analysis", and with the metadata heads on top as "analysis+artist" / "analysis+artist+title": the
+blend takes any head's calibrated probabilities as its audio input (its weights were fitted on the
+production model's; `docs/model-report.md` scores the blend over the analysis head as served).
 
 Metadata (catalog artefacts with `blend.json`, see `ml.meta`): `predict_one(features, artists=...,
 title=...)` and `predict_matrix(matrix, artists=[...], titles=[...])` blend the audio probabilities with
@@ -18,7 +28,8 @@ original audio setting. Without artists and title (or without a blend in the art
 the audio model's, exactly as before.
 A mapping uses the full head when it carries both duration_ms and explicit (not None), else the
 audio-only head. Any value that is present must be valid: missing audio features, NaN/inf or
-out-of-range values raise `FeatureError`; nothing is imputed.
+out-of-range values raise `FeatureError`; nothing is imputed (the analysis head's unknown duration /
+explicit are read as unknown, a value of their own, not filled in).
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ import numpy as np
 
 from ml.blend import HEAD_AUDIO
 from ml.features import (
+    ANALYSIS_VALUES,
     AUDIO_FEATURES,
     FEATURE_RANGES,
     FeatureError,
@@ -49,6 +61,11 @@ from ml.meta import MetadataBlend, SongEvidence
 log = logging.getLogger(__name__)
 
 META_FILE = "meta.json"
+ANALYSIS_HEAD = "analysis"
+
+
+class NoHead(LookupError):
+    """The artefact has no head for the inputs given (an artefact trained before the analysis head)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +76,9 @@ class Prediction:
     family: str
     family_probability: float
     family_top: tuple[tuple[str, float], ...]
-    head: str = "audio"  # which head answered: "audio", "audio+artist" or "audio+artist+title"
+    # which head answered: "audio", "audio+artist" or "audio+artist+title"; for a song known by an
+    # excerpt's analysis "analysis", "analysis+artist" or "analysis+artist+title"
+    head: str = "audio"
     evidence: str = "audio"  # what it knew, e.g. "audio + artist (1/2 known, 14 catalogue songs) + title"
     artists_known: int = 0  # the song's artists with songs in the catalogue
 
@@ -112,6 +131,17 @@ class Head:
     def raw_inputs(self) -> tuple[str, ...]:
         return self.spec.raw_names()
 
+    @property
+    def optional(self) -> tuple[str, ...]:
+        """Inputs that may be unknown (NaN): duration and explicit for the analysis head."""
+        return self.spec.optional_names()
+
+    def answer(self, blend_head: str = HEAD_AUDIO) -> str:
+        """The name a prediction gives: the blend's head, "analysis…" when this is the analysis head."""
+        if self.name == ANALYSIS_HEAD:
+            return ANALYSIS_HEAD + blend_head.removeprefix(HEAD_AUDIO)
+        return blend_head
+
     def proba(self, raw: np.ndarray) -> np.ndarray:
         out = np.asarray(self.model(build_features(raw, self.spec)), dtype=np.float64)
         return apply_temperature(out.reshape(len(raw), -1), self.temperature)
@@ -125,6 +155,7 @@ class GenrePredictor:
         self._blend: MetadataBlend | None = None
         self._source: tuple[Any, float] | None = None
         self._heads = {len(h.raw_inputs): h for h in heads}
+        self.analysis: Head | None = next((h for h in heads if h.name == ANALYSIS_HEAD), None)
         self.full = next(h for h in heads if h.name == "full") if any(h.name == "full" for h in heads) else heads[0]
         self.classes: tuple[str, ...] = tuple(meta["classes"])
         self.raw_inputs: tuple[str, ...] = self.full.raw_inputs
@@ -208,7 +239,7 @@ class GenrePredictor:
         if array.ndim != 2 or array.shape[1] not in self._heads:
             raise FeatureError({"matrix": f"expected shape (n, k) with k in {sorted(self._heads)}, got {array.shape}"})
         head = self._heads[array.shape[1]]
-        raw = validate_matrix(array, head.raw_inputs)
+        raw = validate_matrix(array, head.raw_inputs, head.optional)
         if raw.shape[0] == 0:
             return np.zeros((0, len(self.classes)))
         return head.proba(raw)
@@ -218,10 +249,18 @@ class GenrePredictor:
         return np.asarray(proba) @ self._family_matrix
 
     def head_for(self, features: Mapping[str, Any]) -> Head:
-        """The full head when every extra input is present (not None), else the audio-only head."""
-        if all(features.get(n) is not None for n in self.full.raw_inputs):
-            return self.full
-        return self._heads.get(len(AUDIO_FEATURES), self.full)
+        """The one routing rule: every audio feature present → the full head when duration and explicit
+        are present (not None) too, else the audio-only head; the nine analysis values without all of
+        key, mode and time signature → the analysis head (`NoHead` when the artefact lacks it)."""
+        if all(features.get(n) is not None for n in AUDIO_FEATURES):
+            if all(features.get(n) is not None for n in self.full.raw_inputs):
+                return self.full
+            return self._heads.get(len(AUDIO_FEATURES), self.full)
+        if all(features.get(n) is not None for n in ANALYSIS_VALUES):
+            if self.analysis is None:
+                raise NoHead(f"model {self.version} has no analysis head (trained before it existed)")
+            return self.analysis
+        return self._heads.get(len(AUDIO_FEATURES), self.full)  # FeatureError names what is missing
 
     def predict_one(
         self,
@@ -236,27 +275,29 @@ class GenrePredictor:
         """One song. `artists`: 'A;B' or a sequence of names; `title`: the track name; `spotify_genres`:
         the artists' Spotify genres; `deezer_genres`: the album's Deezer genres (all optional)."""
         head = self.head_for(features)
-        clean = validate_features(features, head.raw_inputs)
+        clean = validate_features(features, head.raw_inputs, head.optional)
         row = np.array([[clean[n] for n in head.raw_inputs]])
         if audio_only or (artists is None and title is None and not spotify_genres and not deezer_genres):
-            return self._predictions(head.proba(row))[0]
+            return self._predictions(head.proba(row), head=head)[0]
         return self._with_metadata(head, row, [artists], [title], [spotify_genres], [deezer_genres])[0]
 
     def predict_batch(self, rows: Iterable[Mapping[str, Any]]) -> list[Prediction]:
         rows = list(rows)
         by_head: dict[int, list[int]] = {}
+        names = np.full(len(rows), HEAD_AUDIO, dtype=object)
         for i, row in enumerate(rows):
             by_head.setdefault(len(self.head_for(row).raw_inputs), []).append(i)
         proba = np.zeros((len(rows), len(self.classes)))
         for width, index in by_head.items():
             head = self._heads[width]
+            names[index] = head.answer()
             try:
-                matrix = rows_to_matrix([rows[i] for i in index], head.raw_inputs)
+                matrix = rows_to_matrix([rows[i] for i in index], head.raw_inputs, head.optional)
             except FeatureError as exc:
                 # report the caller's row numbers, not the position within the head's subset
                 raise FeatureError({_renumber(k, index): v for k, v in exc.problems.items()}) from None
             proba[index] = head.proba(matrix)
-        return self._predictions(proba)
+        return self._predictions(proba, names=list(names))
 
     def predict_matrix(
         self,
@@ -268,13 +309,13 @@ class GenrePredictor:
     ) -> list[Prediction]:
         """Like predict_proba, but returns a Prediction per row (with artists / titles aligned to the rows,
         None where unknown, the metadata heads answer)."""
-        if audio_only or (artists is None and titles is None):
-            return self._predictions(self.predict_proba(matrix))
         array = np.asarray(matrix, dtype=np.float64)
         if array.ndim != 2 or array.shape[1] not in self._heads:
             raise FeatureError({"matrix": f"expected shape (n, k) with k in {sorted(self._heads)}, got {array.shape}"})
         head = self._heads[array.shape[1]]
-        raw = validate_matrix(array, head.raw_inputs)
+        if audio_only or (artists is None and titles is None):
+            return self._predictions(self.predict_proba(array), head=head)
+        raw = validate_matrix(array, head.raw_inputs, head.optional)
         n = len(raw)
         return self._with_metadata(
             head,
@@ -295,9 +336,9 @@ class GenrePredictor:
         deezer: Sequence[Sequence[str]] | None,
     ) -> list[Prediction]:
         if self.blend is None or len(raw) == 0:
-            return self._predictions(head.proba(raw) if len(raw) else np.zeros((0, len(self.classes))))
+            return self._predictions(head.proba(raw) if len(raw) else np.zeros((0, len(self.classes))), head=head)
         proba, infos = self._distribution(self.blend, head, raw, artists, titles, spotify, deezer)
-        return self._predictions(proba, infos)
+        return self._predictions(proba, infos, head=head)
 
     def predict_distribution(
         self,
@@ -319,7 +360,7 @@ class GenrePredictor:
         if array.ndim != 2 or array.shape[1] not in self._heads:
             raise FeatureError({"matrix": f"expected shape (n, k) with k in {sorted(self._heads)}, got {array.shape}"})
         head = self._heads[array.shape[1]]
-        raw = validate_matrix(array, head.raw_inputs)
+        raw = validate_matrix(array, head.raw_inputs, head.optional)
         blend = blend or self.blend
         if (
             audio_only
@@ -327,7 +368,7 @@ class GenrePredictor:
             or (artists is None and titles is None and spotify_genres is None and deezer_genres is None)
             or len(raw) == 0
         ):
-            return (head.proba(raw) if len(raw) else np.zeros((0, len(self.classes)))), [HEAD_AUDIO] * len(raw)
+            return (head.proba(raw) if len(raw) else np.zeros((0, len(self.classes)))), [head.answer()] * len(raw)
         n = len(raw)
         proba, infos = self._distribution(
             blend,
@@ -338,7 +379,7 @@ class GenrePredictor:
             spotify_genres,
             deezer_genres,
         )
-        return proba, [i.head for i in infos]
+        return proba, [head.answer(i.head) for i in infos]
 
     def _distribution(
         self,
@@ -372,16 +413,27 @@ class GenrePredictor:
         model, temperature = self._source
         return apply_temperature(member_proba(model, build_features(raw, head.spec), len(self.classes)), temperature)
 
-    def _predictions(self, proba: np.ndarray, infos: Sequence[SongEvidence] | None = None) -> list[Prediction]:
+    def _predictions(
+        self,
+        proba: np.ndarray,
+        infos: Sequence[SongEvidence] | None = None,
+        *,
+        head: Head | None = None,
+        names: Sequence[str] | None = None,
+    ) -> list[Prediction]:
+        """`head`: the audio head that answered every row (its name prefixes the blend's head names);
+        `names`: per row instead (a batch routed to several heads)."""
         fam = self.family_proba(proba)
         out = []
         for i, (p, f) in enumerate(zip(proba, fam, strict=True)):
             top = _top(p, self.classes)
             ftop = _top(f, self.families)
             if infos is None:
-                out.append(Prediction(top[0][0], top[0][1], top, ftop[0][0], ftop[0][1], ftop))
+                name = names[i] if names is not None else head.answer() if head is not None else HEAD_AUDIO
+                out.append(Prediction(top[0][0], top[0][1], top, ftop[0][0], ftop[0][1], ftop, name, _evidence(name)))
             else:
                 info = infos[i]
+                name = head.answer(info.head) if head is not None else info.head
                 out.append(
                     Prediction(
                         top[0][0],
@@ -390,12 +442,19 @@ class GenrePredictor:
                         ftop[0][0],
                         ftop[0][1],
                         ftop,
-                        info.head,
-                        info.describe(),
+                        name,
+                        _evidence(name, info.describe()),
                         info.artists_known,
                     )
                 )
         return out
+
+
+def _evidence(head: str, described: str = HEAD_AUDIO) -> str:
+    """What a prediction knew, in words ("audio + artist …"; an analysis head's audio is an excerpt's)."""
+    if head.startswith(ANALYSIS_HEAD) and described.startswith(HEAD_AUDIO):
+        return "30-s excerpt analysis" + described.removeprefix(HEAD_AUDIO)
+    return described
 
 
 def _renumber(key: str, index: Sequence[int]) -> str:

@@ -60,6 +60,8 @@ NOTES = """## How to read this report
   audio-only head for tracks whose duration or explicit flag is unknown; both are scored above. When
   the production model is the soft vote, the audio-only head is its random forest alone (the
   product-model training budget has room for one CatBoost fit).
+- **Analysis head** (catalog): for a song known only by the audio analysis of a 30-second excerpt (nine
+  values, no key, mode or time signature; duration and explicit when known); its own section below.
 """
 
 
@@ -227,6 +229,77 @@ def _meta_lines(task: str, meta: MetaResult, out_dir: Path) -> list[str]:
     return lines
 
 
+def _analysis_lines(result: TaskResult) -> list[str]:
+    """The analysis head (`ml.training.analysis`): strategy choice, test scores per known-input pattern,
+    and the metadata blend over it."""
+    from ml.training.analysis import CHOICE_PATTERNS, PATTERNS, T_MAX
+
+    a = result.analysis
+    if a is None:
+        return []
+    head = a.head
+    lines = [
+        "### Analysis head: a song known by a 30-second excerpt's audio analysis",
+        "",
+        f"Inputs: the nine values ReccoBeats' analysis gives ({', '.join(head.run.spec.raw_names()[:9])}), "
+        "then duration_ms and explicit, each of which may be unknown (a song found on Deezer has both, a "
+        "recording sent to the bot its duration only). Same fit / validation / test groups as above; "
+        f"model: {head.run.name}, temperature {head.temperature:.3f} (fitted on validation, the four "
+        f"patterns below stacked; its grid reaches {T_MAX:g}, as the forest's sharp probabilities need).",
+        "",
+        "Unknown inputs, chosen on validation by the mean accuracy over the patterns the product sends "
+        f'({" and ".join(CHOICE_PATTERNS)}); the same number of trees in all: "masked (p)" = one model '
+        'fitted with duration and explicit each hidden at random with probability p, "two variants" = a '
+        "model for complete rows and one with both hidden, half the trees each.",
+        "",
+        "| strategy | " + " | ".join(f"val acc: {k}" for k in PATTERNS) + " | choice mean | fit s | kept |",
+        "|---|" + "---|" * (len(PATTERNS) + 3),
+    ]
+    for t in a.tried:
+        cells = " | ".join(_fmt(t["val_accuracy"][k]) for k in PATTERNS)
+        lines.append(
+            f"| {t['strategy']} | {cells} | {_fmt(t['mean'])} | {t['fit_seconds']:.1f} | "
+            f"{'**yes**' if t['strategy'] == a.strategy else 'no'} |"
+        )
+    if len(a.tried) == 1:
+        lines += ["", "(Production-only run: the strategy the last zoo run chose, not compared again.)"]
+    lines += [
+        "",
+        "Test tracks, by what is known besides the nine values:",
+        "",
+        "| analysis head, known | accuracy | top-3 | macro-F1 | log-loss | family acc | family top-3 | "
+        "family macro-F1 | family log-loss |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, s in a.test_patterns.items():
+        t, f = s["test"], s["family_test"]
+        lines.append(
+            f"| {key} | {_fmt(t['accuracy'])} | {_fmt(t['top3'])} | {_fmt(t['macro_f1'])} | {_fmt(t['log_loss'])} | "
+            f"{_fmt(f['accuracy'])} | {_fmt(f['top3'])} | {_fmt(f['macro_f1'])} | {_fmt(f['log_loss'])} |"
+        )
+    meta = result.meta
+    other = [o for o in (meta.other_audio if meta is not None else []) if o["audio model"] == "analysis"]
+    if other and meta is not None:
+        o = other[0]
+        lines += [
+            "",
+            "With the song's artists and title known, the metadata heads blend them with the analysis head's "
+            "probabilities (both known) as served: the blend's weights are the ones fitted on the "
+            f"{meta.audio_source} source, not refitted.",
+            "",
+            "| head | accuracy | top-3 | macro-F1 | log-loss | family acc |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name in ("audio", "audio+artist", "audio+artist+title"):
+            t = o[name]["test"]
+            shown = "analysis" + name.removeprefix("audio")
+            lines.append(
+                f"| {shown} | {_fmt(t['accuracy'])} | {_fmt(t['top3'])} | {_fmt(t['macro_f1'])} | "
+                f"{_fmt(t['log_loss'])} | {_fmt(o[name]['family_test']['accuracy'])} |"
+            )
+    return lines
+
+
 def _cross_lines(cross: CrossResult, production_test: Mapping[str, float]) -> list[str]:
     from ml.seed_cross import BOTH, CATALOG_ONLY, SEED_ONLY
 
@@ -358,6 +431,8 @@ def write_report(
             }
             cells = [f"{k} {got[k]:.4f} vs ≥ {v} → {'met' if got[k] >= v else 'NOT met'}" for k, v in targets.items()]
             lines.append("Targets: " + "; ".join(cells) + ".")
+        if result.analysis is not None:
+            lines += ["", *_analysis_lines(result)]
         if result.meta is not None:
             lines += ["", *_meta_lines(result.task, result.meta, out_dir)]
         if result.cross is not None:

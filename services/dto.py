@@ -130,8 +130,9 @@ class GenreGuess:
     family_top: tuple[tuple[str, float], ...] = ()
     model_version: str = ""
     # Where the guess comes from (issue 14). `head`: the model's head that answered ("audio",
-    # "audio+artist", "audio+artist+title"); `evidence`: what it knew, in words; `artists_known`: the
-    # song's artists with other songs in the catalogue.
+    # "audio+artist", "audio+artist+title"; for a song known by a 30-second excerpt's audio analysis
+    # "analysis", "analysis+artist", "analysis+artist+title"); `evidence`: what it knew, in words;
+    # `artists_known`: the song's artists with other songs in the catalogue.
     head: str = "audio"
     evidence: str = "audio"
     artists_known: int = 0
@@ -145,12 +146,17 @@ class GenreGuess:
         return self.family_probability >= 0.5
 
     @property
+    def excerpt(self) -> bool:
+        """The sound was known from a 30-second excerpt's analysis (the model's analysis head)."""
+        return self.head.startswith("analysis")
+
+    @property
     def source(self) -> GenreSource:
         """What the card names the genre from: the catalogue's labels, the artist's other songs, the
-        title (and the artist's name) with the sound, or the sound alone."""
+        title (and the artist's name) with the sound, or the sound alone (`excerpt`: of an excerpt)."""
         if self.labels:
             return GenreSource.CATALOGUE
-        if self.head == "audio":
+        if self.head in ("audio", "analysis"):
             return GenreSource.AUDIO
         return GenreSource.ARTIST if self.artists_known > 0 else GenreSource.TITLE
 

@@ -2,7 +2,9 @@
 
 Prediction is CPU-bound, so the async methods run it in a worker thread. Inputs: the 12 audio
 features, optionally with `duration_ms` and `explicit` — with both, the model's full head is used
-(more accurate); without them, its audio-only head. Nothing is imputed. With the song's artists and
+(more accurate); without them, its audio-only head. A song known only by the nine values of an audio
+analysis of a 30-second excerpt goes to the model's analysis head (`guess_from_analysis`); the
+routing itself is `ml.predictor.GenrePredictor.head_for`. Nothing is imputed. With the song's artists and
 title, the model's metadata heads blend in what the catalogue knows about them (issue 14); the guess
 says which head answered, and `services.genre_labels.genre_verdict` words it.
 """
@@ -13,13 +15,13 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypedDict
+from typing import Any, Protocol, TypedDict
 
 import numpy as np
 
 from ml.blend import HEAD_AUDIO
-from ml.features import AUDIO_FEATURES, FeatureError
-from ml.predictor import GenrePredictor, Prediction
+from ml.features import ANALYSIS_INPUTS, ANALYSIS_VALUES, FEATURE_RANGES, FeatureError
+from ml.predictor import ANALYSIS_HEAD, GenrePredictor, NoHead, Prediction
 from services.dto import GenreGuess, TrackInfo
 from services.errors import EncoreError, InvalidInput, ModelNotReady, NoFeatures, NoGenreHead
 
@@ -113,17 +115,19 @@ class GenreService:
     ) -> GenreGuess:
         """Blocking form of `guess` (for CLIs and worker threads)."""
         predictor = self._require()
-        if features is None or any(features.get(name) is None for name in AUDIO_FEATURES):
+        if features is None or any(features.get(name) is None for name in ANALYSIS_VALUES):
             raise NoFeatures("This track has no audio features, so there's no genre guess.")
         artists = _names(artists)
         title = title.strip() if title and title.strip() else None
         try:
             prediction = predictor.predict_one(features, artists=artists, title=title)
             audio: Prediction | None = None
-            if prediction.head != HEAD_AUDIO and not labels:
+            if prediction.head not in (HEAD_AUDIO, ANALYSIS_HEAD) and not labels:
                 # A song outside the catalogue named by its artist or title: the card also says what
                 # the sound alone suggests ("k-pop (from the artist) · sounds like dance-pop 41 %").
                 audio = predictor.predict_one(features, audio_only=True)
+        except NoHead as exc:  # the nine analysis values, and an artefact trained before the analysis head
+            raise NoGenreHead(NOTE_NO_ANALYSIS_HEAD) from exc
         except FeatureError as exc:
             raise InvalidInput(f"The track's audio features look wrong ({exc}).") from exc
         return to_guess(prediction, predictor.version, audio=audio, labels=labels)
@@ -138,8 +142,9 @@ class GenreService:
     ) -> GenreGuess:
         """The genre of a song from its audio features, and — when given — its artists and title (the
         model's metadata heads; `GenreGuess.head` says which answered) and its catalogue labels (then
-        the card names those). Raises NoFeatures (none / incomplete), InvalidInput (bad values),
-        ModelNotReady."""
+        the card names those). The 12 audio features, or the nine of an excerpt's analysis (the
+        analysis head). Raises NoFeatures (none / incomplete), InvalidInput (bad values),
+        NoGenreHead (the nine values, a model trained before the analysis head), ModelNotReady."""
         return await asyncio.to_thread(self.guess_sync, features, artists=artists, title=title, labels=labels)
 
     async def guess_track(self, track: TrackInfo) -> GenreGuess:
@@ -173,37 +178,59 @@ class GenreService:
         return await asyncio.to_thread(self.proba_matrix_sync, matrix)
 
 
-# The head a song known only by an audio analysis needs (not trained yet): the nine values ReccoBeats'
-# analysis gives, then duration and explicit when known (NaN when not: the head must accept missing
-# values for those two, as CatBoost does, or come in two variants like the full / audio-only pair).
-ANALYSIS_HEAD_INPUTS: tuple[str, ...] = (
-    *(c for c in AUDIO_FEATURES if c not in ("key", "mode", "time_signature")),
-    "duration_ms",
-    "explicit",
-)
+# What the analysis head reads (`ml.features.ANALYSIS_INPUTS`): the nine values ReccoBeats' analysis of a
+# 30-second excerpt gives, then duration and explicit when known.
+ANALYSIS_HEAD_INPUTS: tuple[str, ...] = ANALYSIS_INPUTS
 NOTE_NO_ANALYSIS_HEAD = (
     "This song's sound was measured from a 30-second excerpt, which gives nine audio values but no key, "
-    "mode or time signature. The genre model can't read that yet, so there's no genre guess from its "
-    "sound; similar tracks still come from the nine values."
+    "mode or time signature. The genre model in use was trained before it could read those, so there's "
+    "no genre guess from its sound; similar tracks still come from the nine values."
 )
+
+
+def _known(name: str, value: float | bool | None) -> float | bool | None:
+    """Duration / explicit as the analysis head reads them: None (unknown) when missing or outside the
+    model's range (a Deezer duration of 0 means "not known", not a zero-length song)."""
+    if value is None:
+        return None
+    low, high = FEATURE_RANGES[name]
+    return value if low <= float(value) <= high else None
+
+
+class _Guesses(Protocol):
+    async def guess(
+        self,
+        features: Mapping[str, Any],
+        *,
+        artists: Sequence[str] | str | None = None,
+        title: str | None = None,
+        labels: Sequence[str] = (),
+    ) -> GenreGuess: ...
 
 
 async def guess_from_analysis(
-    genre: object | None,
+    genre: _Guesses | None,
     features: Mapping[str, float],
     *,
     duration_ms: int | None = None,
     explicit: bool | None = None,
+    artists: Sequence[str] | str | None = None,
+    title: str | None = None,
+    labels: Sequence[str] = (),
 ) -> GenreGuess:
-    """The genre of a song known by the nine analysis values (`ANALYSIS_HEAD_INPUTS`).
+    """The genre of a song known by the nine analysis values (`ANALYSIS_HEAD_INPUTS`), from the model's
+    analysis head ("analysis"; with the song's artists and title the metadata heads blend in, as
+    "analysis+artist[+title]"). Every caller (track cards, the analysis of sent audio) goes through it.
 
-    For now it always raises `NoGenreHead` with `NOTE_NO_ANALYSIS_HEAD`: the genre model has no head
-    for those inputs, and filling in key, mode and time signature would pass an invented guess off as
-    the model's. When ml.predictor gains that head, this is the one function to replace (e.g. with
-    `await genre.guess({**features, "duration_ms": duration_ms, "explicit": explicit})` routed to it);
-    every caller (track cards, the analysis of sent audio) goes through it.
-    """
-    raise NoGenreHead(NOTE_NO_ANALYSIS_HEAD)
+    Raises ModelNotReady (no model), NoGenreHead with `NOTE_NO_ANALYSIS_HEAD` (a model trained before
+    the analysis head: filling in key, mode and time signature would pass an invented guess off as the
+    model's), NoFeatures (one of the nine missing), InvalidInput (a value out of range)."""
+    if genre is None:
+        raise ModelNotReady("The genre model isn't available right now.")
+    inputs: dict[str, Any] = {name: features.get(name) for name in ANALYSIS_VALUES}
+    inputs["duration_ms"] = _known("duration_ms", duration_ms)
+    inputs["explicit"] = _known("explicit", explicit)
+    return await genre.guess(inputs, artists=artists, title=title, labels=labels)
 
 
 def to_guess(

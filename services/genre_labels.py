@@ -20,6 +20,9 @@ Where the genre comes from (`GenreVerdict.source`, issue 14) is decided here too
   evidence, and what the sound alone suggests ("K-pop (from the artist) · sounds like dance-pop 41 %").
 - TITLE: no artist known, but the title's or the name's words and script moved the answer.
 - AUDIO: the sound alone, with its confidence.
+
+`GenreVerdict.excerpt` says the sound was known from a 30-second excerpt's audio analysis (the model's
+analysis head): the card says so with the confidence.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class GenreVerdict:
     source: GenreSource = GenreSource.AUDIO
     labels: tuple[str, ...] = ()  # CATALOGUE: the song's own labels, at most LABELS
     sounds_like: tuple[str, float] | None = None  # ARTIST: the sound alone's best genre
+    excerpt: bool = False  # the sound was known from a 30-second excerpt's analysis (the analysis head)
 
     @property
     def headline_is_family(self) -> bool:
@@ -111,6 +115,7 @@ def genre_verdict(guess: GenreGuess | None, labels: Sequence[str] = ()) -> Genre
         source=source,
         labels=tuple(guess.labels[:LABELS]) if source is GenreSource.CATALOGUE else (),
         sounds_like=guess.audio_top[0] if source is GenreSource.ARTIST and guess.audio_top else None,
+        excerpt=guess.excerpt,
     )
 
 

@@ -9,7 +9,8 @@ sent as audio) are added to it by id (`add_tracks`, `refresh_new`), embedded in 
 they can be seeds and candidates at once, without a restart. A song known by the nine values of an
 audio analysis (no key, mode or time signature) is placed by those nine (`CatalogIndex.
 query_for_partial`: those three are left out of its distances), and its genre part comes from its
-audio neighbours' labels, since the genre model has no head for it yet.
+audio neighbours' labels: the recommender does not ask the genre model's analysis head (which the
+cards use, `services.genre.guess_from_analysis`) yet.
 """
 
 from __future__ import annotations
@@ -222,7 +223,8 @@ class RecommendationService:
     @staticmethod
     def _proba_rows(model: ProbaModel, rows: Sequence[Any]) -> Any:
         """The model's probabilities for feature rows; a row of zeros for a song with only the nine
-        analysis values (no head reads those yet: the index then places it by its neighbours)."""
+        analysis values (the recommender does not ask the analysis head yet: the index then places it by
+        its neighbours)."""
         complete = np.asarray([all(getattr(r, c) is not None for c in AUDIO_FEATURES) for r in rows], dtype=bool)
         out = np.zeros((len(rows), len(model.classes)))
         if complete.any():

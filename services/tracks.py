@@ -12,7 +12,7 @@ next search finds them at once (they join the search index).
 
 A card of a song outside the catalogue gets its features through the chain (Spotify, ReccoBeats by
 id, ReccoBeats' analysis of the Deezer preview); a song known by the nine analysis values gets its
-genre through `services.genre.guess_from_analysis` (which says why there is none yet), and the
+genre through `services.genre.guess_from_analysis` (the model's analysis head), and the
 recommender is told about it (`on_features`) so it can be a seed and a candidate at once.
 Every provider failure degrades to catalog answers with a notice; nothing escapes as an exception
 except the documented `TrackNotFound` from `get` / `card`.
@@ -342,11 +342,19 @@ class TrackService:
                 notes.append(NOTE_NO_FEATURES.format(reason=reason))
         genre: GenreGuess | None = None
         if track.features is not None and not track.features_complete:
-            try:  # the nine values of an audio analysis
+            context = genre_context(track)
+            if track.source == "upload":  # a recording's name is its tag, a file name or a default: no title
+                context["title"] = None
+            try:  # the nine values of an audio analysis: the model's analysis head
                 genre = await guess_from_analysis(
-                    self._genre, track.features, duration_ms=track.duration_ms, explicit=track.explicit
+                    self._genre,
+                    track.features,
+                    duration_ms=track.duration_ms,
+                    explicit=track.explicit,
+                    **context,
                 )
             except EncoreError as exc:
+                log.info("no genre guess for track %s: %s", track.id, exc.code)
                 notes.append(exc.message or NOTE_NO_MODEL)
         elif track.features is not None:
             if self._genre is None:

@@ -153,3 +153,42 @@ async def redis_url(redis_prefix: str) -> AsyncIterator[str]:
             await client.delete(*keys)
     finally:
         await client.aclose()
+
+
+# -- a tiny genre model, trained once per session ----------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.ml.conftest import make_catalog_frame, make_seed_frame
+
+    root = tmp_path_factory.mktemp("data")
+    raw = root / "raw"
+    raw.mkdir()
+    make_seed_frame().to_csv(raw / "seed_6genre_train.csv", index=False)
+    make_catalog_frame().to_csv(raw / "spotify_tracks_114genre_train.csv.gz", index=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained_models(tiny_data_dir: Path) -> Path:
+    """Both tasks trained on the tiny data, production model only: <models>/seed6, <models>/catalog
+    (the catalog artefact with its full, audio-only and analysis heads and the metadata blend)."""
+    from ml.training.pipeline import train
+
+    models = tiny_data_dir / "models"
+    small = {
+        "catboost": {"iterations": 80},
+        "lightgbm": {"n_estimators": 40},
+        "mlp": {"hidden_layer_sizes": (32,), "batch_size": 32},
+    }
+    train(
+        tiny_data_dir,
+        models,
+        tasks=("seed6", "catalog"),
+        zoo=False,
+        seed=3,
+        reports_dir=tiny_data_dir / "reports",
+        overrides=small,
+    )
+    return models

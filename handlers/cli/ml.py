@@ -52,9 +52,11 @@ def register(subparsers: Any) -> None:
             "Read a CSV with the audio features (the datasets' column names) and write, per row, the "
             "predicted genre (under the dataset's label column), its probability and the top 3. "
             "With duration_ms and explicit columns the full model is used, without them the audio-only "
-            "one. With `artists` (';'-separated) and/or `track_name` columns, the catalogue model blends in "
+            "one; with only the nine values of an audio analysis (no key, mode, time_signature columns) the "
+            "analysis head. With `artists` (';'-separated) and/or `track_name` columns, the catalogue model blends in "
             "what the catalogue knows about the artists and the title; the `head` column says which head "
-            "answered each row (audio, audio+artist, audio+artist+title) and `evidence` from what. "
+            "answered each row (audio, audio+artist, audio+artist+title; analysis… for the analysis head) and "
+            "`evidence` from what. "
             "Rows with missing, NaN or out-of-range audio values are refused."
         ),
     )

@@ -14,6 +14,9 @@ Protocol per task (seed6, catalog), all splits by duplicate group (ml/data.py):
      on test; the production model is the better on validation of CatBoost and the soft vote
      CatBoost + random forest (its weight chosen on validation, `ml.ensemble`); its temperature is
      fitted on validation.
+  6. heads for songs with fewer inputs, on the same splits: audio-only (no duration / explicit) and,
+     for the catalog, the analysis head (`ml.training.analysis`: the nine values of an excerpt's
+     audio analysis, duration and explicit when known).
 """
 
 from __future__ import annotations
@@ -37,9 +40,12 @@ from ml.metrics import confusion, fit_temperature, scores
 from ml.predictor import apply_temperature
 from ml.report import write_report
 from ml.seed_cross import compare, load_cross
+from ml.training.analysis import MODEL as ANALYSIS_MODEL
+from ml.training.analysis import fit_analysis_head
 from ml.training.artefacts import save_artefact
 from ml.training.results import HeadResult, ModelRun, TaskResult
 from ml.training.zoo import (
+    ANALYSIS_TASKS,
     CATALOG_GRID,
     DEFAULTS,
     OPTION_PROBE,
@@ -339,6 +345,24 @@ def run_task(
             )
         audio_run = ModelRun(audio_name, _jsonable(used), val_scores, {}, fit_s, 0.0, 0.0, n_fit, model, audio_spec)
         heads.append(_calibrate(audio_run, "audio_only", raw, val_units, test_units, classes, family_of))
+    analysis = None
+    if fallback and task in ANALYSIS_TASKS:
+        analysis = fit_analysis_head(
+            raw,
+            y_all,
+            fit_idx,
+            val_idx,
+            val_units,
+            test_units,
+            classes,
+            lambda p, sets: _family_scores(p, classes, family_of, sets),
+            params={k: v for k, v in chosen[ANALYSIS_MODEL].items() if k != "best_iteration"},
+            base_spec=prod.spec,
+            seed=seed,
+            compare=zoo,
+            progress=progress,
+        )
+        heads.append(analysis.head)
     if pool is not None:
         pool.shutdown()
     for head in heads:
@@ -363,6 +387,7 @@ def run_task(
             family_of,
             seed,
             variant_models=variants,
+            other_audio=({"analysis": (analysis.val_proba, analysis.test_proba)} if analysis is not None else None),
             progress=progress,
         )
     x_val_prod = build_features(raw[val_units.rows][:, _cols(prod.spec)], prod.spec)
@@ -393,6 +418,7 @@ def run_task(
         heads=heads,
         seed=seed,
         meta=meta_result,
+        analysis=analysis,
     )
 
 

@@ -50,6 +50,7 @@ class TaskResult:
     seed: int = 0
     meta: MetaResult | None = None  # the artist / title heads (catalog only)
     cross: CrossResult | None = None  # the six-genre benchmark across datasets (seed6 only)
+    analysis: AnalysisOutcome | None = None  # the analysis head's choice and per-pattern scores (catalog)
 
 
 @dataclass
@@ -60,3 +61,15 @@ class HeadResult:
     test: dict[str, float]
     family_test: dict[str, float]
     confusion: np.ndarray
+
+
+@dataclass
+class AnalysisOutcome:
+    """The analysis head (`ml.training.analysis`): the head, the strategy kept and what was tried."""
+
+    head: HeadResult
+    strategy: str
+    tried: list[dict[str, Any]]  # per strategy: validation accuracy per pattern and the mean
+    test_patterns: dict[str, dict[str, dict[str, float]]]  # pattern → {"test": …, "family_test": …}
+    val_proba: np.ndarray  # calibrated, validation tracks, "both known" (the metadata blend's check)
+    test_proba: np.ndarray  # calibrated, test tracks, "both known"

@@ -121,6 +121,8 @@ QUICK_SPEC: dict[str, FeatureSpec] = {"seed6": FeatureSpec(extra=True), "catalog
 # A soft-vote production model's audio-only head (rare fallback) is its fast member alone, which keeps
 # the product-model training inside its 3-minute budget.
 VOTE_AUDIO_HEAD = "random_forest"
+# Tasks whose artefact gets the analysis head (`ml.training.analysis`): the product model only.
+ANALYSIS_TASKS: tuple[str, ...] = ("catalog",)
 
 
 def set_thread_cap(threads: int | None) -> None:

@@ -59,7 +59,16 @@ ARTIST_UNSURE = dataclasses.replace(ARTIST, probability=0.34, family_probability
 TITLE = dataclasses.replace(SURE, head="audio+artist+title", artists_known=0)
 SOURCES = (CATALOGUE, ARTIST, ARTIST_UNSURE, TITLE, dataclasses.replace(FAMILY, head="audio+artist+title"))
 
-GUESSES = (SURE, FAMILY, UNSURE, *SOURCES)
+# A song known by a 30-second excerpt's audio analysis: the model's analysis head answered.
+EXCERPT = dataclasses.replace(SURE, head="analysis")
+EXCERPT_TITLE = dataclasses.replace(SURE, head="analysis+artist+title", artists_known=0)
+EXCERPTS = (
+    EXCERPT,
+    EXCERPT_TITLE,
+    dataclasses.replace(FAMILY, head="analysis"),
+    dataclasses.replace(UNSURE, head="analysis"),
+)
+GUESSES = (SURE, FAMILY, UNSURE, *SOURCES, *EXCERPTS)
 NO_DETAILS = {
     "size": None,
     "max_bytes": 0,
@@ -112,7 +121,7 @@ def contexts(track: TrackInfo, user: UserInfo, text: str) -> dict[str, list[dict
         ],
         "card": [
             {**card, "verdict": genre_verdict(g), "no_features": False, "youtube_is_search": s, "analysis_only": False}
-            for g, s in ((SURE, True), (FAMILY, False), (UNSURE, True), *((g, True) for g in SOURCES))
+            for g, s in ((SURE, True), (FAMILY, False), (UNSURE, True), *((g, True) for g in (*SOURCES, *EXCERPTS)))
         ]
         + [
             {
@@ -520,12 +529,32 @@ WHERE_FROM = {
         "Hard rock",
         "Хард-рок",
     ),
+    "audio, excerpt": (
+        "🏷 Genre: Hard rock (62%, by the sound of a 30-s excerpt) · family: rock",
+        "🏷 Жанр: Хард-рок (62\xa0%, по звучанию 30-секундного фрагмента) · направление: рок",
+        "Hard rock",
+        "Хард-рок",
+    ),
+    "title, excerpt": (
+        "🏷 Genre: Hard rock (62%, by the sound of a 30-s excerpt, title and artist name) · family: rock",
+        "🏷 Жанр: Хард-рок (62\xa0%, по звучанию 30-секундного фрагмента, названию и имени исполнителя)"
+        " · направление: рок",
+        "Hard rock",
+        "Хард-рок",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", sorted(WHERE_FROM))
 def test_cards_say_where_the_genre_comes_from_in_both_languages(case: str) -> None:
-    guess = {"catalogue": CATALOGUE, "artist": ARTIST, "artist, unsure": ARTIST_UNSURE, "title": TITLE}.get(case, SURE)
+    guess = {
+        "catalogue": CATALOGUE,
+        "artist": ARTIST,
+        "artist, unsure": ARTIST_UNSURE,
+        "title": TITLE,
+        "audio, excerpt": EXCERPT,
+        "title, excerpt": EXCERPT_TITLE,
+    }.get(case, SURE)
     verdict = genre_verdict(guess)
     assert verdict.source == case.split(",")[0]
     en_card, ru_card, en_inline, ru_inline = WHERE_FROM[case]

@@ -1,12 +1,10 @@
-"""Tiny generated datasets (same columns as the real files) and a model trained on them once."""
+"""Tiny generated datasets (same columns as the real files); `tests/conftest.py` trains a model on them
+once per session (`tiny_data_dir`, `trained_models`: every test package can use it)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
-import pytest
 
 from ml.features import AUDIO_FEATURES
 
@@ -72,35 +70,3 @@ def make_catalog_frame(per_genre: int = 60, seed: int = 1) -> pd.DataFrame:
     extra = out.iloc[[0, 1, 2]].copy()
     extra["track_genre"] = "metal"
     return pd.concat([out, extra], ignore_index=True)
-
-
-@pytest.fixture(scope="session")
-def tiny_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    raw = root / "raw"
-    raw.mkdir()
-    make_seed_frame().to_csv(raw / "seed_6genre_train.csv", index=False)
-    make_catalog_frame().to_csv(raw / "spotify_tracks_114genre_train.csv.gz", index=False)
-    return root
-
-
-@pytest.fixture(scope="session")
-def trained_models(tiny_data_dir: Path) -> Path:
-    from ml.training.pipeline import train
-
-    models = tiny_data_dir / "models"
-    small = {
-        "catboost": {"iterations": 80},
-        "lightgbm": {"n_estimators": 40},
-        "mlp": {"hidden_layer_sizes": (32,), "batch_size": 32},
-    }
-    train(
-        tiny_data_dir,
-        models,
-        tasks=("seed6", "catalog"),
-        zoo=False,
-        seed=3,
-        reports_dir=tiny_data_dir / "reports",
-        overrides=small,
-    )
-    return models

@@ -1,15 +1,17 @@
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ml.features import AUDIO_FEATURES, rows_to_matrix
+from ml.features import ANALYSIS_VALUES, AUDIO_FEATURES, rows_to_matrix
 from ml.predictor import GenrePredictor
 from services.dto import GenreGuess, GenreSource, TrackInfo
-from services.errors import InvalidInput, ModelNotReady, NoFeatures
-from services.genre import GenreService
+from services.errors import InvalidInput, ModelNotReady, NoFeatures, NoGenreHead
+from services.genre import NOTE_NO_ANALYSIS_HEAD, GenreService, guess_from_analysis
 from services.genre_labels import genre_verdict
 from tests.ml.test_features import GOOD
 
@@ -83,3 +85,46 @@ async def test_the_guess_says_where_the_genre_comes_from(service: GenreService) 
     new = TrackInfo(2, None, "Something New", ("Artist 2-3",), features=dict(GOOD))
     [guess] = await service.guess_tracks([new])
     assert guess is not None and guess.source is GenreSource.ARTIST and guess.audio_top
+
+
+# -- the analysis head (issue 13 §2) -------------------------------------------------------------
+
+NINE = {k: GOOD[k] for k in ANALYSIS_VALUES}
+
+
+async def test_a_song_known_by_an_excerpts_analysis_gets_a_genre(service: GenreService) -> None:
+    guess = await guess_from_analysis(service, NINE, duration_ms=200_000)
+    assert guess.head == "analysis" and guess.excerpt and guess.source is GenreSource.AUDIO
+    assert guess.genre in service.classes and 0.0 < guess.probability <= 1.0
+    verdict = genre_verdict(guess)
+    assert verdict.excerpt and verdict.source is GenreSource.AUDIO
+    # the same answer as the predictor's analysis head (nothing filled in for key, mode, time signature)
+    predictor = service.predictor()
+    assert predictor is not None
+    direct = predictor.predict_one({**NINE, "duration_ms": 200_000, "explicit": None})
+    assert (guess.genre, guess.probability) == (direct.genre, pytest.approx(direct.probability))
+    # a duration outside the model's range counts as unknown (Deezer says 0 when it does not know)
+    zero = await guess_from_analysis(service, NINE, duration_ms=0, explicit=True)
+    unknown = predictor.predict_one({**NINE, "explicit": True})
+    assert zero.probability == pytest.approx(unknown.probability) and zero.genre == unknown.genre
+    # with the artists, the metadata heads blend in over the analysis head
+    artist = await guess_from_analysis(service, NINE, artists=["Artist 0-1"], title="Song 0-2")
+    assert artist.head == "analysis+artist+title" and artist.source is GenreSource.ARTIST
+    assert artist.audio_top and artist.audio_top[0][0] in service.classes  # "sounds like", from the excerpt
+
+
+async def test_no_analysis_head_in_an_old_model_and_no_model(trained_models: Path, tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    shutil.copytree(trained_models / "catalog", old)
+    meta = json.loads((old / "meta.json").read_text())
+    meta["heads"] = [h for h in meta["heads"] if h["name"] != "analysis"]
+    (old / "meta.json").write_text(json.dumps(meta))
+    service = GenreService(GenrePredictor.load(old))
+    with pytest.raises(NoGenreHead) as caught:
+        await guess_from_analysis(service, NINE, duration_ms=200_000)
+    assert caught.value.message == NOTE_NO_ANALYSIS_HEAD
+    assert (await service.guess(GOOD)).head == "audio"  # the old heads still answer
+    with pytest.raises(ModelNotReady):
+        await guess_from_analysis(None, NINE)
+    with pytest.raises(NoFeatures):
+        await guess_from_analysis(service, {**NINE, "energy": None})

@@ -24,7 +24,8 @@ def test_artefacts_round_trip_with_metadata(trained_models: Path) -> None:
         assert set(meta["classes"]) == set(genres)
         for key in ("data_hash", "libraries", "created_at", "metrics", "feature_names", "version"):
             assert meta[key]
-        assert [h["name"] for h in meta["heads"]] == ["full", "audio_only"]
+        expected = ["full", "audio_only", "analysis"] if task == "catalog" else ["full", "audio_only"]
+        assert [h["name"] for h in meta["heads"]] == expected
         predictor = GenrePredictor.load(trained_models / task)
         assert predictor.classes == tuple(meta["classes"])
         assert predictor.feature_names == tuple(meta["feature_names"])
@@ -119,8 +120,13 @@ def test_zoo_runs_every_model_and_writes_the_report(tiny_data_dir: Path, tmp_pat
     for run in result.runs:
         assert 0.0 <= run.test["accuracy"] <= run.test["top3"] <= 1.0
     assert {o["option"].split(" (")[0] for o in result.options} >= {"log transforms", "IQR outlier removal, k=1.5"}
+    # the zoo run compares the analysis head's two ways of handling unknown duration / explicit
+    assert result.analysis is not None
+    assert [t["strategy"] for t in result.analysis.tried] == ["masked (p=0.2)", "masked (p=0.5)", "two variants"]
+    assert result.analysis.strategy == max(result.analysis.tried, key=lambda t: t["mean"])["strategy"]
     report = write_report([result], tmp_path, total_seconds=1.0, seed=5, zoo=True)
     text = report.read_text()
     assert "| lightgbm" in text and result.data_hash in text
+    assert "### Analysis head" in text and "| two variants |" in text and "| analysis | 11 raw" in text
     assert (tmp_path / "catalog-confusion.png").stat().st_size > 0
     assert (tmp_path / "catalog-importance.png").stat().st_size > 0
