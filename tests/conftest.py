@@ -12,6 +12,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -72,13 +73,13 @@ def _run_in_thread(coro: Any) -> Any:
         return pool.submit(asyncio.run, coro).result()
 
 
-@pytest.fixture(scope="session")
-def pg_database_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this pytest process, dropped at the end."""
+@contextmanager
+def scratch_postgres(prefix: str) -> Iterator[str]:
+    """A PostgreSQL database of the caller's own (empty), dropped when the block ends."""
     require_service("PostgreSQL", PG_URL, 5432)
     import asyncpg
 
-    name = f"encore_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = PG_URL.replace("postgresql+asyncpg://", "postgresql://")
 
     async def run(sql: str) -> None:
@@ -90,8 +91,17 @@ def pg_database_url() -> Iterator[str]:
 
     _run_in_thread(run(f'CREATE DATABASE "{name}"'))
     base, _, _ = PG_URL.rpartition("/")
-    yield f"{base}/{name}"
-    _run_in_thread(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    try:
+        yield f"{base}/{name}"
+    finally:
+        _run_in_thread(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def pg_database_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this pytest process, dropped at the end."""
+    with scratch_postgres("encore_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

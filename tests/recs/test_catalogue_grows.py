@@ -13,7 +13,6 @@ import asyncio
 import os
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from db.engine import create_engine, create_session_factory
 from db.migrate import upgrade_to_head
 from db.models import AUDIO_FEATURE_COLUMNS, Track, TrackGenre
 from services.textnorm import song_key
-from tests.conftest import PG_URL, _run_in_thread, require_service
+from tests.conftest import scratch_postgres
 from tests.fakes.spotify import FakeSpotify, FakeTrack
 from tests.serving import ROOT, Served, free_port
 
@@ -57,27 +56,9 @@ def features(i: int) -> dict[str, float]:
 @pytest.fixture
 async def scratch_pg() -> AsyncIterator[str]:
     """A PostgreSQL database of this test's own, at the latest migration, dropped afterwards."""
-    require_service("PostgreSQL", PG_URL, 5432)
-    import asyncpg
-
-    name = f"encore_grow_{uuid.uuid4().hex[:10]}"
-    admin = PG_URL.replace("postgresql+asyncpg://", "postgresql://")
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    _run_in_thread(run(f'CREATE DATABASE "{name}"'))
-    base, _, _ = PG_URL.rpartition("/")
-    url = f"{base}/{name}"
-    try:
+    with scratch_postgres("encore_grow") as url:
         await upgrade_to_head(url)
         yield url
-    finally:
-        _run_in_thread(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def add_catalogue(url: str, count: int = 40) -> list[int]:
