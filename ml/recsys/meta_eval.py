@@ -38,6 +38,7 @@ from ml.recsys.evaluation import (
     MIN_ARTISTS,
     MIN_COVERAGE_SHARE,
     Metrics,
+    SeedSetting,
     _context,
     encore_method,
     evaluate,
@@ -104,6 +105,23 @@ def seed_distribution(
         titles=seeds["track_name"].tolist() if use_title else None,
         blend=blend,
     )
+
+
+WITH_ARTISTS = "with artists and title"
+
+
+def artist_settings(predictor: GenrePredictor) -> dict[str, SeedSetting]:
+    """The seed setting `ml.recsys.evaluation.run_evaluation` (`main.py evaluate-recs`) adds to features
+    only: seeds given with their artists and title, evidence counted over the evaluation catalogue.
+    Empty when the model has no metadata heads."""
+    if predictor.blend is None:
+        return {}
+
+    def factory(catalog: pd.DataFrame) -> Callable[[pd.DataFrame], np.ndarray]:
+        blend = catalogue_blend(predictor, catalog)
+        return lambda seeds: seed_distribution(predictor, blend, seeds, use_artists=True, use_title=True)[0]
+
+    return {WITH_ARTISTS: factory}
 
 
 def _fixed(proba: np.ndarray) -> Callable[[pd.DataFrame], np.ndarray]:
