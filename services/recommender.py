@@ -404,7 +404,7 @@ class RecommendationService:
         genres as evidence), else from its audio neighbours. With only the nine analysis values, the
         query leaves key, mode and time signature out, and the neighbours' labels stand in for the
         audio model in the blend with the artists' evidence."""
-        if index.has_proba or artists:
+        if index.has_proba:
             await self._ensure_proba()
         if is_partial(features):
             try:

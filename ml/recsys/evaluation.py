@@ -499,7 +499,7 @@ def _settings_markdown(settings: Mapping[str, SettingResult], families: bool) ->
             weights = (
                 res.chosen if name.endswith("this setting") or (setting == FEATURES_ONLY and name == ENCORE) else ""
             )
-            if setting == FEATURES_ONLY and name.startswith("Encore (diversity 0"):
+            if setting == FEATURES_ONLY and name != ENCORE and name.startswith("Encore"):
                 continue  # the dial's ends: in the table above
             fam = f"{m.family_precision:.3f}" if families else "–"
             lines.append(
@@ -516,9 +516,10 @@ def _settings_markdown(settings: Mapping[str, SettingResult], families: bool) ->
             if ref is None:
                 continue
             lo, hi = paired_bootstrap(m.per_seed, ref.per_seed)
+            against = "" if name in base.results else f" (against {ENCORE}, features only)"
             line = (
-                f"- {name}: {setting} − features only ({'Encore' if name.startswith(ENCORE) else name}): genre P@10 "
-                f"{m.precision - ref.precision:+.3f} (95% paired bootstrap interval: {lo:+.3f} … {hi:+.3f})"
+                f"- {name}, {setting} − features only{against}: genre P@10 {m.precision - ref.precision:+.3f} "
+                f"(95% paired bootstrap interval: {lo:+.3f} … {hi:+.3f})"
             )
             if families:
                 flo, fhi = paired_bootstrap(m.per_seed_family, ref.per_seed_family)
@@ -540,7 +541,10 @@ def _unknown_artists_line(setting: str, res: SettingResult, base: SettingResult,
     """Encore on the seeds whose artists have no song in the evaluation catalogue (left out of the
     evidence: their lists cannot echo the artist's labels) against the others."""
     out = []
-    for label, mask in (("artists left out of the evidence", ~known), ("artists known", known)):
+    for label, mask in (
+        ("no artist with songs in the evaluation catalogue (artists left out of the evidence)", ~known),
+        ("an artist with songs there", known),
+    ):
         if not mask.any():
             out.append(f"{label}: no seeds")
             continue

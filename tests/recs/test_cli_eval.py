@@ -290,7 +290,7 @@ def test_seeds_given_another_way_are_scored_for_every_method(dataset: Path, tmp_
         # the baselines list the seed's predicted genre: right now; Encore also reads the audio (apart here)
         gain = 0.2 if name != "Encore (diversity 0.3)" else -0.05
         assert with_artists[name].precision > features[name].precision + gain, name
-        assert f"- {name}: with artists and title − features only" in md
+        assert f"- {name}, with artists and title − features only" in md
         assert 0.0 <= with_artists[name].family_precision <= 1.0
     assert report.settings["with artists and title"].seed_accuracy > report.settings["features only"].seed_accuracy
     assert "artists left out of the evidence" in md
