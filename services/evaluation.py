@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ml.predictor import ProbaModel, routed_proba
+from ml.predictor import GenrePredictor, ProbaModel, routed_proba
 from services.errors import EncoreError
 
 if TYPE_CHECKING:  # pandas and the evaluation load only when an evaluation runs (not in the server)
@@ -38,14 +38,20 @@ class RecommenderEvaluation:
         seeds: int = 1000,
         validation: int = 500,
         use_model: bool = True,
+        with_artists: bool = True,
         progress: Callable[[str], None] = lambda _m: None,
     ) -> Report:
+        """`with_artists`: also score the seeds given with their artists and title (the model's metadata
+        heads), next to features only."""
         if not self._dataset.exists():
             raise EvaluationUnavailable(f"{self._dataset} is missing: run `python main.py data`")
-        return await asyncio.to_thread(self._run, seeds, validation, use_model, progress)
+        return await asyncio.to_thread(self._run, seeds, validation, use_model, with_artists, progress)
 
-    def _run(self, seeds: int, validation: int, use_model: bool, progress: Callable[[str], None]) -> Report:
-        from ml.recsys.evaluation import run_evaluation
+    def _run(
+        self, seeds: int, validation: int, use_model: bool, with_artists: bool, progress: Callable[[str], None]
+    ) -> Report:
+        from ml.recsys.evaluation import SeedSetting, run_evaluation
+        from ml.recsys.meta_eval import artist_settings
 
         model = self._model() if use_model else None
         proba_fn: Callable[[pd.DataFrame], np.ndarray] | None = None
@@ -58,6 +64,13 @@ class RecommenderEvaluation:
                 )
                 return routed_proba(model, matrix)
 
+        # Seeds given with their artists and title too (the product's seed path), when the model has
+        # metadata heads; genre families for the family-agreement column.
+        settings: dict[str, SeedSetting] = {}
+        family_of: dict[str, str] | None = None
+        if isinstance(model, GenrePredictor):
+            settings = artist_settings(model) if with_artists else {}
+            family_of = {c: model.family_of(c) for c in model.classes}
         return run_evaluation(
             self._dataset,
             holdout=self._holdout if model is not None else None,
@@ -66,4 +79,6 @@ class RecommenderEvaluation:
             n_test=seeds,
             n_validation=validation,
             progress=progress,
+            seed_settings=settings,
+            family_of=family_of,
         )

@@ -11,6 +11,11 @@ audio analysis (no key, mode or time signature) is placed by those nine (`Catalo
 query_for_partial`: those three are left out of its distances), and its genre part comes from its
 audio neighbours' labels: the recommender does not ask the genre model's analysis head (which the
 cards use, `services.genre.guess_from_analysis`) yet.
+
+A seed the catalogue holds no labels for (a provider track, a song sent as audio, a row of features
+given with its artists and title) gets its genre distribution from `ml.seeds`: the genre model with
+the song's artists and title (the artists' catalogue genres as evidence), the same call wherever the
+seed comes from (`_features_query`), so the bot, the API and the CLI list the same tracks for it.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import InteractionKind
 from db.repositories import InteractionRepository, LikeRepository, TrackRepository, UserRepository
+from ml.blend import HEAD_AUDIO
 from ml.features import AUDIO_FEATURES, FeatureError, parse_bool, validate_features
 from ml.predictor import ProbaModel, proba_inputs, routed_proba
 from ml.recsys import snapshot
@@ -35,6 +41,7 @@ from ml.recsys.colikes import CoLikeModel
 from ml.recsys.index import ARTIST_CAP, CatalogIndex, EngineWeights, Hit, Query
 from ml.recsys.scaling import is_partial
 from ml.recsys.taste import taste_from_history
+from ml.seeds import blend_prior, seed_distribution
 from services.dto import Recommendation, TrackInfo
 from services.errors import InvalidInput, NoFeatures, TrackNotFound
 
@@ -43,6 +50,9 @@ SHOWN_SIMILAR = "similar"  # the context of interactions recorded when a similar
 SNAPSHOT = "recommender"  # the index's snapshot folder name under `snapshot_dir`
 # A snapshot older than this many new tracks (beyond 1,000) is rebuilt rather than extended at start.
 REBUILD_SHARE = 0.05
+# Bumped when the genre rows of tracks without labels are computed differently (snapshots then rebuild):
+# "meta1": from the genre model with their artists and title (ml.seeds).
+UNLABELLED_GENRE = "meta1"
 
 
 def release_memory() -> None:
@@ -136,7 +146,7 @@ class RecommendationService:
 
     @staticmethod
     def _key(count: int, top: int, labels: int, model: str) -> str:
-        return f"tracks={count};max_id={top};labels={labels};model={model}"
+        return f"tracks={count};max_id={top};labels={labels};model={model};unlabelled={UNLABELLED_GENRE}"
 
     async def save_snapshot(self, index: CatalogIndex) -> Path | None:
         """Save `index` as arrays under `snapshot_dir` (a failure is logged: the next start rebuilds)."""
@@ -208,7 +218,7 @@ class RecommendationService:
             genre_map = await repo.genre_map()
         proba = None
         if self._proba is not None and rows:
-            proba = await asyncio.to_thread(self._proba_rows, self._proba, rows)
+            proba = await asyncio.to_thread(self._proba_rows, self._proba, rows, genre_map)
         index = await asyncio.to_thread(
             CatalogIndex.from_rows,
             rows,
@@ -221,15 +231,25 @@ class RecommendationService:
         return index
 
     @staticmethod
-    def _proba_rows(model: ProbaModel, rows: Sequence[Any]) -> Any:
-        """The model's probabilities for feature rows; a row of zeros for a song with only the nine
-        analysis values (the recommender does not ask the analysis head yet: the index then places it by
-        its neighbours)."""
+    def _proba_rows(model: ProbaModel, rows: Sequence[Any], genre_map: Mapping[int, Sequence[str]]) -> Any:
+        """The model's probabilities for feature rows: from audio for catalogue tracks (their labels
+        count), with their artists and title for the others (`ml.seeds`, as when they are seeds); a
+        row of zeros for a song with only the nine analysis values (the index places it by its
+        neighbours; the analysis head is not asked here yet)."""
         complete = np.asarray([all(getattr(r, c) is not None for c in AUDIO_FEATURES) for r in rows], dtype=bool)
+        unlabelled = np.asarray([not genre_map.get(int(r.id)) for r in rows], dtype=bool)
         out = np.zeros((len(rows), len(model.classes)))
-        if complete.any():
-            chosen = [r for r, ok in zip(rows, complete, strict=True) if ok]
-            out[complete] = routed_proba(model, proba_inputs(model, chosen))
+        for mask, meta in ((complete & ~unlabelled, False), (complete & unlabelled, True)):
+            if not mask.any():
+                continue
+            chosen = [r for r, ok in zip(rows, mask, strict=True) if ok]
+            matrix = proba_inputs(model, chosen)
+            if meta:
+                out[mask] = seed_distribution(
+                    model, matrix, artists=[r.artists for r in chosen], titles=[r.name for r in chosen]
+                )[0]
+            else:
+                out[mask] = routed_proba(model, matrix)
         return out
 
     async def add_tracks(self, track_ids: Sequence[int]) -> int:
@@ -265,7 +285,7 @@ class RecommendationService:
         if index.has_proba:
             await self._ensure_proba()
             if self._proba is not None:
-                proba = await asyncio.to_thread(self._proba_rows, self._proba, rows)
+                proba = await asyncio.to_thread(self._proba_rows, self._proba, rows, genre_map)
             else:  # the model is gone: the new rows are placed by their neighbours' labels
                 proba = np.zeros((len(rows), len(index.classes)))
         return await asyncio.to_thread(index.extended, rows, genre_map, proba=proba)
@@ -336,7 +356,10 @@ class RecommendationService:
         index = await self.index()
         pos = index.position(track_id)
         if pos is not None:
-            return index.query_for(pos), pos, TrackInfo.from_entry(index.entry(pos))
+            info = TrackInfo.from_entry(index.entry(pos))
+            if index.has_label[pos]:
+                return index.query_for(pos), pos, info
+            return await self._info_query(index, info), pos, info
         async with self._sessions() as s:
             row = await TrackRepository(s).get(track_id)
             if row is None:
@@ -347,12 +370,24 @@ class RecommendationService:
         if await self.add_tracks([track_id]):
             index = await self.index()
             pos = index.position(track_id)
-            if pos is not None:
+            if pos is not None and index.has_label[pos]:
                 return index.query_for(pos), pos, info
-        query = await self._features_query(
-            index, info.features, duration_ms=info.duration_ms, explicit=info.explicit, genres=info.genres
+        return await self._info_query(index, info), pos, info
+
+    async def _info_query(self, index: CatalogIndex, info: TrackInfo) -> Query:
+        """The query of a stored track without catalogue labels: `_features_query` with its artists
+        and title (as a row of features given with them gets)."""
+        if info.features is None:
+            raise NoFeatures("no audio features are known for this track")
+        return await self._features_query(
+            index,
+            info.features,
+            duration_ms=info.duration_ms,
+            explicit=info.explicit,
+            genres=info.genres,
+            artists=";".join(info.artists),
+            title=info.name,
         )
-        return query, None, info
 
     async def _features_query(
         self,
@@ -362,21 +397,36 @@ class RecommendationService:
         duration_ms: float | None = None,
         explicit: bool | None = None,
         genres: Sequence[str] = (),
+        artists: str | None = None,
+        title: str | None = None,
     ) -> Query:
-        """A track the index never saw: its audio, and its genre from labels, the model or neighbours.
-        With only the nine analysis values, the query leaves key, mode and time signature out."""
-        if is_partial(features):
-            try:
-                return index.query_for_partial(features, duration_ms=duration_ms, genres=genres)
-            except FeatureError as exc:
-                raise NoFeatures(f"the audio features of this track are not usable: {exc}") from exc
-        proba = None
+        """A song the catalogue holds no labels for: its audio, and its genre from the labels given,
+        else from the genre model with its artists and title (`ml.seeds`; the artists' catalogue
+        genres as evidence), else from its audio neighbours. With only the nine analysis values, the
+        query leaves key, mode and time signature out, and the neighbours' labels stand in for the
+        audio model in the blend with the artists' evidence."""
         if index.has_proba:
             await self._ensure_proba()
+        if is_partial(features):
+            try:
+                query = index.query_for_partial(features, duration_ms=duration_ms, genres=genres)
+            except FeatureError as exc:
+                raise NoFeatures(f"the audio features of this track are not usable: {exc}") from exc
+            if genres or not artists or self._proba is None or not index.genre_on:
+                return query
+            prior = index.genre_distribution(query.audio, audio_d2=query.audio_d2)
+            if prior.sum() <= 0:
+                return query
+            dist, heads = blend_prior(self._proba, prior[None, :], artists=[artists], titles=[title])
+            return index.with_genre(query, dist[0]) if heads[0] != HEAD_AUDIO else query
+        proba = None
         if self._proba is not None and index.has_proba:
             inputs = proba_inputs(self._proba, [{**features, "duration_ms": duration_ms, "explicit": explicit}])
             try:
-                proba = (await asyncio.to_thread(routed_proba, self._proba, inputs))[0]
+                dist, _heads = await asyncio.to_thread(
+                    seed_distribution, self._proba, inputs, artists=[artists], titles=[title]
+                )
+                proba = dist[0]
             except FeatureError as exc:
                 raise NoFeatures(f"the audio features of this track are not usable: {exc}") from exc
         try:
@@ -399,7 +449,9 @@ class RecommendationService:
         """Similar tracks for a song given by its audio features (and, when known, its artists and title,
         which keep its own versions out and count in the artist cap)."""
         index = await self.index()
-        query = await self._features_query(index, features, duration_ms=duration_ms, explicit=explicit, genres=genres)
+        query = await self._features_query(
+            index, features, duration_ms=duration_ms, explicit=explicit, genres=genres, artists=artists, title=title
+        )
         keys = index.keys_for(artists or "", title) if title else set()
         hits = await asyncio.to_thread(
             index.search,

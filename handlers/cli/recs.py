@@ -56,6 +56,11 @@ def register(subparsers: Any) -> None:
     ev.add_argument("--seeds", type=int, default=1000, help="test seeds (default 1000)")
     ev.add_argument("--validation", type=int, default=500, help="validation seeds for the weights (default 500)")
     ev.add_argument("--no-model", action="store_true", help="ignore the catalogue model")
+    ev.add_argument(
+        "--features-only",
+        action="store_true",
+        help="score seeds given as audio features only (skip the seeds given with their artists and title)",
+    )
     ev.set_defaults(handler=cmd_evaluate)
 
 
@@ -195,6 +200,7 @@ async def cmd_evaluate(args: argparse.Namespace, cli: CliContext) -> int:
             seeds=args.seeds,
             validation=args.validation,
             use_model=not args.no_model,
+            with_artists=not args.features_only,
             progress=lambda message: log.info("%s", message),
         )
     except EncoreError as exc:

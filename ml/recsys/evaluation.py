@@ -18,7 +18,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -209,6 +209,10 @@ class Metrics:
     cap_violations: int  # lists where one artist has more than 2 tracks
     ms_per_seed: float
     per_seed: tuple[float, ...] = field(default=(), repr=False, compare=False)  # precision per seed
+    # share of the 10 in one of the seed's genre families (tracks by the seed's artists count as
+    # misses); nan without a family map
+    family_precision: float = float("nan")
+    per_seed_family: tuple[float, ...] = field(default=(), repr=False, compare=False)
 
 
 def paired_bootstrap(a: Sequence[float], b: Sequence[float], rounds: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -220,8 +224,9 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], rounds: int = 2000,
     return float(lo), float(hi)
 
 
-def evaluate(ctx: EvalContext, method: Method) -> Metrics:
+def evaluate(ctx: EvalContext, method: Method, family_of: Mapping[str, str] | None = None) -> Metrics:
     index = ctx.index
+    fam: list[float] = []
     unweighted = index.scaler.transform(index.raw).astype(np.float32)
     seen: set[int] = set()
     prec, prec_plain, uniq, dups, divs, pops, pcts = [], [], [], [], [], [], []
@@ -237,8 +242,12 @@ def evaluate(ctx: EvalContext, method: Method) -> Metrics:
         rkeys = {recording_key(ctx.seeds.at[i, "artists"], ctx.seeds.at[i, "track_name"])}
         dup = 0
         artist_count: dict[str, int] = {}
+        seed_families = {family_of.get(g, g) for g in seed_genres} if family_of is not None else set()
+        fam_hits = 0
         for p in recs:
             artists = {a.strip().casefold() for a in index.artists[p].split(";") if a.strip()}
+            if family_of is not None and not artists & seed_artists:
+                fam_hits += bool(seed_families & {family_of.get(g, g) for g in index.genres[p]})
             for a in artists:
                 artist_count[a] = artist_count.get(a, 0) + 1
             on_genre = bool(seed_genres & set(index.genres[p]))
@@ -252,6 +261,7 @@ def evaluate(ctx: EvalContext, method: Method) -> Metrics:
             rkeys.add(rk)
         violations += any(c > 2 for c in artist_count.values())
         prec.append(hits / K)
+        fam.append(fam_hits / K)
         prec_plain.append(hits_plain / K)
         uniq.append(len({index.artists[p].split(";")[0].strip().casefold() for p in recs}))
         dups.append(dup / max(len(recs), 1))
@@ -274,6 +284,8 @@ def evaluate(ctx: EvalContext, method: Method) -> Metrics:
         cap_violations=int(violations),
         ms_per_seed=1000 * elapsed / max(len(lists), 1),
         per_seed=tuple(prec),
+        family_precision=float(np.mean(fam)) if family_of is not None and fam else float("nan"),
+        per_seed_family=tuple(fam) if family_of is not None else (),
     )
 
 
@@ -315,6 +327,7 @@ class Report:
     chosen: str
     weights: EngineWeights
     results: dict[str, Metrics]
+    settings: dict[str, SettingResult] = field(default_factory=dict)  # how the seeds were given → results
 
 
 def _context(
@@ -323,6 +336,66 @@ def _context(
     seed_raw = seeds[list(RAW_COLUMNS)].to_numpy(dtype=np.float64)
     proba = proba_fn(seeds) if proba_fn is not None else None
     return EvalContext(index, seeds, seed_raw, predicted_genres(index, seed_raw, proba), proba)
+
+
+SeedSetting = Callable[[pd.DataFrame], Callable[[pd.DataFrame], np.ndarray]]
+"""How seeds given some other way get their genre distribution: given the evaluation catalogue (the
+evidence a seed's artists may be looked up in), a function from seed rows to probabilities."""
+FEATURES_ONLY = "features only"
+
+
+@dataclass
+class SettingResult:
+    """One way of giving the seeds (`FEATURES_ONLY`, or e.g. "with artists and title") on the test seeds."""
+
+    results: dict[str, Metrics]
+    chosen: str  # Encore's weights picked on validation for this setting
+    seed_accuracy: float  # the seed's top genre is one of its labels
+    known: tuple[bool, ...]  # per test seed: an artist has songs in the evaluation catalogue
+
+
+def _pick_weights(
+    base: CatalogIndex,
+    cat_proba: np.ndarray | None,
+    proba_classes: Sequence[str],
+    validation: pd.DataFrame,
+    seed_fn: Callable[[pd.DataFrame], np.ndarray] | None,
+    progress: Callable[[str], None],
+    setting: str,
+) -> tuple[list[tuple[str, EngineWeights, Metrics]], str, EngineWeights, float]:
+    """The most genre-precise weights on the validation seeds whose lists keep 8+ distinct artists in 10
+    and enough catalogue coverage: (every weight's metrics, the chosen label and weights, the coverage floor)."""
+    tuning: list[tuple[str, EngineWeights, Metrics]] = []
+    for label, weights in weight_grid(cat_proba is not None):
+        index = base.with_weights(weights, cat_proba, proba_classes)
+        ctx_v = _context(index, validation, seed_fn)
+        m = evaluate(ctx_v, encore_method(ctx_v, 0.3))
+        tuning.append((label, weights, m))
+        progress(
+            f"validation ({setting}) {label}: precision {m.precision:.3f}, artists {m.unique_artists:.2f}, "
+            f"coverage {m.coverage:.3f}"
+        )
+    ctx_r = _context(base, validation, seed_fn)
+    min_coverage = MIN_COVERAGE_SHARE * evaluate(ctx_r, random_method(ctx_r)).coverage
+    varied = [t for t in tuning if t[2].unique_artists >= MIN_ARTISTS and t[2].coverage >= min_coverage] or tuning
+    label, weights, _ = max(varied, key=lambda t: (round(t[2].precision, 3), t[2].unique_artists))
+    return tuning, label, weights, min_coverage
+
+
+def _fixed(proba: np.ndarray) -> Callable[[pd.DataFrame], np.ndarray]:
+    """A proba_fn returning probabilities computed once (the seeds' metadata blend is not cheap)."""
+    return lambda _frame: proba
+
+
+def _seed_accuracy(ctx: EvalContext) -> float:
+    return float(np.mean([g in set(gs) for g, gs in zip(ctx.seed_genre, ctx.seeds["genres"], strict=True)]))
+
+
+def _known_artists(catalog: pd.DataFrame, seeds: pd.DataFrame) -> tuple[bool, ...]:
+    from ml.evidence import artist_keys
+
+    known = {k for a in catalog["artists"] for k in artist_keys(a)}
+    return tuple(any(k in known for k in artist_keys(a)) for a in seeds["artists"])
 
 
 def run_evaluation(
@@ -334,8 +407,16 @@ def run_evaluation(
     n_test: int = 1000,
     n_validation: int = 500,
     progress: Callable[[str], None] = lambda _m: None,
+    seed_settings: Mapping[str, SeedSetting] | None = None,
+    family_of: Mapping[str, str] | None = None,
 ) -> Report:
-    """Evaluate Encore (weights picked on validation seeds), the original method and random-in-genre."""
+    """Evaluate Encore (weights picked on validation seeds), the original method and random-in-genre.
+
+    Seeds are given as audio features only (the catalogue model's audio probabilities), and, for each of
+    `seed_settings` (needs `proba_fn`), some other way — e.g. with their artists and title, whose evidence
+    is counted over the evaluation catalogue only. Each setting is scored for every method with the
+    product's weights (those chosen for features only: the product has one index) and with the weights
+    the validation seeds pick for it. `family_of` adds the genre-family agreement column."""
     started = time.perf_counter()
     folded = fold_frame(load_dataset(dataset))
     holdout_ids = set(json.loads(holdout.read_text())) if holdout and holdout.exists() else None
@@ -348,36 +429,134 @@ def run_evaluation(
     if proba_classes is None:
         proba_classes = base.classes
 
-    tuning: list[tuple[str, EngineWeights, Metrics]] = []
-    for label, weights in weight_grid(cat_proba is not None):
-        index = base.with_weights(weights, cat_proba, proba_classes)
-        ctx_v = _context(index, split.validation, proba_fn)
-        m = evaluate(ctx_v, encore_method(ctx_v, 0.3))
-        tuning.append((label, weights, m))
-        progress(
-            f"validation {label}: precision {m.precision:.3f}, artists {m.unique_artists:.2f}, "
-            f"coverage {m.coverage:.3f}"
-        )
-    # The most genre-precise weights whose lists keep 8+ distinct artists in 10 and enough catalogue coverage.
-    ctx_r = _context(base, split.validation, proba_fn)
-    min_coverage = MIN_COVERAGE_SHARE * evaluate(ctx_r, random_method(ctx_r)).coverage
-    varied = [t for t in tuning if t[2].unique_artists >= MIN_ARTISTS and t[2].coverage >= min_coverage] or tuning
-    label, weights, _ = max(varied, key=lambda t: (round(t[2].precision, 3), t[2].unique_artists))
+    tuning, label, weights, min_coverage = _pick_weights(
+        base, cat_proba, proba_classes, split.validation, proba_fn, progress, FEATURES_ONLY
+    )
     index = base.with_weights(weights, cat_proba, proba_classes)
     ctx = _context(index, split.test, proba_fn)
     results = {
-        ENCORE: evaluate(ctx, encore_method(ctx, 0.3)),
-        "Encore (diversity 0, familiar)": evaluate(ctx, encore_method(ctx, 0.0)),
-        "Encore (diversity 0.7, new)": evaluate(ctx, encore_method(ctx, 0.7)),
-        "Original (genre → 10 nearest, unscaled)": evaluate(ctx, original_method(ctx)),
-        "Random within genre": evaluate(ctx, random_method(ctx)),
+        ENCORE: evaluate(ctx, encore_method(ctx, 0.3), family_of),
+        "Encore (diversity 0, familiar)": evaluate(ctx, encore_method(ctx, 0.0), family_of),
+        "Encore (diversity 0.7, new)": evaluate(ctx, encore_method(ctx, 0.7), family_of),
+        "Original (genre → 10 nearest, unscaled)": evaluate(ctx, original_method(ctx), family_of),
+        "Random within genre": evaluate(ctx, random_method(ctx), family_of),
     }
     genre_source = "the catalogue model" if proba_fn is not None else "a 30-NN label vote (no catalogue model found)"
-    accuracy = float(np.mean([g in set(gs) for g, gs in zip(ctx.seed_genre, ctx.seeds["genres"], strict=True)]))
+    accuracy = _seed_accuracy(ctx)
+    known = _known_artists(split.catalog, split.test)
+    settings = {FEATURES_ONLY: SettingResult(results, label, accuracy, known)}
+    for name, factory in (seed_settings or {}).items() if cat_proba is not None else ():
+        seed_fn = factory(split.catalog)
+        p_val, p_test = seed_fn(split.validation), seed_fn(split.test)
+        _t, label_s, weights_s, _c = _pick_weights(
+            base, cat_proba, proba_classes, split.validation, _fixed(p_val), progress, name
+        )
+        ctx_p = _context(index, split.test, _fixed(p_test))
+        ctx_s = _context(base.with_weights(weights_s, cat_proba, proba_classes), split.test, _fixed(p_test))
+        settings[name] = SettingResult(
+            {
+                ENCORE: evaluate(ctx_p, encore_method(ctx_p, 0.3), family_of),
+                f"{ENCORE}, weights picked for this setting": evaluate(ctx_s, encore_method(ctx_s, 0.3), family_of),
+                "Original (genre → 10 nearest, unscaled)": evaluate(ctx_p, original_method(ctx_p), family_of),
+                "Random within genre": evaluate(ctx_p, random_method(ctx_p), family_of),
+            },
+            label_s,
+            _seed_accuracy(ctx_p),
+            known,
+        )
+        progress(f"{name}: genre P@10 {settings[name].results[ENCORE].precision:.3f} (product weights)")
     md = _markdown(
         split, results, tuning, label, genre_source, accuracy, min_coverage, time.perf_counter() - started, dataset
     )
-    return Report(md, label, weights, results)
+    if len(settings) > 1:
+        md += _settings_markdown(settings, family_of is not None)
+    return Report(md, label, weights, results, settings)
+
+
+def _settings_markdown(settings: Mapping[str, SettingResult], families: bool) -> str:
+    """How the seeds were given: every method per setting, paired differences against features only."""
+    base = settings[FEATURES_ONLY]
+    known = np.asarray(base.known, dtype=bool)
+    lines = [
+        "",
+        "## Seeds given as features only, and with their artists and title",
+        "",
+        "The same test seeds, given two ways. *Features only*: the genre model's audio probabilities (the "
+        "table above). *With artists and title*: `ml.seeds.seed_distribution`, the product's call for a seed "
+        "outside the catalogue (the genre model's metadata heads, `GenrePredictor.predict_distribution`), "
+        "with evidence tables counted over this evaluation's catalogue only, so a seed's own labels never "
+        "reach it. Encore runs with the product's weights (one index: those picked for features only); "
+        "the row 'weights picked for this setting' shows what the validation seeds would pick for it. "
+        f"Test seeds with an artist that has songs in the evaluation catalogue: {known.mean():.1%}.",
+        "",
+        "| seeds given | method | genre P@10 (artist filter) | genre P@10 (no filter) | family P@10 | "
+        "unique artists /10 | duplicate-song rate | coverage | lists breaking the artist cap | "
+        "seed top genre right | weights |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for setting, res in settings.items():
+        for name, m in res.results.items():
+            weights = (
+                res.chosen if name.endswith("this setting") or (setting == FEATURES_ONLY and name == ENCORE) else ""
+            )
+            if setting == FEATURES_ONLY and name != ENCORE and name.startswith("Encore"):
+                continue  # the dial's ends: in the table above
+            fam = f"{m.family_precision:.3f}" if families else "–"
+            lines.append(
+                f"| {setting} | {name} | {m.precision:.3f} | {m.precision_plain:.3f} | {fam} | "
+                f"{m.unique_artists:.2f} | {m.duplicate_rate:.3f} | {m.coverage:.3f} | {m.cap_violations} | "
+                f"{res.seed_accuracy:.3f} | {weights} |"
+            )
+    lines.append("")
+    for setting, res in settings.items():
+        if setting == FEATURES_ONLY:
+            continue
+        for name, m in res.results.items():
+            ref = base.results.get(ENCORE if name.startswith(ENCORE) else name)
+            if ref is None:
+                continue
+            lo, hi = paired_bootstrap(m.per_seed, ref.per_seed)
+            against = "" if name in base.results else f" (against {ENCORE}, features only)"
+            line = (
+                f"- {name}, {setting} − features only{against}: genre P@10 {m.precision - ref.precision:+.3f} "
+                f"(95% paired bootstrap interval: {lo:+.3f} … {hi:+.3f})"
+            )
+            if families:
+                flo, fhi = paired_bootstrap(m.per_seed_family, ref.per_seed_family)
+                line += f"; family P@10 {m.family_precision - ref.family_precision:+.3f} ({flo:+.3f} … {fhi:+.3f})"
+            lines.append(line)
+        if families:
+            lines += ["", _unknown_artists_line(setting, res, base, known)]
+    lines += [
+        "",
+        "Family P@10: the share of the 10 in one of the seed's genre families (the model's family map; "
+        "tracks by the seed's artists count as misses) — coarser than the 114 labels the engine ranks by, "
+        "so a list that moves to a neighbouring genre of the same family still counts. It reuses the same "
+        "labels one level up: not an independent source (the issue's independent check is run apart).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _unknown_artists_line(setting: str, res: SettingResult, base: SettingResult, known: np.ndarray) -> str:
+    """Encore on the seeds whose artists have no song in the evaluation catalogue (left out of the
+    evidence: their lists cannot echo the artist's labels) against the others."""
+    out = []
+    for label, mask in (
+        ("no artist with songs in the evaluation catalogue (artists left out of the evidence)", ~known),
+        ("an artist with songs there", known),
+    ):
+        if not mask.any():
+            out.append(f"{label}: no seeds")
+            continue
+        m, ref = res.results[ENCORE], base.results[ENCORE]
+        a = np.asarray(m.per_seed_family)[mask]
+        b = np.asarray(ref.per_seed_family)[mask]
+        lo, hi = paired_bootstrap(a.tolist(), b.tolist())
+        out.append(
+            f"{label} ({int(mask.sum())} seeds): family P@10 {a.mean():.3f} {setting} vs {b.mean():.3f} features "
+            f"only ({a.mean() - b.mean():+.3f}, {lo:+.3f} … {hi:+.3f})"
+        )
+    return "- Encore, by the seed's artists — " + "; ".join(out)
 
 
 def _markdown(

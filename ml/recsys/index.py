@@ -714,6 +714,12 @@ class CatalogIndex:
             return self._knn_genre(audio, audio_d2)
         return self._embed_dist(dist)
 
+    def with_genre(self, query: Query, dist: np.ndarray) -> Query:
+        """`query` with its genre part replaced by the distribution `dist` (over `classes`)."""
+        if not self.genre_on or float(np.clip(dist, 0.0, None).sum()) <= 0:
+            return query
+        return replace(query, genre=self._embed_dist(dist))
+
     def _embed_dist(self, dist: np.ndarray) -> np.ndarray:
         dist = np.clip(np.asarray(dist, dtype=np.float64), 0.0, None)
         dist = dist / dist.sum()

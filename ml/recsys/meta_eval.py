@@ -31,7 +31,6 @@ import numpy as np
 import pandas as pd
 
 from ml.evidence import CountTable, artist_keys, artist_name_tokens, title_tokens
-from ml.features import AUDIO_FEATURES, FEATURE_RANGES
 from ml.meta import MetadataBlend
 from ml.predictor import GenrePredictor, routed_proba
 from ml.recsys.evaluation import (
@@ -39,6 +38,7 @@ from ml.recsys.evaluation import (
     MIN_ARTISTS,
     MIN_COVERAGE_SHARE,
     Metrics,
+    SeedSetting,
     _context,
     encore_method,
     evaluate,
@@ -51,6 +51,7 @@ from ml.recsys.evaluation import (
     weight_grid,
 )
 from ml.recsys.index import CatalogIndex, EngineWeights
+from ml.seeds import seed_distribution as seeds_distribution
 
 SETTINGS = ("audio only", "artists", "artists + title")
 
@@ -92,37 +93,35 @@ def model_matrix(predictor: GenrePredictor, frame: pd.DataFrame) -> np.ndarray:
 def seed_distribution(
     predictor: GenrePredictor, blend: MetadataBlend, seeds: pd.DataFrame, *, use_artists: bool, use_title: bool
 ) -> tuple[np.ndarray, list[str]]:
-    """(n, classes) genre distribution per seed and the head that produced it.
-
-    `GenrePredictor.predict_distribution` with the seeds' artists / titles and the evaluation
-    catalogue's evidence tables; rows whose duration or explicit flag is missing or out of range go to
-    the audio-only head, as `routed_proba` does.
-    """
-    if not use_artists and not use_title:
-        return routed_proba(predictor, model_matrix(predictor, seeds)), ["audio"] * len(seeds)
+    """(n, classes) genre distribution per seed and the head that produced it: the product's
+    `ml.seeds.seed_distribution` over the evaluation catalogue's evidence tables (`blend`)."""
     matrix = model_matrix(predictor, seeds)
-    n_audio = len(AUDIO_FEATURES)
-    ok = np.ones(len(seeds), dtype=bool)
-    for j, name in enumerate(predictor.raw_inputs[n_audio:], start=n_audio):
-        low, high = FEATURE_RANGES[name]
-        ok &= np.isfinite(matrix[:, j]) & (matrix[:, j] >= low) & (matrix[:, j] <= high)
-    artists = seeds["artists"].tolist() if use_artists else None
-    titles = seeds["track_name"].tolist() if use_title else None
-    out = np.zeros((len(seeds), len(predictor.classes)))
-    heads = [""] * len(seeds)
-    for rows, width in ((np.flatnonzero(ok), matrix.shape[1]), (np.flatnonzero(~ok), n_audio)):
-        if rows.size == 0:
-            continue
-        proba, part = predictor.predict_distribution(
-            matrix[rows, :width],
-            blend=blend,
-            artists=[artists[i] for i in rows] if artists else None,
-            titles=[titles[i] for i in rows] if titles else [None] * rows.size,
-        )
-        out[rows] = proba
-        for i, h in zip(rows, part, strict=True):
-            heads[i] = h
-    return out, heads
+    if not use_artists and not use_title:
+        return routed_proba(predictor, matrix), ["audio"] * len(seeds)
+    return seeds_distribution(
+        predictor,
+        matrix,
+        artists=seeds["artists"].tolist() if use_artists else None,
+        titles=seeds["track_name"].tolist() if use_title else None,
+        blend=blend,
+    )
+
+
+WITH_ARTISTS = "with artists and title"
+
+
+def artist_settings(predictor: GenrePredictor) -> dict[str, SeedSetting]:
+    """The seed setting `ml.recsys.evaluation.run_evaluation` (`main.py evaluate-recs`) adds to features
+    only: seeds given with their artists and title, evidence counted over the evaluation catalogue.
+    Empty when the model has no metadata heads."""
+    if predictor.blend is None:
+        return {}
+
+    def factory(catalog: pd.DataFrame) -> Callable[[pd.DataFrame], np.ndarray]:
+        blend = catalogue_blend(predictor, catalog)
+        return lambda seeds: seed_distribution(predictor, blend, seeds, use_artists=True, use_title=True)[0]
+
+    return {WITH_ARTISTS: factory}
 
 
 def _fixed(proba: np.ndarray) -> Callable[[pd.DataFrame], np.ndarray]:
