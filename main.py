@@ -116,7 +116,7 @@ async def cmd_serve(args: argparse.Namespace, cli: CliContext) -> int:
                 await asyncio.wait({preload}, timeout=30)  # a thread cannot be cancelled
             if workers is not None:
                 workers.terminate()
-            scheduler.shutdown(wait=False)
+            await scheduler.stop()
             if telegram is not None:
                 await telegram.stop()
             await runner.cleanup()
@@ -162,7 +162,7 @@ async def cmd_serve_http_worker(args: argparse.Namespace, cli: CliContext) -> in
                     log.info("HTTP worker %d serving", os.getpid())
                 await stop.wait()
             finally:
-                scheduler.shutdown(wait=False)
+                await scheduler.stop()
                 if runner is not None:
                     await runner.cleanup()
         finally:
