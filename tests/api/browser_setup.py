@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 
@@ -78,3 +81,26 @@ def require_playwright() -> None:
         if IN_CI:
             pytest.fail(f"{reason}, and CI=true forbids skipping", pytrace=False)
         pytest.skip(reason)
+
+
+@asynccontextmanager
+async def launch_chromium() -> AsyncIterator[Any]:
+    """Headless Debian Chromium through Playwright (skips, or fails with CI=true, without them)."""
+    require_playwright()
+    executable = require_chromium()
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+def watch_errors(page: Any) -> list[str]:
+    """The page's script errors and console errors, collected as they happen."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+    page.on("console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None)
+    return errors

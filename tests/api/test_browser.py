@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.browser_setup import CHROMIUM_ARGS, require_chromium, require_playwright
+from tests.api.browser_setup import launch_chromium, watch_errors
 from tests.api.conftest import LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,23 +24,8 @@ TITLE_CHANGED = "previous => (document.querySelector('h1.title') || {}).innerTex
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
-    require_playwright()
-    executable = require_chromium()
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            await browser.close()
-
-
-def watch_errors(page: Any) -> list[str]:
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
-    page.on("console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None)
-    return errors
+    async with launch_chromium() as browser:
+        yield browser
 
 
 async def test_search_card_recommendations_and_radio(browser: Any, live_server: LiveServer) -> None:

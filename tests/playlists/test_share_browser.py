@@ -15,7 +15,7 @@ from aiohttp import web
 from bot.http.config import WebConfig
 from services.dto import TrackInfo
 from services.playlists import PlaylistService
-from tests.api.browser_setup import CHROMIUM_ARGS, require_chromium, require_playwright
+from tests.api.browser_setup import launch_chromium, watch_errors
 from tests.api.conftest import LiveServer
 from tests.api.test_real_services import real_container
 
@@ -27,16 +27,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
-    require_playwright()
-    executable = require_chromium()
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            await browser.close()
+    async with launch_chromium() as browser:
+        yield browser
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +49,6 @@ def server() -> Iterator[LiveServer]:
     yield live
     live.run(holder["c"].close())
     live.stop()
-
-
-def watch_errors(page: Any) -> list[str]:
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
-    page.on("console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None)
-    return errors
 
 
 async def test_share_a_playlist_and_revoke_it(browser: Any, server: LiveServer) -> None:
