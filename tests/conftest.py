@@ -97,6 +97,25 @@ def scratch_postgres(prefix: str) -> Iterator[str]:
         _run_in_thread(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@contextmanager
+def emptied(url: str) -> Iterator[str]:
+    """The (session's) database with no tables and no alembic version, before the block and after it:
+    for tests that run migrations on it."""
+
+    async def reset() -> None:
+        engine = create_engine(url)
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.drop_all)
+            await conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        await engine.dispose()
+
+    _run_in_thread(reset())
+    try:
+        yield url
+    finally:
+        _run_in_thread(reset())
+
+
 @pytest.fixture(scope="session")
 def pg_database_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this pytest process, dropped at the end."""

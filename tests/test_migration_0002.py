@@ -15,9 +15,9 @@ from alembic import command
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from db.base import Base
 from db.engine import create_engine
 from db.migrate import alembic_config, check_sync
+from tests.conftest import emptied
 
 DEPENDENT_TABLES = ("track_genres", "track_aliases", "likes", "interactions", "radio_sessions", "daily_picks")
 
@@ -140,15 +140,5 @@ def test_sqlite_upgrade_keeps_rows_that_reference_tracks(tmp_path: Path) -> None
 
 @pytest.mark.postgres
 def test_postgresql_upgrade_keeps_rows_that_reference_tracks(pg_database_url: str) -> None:
-    async def reset() -> None:
-        engine = create_engine(pg_database_url)
-        async with engine.begin() as conn:
-            await conn.run_sync(Base.metadata.drop_all)
-            await conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-        await engine.dispose()
-
-    asyncio.run(reset())
-    try:
-        _round_trip(pg_database_url)
-    finally:
-        asyncio.run(reset())
+    with emptied(pg_database_url) as url:
+        _round_trip(url)

@@ -12,9 +12,9 @@ from alembic import command
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from db.base import Base
 from db.engine import create_engine
 from db.migrate import alembic_config, check_sync
+from tests.conftest import emptied
 
 
 async def _run(url: str, *statements: str) -> list[tuple[object, ...]]:
@@ -72,15 +72,5 @@ def test_round_trip_on_sqlite(tmp_path: Path) -> None:
 
 @pytest.mark.postgres
 def test_round_trip_on_postgresql(pg_database_url: str) -> None:
-    async def reset() -> None:
-        engine = create_engine(pg_database_url)
-        async with engine.begin() as conn:
-            await conn.run_sync(Base.metadata.drop_all)
-            await conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-        await engine.dispose()
-
-    asyncio.run(reset())
-    try:
-        round_trip(pg_database_url)
-    finally:
-        asyncio.run(reset())
+    with emptied(pg_database_url) as url:
+        round_trip(url)

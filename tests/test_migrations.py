@@ -11,6 +11,7 @@ from sqlalchemy import inspect
 from db.base import Base
 from db.engine import create_engine
 from db.migrate import check_sync, upgrade_to_head_sync
+from tests.conftest import emptied
 
 
 async def _tables(url: str) -> set[str]:
@@ -33,18 +34,10 @@ def test_sqlite_fresh_database_upgrades_to_head_without_drift(tmp_path: Path) ->
 
 @pytest.mark.postgres
 def test_postgresql_fresh_database_upgrades_to_head_without_drift(pg_database_url: str) -> None:
-    async def reset() -> None:
-        engine = create_engine(pg_database_url)
-        async with engine.begin() as conn:
-            await conn.run_sync(Base.metadata.drop_all)
-            await conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-        await engine.dispose()
-
-    asyncio.run(reset())
-    upgrade_to_head_sync(pg_database_url)
-    check_sync(pg_database_url)
-    assert set(Base.metadata.tables) <= asyncio.run(_tables(pg_database_url))
-    asyncio.run(reset())
+    with emptied(pg_database_url) as url:
+        upgrade_to_head_sync(url)
+        check_sync(url)
+        assert set(Base.metadata.tables) <= asyncio.run(_tables(url))
 
 
 def test_drift_is_detected(tmp_path: Path) -> None:
