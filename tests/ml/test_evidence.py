@@ -10,6 +10,7 @@ import pytest
 
 from ml.data import Dataset, duplicate_groups
 from ml.evidence import CountTable, artist_keys, artist_name_tokens, normalize, scripts, title_tokens
+from ml.features import AUDIO_FEATURES
 from services.textnorm import normalize as service_normalize
 
 CLASSES = ("house", "jazz", "metal", "rock")
@@ -151,23 +152,7 @@ def test_frame_groups_fold_same_song() -> None:
             "track_id": ["1", "2"],
             "artists": ["A", "A"],
             "track_name": ["S", "S"],
-            **{
-                c: [0.1, 0.2]
-                for c in (
-                    "danceability",
-                    "energy",
-                    "key",
-                    "loudness",
-                    "mode",
-                    "speechiness",
-                    "acousticness",
-                    "instrumentalness",
-                    "liveness",
-                    "valence",
-                    "tempo",
-                    "time_signature",
-                )
-            },
+            **{c: [0.1, 0.2] for c in AUDIO_FEATURES},
         }
     )
     groups = duplicate_groups(frame)
