@@ -256,7 +256,7 @@ async def build_services(settings: Settings) -> Services:
     Providers whose keys are missing are simply absent and the services fall back to the catalogue
     and search links.
     """
-    from db.engine import create_engine, create_session_factory
+    from db.engine import Units, create_engine, create_session_factory
     from ml.pipeline.datasets import CATALOG
     from ml.predictor import GenrePredictor
     from services.analysis import AnalysisService
@@ -395,7 +395,9 @@ async def build_services(settings: Settings) -> Services:
             sessions, tracks, recommendations, reccobeats, limiter, cache=cache, max_bytes=an.max_bytes
         )
 
-    radio = RadioService(sessions, recommendations)
+    units = Units(sessions, engine)
+    closers.append(units.close)
+    radio = RadioService(sessions, recommendations, units=units)
     playlists = PlaylistService(
         sessions,
         radio,

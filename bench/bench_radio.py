@@ -29,7 +29,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.live import DATA, Server, percentile, table
+from bench.live import DATA, Server, cpu_seconds, percentile, table
 
 TARGET_PER_SECOND = 400.0
 TARGET_P99_MS = 100.0
@@ -114,8 +114,11 @@ async def run(args: argparse.Namespace) -> int:
                 load.measuring = True
                 rss_start = server.rss_mib()
                 measured_from = time.perf_counter()
+                cpu_from = cpu_seconds(server.pid), time.process_time()
                 await asyncio.gather(*tasks)
                 seconds = time.perf_counter() - measured_from
+                server_cpu = cpu_seconds(server.pid) - cpu_from[0]
+                client_cpu = time.process_time() - cpu_from[1]
                 after = await server.metrics()
                 rss_end = server.rss_mib()
         finally:
@@ -145,6 +148,8 @@ async def run(args: argparse.Namespace) -> int:
         ("loop stalls > 50 ms while measured", f"{stalls:.0f}", "0", "—"),
         ("409 answers (one client per radio)", str(conflicts), "0", "—"),
         ("errors", str(len(load.errors)), "0", "—"),
+        ("server CPU per answer (ms)", f"{server_cpu / max(answers, 1) * 1000:.2f}", "—", "—"),
+        ("client CPU per answer (ms)", f"{client_cpu / max(answers, 1) * 1000:.2f}", "—", "—"),
         ("server RSS start → end (MiB)", f"{rss_start:.0f} → {rss_end:.0f}", "—", "—"),
     ]
     print(table(rows))

@@ -1,8 +1,12 @@
-"""Repositories: queries over one AsyncSession. They flush when they need ids, never commit."""
+"""Repositories: queries over one AsyncSession. They flush when they need ids, never commit.
+
+A unit of work that must be cheap under load is one plain function over a sync `Session`
+(`record_radio_answer`), run by `db.engine.Units` in one transaction."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
@@ -26,7 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import lazyload
+from sqlalchemy.orm import Session, lazyload
 
 from db.base import Base
 from db.models import (
@@ -68,7 +72,7 @@ def column_lengths(model: type[Base], columns: Iterable[str]) -> dict[str, int |
     return {c: getattr(table.c[c].type, "length", None) for c in columns}
 
 
-def dialect_insert(session: AsyncSession, table: Any) -> Any:
+def dialect_insert(session: AsyncSession | Session, table: Any) -> Any:
     """The one dialect `INSERT` with ON CONFLICT (SQLite and PostgreSQL both have it)."""
     name = session.get_bind().dialect.name
     if name == "postgresql":
@@ -451,6 +455,24 @@ class TrackRepository:
         return out
 
 
+def interaction_rows(
+    events: Sequence[tuple[int, InteractionKind]], user_id: int | None, radio_session_id: int | None
+) -> list[dict[str, Any]]:
+    """(track_id, kind) events as `interactions` rows, all stamped now."""
+    now = utcnow()
+    return [
+        {
+            "user_id": user_id,
+            "track_id": track_id,
+            "kind": kind,
+            "radio_session_id": radio_session_id,
+            "context": None,
+            "created_at": now,
+        }
+        for track_id, kind in events
+    ]
+
+
 class InteractionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
@@ -491,21 +513,8 @@ class InteractionRepository:
         radio_session_id: int | None = None,
     ) -> None:
         """(track_id, kind) events in one INSERT, in this order (ids grow with it)."""
-        if not events:
-            return
-        now = utcnow()
-        rows = [
-            {
-                "user_id": user_id,
-                "track_id": track_id,
-                "kind": kind,
-                "radio_session_id": radio_session_id,
-                "context": None,
-                "created_at": now,
-            }
-            for track_id, kind in events
-        ]
-        await self._s.execute(insert(Interaction), rows)
+        if events:
+            await self._s.execute(insert(Interaction), interaction_rows(events, user_id, radio_session_id))
 
     async def session_track_ids(self, radio_session_id: int, kinds: Sequence[InteractionKind]) -> list[int]:
         stmt = (
@@ -535,19 +544,22 @@ class InteractionRepository:
         return (await self._s.execute(stmt)).all()
 
 
+def like_statement(session: AsyncSession | Session, user_id: int, track_id: int) -> Any:
+    """INSERT one like unless it is there already (the primary key keeps one like)."""
+    return (
+        dialect_insert(session, Like)
+        .values(user_id=user_id, track_id=track_id, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=[Like.user_id, Like.track_id])
+    )
+
+
 class LikeRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
 
     async def add(self, user_id: int, track_id: int) -> bool:
         """Like a track; False when it was liked already (the primary key keeps one like)."""
-        stmt = (
-            dialect_insert(self._s, Like)
-            .values(user_id=user_id, track_id=track_id, created_at=utcnow())
-            .on_conflict_do_nothing(index_elements=[Like.user_id, Like.track_id])
-        )
-        result = await self._s.execute(stmt)
-        return bool(rowcount(result))
+        return bool(rowcount(await self._s.execute(like_statement(self._s, user_id, track_id))))
 
     async def remove(self, user_id: int, track_id: int) -> bool:
         result = await self._s.execute(delete(Like).where(Like.user_id == user_id, Like.track_id == track_id))
@@ -585,6 +597,63 @@ class LikeRepository:
     async def all_pairs(self) -> Sequence[Any]:
         """(user_id, track_id) for every like: input to the co-like model."""
         return (await self._s.execute(select(Like.user_id, Like.track_id))).all()
+
+
+@dataclass(frozen=True, slots=True)
+class RadioAnswer:
+    """What `record_radio_answer` left: the radio's new counters and its next track as stored."""
+
+    position: int
+    likes: int
+    skips: int
+    next_track: Track | None
+
+
+def record_radio_answer(
+    s: Session,
+    *,
+    radio_id: int,
+    seen_position: int,
+    track_id: int,
+    next_track_id: int | None,
+    events: Sequence[tuple[int, InteractionKind]],
+    user_id: int | None,
+    like_for: int | None = None,
+) -> RadioAnswer | None:
+    """One answer to a radio, as one unit of work (a sync function: `db.engine.Units` runs it).
+
+    Moves the radio past `track_id` in one conditional UPDATE: only the answer that finds it still
+    active, still at `seen_position` and still playing `track_id` goes on; the others (a concurrent
+    answer, or a stop, won) get None and write nothing. The winner writes its `events` as
+    interaction rows (and a like for `like_for`), and reads the next track without its genres."""
+    liked = any(kind == InteractionKind.LIKED for _t, kind in events)
+    skipped = any(kind == InteractionKind.SKIPPED for _t, kind in events)
+    moved = s.execute(
+        update(RadioSession)
+        .where(
+            RadioSession.id == radio_id,
+            RadioSession.position == seen_position,
+            RadioSession.current_track_id == track_id,
+            RadioSession.state == RadioState.ACTIVE,
+        )
+        .values(
+            position=RadioSession.position + (1 if next_track_id is not None else 0),
+            likes=RadioSession.likes + int(liked),
+            skips=RadioSession.skips + int(skipped),
+            current_track_id=next_track_id,
+            updated_at=utcnow(),
+        )
+        .returning(RadioSession.position, RadioSession.likes, RadioSession.skips)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if moved is None:
+        return None
+    if like_for is not None:
+        s.execute(like_statement(s, like_for, track_id))
+    if events:
+        s.execute(insert(Interaction), interaction_rows(events, user_id, radio_id))
+    track = s.get(Track, next_track_id, options=[lazyload(Track.genres)]) if next_track_id is not None else None
+    return RadioAnswer(int(moved[0]), int(moved[1]), int(moved[2]), track)
 
 
 class RadioRepository:
@@ -626,38 +695,6 @@ class RadioRepository:
     async def by_public_id(self, public_id: str) -> RadioSession | None:
         stmt = select(RadioSession).where(RadioSession.public_id == public_id)
         return await self._s.scalar(stmt.execution_options(populate_existing=True))
-
-    async def advance(
-        self,
-        radio_id: int,
-        *,
-        seen_position: int,
-        track_id: int,
-        next_track_id: int | None,
-        liked: bool = False,
-        skipped: bool = False,
-    ) -> bool:
-        """Move the radio past `track_id` in one conditional statement: True for the one answer that
-        finds it still active, still at `seen_position` and still playing `track_id`; False for the
-        others (a concurrent answer, or a stop, won)."""
-        result = await self._s.execute(
-            update(RadioSession)
-            .where(
-                RadioSession.id == radio_id,
-                RadioSession.position == seen_position,
-                RadioSession.current_track_id == track_id,
-                RadioSession.state == RadioState.ACTIVE,
-            )
-            .values(
-                position=RadioSession.position + (1 if next_track_id is not None else 0),
-                likes=RadioSession.likes + int(liked),
-                skips=RadioSession.skips + int(skipped),
-                current_track_id=next_track_id,
-                updated_at=utcnow(),
-            )
-            .execution_options(synchronize_session=False)
-        )
-        return bool(rowcount(result))
 
     async def stop(self, radio_id: int) -> bool:
         """Stop it (True when this call did; False when it was stopped already)."""

@@ -34,13 +34,21 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Literal
 
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.models import InteractionKind, RadioSession, RadioState
-from db.repositories import InteractionRepository, LikeRepository, RadioRepository, TrackRepository
+from db.engine import Units
+from db.models import InteractionKind, RadioSession, RadioState, Track
+from db.repositories import (
+    InteractionRepository,
+    LikeRepository,
+    RadioRepository,
+    TrackRepository,
+    record_radio_answer,
+)
 from ml.recsys.colikes import CoLikeModel
 from ml.recsys.index import CatalogIndex, Hit, Query
 from ml.recsys.taste import mean_query
@@ -63,6 +71,42 @@ MAX_SEEDS_KEPT_OUT = 2000  # songs of a playlist a playlist radio never plays (t
 MAX_UNINDEXED_SEEDS = 20  # seed songs outside the index placed one by one (each may read the DB)
 
 
+@dataclass(frozen=True, slots=True)
+class RadioView:
+    """A radio row as last seen by this process (never an ORM instance: it outlives its session)."""
+
+    id: int
+    public_id: str
+    owner: str
+    user_id: int | None
+    seed_track_id: int
+    diversity: float
+    position: int
+    current_track_id: int | None
+    likes: int
+    skips: int
+    stopped: bool
+
+    @classmethod
+    def of(cls, row: RadioSession) -> RadioView:
+        return cls(
+            id=row.id,
+            public_id=row.public_id,
+            owner=row.owner,
+            user_id=row.user_id,
+            seed_track_id=row.seed_track_id,
+            diversity=row.diversity,
+            position=row.position,
+            current_track_id=row.current_track_id,
+            likes=row.likes,
+            skips=row.skips,
+            stopped=row.state == RadioState.STOPPED,
+        )
+
+    def visible_to(self, listener: Listener) -> bool:
+        return self.owner == "open" or self.owner == listener.owner
+
+
 @dataclass(slots=True)
 class LiveRadio:
     """What one radio needs between steps (cached; the DB holds the truth)."""
@@ -78,6 +122,9 @@ class LiveRadio:
     avoid: frozenset[int] = frozenset()
     # A radio from several songs (a playlist): their track ids, kept out of its picks.
     seeds: tuple[int, ...] = ()
+    # The row as this process last wrote or read it: lets an answer skip reading it again (the
+    # conditional UPDATE still decides; a stale view only costs a conflict and a fresh read).
+    view: RadioView | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +153,7 @@ class RadioService:
         salt: int = 0,
         cache_size: int = 10_000,
         new_id: Callable[[], str] = new_public_id,
+        units: Units | None = None,
     ) -> None:
         self._sessions = sessions
         self._recs = recommender
@@ -113,9 +161,10 @@ class RadioService:
         self.skip_rate = skip_rate
         self.default_diversity = default_diversity
         self.salt = salt
-        self._cache: OrderedDict[int, LiveRadio] = OrderedDict()
+        self._cache: OrderedDict[str, LiveRadio] = OrderedDict()
         self._cache_size = cache_size
         self._new_id = new_id
+        self._units = units or Units(sessions)
 
     # -- public API ------------------------------------------------------------------------------
 
@@ -234,72 +283,100 @@ class RadioService:
                 await InteractionRepository(s).add(
                     move.next_track_id, InteractionKind.SHOWN, user_id=listener.user_id, radio_session_id=radio.id
                 )
-            track = await self._track(s, move)
-        self._remember(radio.id, move.live)
-        return self._step(radio, track, move.hit)
+        move.live.view = RadioView.of(radio)
+        self._remember(radio.public_id, move.live)
+        return self._step(radio, await self._track(move), move.hit)
 
     async def feedback(self, radio_id: str, track_id: int, action: Action, *, listener: Listener) -> RadioStep:
         """Answer the radio's current track and move on: `RadioConflict` when it has moved on already
-        (the answer is not counted), `RadioStopped` when it is over, `RadioNotFound` when not yours."""
+        (the answer is not counted), `RadioStopped` when it is over, `RadioNotFound` when not yours.
+
+        While this process holds the radio as it last left it (the usual case), nothing is read
+        before the conditional UPDATE; otherwise the row and its history are read first."""
         if action not in ("like", "skip", "next"):
             raise InvalidInput(f"unknown radio action: {action}")
-        async with self._sessions() as s:
-            radio = await self._owned(s, radio_id, listener)
-            if radio.state == RadioState.STOPPED:
-                raise RadioStopped(MSG_STOPPED, await self._current(s, radio))
-            if radio.current_track_id != track_id:
-                raise RadioConflict(MSG_MOVED_ON, await self._current(s, radio))
-            index = await self._recs.index()
-            live = await self._live(s, index, radio)
+        index = await self._recs.index()
+        live = self._cached(radio_id, track_id, listener, index)
+        if live is None:
+            async with self._sessions() as s:
+                radio = await self._owned(s, radio_id, listener)
+                if radio.state == RadioState.STOPPED:
+                    raise RadioStopped(MSG_STOPPED, await self._current(s, radio))
+                if radio.current_track_id != track_id:
+                    raise RadioConflict(MSG_MOVED_ON, await self._current(s, radio))
+                live = await self._live(s, index, radio)
+                live.view = RadioView.of(radio)
+        view = live.view
+        assert view is not None
         if action == "like":
             live.liked.append(track_id)
         liked = list(live.liked)
         exclude = set(live.avoid)
         colikes = await self._colikes()
-        move = await asyncio.to_thread(self._answer, index, live, radio, track_id, action, exclude, colikes, liked)
-        async with self._sessions.begin() as s:
-            won = await RadioRepository(s).advance(
-                radio.id,
-                seen_position=radio.position,
+        move = await asyncio.to_thread(self._answer, index, live, view, track_id, action, exclude, colikes, liked)
+        events: list[tuple[int, InteractionKind]] = []
+        if action == "like":
+            events.append((track_id, InteractionKind.LIKED))
+        elif action == "skip":
+            events.append((track_id, InteractionKind.SKIPPED))
+        if move.next_track_id is not None:
+            events.append((move.next_track_id, InteractionKind.SHOWN))
+        answer = await self._units.run(
+            partial(
+                record_radio_answer,
+                radio_id=view.id,
+                seen_position=view.position,
                 track_id=track_id,
                 next_track_id=move.next_track_id,
-                liked=action == "like",
-                skipped=action == "skip",
+                events=events,
+                user_id=view.user_id,
+                like_for=view.user_id if action == "like" else None,
             )
-            if won:
-                events: list[tuple[int, InteractionKind]] = []
-                if action == "like":
-                    events.append((track_id, InteractionKind.LIKED))
-                    if radio.user_id is not None:
-                        await LikeRepository(s).add(radio.user_id, track_id)
-                elif action == "skip":
-                    events.append((track_id, InteractionKind.SKIPPED))
-                if move.next_track_id is not None:
-                    events.append((move.next_track_id, InteractionKind.SHOWN))
-                await InteractionRepository(s).record(events, user_id=radio.user_id, radio_session_id=radio.id)
-                track = await self._track(s, move)
-        if not won:
+        )
+        if answer is None:
+            self._cache.pop(radio_id, None)
             async with self._sessions() as s:
                 current = await RadioRepository(s).by_public_id(radio_id)
                 assert current is not None  # radios are never deleted while their owner exists
                 step = await self._current(s, current)
             raise (RadioStopped if step.stopped else RadioConflict)(MSG_STOPPED if step.stopped else MSG_MOVED_ON, step)
-        self._remember(radio.id, move.live)
-        return RadioStep(
-            radio_id=radio.public_id,
-            track=track,
-            position=radio.position + (1 if move.next_track_id is not None else 0),
-            likes=radio.likes + int(action == "like"),
-            skips=radio.skips + int(action == "skip"),
-            stopped=False,
-            extra=self._extra(radio.diversity, move.hit),
+        move.live.view = replace(
+            view,
+            position=answer.position,
+            current_track_id=move.next_track_id,
+            likes=answer.likes,
+            skips=answer.skips,
         )
+        self._remember(radio_id, move.live)
+        return RadioStep(
+            radio_id=view.public_id,
+            track=self._track_of(index, move, answer.next_track),
+            position=answer.position,
+            likes=answer.likes,
+            skips=answer.skips,
+            stopped=False,
+            extra=self._extra(view.diversity, move.hit),
+        )
+
+    def _cached(self, radio_id: str, track_id: int, listener: Listener, index: CatalogIndex) -> LiveRadio | None:
+        """A copy of the radio as this process left it, when that is where the answer finds it
+        (same track, same index, still playing); None: read it from the DB."""
+        cached = self._cache.get(radio_id)
+        view = cached.view if cached is not None else None
+        if cached is None or view is None or not view.visible_to(listener) or view.stopped:
+            return None
+        if view.current_track_id != track_id or cached.position != view.position:
+            return None
+        if cached.signature != index.signature():
+            return None
+        self._cache.move_to_end(radio_id)
+        return replace(cached, shown=list(cached.shown), skipped=list(cached.skipped), liked=list(cached.liked))
 
     async def stop(self, radio_id: str, *, listener: Listener) -> RadioStep:
         async with self._sessions.begin() as s:
             radio = await self._owned(s, radio_id, listener)
             await RadioRepository(s).stop(radio.id)
-            self._cache.pop(radio.id, None)
+            self._cache.pop(radio.public_id, None)
         async with self._sessions() as s:
             radio = await self._owned(s, radio_id, listener)
             return await self._current(s, radio)
@@ -365,9 +442,9 @@ class RadioService:
         the taste (or the seed's vector anew when the index changed since: re-import, new weights),
         moved by every like and skip in order."""
         signature = index.signature()
-        cached = self._cache.get(radio.id)
+        cached = self._cache.get(radio.public_id)
         if cached is not None and cached.signature == signature and cached.position == radio.position:
-            self._cache.move_to_end(radio.id)
+            self._cache.move_to_end(radio.public_id)
             return replace(cached, shown=list(cached.shown), skipped=list(cached.skipped), liked=list(cached.liked))
         repo = RadioRepository(s)
         rows = await repo.history(radio.id)
@@ -401,7 +478,7 @@ class RadioService:
         self,
         index: CatalogIndex,
         live: LiveRadio,
-        radio: RadioSession,
+        radio: RadioView,
         track_id: int,
         action: Action,
         exclude: set[int],
@@ -472,18 +549,26 @@ class RadioService:
         rng = np.random.default_rng([self.salt, seed, position])
         return hits[int(rng.choice(len(hits), p=weights))]
 
-    async def _track(self, s: AsyncSession, move: _Move) -> TrackInfo | None:
-        """The next track as stored; its genre labels from the index (the same labels, one query less)."""
+    async def _track(self, move: _Move) -> TrackInfo | None:
+        """The next track as stored (read after the write: no transaction held for it)."""
         if move.next_track_id is None:
             return None
-        index = await self._recs.index()
+        async with self._sessions() as s:
+            row = await TrackRepository(s).get(move.next_track_id, genres=False)
+        return self._track_of(await self._recs.index(), move, row)
+
+    @staticmethod
+    def _track_of(index: CatalogIndex, move: _Move, row: Track | None) -> TrackInfo | None:
+        """The next track from its row, with its genre labels from the index (the same labels, one
+        query less); from the index alone when the row is gone."""
+        if move.next_track_id is None:
+            return None
         assert move.hit is not None
-        row = await TrackRepository(s).get(move.next_track_id, genres=False)
         if row is not None:
             return replace(TrackInfo.from_row(row), genres=tuple(index.genres[move.hit.position]))
         return TrackInfo.from_entry(index.entry(move.hit.position))
 
-    def _remember(self, radio_id: int, live: LiveRadio) -> None:
+    def _remember(self, radio_id: str, live: LiveRadio) -> None:
         self._cache[radio_id] = live
         self._cache.move_to_end(radio_id)
         while len(self._cache) > self._cache_size:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import numpy as np
 import pytest
@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.base import Base
-from db.engine import create_engine, create_session_factory
+from db.engine import Units, create_engine, create_session_factory
 from db.models import Interaction, InteractionKind, Like, RadioSession
 from ml.recsys.index import ARTIST_CAP, ARTIST_WINDOW
 from services.dto import Listener
@@ -20,12 +20,25 @@ from services.radio import RadioService
 from services.recommender import RecommendationService
 from tests.recs.conftest import Catalog, fill_catalog
 
+_UNITS: list[Units] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_units() -> AsyncIterator[None]:
+    yield
+    while _UNITS:
+        await _UNITS.pop().close()
+
 
 def services(
     sessions: async_sessionmaker[AsyncSession], *, ids: Callable[[], str] | None = None
 ) -> tuple[RecommendationService, RadioService]:
+    """The services as `main.py` builds them: on a SQLite file an answer's unit of work runs in the
+    writer thread on its own sqlite3 connection, on PostgreSQL through the async engine."""
     recs = RecommendationService(sessions)
-    return recs, RadioService(sessions, recs, **({"new_id": ids} if ids else {}))
+    units = Units(sessions, sessions.kw["bind"])
+    _UNITS.append(units)
+    return recs, RadioService(sessions, recs, units=units, **({"new_id": ids} if ids else {}))
 
 
 def listener(user_id: int | None) -> Listener:
@@ -219,6 +232,53 @@ async def test_a_double_click_and_a_stop_race(sessions, catalog: Catalog) -> Non
     )
     assert stop.stopped
     assert (await radio.current(step.radio_id, listener=listener(user))).stopped
+
+
+async def test_an_answer_runs_in_the_writer_thread_on_a_sqlite_file(sessions, catalog: Catalog) -> None:
+    _recs, radio = services(sessions)
+    assert radio._units.threaded == (sessions.kw["bind"].url.get_backend_name() == "sqlite")
+    step = await radio.start(catalog.by_genre["rock"][4], listener=listener(catalog.users[0]))
+    nxt = await radio.feedback(step.radio_id, step.track.id, "like", listener=listener(catalog.users[0]))
+    assert (nxt.likes, nxt.position) == (1, 2) and nxt.track is not None and nxt.track.genres
+
+
+async def test_two_instances_take_turns_on_one_radio(sessions, catalog: Catalog) -> None:
+    """Each instance keeps the radio as it last left it and answers without reading it first; when
+    the other instance moved it on or stopped it meanwhile, that view is stale: an answer to the
+    new track is read afresh and counted, one to the old track is refused, and a stop holds."""
+    _recs_a, a = services(sessions)
+    _recs_b, b = services(sessions)
+    user = listener(catalog.users[0])
+    step = await a.start(catalog.by_genre["rock"][3], listener=user)
+    played = [step.track.id]
+    for i in range(12):
+        here, there = (a, b) if i % 2 else (b, a)  # `here` last saw the radio two answers ago
+        stale = step
+        step = await here.feedback(step.radio_id, step.track.id, ("like", "skip", "next")[i % 3], listener=user)
+        played.append(step.track.id)
+        if i % 4 == 3:  # now and then the other one is asked about the track it still holds
+            with pytest.raises(RadioConflict) as moved:
+                await there.feedback(stale.radio_id, stale.track.id, "like", listener=user)
+            assert moved.value.step.track.id == step.track.id and moved.value.step.position == step.position
+    assert len(set(played)) == len(played)
+    assert (step.likes, step.skips, step.position) == (4, 4, 13)
+    async with sessions() as s:
+        row = await s.scalar(select(RadioSession).where(RadioSession.public_id == step.radio_id))
+        kinds = dict(
+            (
+                await s.execute(
+                    select(Interaction.kind, func.count())
+                    .where(Interaction.radio_session_id == row.id)
+                    .group_by(Interaction.kind)
+                )
+            ).all()
+        )
+    assert (row.likes, row.skips, row.position) == (4, 4, 13)
+    assert (kinds[InteractionKind.LIKED], kinds[InteractionKind.SKIPPED], kinds[InteractionKind.SHOWN]) == (4, 4, 13)
+    await b.stop(step.radio_id, listener=user)
+    with pytest.raises(RadioStopped):  # a's view still says "playing": the database says otherwise
+        await a.feedback(step.radio_id, step.track.id, "like", listener=user)
+    assert (await a.current(step.radio_id, listener=user)).likes == 4
 
 
 async def test_a_radio_after_similar_leaves_out_what_was_just_shown_and_liked(sessions, catalog: Catalog) -> None:
