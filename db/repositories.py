@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import cache
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -599,6 +600,29 @@ class LikeRepository:
         return (await self._s.execute(select(Like.user_id, Like.track_id))).all()
 
 
+@cache
+def _radio_advance() -> Any:
+    """The conditional UPDATE of an answer, built once (building it took a fifth of the unit's time)."""
+    r = table_of(RadioSession)
+    return (
+        update(r)
+        .where(
+            r.c.id == bindparam("p_radio"),
+            r.c.position == bindparam("p_seen"),
+            r.c.current_track_id == bindparam("p_track"),
+            r.c.state == RadioState.ACTIVE,
+        )
+        .values(
+            position=r.c.position + bindparam("p_step"),
+            likes=r.c.likes + bindparam("p_liked"),
+            skips=r.c.skips + bindparam("p_skipped"),
+            current_track_id=bindparam("p_next"),
+            updated_at=bindparam("p_now"),
+        )
+        .returning(r.c.position, r.c.likes, r.c.skips)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class RadioAnswer:
     """What `record_radio_answer` left: the radio's new counters and its next track as stored."""
@@ -626,32 +650,25 @@ def record_radio_answer(
     active, still at `seen_position` and still playing `track_id` goes on; the others (a concurrent
     answer, or a stop, won) get None and write nothing. The winner writes its `events` as
     interaction rows (and a like for `like_for`), and reads the next track without its genres."""
-    liked = any(kind == InteractionKind.LIKED for _t, kind in events)
-    skipped = any(kind == InteractionKind.SKIPPED for _t, kind in events)
     moved = s.execute(
-        update(RadioSession)
-        .where(
-            RadioSession.id == radio_id,
-            RadioSession.position == seen_position,
-            RadioSession.current_track_id == track_id,
-            RadioSession.state == RadioState.ACTIVE,
-        )
-        .values(
-            position=RadioSession.position + (1 if next_track_id is not None else 0),
-            likes=RadioSession.likes + int(liked),
-            skips=RadioSession.skips + int(skipped),
-            current_track_id=next_track_id,
-            updated_at=utcnow(),
-        )
-        .returning(RadioSession.position, RadioSession.likes, RadioSession.skips)
-        .execution_options(synchronize_session=False)
+        _radio_advance(),
+        {
+            "p_radio": radio_id,
+            "p_seen": seen_position,
+            "p_track": track_id,
+            "p_step": 1 if next_track_id is not None else 0,
+            "p_liked": int(any(kind == InteractionKind.LIKED for _t, kind in events)),
+            "p_skipped": int(any(kind == InteractionKind.SKIPPED for _t, kind in events)),
+            "p_next": next_track_id,
+            "p_now": utcnow(),
+        },
     ).first()
     if moved is None:
         return None
     if like_for is not None:
         s.execute(like_statement(s, like_for, track_id))
     if events:
-        s.execute(insert(Interaction), interaction_rows(events, user_id, radio_id))
+        s.execute(insert(table_of(Interaction)), interaction_rows(events, user_id, radio_id))
     track = s.get(Track, next_track_id, options=[lazyload(Track.genres)]) if next_track_id is not None else None
     return RadioAnswer(int(moved[0]), int(moved[1]), int(moved[2]), track)
 
