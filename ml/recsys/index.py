@@ -602,8 +602,12 @@ class CatalogIndex:
 
     def signature(self) -> str:
         """Changes when vectors from an older index would not fit this one (not when tracks are
-        added with `extended`: they are embedded in the same space)."""
+        added with `extended`: they are embedded in the same space). Worked out once per weights:
+        every radio answer asks for it."""
         w = self.weights
+        cached: tuple[EngineWeights, str] | None = getattr(self, "_signature", None)
+        if cached is not None and cached[0] is w:
+            return cached[1]
         text = repr(
             (
                 sorted(w.features.items()),
@@ -615,7 +619,9 @@ class CatalogIndex:
                 self.classes,
             )
         )
-        return f"{self._space}:{hashlib.blake2b(text.encode(), digest_size=6).hexdigest()}"
+        signature = f"{self._space}:{hashlib.blake2b(text.encode(), digest_size=6).hexdigest()}"
+        self._signature = (w, signature)
+        return signature
 
     def entry(self, position: int) -> CatalogEntry:
         """What the index holds about one track (a recommendation is built from memory, no DB read)."""
