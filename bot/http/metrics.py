@@ -12,16 +12,28 @@ Exposed at GET /metrics in the Prometheus text format:
 - ``encore_model_info{version}`` — 1 for the genre model version currently served;
 - ``encore_event_loop_lag_seconds`` (a histogram) and ``encore_event_loop_lag_max_seconds``: how late
   the event loop wakes a timer, i.e. how long something held it (every request waits that long);
-- ``process_*`` (resident memory, CPU seconds, open files) of this process.
+- ``process_*`` (resident memory, CPU seconds, open files) of this process;
+- ``python_gc_*`` (collections and objects collected, per generation) and
+  ``encore_gc_frozen_objects``: objects start-up moved out of the cyclic collector's sight
+  (`main.settle_heap`), which a full collection no longer walks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator, Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -30,6 +42,15 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 LAG_INTERVAL = 0.05  # seconds between two looks at the loop
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class _FrozenCollector(Collector):
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "encore_gc_frozen_objects",
+            "Objects moved out of the cyclic garbage collector's sight at start-up (gc.freeze).",
+            value=gc.get_freeze_count(),
+        )
 
 
 class _ModelCollector(Collector):
@@ -100,6 +121,8 @@ class HttpMetrics:
         )
         self._lag_max = 0.0
         ProcessCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self.registry.register(_FrozenCollector())
         self.registry.register(_ModelCollector(self.model_version))
         self._cache_sizes = _CacheSizeCollector()
         self.registry.register(self._cache_sizes)
