@@ -50,6 +50,7 @@ class PlaylistAction(enum.StrEnum):
 
 class PlaylistItemAction(enum.StrEnum):
     UP = "u"
+    DOWN = "d"
     REMOVE = "x"
 
 

@@ -372,7 +372,7 @@ def playlists_keyboard(
 
 
 def playlist_keyboard(view: PlaylistView, *, first: int, labels: Labels, spotify: bool) -> InlineKeyboardMarkup:
-    """One playlist: per song ⬆ n (move up) and ✖ n (remove) — ✖ only for likes, whose order is
+    """One playlist: per song ⬆ n / ⬇ n (move up / down) and ✖ n (remove) — ✖ only for likes, whose order is
     when they were liked; ◀ n/m ▶; then radio, export, share, YouTube, Spotify, rename, delete."""
     playlist, page = view.playlist, view.tracks
     pid = playlist.id
@@ -385,11 +385,14 @@ def playlist_keyboard(view: PlaylistView, *, first: int, labels: Labels, spotify
         if playlist.is_likes:
             rows.append([remove])
         else:
-            up = _button(
-                labels("btn_pl_up", n=n),
-                PlaylistItemCallback(action=PlaylistItemAction.UP, playlist_id=pid, track_id=track.id, page=page.page),
+            up, down = (
+                _button(
+                    labels(key, n=n),
+                    PlaylistItemCallback(action=action, playlist_id=pid, track_id=track.id, page=page.page),
+                )
+                for action, key in ((PlaylistItemAction.UP, "btn_pl_up"), (PlaylistItemAction.DOWN, "btn_pl_down"))
             )
-            rows.append([up, remove])
+            rows.append([up, down, remove])
     nav = nav_row(
         page.page,
         page.pages,

@@ -145,16 +145,18 @@ async def on_item(
     spotify_save: SpotifySave | None,
     texts: Texts,
 ) -> None:
-    """⬆ moves the song one place up (from where it is now), ✖ removes it; the screen is redrawn."""
+    """⬆ / ⬇ move the song one place up / down (from where it is now), ✖ removes it; the screen is
+    redrawn."""
     labels = texts.labels(user.language)
     pid, track_id = callback_data.playlist_id, callback_data.track_id
-    if callback_data.action is PlaylistItemAction.UP:
+    if callback_data.action in (PlaylistItemAction.UP, PlaylistItemAction.DOWN):
+        up = callback_data.action is PlaylistItemAction.UP
         try:
-            await playlists.shift(owner(user), pid, track_id, -1)  # from where it is now
+            await playlists.shift(owner(user), pid, track_id, -1 if up else 1)  # from where it is now
         except TrackNotFound:  # removed meanwhile
             callback_answer.text = labels("alert_stale")
         else:
-            callback_answer.text = labels("alert_moved_up")
+            callback_answer.text = labels("alert_moved_up" if up else "alert_moved_down")
     else:
         removed = await playlists.remove(owner(user), pid, track_id)
         callback_answer.text = labels("alert_removed" if removed else "alert_stale")

@@ -165,6 +165,10 @@ async def test_playlist_journey(
     moved = (await press(telegram, CARLA, opened, telegram.button(opened, "⬆ 2"), "editMessageText")).result
     moved_lines = [line for line in moved["text"].splitlines() if line[:2] in ("1.", "2.")]
     assert moved_lines[0][3:] == lines[1][3:] and moved_lines[1][3:] == lines[0][3:]
+    # ⬇ takes the first song back down, and ⬆ brings it up again.
+    down = (await press(telegram, CARLA, moved, telegram.button(moved, "⬇ 1"), "editMessageText")).result
+    assert [line for line in down["text"].splitlines() if line[:2] in ("1.", "2.")] == lines
+    moved = (await press(telegram, CARLA, down, telegram.button(down, "⬆ 2"), "editMessageText")).result
 
     # Export: three documents (CSV, JSPF, M3U8), names escaped in the captions.
     mark = telegram.mark()
