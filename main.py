@@ -192,11 +192,20 @@ async def cmd_setup(args: argparse.Namespace, cli: CliContext) -> int:
     if code:
         log.error("training the genre model failed (exit %s)", code)
         return int(code)
+    await asyncio.to_thread(write_lean_model, cli.settings.models_path / "catalog")
     # The indices, built once here and saved (serve loads them): kept when still current.
     recommendations, tracks, _ = built_services(await cli.services())
     await recommendations.index()
     await tracks.index()
     return 0
+
+
+def write_lean_model(model_path: Path) -> None:
+    """The model's heads as lean files (`ml.lean`) when an artefact trained before them lacks them."""
+    from ml.training.artefacts import ensure_lean
+
+    if (model_path / "meta.json").exists() and (written := ensure_lean(model_path)):
+        log.info("wrote the lean model files of heads %s in %s", ", ".join(written), model_path)
 
 
 def built_services(services: Services) -> tuple[RecommendationService, TrackService, GenreService]:
