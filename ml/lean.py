@@ -321,9 +321,8 @@ def _build(spec: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Any:
             spec["missing"],
         )
     if kind == "forest":
-        return LeanForest(
-            *(arrays[spec[k]] for k in ("nodes", "roots", "leaf_slot", "leaf_cls", "leaf_p")), spec["n_classes"]
-        )
+        nodes, roots, slot, cls, p = (arrays[spec[k]] for k in ("nodes", "roots", "leaf_slot", "leaf_cls", "leaf_p"))
+        return LeanForest(nodes, roots, slot, cls, p, spec["n_classes"])
     if kind == "oblivious":
         return LeanTrees(
             arrays[spec["feature"]], arrays[spec["border"]], arrays[spec["leaves"]], spec["scale"], arrays[spec["bias"]]

@@ -20,6 +20,10 @@ def _children(pid: int) -> set[int]:
     return found
 
 
+def _command_line(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -133,7 +137,7 @@ async def test_a_forked_worker_shares_the_primary_and_answers_genres_alike(
                 async with http.get(f"{url}/healthz") as resp:
                     versions[int(resp.headers["X-Encore-Pid"])] = (await resp.json()).get("model_version")
         (worker,) = set(versions) - {proc.pid}
-        command_lines = {pid: Path(f"/proc/{pid}/cmdline").read_bytes() for pid in (proc.pid, worker)}
+        command_lines = {pid: _command_line(pid) for pid in (proc.pid, worker)}
     finally:
         messages = await _stop(served)
     assert command_lines[worker] == command_lines[proc.pid], command_lines

@@ -106,7 +106,7 @@ def save_artefact(result: TaskResult, out_dir: Path) -> Path:
     path.write_text(json.dumps(meta, indent=2), encoding="utf-8")
     # The heads as plain arrays (what `serve` maps: no catboost / scikit-learn in the serving process).
     write_lean(
-        out_dir, [(h, head.run.model) for h, head in zip(heads_meta, result.heads, strict=True)], meta["version"]
+        out_dir, [(h, head.run.model) for h, head in zip(heads_meta, result.heads, strict=True)], str(meta["version"])
     )
     if result.task == "catalog":
         (out_dir / "holdout.json").write_text(json.dumps(result.holdout_ids), encoding="utf-8")
