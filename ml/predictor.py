@@ -2,6 +2,8 @@
 
 Artefact folder (written by `ml.training.artefacts.save_artefact`):
   <head>.cbm | <head>.txt | <head>.joblib   fitted models (CatBoost, LightGBM booster, or sklearn)
+  <head>.lean                               the same head as plain arrays (`ml.lean`), what is served:
+                                            numpy only, mapped read-only (the model file when absent)
   meta.json                                 heads (format, file, feature spec + names, temperature,
                                             metrics), classes, families, data hash, versions …
 
@@ -115,8 +117,8 @@ def _load_lean(path: Path, head: Mapping[str, Any], version: str) -> tuple[_Prob
     file = lean.lean_path(path, str(head["file"]))
     found = lean.read_source(file) if file.exists() else None
     if found is None or found != lean.source_of(path, head, version):
-        log.info(
-            "head %s: %s; serving it from %s (`python main.py setup` writes it)",
+        log.warning(
+            "head %s: %s; serving it from %s, catboost / scikit-learn in memory (`main.py setup` writes it)",
             head["name"],
             "no lean model file" if found is None else "the lean model file is of another artefact",
             head["file"],
