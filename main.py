@@ -274,7 +274,14 @@ def write_lean_model(model_path: Path) -> None:
     """The model's heads as lean files (`ml.lean`) when an artefact trained before them lacks them."""
     from ml.training.artefacts import ensure_lean
 
-    if (model_path / "meta.json").exists() and (written := ensure_lean(model_path)):
+    if not (model_path / "meta.json").exists():
+        return
+    try:
+        written = ensure_lean(model_path)
+    except OSError as exc:  # a read-only model folder: served from the pickles, as before
+        log.warning("could not write the lean model files in %s: %s", model_path, exc)
+        return
+    if written:
         log.info("wrote the lean model files of heads %s in %s", ", ".join(written), model_path)
 
 
