@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from bot.cli import CliContext
     from bot.http.server import ServerLimits
+    from bot.http.workers import HttpWorkers
     from services.container import Services
     from services.genre import GenreService
     from services.models import ModelService
@@ -67,13 +68,15 @@ async def cmd_serve(args: argparse.Namespace, cli: CliContext) -> int:
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
 
-    workers = None
+    workers: HttpWorkers | None = getattr(args, "forked_workers", None)
     count = settings.http.workers
-    if count > 1 and settings.telegram.bot_token is not None and settings.webhook.url:
+    if workers is not None:  # forked by main() before the event loop
+        workers.watch()
+    elif count > 1 and webhook_mode(settings):
         # Only the primary has the webhook route, and Telegram's POSTs would reach any process.
         log.warning("HTTP_WORKERS=%d ignored: webhook mode serves HTTP from one process", count)
         count = 1
-    if count > 1:
+    elif count > 1:
         # After the migrations, so the workers find the schema ready; they build their services meanwhile.
         workers = HttpWorkers([sys.executable, __file__, "serve-http-worker"], count - 1)
         workers.start()
@@ -130,6 +133,73 @@ async def cmd_serve(args: argparse.Namespace, cli: CliContext) -> int:
             await workers.stop()
         log.info("stopped")
     return 0
+
+
+def webhook_mode(settings: Settings) -> bool:
+    return settings.telegram.bot_token is not None and bool(settings.webhook.url)
+
+
+# What a serving process imports (the composition root, the HTTP app, the scheduler, the indices):
+# imported before the HTTP workers are forked, so that every process shares their memory.
+SERVE_MODULES = (
+    "bot.http.server",
+    "bot.http.workers",
+    "bot.http.config",
+    "bot.scheduler",
+    "handlers.http",
+    "handlers.http.api",
+    "db.engine",
+    "db.repositories",
+    "ml.pipeline.datasets",
+    "ml.predictor",
+    "ml.lean",
+    "ml.recsys.snapshot",
+    "services.container",
+    "services.analysis",
+    "services.audio_features",
+    "services.cache",
+    "services.data",
+    "services.evaluation",
+    "services.feedback",
+    "services.genre",
+    "services.health",
+    "services.jobs",
+    "services.playlists",
+    "services.radio",
+    "services.ratelimit",
+    "services.recommender",
+    "services.search",
+    "services.spotify",
+    "services.spotify_accounts",
+    "services.tracks",
+    "services.users",
+    "services.youtube",
+)
+
+
+def fork_http_workers(settings: Settings) -> HttpWorkers | None:
+    """HTTP_WORKERS > 1: the extra processes, forked from this one before its event loop starts, once
+    the schema is migrated and what serving needs is imported (`HttpWorkers.fork`): the modules are
+    then in memory once for all processes, not once per fresh interpreter. None when there is no
+    worker to start, or when something already runs a thread here (`serve` then starts the workers
+    as fresh interpreters, as without fork)."""
+    import importlib
+    import threading
+
+    from bot.http.workers import HttpWorkers
+
+    if settings.http.workers <= 1 or webhook_mode(settings) or not hasattr(os, "fork"):
+        return None
+    asyncio.run(run_command(argparse.Namespace(command="migrate", handler=cmd_migrate), settings))
+    for name in SERVE_MODULES:
+        importlib.import_module(name)
+    if threading.active_count() > 1:
+        log.warning("threads running before the HTTP workers start: starting them as new processes")
+        return None
+    workers = HttpWorkers([], settings.http.workers - 1)
+    worker = argparse.Namespace(command="serve-http-worker", handler=cmd_serve_http_worker)
+    workers.fork(lambda: asyncio.run(run_command(worker, settings)))
+    return workers
 
 
 async def cmd_serve_http_worker(args: argparse.Namespace, cli: CliContext) -> int:
@@ -195,11 +265,27 @@ async def cmd_setup(args: argparse.Namespace, cli: CliContext) -> int:
     if code:
         log.error("training the genre model failed (exit %s)", code)
         return int(code)
+    await asyncio.to_thread(write_lean_model, cli.settings.models_path / "catalog")
     # The indices, built once here and saved (serve loads them): kept when still current.
     recommendations, tracks, _ = built_services(await cli.services())
     await recommendations.index()
     await tracks.index()
     return 0
+
+
+def write_lean_model(model_path: Path) -> None:
+    """The model's heads as lean files (`ml.lean`) when an artefact trained before them lacks them."""
+    from ml.training.artefacts import ensure_lean
+
+    if not (model_path / "meta.json").exists():
+        return
+    try:
+        written = ensure_lean(model_path)
+    except OSError as exc:  # a read-only model folder: served from the pickles, as before
+        log.warning("could not write the lean model files in %s: %s", model_path, exc)
+        return
+    if written:
+        log.info("wrote the lean model files of heads %s in %s", ", ".join(written), model_path)
 
 
 def built_services(services: Services) -> tuple[RecommendationService, TrackService, GenreService]:
@@ -600,6 +686,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     setup_logging(settings.log_level, settings.log_format)
     try:
+        if args.command == "serve":
+            args.forked_workers = fork_http_workers(settings)
         return asyncio.run(run_command(args, settings))
     except KeyboardInterrupt:
         return 130

@@ -79,12 +79,15 @@ def bench(
         out.append((f"predict_one p99 ({label})", float(np.percentile(ms, 99)), TARGET_ONE_P99_MS))
     batch = matrix[:1000]
     predictor.predict_proba(batch)
-    runs = []
+    runs, cpu = [], []
     for _ in range(7):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         predictor.predict_proba(batch)
         runs.append((time.perf_counter() - start) * 1000)
+        cpu.append((time.process_time() - start_cpu) * 1000)
     out.append(("predict_proba 1,000 tracks (median of 7)", float(np.median(runs)), TARGET_BATCH_MS))
+    # the CPU time of the process: what the call costs whatever else the machine runs
+    out.append(("predict_proba 1,000 tracks, CPU ms (median of 7)", float(np.median(cpu)), TARGET_BATCH_MS))
     return out
 
 

@@ -10,7 +10,11 @@ the product's genre model) three times and prints one table with the targets of 
   background (MODEL_PRELOAD=true, the default);
 - idle RSS and PSS (ps's resident set; PSS shares mapped pages between processes) after 5 s, with
   the model and without it (MODEL_PRELOAD=false: loaded on the first genre answer);
-- with HTTP_WORKERS=2, what the extra process adds (it maps the same snapshot files);
+- idle RSS again after 300 genre answers (150 track cards: the full head; 150 POST /genre: the
+  audio-only head): the model's mapped pages count once they are touched (file-backed, shared);
+- with HTTP_WORKERS=2, what the extra process adds: its RSS, its PSS (shared pages split between the
+  processes that map them) and its USS (private pages: what the machine gets back if it exits), and
+  the PSS of both processes together.
 - the snapshots on disk, and the recommender's and search index's size per 100k songs.
 """
 
@@ -38,7 +42,45 @@ WORKER_TARGET_MIB = 150.0
 
 def memory(pid: int) -> dict[str, float]:
     text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-    return {k: int(v) / 1024 for k, v in re.findall(r"^(Rss|Pss):\s+(\d+)", text, re.M)}
+    fields = {k: int(v) / 1024 for k, v in re.findall(r"^(\w+):\s+(\d+) kB", text, re.M)}
+    return {
+        "Rss": fields["Rss"],
+        "Pss": fields["Pss"],
+        "Uss": fields.get("Private_Clean", 0.0) + fields.get("Private_Dirty", 0.0),
+    }
+
+
+async def every_process_answers(url: str, processes: int) -> None:
+    """Until each process served /healthz (X-Encore-Pid), one fresh connection at a time: a worker
+    answers only once its services are built and its indices loaded."""
+    seen: set[str] = set()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+        for _ in range(2000):
+            if len(seen) >= processes:
+                return
+            async with http.get(f"{url}/healthz") as resp:
+                seen.add(resp.headers.get("X-Encore-Pid", ""))
+            await asyncio.sleep(0.02)
+    raise SystemExit(f"only {len(seen)} of {processes} processes answered")
+
+
+async def answer_genres(http: aiohttp.ClientSession, url: str, n: int = 150) -> None:
+    """n track cards (genre from the full head) and n POST /genre (12 features: the audio-only head)."""
+    import random
+
+    rng = random.Random(0)
+    features = ("danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness")
+    features += ("instrumentalness", "liveness", "valence", "tempo", "time_signature")
+    for _ in range(n):
+        async with http.get(f"{url}/api/v1/tracks/{rng.randint(1, 60_000)}") as resp:
+            await resp.read()
+        body = {
+            f: float(rng.randint(0, 11) if f == "key" else rng.randint(0, 1) if f == "mode" else 0.5) for f in features
+        }
+        body |= {"loudness": -rng.uniform(2, 20), "tempo": rng.uniform(60, 180), "time_signature": 4.0}
+        body |= {f: rng.random() for f in ("danceability", "energy", "valence", "acousticness", "speechiness")}
+        async with http.post(f"{url}/api/v1/genre", json=body) as resp:
+            assert resp.status == 200, await resp.text()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -70,11 +112,16 @@ async def run(env: dict[str, str], workers: int = 1) -> dict[str, float]:
                         model_at = time.perf_counter() - started
                         break
                 await asyncio.sleep(0.1)
-        await asyncio.sleep(5.0)  # idle
-        out = {"listening": listening, "healthy": healthy, "cpu": cpu, "model": model_at, **memory(server.pid)}
-        for i, child in enumerate(children(server.pid)):
-            for key, value in memory(child).items():
-                out[f"worker{i}_{key}"] = value
+                await every_process_answers(server.url, workers)
+            await asyncio.sleep(5.0)  # idle
+            out = {"listening": listening, "healthy": healthy, "cpu": cpu, "model": model_at, **memory(server.pid)}
+            for i, child in enumerate(children(server.pid)):
+                for key, value in memory(child).items():
+                    out[f"worker{i}_{key}"] = value
+            if env.get("MODEL_PRELOAD") != "false":
+                await answer_genres(http, server.url)
+                await asyncio.sleep(2.0)
+                out["answered_Rss"] = memory(server.pid)["Rss"]
         await server.stop()
         return out
 
@@ -106,12 +153,26 @@ async def main() -> int:
         ("start → /healthz 200, wall s", f"{default['healthy']:.2f}", f"≤ {START_TARGET_S:g}"),
         ("start → genre model loaded (background), wall s", f"{default['model']:.2f}", "—"),
         ("idle RSS, model loaded, MiB", f"{default['Rss']:.0f}", f"≤ {RSS_TARGET_MIB:g}"),
+        (
+            "idle RSS, model loaded, after 300 genre answers, MiB",
+            f"{default['answered_Rss']:.0f}",
+            f"≤ {RSS_TARGET_MIB:g}",
+        ),
         ("idle RSS, model on first use, MiB", f"{lean['Rss']:.0f}", f"≤ {RSS_TARGET_MIB:g}"),
         ("idle PSS, model on first use, MiB", f"{lean['Pss']:.0f}", "—"),
     ]
     if "worker0_Rss" in two:
         rows.append(("HTTP_WORKERS=2: extra process RSS, MiB", f"{two['worker0_Rss']:.0f}", f"≤ {WORKER_TARGET_MIB:g}"))
         rows.append(("HTTP_WORKERS=2: extra process PSS, MiB", f"{two['worker0_Pss']:.0f}", f"≤ {WORKER_TARGET_MIB:g}"))
+        rows.append(
+            (
+                "HTTP_WORKERS=2: extra process USS (private), MiB",
+                f"{two['worker0_Uss']:.0f}",
+                f"≤ {WORKER_TARGET_MIB:g}",
+            )
+        )
+        both = two["Pss"] + two["worker0_Pss"]
+        rows.append(("HTTP_WORKERS=2: PSS of both processes, MiB", f"{both:.0f} (one process: {lean['Pss']:.0f})", "—"))
     for name, (mib, tracks) in snapshot_sizes().items():
         per = mib / tracks * 100_000 if tracks else float("nan")
         rows.append((f"{name} snapshot on disk, MiB ({tracks} songs; per 100k songs)", f"{mib:.1f} ({per:.1f})", "—"))

@@ -2,6 +2,8 @@
 
 Artefact folder (written by `ml.training.artefacts.save_artefact`):
   <head>.cbm | <head>.txt | <head>.joblib   fitted models (CatBoost, LightGBM booster, or sklearn)
+  <head>.lean                               the same head as plain arrays (`ml.lean`), what is served:
+                                            numpy only, mapped read-only (the model file when absent)
   meta.json                                 heads (format, file, feature spec + names, temperature,
                                             metrics), classes, families, data hash, versions …
 
@@ -88,7 +90,7 @@ class _ProbaModel(Protocol):
 
 
 def _load_model(path: Path, fmt: str, file: str) -> tuple[_ProbaModel, Any]:
-    """(predict-proba callable, the loaded estimator)."""
+    """(predict-proba callable, the loaded estimator) from the head's own model file."""
     if fmt == "catboost":
         from catboost import CatBoostClassifier
 
@@ -106,6 +108,24 @@ def _load_model(path: Path, fmt: str, file: str) -> tuple[_ProbaModel, Any]:
         estimator = joblib.load(path / file)
         return estimator.predict_proba, estimator
     raise ValueError(f"unknown model format {fmt!r}")
+
+
+def _load_lean(path: Path, head: Mapping[str, Any], version: str) -> tuple[_ProbaModel, Any] | None:
+    """The head's lean form, when its file was made from this artefact's model file (None: use that)."""
+    from ml import lean
+
+    file = lean.lean_path(path, str(head["file"]))
+    found = lean.read_source(file) if file.exists() else None
+    if found is None or found != lean.source_of(path, head, version):
+        log.warning(
+            "head %s: %s; serving it from %s, catboost / scikit-learn in memory (`main.py setup` writes it)",
+            head["name"],
+            "no lean model file" if found is None else "the lean model file is of another artefact",
+            head["file"],
+        )
+        return None
+    model = lean.load_lean(file)
+    return model.predict_proba, model
 
 
 def apply_temperature(proba: np.ndarray, temperature: float) -> np.ndarray:
@@ -173,12 +193,15 @@ class GenrePredictor:
             self.blend = blend
 
     @classmethod
-    def load(cls, path: Path) -> GenrePredictor:
+    def load(cls, path: Path, *, lean: bool = True) -> GenrePredictor:
+        """`lean`: serve each head from its `<head>.lean` file when it has a current one (`ml.lean`:
+        numpy only, mapped from the file); else, or with lean=False, from its model file."""
         path = Path(path)
         meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
         heads = []
         for h in meta["heads"]:
-            model, estimator = _load_model(path, h["format"], h["file"])
+            loaded = _load_lean(path, h, str(meta.get("version", "unknown"))) if lean else None
+            model, estimator = loaded or _load_model(path, h["format"], h["file"])
             heads.append(
                 Head(
                     h["name"],

@@ -20,6 +20,10 @@ def _children(pid: int) -> set[int]:
     return found
 
 
+def _command_line(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -93,3 +97,50 @@ async def test_a_dead_worker_is_logged_and_the_primary_keeps_serving(tmp_path: P
         messages = await _stop(served)
     assert any(f"HTTP worker {worker} exited unexpectedly" in m for m in messages), messages
     assert messages[-1] == "stopped"
+
+
+async def test_a_forked_worker_shares_the_primary_and_answers_genres_alike(
+    tmp_path: Path, trained_models: Path
+) -> None:
+    """The extra process is a fork of the primary (same command line, not a fresh `serve-http-worker`
+    interpreter) and guesses genres with the same model as the primary: genre answers on fresh
+    connections (the kernel picks a process for each) until both processes' /healthz name the model
+    (the worker loads it on its first genre answer), and every answer is the same."""
+    features = {
+        "danceability": 0.5,
+        "energy": 0.7,
+        "key": 5.0,
+        "loudness": -6.0,
+        "mode": 1.0,
+        "speechiness": 0.05,
+        "acousticness": 0.1,
+        "instrumentalness": 0.0,
+        "liveness": 0.1,
+        "valence": 0.4,
+        "tempo": 120.0,
+        "time_signature": 4.0,
+    }
+    served = await start_serve(tmp_path, workers=2, extra_env={"MODEL_DIR": str(trained_models)})
+    proc = served.proc
+    answers: list[object] = []
+    versions: dict[int, object] = {}
+    try:
+        await _up(served, 2)
+        url = f"http://127.0.0.1:{served.port}"
+        async with ClientSession(connector=TCPConnector(force_close=True)) as http:
+            for _ in range(400):
+                if len(versions) >= 2 and all(versions.values()):
+                    break
+                async with http.post(f"{url}/api/v1/genre", json=features) as resp:
+                    assert resp.status == 200, await resp.text()
+                    answers.append(await resp.json())
+                async with http.get(f"{url}/healthz") as resp:
+                    versions[int(resp.headers["X-Encore-Pid"])] = (await resp.json()).get("model_version")
+        (worker,) = set(versions) - {proc.pid}
+        command_lines = {pid: _command_line(pid) for pid in (proc.pid, worker)}
+    finally:
+        messages = await _stop(served)
+    assert command_lines[worker] == command_lines[proc.pid], command_lines
+    assert any(m.startswith("started 1 HTTP worker process(es) by fork") for m in messages)
+    assert versions[worker] and versions[worker] == versions[proc.pid], versions
+    assert all(a == answers[0] for a in answers), answers

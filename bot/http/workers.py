@@ -8,11 +8,48 @@ import logging
 import os
 import signal
 import subprocess
+import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 log = logging.getLogger(__name__)
 
 STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+class ForkedProcess:
+    """A child made by os.fork(), with the part of subprocess.Popen's interface HttpWorkers uses."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = 0  # reaped elsewhere
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout or 0.0)
+            time.sleep(0.05)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
 
 
 class HttpWorkers:
@@ -23,7 +60,7 @@ class HttpWorkers:
         self._command = list(command)
         self._count = count
         self._stop_timeout = stop_timeout
-        self._procs: list[subprocess.Popen[bytes]] = []
+        self._procs: list[subprocess.Popen[bytes] | ForkedProcess] = []
         self._watcher: asyncio.Task[None] | None = None
         self._reported: set[int] = set()
 
@@ -43,8 +80,45 @@ class HttpWorkers:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
         log.info("started %d HTTP worker process(es): %s", self._count, ", ".join(map(str, self.pids)))
-        with contextlib.suppress(RuntimeError):  # no running loop: nobody to watch
-            self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        self.watch()
+
+    def fork(self, child: Callable[[], int]) -> None:
+        """Start the processes by os.fork() instead: each runs `child()` and exits with its code.
+
+        Call it before any event loop, thread or connection exists (`main.py` does, after importing
+        what serving needs): a child shares the parent's pages until it writes to them, so the
+        imported modules (and a loaded model) are in memory once. The parent's objects are moved out
+        of the collector's reach first (gc.freeze), or a collection in a child would write to every
+        object header and copy the pages. SIGINT/SIGTERM stay blocked in a child until
+        `run_http_worker` handles them, as with start()."""
+        import gc
+
+        gc.collect()
+        gc.freeze()
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            for _ in range(self._count):
+                pid = os.fork()
+                if pid == 0:  # the child: never returns into the parent's code
+                    code = 1
+                    try:
+                        code = child()
+                    except BaseException:
+                        log.exception("HTTP worker %d failed", os.getpid())
+                    finally:
+                        logging.shutdown()
+                        sys.stdout.flush()
+                        os._exit(code)
+                self._procs.append(ForkedProcess(pid))
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        log.info("started %d HTTP worker process(es) by fork: %s", self._count, ", ".join(map(str, self.pids)))
+
+    def watch(self) -> None:
+        """Log workers that exit unexpectedly (from within the running event loop; else a no-op)."""
+        if self._watcher is None:
+            with contextlib.suppress(RuntimeError):  # no running loop: nobody to watch
+                self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
     async def _watch(self) -> None:
         while True:

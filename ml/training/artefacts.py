@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ml.features import RAW_INPUTS
+from ml.lean import lean_path, read_source, source_of, write_lean
 from ml.predictor import META_FILE
 from ml.training.results import TaskResult
 
@@ -103,9 +104,24 @@ def save_artefact(result: TaskResult, out_dir: Path) -> Path:
         }
     path = out_dir / META_FILE
     path.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    # The heads as plain arrays (what `serve` maps: no catboost / scikit-learn in the serving process).
+    write_lean(
+        out_dir, [(h, head.run.model) for h, head in zip(heads_meta, result.heads, strict=True)], str(meta["version"])
+    )
     if result.task == "catalog":
         (out_dir / "holdout.json").write_text(json.dumps(result.holdout_ids), encoding="utf-8")
     return path
+
+
+def ensure_lean(path: Path) -> list[str]:
+    """Write the lean file of each head of the artefact in `path` that lacks a current one (an artefact
+    trained before lean files existed); the heads written. Loads the heads' model files to do so."""
+    from ml.predictor import _load_model
+
+    meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+    version = str(meta.get("version", "unknown"))
+    todo = [h for h in meta["heads"] if read_source(lean_path(path, h["file"])) != source_of(path, h, version)]
+    return write_lean(path, [(h, _load_model(path, h["format"], h["file"])[1]) for h in todo], version)
 
 
 def _slug(name: str) -> str:

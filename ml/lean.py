@@ -1,0 +1,425 @@
+"""The production model's heads as plain arrays: predicted with numpy alone, mapped from one file.
+
+Serving a head from its pickle (`<head>.joblib`: a `SoftVote` of CatBoost and a `CompactForest`)
+costs every process the imports of catboost (+ pandas) and scikit-learn (+ scipy's optimisers),
+~150 MiB, and scikit-learn's tree objects, 72 bytes a node, ~85 MiB per 60-tree forest. A *lean*
+file (`<head>.lean`, written beside the pickle by `save_artefact` or `write_lean`) holds the same
+model as arrays:
+
+* CatBoost (oblivious trees on float features): each tree's split features and float32 borders,
+  the leaf values (2^depth × classes), scale and bias. A row's leaf is the bits `x > border`; the
+  raw score is the bias plus the scaled sum of its leaves, then softmax (CatBoost's MultiClass).
+* CompactForest: one int64 per node (right child | feature | float32 threshold), the leaf slots and
+  each leaf's top classes; every (row, tree) pair walks down in bulk, a level at a time (the walk
+  visits exactly the leaves scikit-learn's `Tree.apply` does: `x <= threshold` goes left, the
+  thresholds are the forest's own float32 ones), then the same vote as `CompactForest`.
+* SoftVote / ByKnownInputs: the same arithmetic over lean members.
+
+Probabilities equal the pickled model's to ~1e-15 (tests/ml/test_lean.py compares to 1e-6).
+
+The file is a header (JSON: the model's structure, its arrays' offsets, and the source pickle it was
+made from) followed by the arrays; `load_lean` maps it read-only (`mmap`), so the pages are the
+file's: shared by every process that serves the model and counted only once touched. A lean file is
+replaced, never rewritten in place (`os.replace`), so a process still mapping the old one keeps
+reading it. A model part this module does not know (LightGBM, a plain scikit-learn estimator,
+CatBoost with categorical features) makes `to_lean` raise `NotLean`; the head is then served from
+its pickle as before.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import struct
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MAGIC = b"ENCORE-LEAN-1\n"
+SUFFIX = ".lean"
+_ALIGN = 64
+_WALK_STEPS = 6  # levels walked between two removals of the pairs that reached a leaf
+
+
+class NotLean(ValueError):
+    """A model part with no lean form (it is served from its pickle)."""
+
+
+def lean_path(path: Path, file: str) -> Path:
+    """`<dir>/<head>.lean` for the head stored in `file`."""
+    return Path(path) / (Path(file).stem + SUFFIX)
+
+
+# --- the lean model parts -------------------------------------------------------------------------
+
+
+class LeanTrees:
+    """CatBoost's oblivious trees on float features (MultiClass): `predict_proba` as CatBoost's."""
+
+    def __init__(
+        self, feature: np.ndarray, border: np.ndarray, leaves: np.ndarray, scale: float, bias: np.ndarray
+    ) -> None:
+        self.feature = np.asarray(feature)  # (trees, depth) column of each split
+        self.border = np.asarray(border)  # (trees, depth) float32: bit = x > border
+        self.leaves = np.asarray(leaves)  # (trees * 2**depth, classes) float64
+        self.scale = float(scale)
+        self.bias = np.asarray(bias)
+        self.n_trees, self.depth = self.feature.shape
+        self.n_classes = self.leaves.shape[1]
+        self._powers = (1 << np.arange(self.depth)).astype(np.int64)
+        self._offsets = np.arange(self.n_trees, dtype=np.int64) * (1 << self.depth)
+
+    def raw(self, x: np.ndarray) -> np.ndarray:
+        x32 = np.asarray(x, dtype=np.float32)
+        bits = x32[:, self.feature] > self.border  # (n, trees, depth)
+        leaf = bits.astype(np.int64) @ self._powers + self._offsets  # (n, trees)
+        if len(x32) <= 8:  # few rows: one gather
+            total = self.leaves[leaf].sum(axis=1)
+        else:  # many: tree by tree (no (n, trees, classes) temporary)
+            total = np.zeros((len(x32), self.n_classes))
+            for t in range(self.n_trees):
+                total += self.leaves[leaf[:, t]]
+        return total * self.scale + self.bias
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        raw = self.raw(x)
+        raw -= raw.max(axis=1, keepdims=True)
+        out = np.exp(raw)
+        out /= out.sum(axis=1, keepdims=True)
+        return out
+
+
+class LeanForest:
+    """`ml.ensemble.CompactForest` walked with numpy (no scikit-learn)."""
+
+    def __init__(
+        self,
+        nodes: np.ndarray,
+        roots: np.ndarray,
+        leaf_slot: np.ndarray,
+        leaf_cls: np.ndarray,
+        leaf_p: np.ndarray,
+        n_classes: int,
+    ) -> None:
+        # (nodes, 2) int32: [right child << 8 | feature, float32 threshold bits]; a leaf points at
+        # itself with threshold -inf, so a pair that reached its leaf stays there.
+        self.nodes = np.asarray(nodes)
+        self._packed = self.nodes.view(np.int64).reshape(-1)
+        self.roots = np.asarray(roots).astype(np.int64)
+        self.leaf_slot = np.asarray(leaf_slot)  # node → its leaf's row in leaf_cls / leaf_p (-1: a split)
+        self.leaf_cls = np.asarray(leaf_cls)
+        self.leaf_p = np.asarray(leaf_p)
+        self.n_classes = int(n_classes)
+        self.classes_ = np.arange(self.n_classes)
+
+    def apply(self, x32: np.ndarray) -> np.ndarray:
+        """(n, trees) node index of each row's leaf in each tree (global: tree offsets included)."""
+        n, n_features = x32.shape
+        n_trees = len(self.roots)
+        flat = np.ascontiguousarray(x32, dtype=np.float32).reshape(-1)
+        node = np.tile(self.roots, n)  # pair i = (row i // trees, tree i % trees)
+        where = np.arange(n * n_trees, dtype=np.int64)
+        row = where // n_trees * n_features
+        out = np.empty(n * n_trees, dtype=np.int64)
+        while node.size:
+            for _ in range(_WALK_STEPS):
+                both = self._packed.take(node).view(np.int32)  # [code, threshold] per pair
+                code = both[0::2]
+                value = flat.take(row + (code & 0xFF))
+                node = np.where(value <= both[1::2].view(np.float32), node + 1, code >> 8)
+            done = self.leaf_slot.take(node) >= 0
+            if done.any():
+                out[where[done]] = node[done]
+                keep = ~done
+                node, where, row = node[keep], where[keep], row[keep]
+        return out.reshape(n, n_trees)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        x32 = np.ascontiguousarray(x, dtype=np.float32)
+        n = len(x32)
+        slot = self.leaf_slot.take(self.apply(x32))  # (n, trees)
+        # take(axis=0), not leaf_cls[slot]: the same rows, ten times faster for a (leaves, k) table
+        cls = self.leaf_cls.take(slot, axis=0).astype(np.int64)  # (n, trees, k)
+        p = self.leaf_p.take(slot, axis=0).astype(np.float64)
+        flat = (np.arange(n)[:, None, None] * self.n_classes + cls).ravel()
+        out = np.bincount(flat, weights=p.ravel(), minlength=n * self.n_classes).reshape(n, self.n_classes)
+        return out / out.sum(axis=1, keepdims=True)
+
+
+class LeanVote:
+    """`ml.ensemble.SoftVote` over lean members (same weights, same order of the sum)."""
+
+    def __init__(self, members: Sequence[Any], weights: Sequence[float], n_classes: int, names: Sequence[str]) -> None:
+        self.members = list(members)
+        self.weights = np.asarray(weights, dtype=np.float64)
+        self.n_classes = int(n_classes)
+        self.names = list(names)
+        self.classes_ = np.arange(self.n_classes)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(x), self.n_classes))
+        for model, w in zip(self.members, self.weights, strict=True):
+            out += w * _full_width(model.predict_proba(x), model, self.n_classes)
+        return out
+
+
+class LeanByKnown:
+    """`ml.ensemble.ByKnownInputs` over lean members."""
+
+    def __init__(self, complete: Any, partial: Any, optional_cols: Sequence[int], n_classes: int, missing: float):
+        self.complete = complete
+        self.partial = partial
+        self.optional_cols = [int(c) for c in optional_cols]
+        self.n_classes = int(n_classes)
+        self.missing = float(missing)
+        self.classes_ = np.arange(self.n_classes)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        known = (x[:, self.optional_cols] != self.missing).all(axis=1)
+        out = np.zeros((len(x), self.n_classes))
+        if known.any():
+            out[known] = _full_width(self.complete.predict_proba(x[known]), self.complete, self.n_classes)
+        if not known.all():
+            rest = x[~known].copy()
+            rest[:, self.optional_cols] = self.missing
+            out[~known] = _full_width(self.partial.predict_proba(rest), self.partial, self.n_classes)
+        return out
+
+
+def _full_width(proba: np.ndarray, model: Any, n_classes: int) -> np.ndarray:
+    proba = np.asarray(proba, dtype=np.float64)
+    if proba.shape[1] == n_classes:
+        return proba
+    full = np.zeros((len(proba), n_classes))
+    full[:, np.asarray(model.classes_, dtype=int)] = proba
+    return full
+
+
+# --- from the fitted models (training side: catboost / scikit-learn objects) ---------------------
+
+
+def to_lean(model: Any) -> Any:
+    """The lean form of a fitted head (`NotLean` when a part has none)."""
+    kind = type(model).__name__
+    if kind == "SoftVote":
+        return LeanVote([to_lean(m) for m in model.members], model.weights, model.n_classes, model.names)
+    if kind == "ByKnownInputs":
+        return LeanByKnown(
+            to_lean(model.complete), to_lean(model.partial), model.optional_cols, model.n_classes, model.missing
+        )
+    if kind == "CompactForest":
+        return _forest(model)
+    if kind == "CatBoostClassifier":
+        return _catboost(model)
+    raise NotLean(f"no lean form for {kind}")
+
+
+def _forest(forest: Any) -> LeanForest:
+    state = forest.__getstate__()
+    counts = np.asarray(state["node_count"], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    right = state["right"].astype(np.int64)
+    total = len(right)
+    if total >= 1 << 23 or int(np.max(state["n_features"])) > 0xFF:
+        raise NotLean("forest too large to pack (2^23 nodes, 255 features)")
+    leaf = right == -1
+    node_tree = np.repeat(np.arange(len(counts)), counts)
+    child = np.where(leaf, np.arange(total), right + starts[node_tree])
+    feature = np.where(leaf, 0, state["feature"].astype(np.int64))
+    threshold = np.where(leaf, -np.inf, state["threshold"]).astype(np.float32)
+    nodes = np.empty((total, 2), dtype=np.int32)
+    nodes[:, 0] = (child << 8) | feature
+    nodes[:, 1] = threshold.view(np.int32)
+    slot = np.full(total, -1, dtype=np.int32)
+    slot[leaf] = np.arange(int(leaf.sum()), dtype=np.int32)
+    return LeanForest(nodes, starts.astype(np.int32), slot, state["leaf_cls"], state["leaf_p"], state["n_classes"])
+
+
+def _catboost(model: Any) -> LeanTrees:
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_model(os.path.join(tmp, "model.json"), format="json")
+        data = json.loads(Path(tmp, "model.json").read_text(encoding="utf-8"))
+    loss = str(data.get("model_info", {}).get("params", {}).get("loss_function", {}).get("type", ""))
+    info = data.get("features_info", {})
+    if loss != "MultiClass" or set(info) - {"float_features"} or "oblivious_trees" not in data:
+        raise NotLean(f"CatBoost model without a lean form (loss {loss!r}, features {sorted(info)})")
+    floats = info.get("float_features", [])
+    if any(f.get("has_nans") for f in floats):
+        raise NotLean("CatBoost model trained with NaN values")
+    column = {int(f["feature_index"]): int(f["flat_feature_index"]) for f in floats}
+    trees = data["oblivious_trees"]
+    depths = {len(t["splits"]) for t in trees}
+    if len(depths) != 1 or any(s.get("split_type") != "FloatFeature" for t in trees for s in t["splits"]):
+        raise NotLean("CatBoost trees of several depths or with non-float splits")
+    (depth,) = depths
+    scale, bias = data["scale_and_bias"]
+    bias = np.asarray(bias, dtype=np.float64)
+    n_classes = len(bias)
+    feature = np.array([[column[int(s["float_feature_index"])] for s in t["splits"]] for t in trees], dtype=np.int32)
+    border = np.array([[s["border"] for s in t["splits"]] for t in trees], dtype=np.float32)
+    leaves = np.array([t["leaf_values"] for t in trees], dtype=np.float64).reshape(len(trees) << depth, n_classes)
+    return LeanTrees(feature.reshape(len(trees), depth), border.reshape(len(trees), depth), leaves, scale, bias)
+
+
+# --- the file ----------------------------------------------------------------------------------
+
+
+def _describe(model: Any, arrays: dict[str, np.ndarray], prefix: str) -> dict[str, Any]:
+    def put(name: str, array: np.ndarray) -> str:
+        key = f"{prefix}{name}"
+        arrays[key] = np.ascontiguousarray(array)
+        return key
+
+    if isinstance(model, LeanVote):
+        return {
+            "kind": "vote",
+            "weights": [float(w) for w in model.weights],
+            "n_classes": model.n_classes,
+            "names": model.names,
+            "members": [_describe(m, arrays, f"{prefix}m{i}.") for i, m in enumerate(model.members)],
+        }
+    if isinstance(model, LeanByKnown):
+        return {
+            "kind": "by_known",
+            "optional_cols": model.optional_cols,
+            "n_classes": model.n_classes,
+            "missing": model.missing,
+            "complete": _describe(model.complete, arrays, f"{prefix}c."),
+            "partial": _describe(model.partial, arrays, f"{prefix}p."),
+        }
+    if isinstance(model, LeanForest):
+        return {
+            "kind": "forest",
+            "n_classes": model.n_classes,
+            **{name: put(name, getattr(model, name)) for name in ("nodes", "roots", "leaf_slot", "leaf_cls", "leaf_p")},
+        }
+    if isinstance(model, LeanTrees):
+        return {
+            "kind": "oblivious",
+            "scale": model.scale,
+            **{name: put(name, getattr(model, name)) for name in ("feature", "border", "leaves", "bias")},
+        }
+    raise NotLean(f"no lean form for {type(model).__name__}")
+
+
+def _build(spec: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Any:
+    kind = spec["kind"]
+    if kind == "vote":
+        members = [_build(m, arrays) for m in spec["members"]]
+        return LeanVote(members, spec["weights"], spec["n_classes"], spec["names"])
+    if kind == "by_known":
+        return LeanByKnown(
+            _build(spec["complete"], arrays),
+            _build(spec["partial"], arrays),
+            spec["optional_cols"],
+            spec["n_classes"],
+            spec["missing"],
+        )
+    if kind == "forest":
+        nodes, roots, slot, cls, p = (arrays[spec[k]] for k in ("nodes", "roots", "leaf_slot", "leaf_cls", "leaf_p"))
+        return LeanForest(nodes, roots, slot, cls, p, spec["n_classes"])
+    if kind == "oblivious":
+        return LeanTrees(
+            arrays[spec["feature"]], arrays[spec["border"]], arrays[spec["leaves"]], spec["scale"], arrays[spec["bias"]]
+        )
+    raise ValueError(f"unknown lean part {kind!r}")
+
+
+def save_lean(model: Any, path: Path, source: Mapping[str, Any]) -> Path:
+    """Write `model` (a lean form) to `path`, replacing any older file atomically."""
+    arrays: dict[str, np.ndarray] = {}
+    structure = _describe(model, arrays, "")
+    layout: dict[str, dict[str, Any]] = {}
+    offset = 0
+    for name, array in arrays.items():
+        layout[name] = {"dtype": array.dtype.str, "shape": list(array.shape), "offset": offset}
+        offset += -(-array.nbytes // _ALIGN) * _ALIGN
+    header = json.dumps({"source": dict(source), "model": structure, "arrays": layout}).encode()
+    start = -(-(len(MAGIC) + 8 + len(header)) // _ALIGN) * _ALIGN
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(MAGIC + struct.pack("<Q", len(header)) + header)
+            for name, array in arrays.items():
+                f.seek(start + layout[name]["offset"])
+                f.write(array.tobytes())
+            f.truncate(start + offset)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the model from a server run as another user
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_source(path: Path) -> dict[str, Any] | None:
+    """The `source` a lean file was made from (None when it is missing or unreadable)."""
+    try:
+        with open(path, "rb") as f:
+            header = _header(f.read(len(MAGIC) + 8), f)
+    except (OSError, ValueError):
+        return None
+    return dict(header.get("source") or {})
+
+
+def _header(start: bytes, f: Any) -> dict[str, Any]:
+    if len(start) != len(MAGIC) + 8 or not start.startswith(MAGIC):
+        raise ValueError("not a lean model file")
+    (size,) = struct.unpack("<Q", start[len(MAGIC) :])
+    data = json.loads(f.read(size))
+    if not isinstance(data, dict):
+        raise ValueError("bad lean header")
+    return data
+
+
+def load_lean(path: Path) -> Any:
+    """The lean model in `path`, its arrays mapped read-only from the file."""
+    with open(path, "rb") as f:
+        header = _header(f.read(len(MAGIC) + 8), f)
+        buffer = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    start = _data_start(buffer)
+    arrays = {}
+    for name, spec in header["arrays"].items():
+        dtype = np.dtype(spec["dtype"])
+        shape = tuple(int(s) for s in spec["shape"])
+        count = int(np.prod(shape, dtype=np.int64))
+        arrays[name] = np.frombuffer(buffer, dtype=dtype, count=count, offset=start + int(spec["offset"])).reshape(
+            shape
+        )
+    return _build(header["model"], arrays)
+
+
+def _data_start(buffer: mmap.mmap) -> int:
+    (size,) = struct.unpack("<Q", buffer[len(MAGIC) : len(MAGIC) + 8])
+    return -(-(len(MAGIC) + 8 + size) // _ALIGN) * _ALIGN
+
+
+# --- an artefact's lean files ----------------------------------------------------------------------
+
+
+def source_of(path: Path, head: Mapping[str, Any], version: str) -> dict[str, Any]:
+    """What a lean file must have been made from: the head's model file (name and size) and the
+    artefact's version (a retrained artefact has another)."""
+    file = str(head["file"])
+    return {"file": file, "bytes": (Path(path) / file).stat().st_size, "version": version}
+
+
+def write_lean(path: Path, heads: Sequence[tuple[Mapping[str, Any], Any]], version: str) -> list[str]:
+    """Write `<head>.lean` for each (head meta, fitted model) that has a lean form; the heads written."""
+    written = []
+    for head, model in heads:
+        target = lean_path(path, str(head["file"]))
+        try:
+            lean = to_lean(model)
+        except NotLean:
+            target.unlink(missing_ok=True)  # a stale one must not be served
+            continue
+        save_lean(lean, target, source_of(path, head, version))
+        written.append(str(head["name"]))
+    return written
