@@ -623,6 +623,12 @@ def _radio_advance() -> Any:
     )
 
 
+@cache
+def _track_row() -> Any:
+    t = table_of(Track)
+    return select(*t.c).where(t.c.id == bindparam("p_track"))
+
+
 @dataclass(frozen=True, slots=True)
 class RadioAnswer:
     """What `record_radio_answer` left: the radio's new counters and its next track as stored."""
@@ -669,7 +675,10 @@ def record_radio_answer(
         s.execute(like_statement(s, like_for, track_id))
     if events:
         s.execute(insert(table_of(Interaction)), interaction_rows(events, user_id, radio_id))
-    track = s.get(Track, next_track_id, options=[lazyload(Track.genres)]) if next_track_id is not None else None
+    track = None
+    if next_track_id is not None:  # a plain row made a Track (the ORM's get cost twice as much here)
+        row = s.execute(_track_row(), {"p_track": next_track_id}).first()
+        track = Track(**row._asdict()) if row is not None else None
     return RadioAnswer(int(moved[0]), int(moved[1]), int(moved[2]), track)
 
 

@@ -341,3 +341,18 @@ async def test_radio_from_latest_like(sessions, catalog: Catalog) -> None:
     step = await radio.start_from_latest_like(listener=listener(user), chat_id=5)
     assert step is not None and step.track is not None
     assert catalog.genre_of(step.track.id) == "techno"
+
+
+def test_the_pick_among_the_best_three_is_weighted_and_replays() -> None:
+    """The next track is one of the best three, 0.6 / 0.25 / 0.15 over many positions, and the same
+    one again for the same (salt, radio, position)."""
+    from ml.recsys.index import Hit
+
+    radio = RadioService.__new__(RadioService)
+    radio.salt = 7
+    hits = [Hit(p, 1.0 - p / 10, 0.1, "similar sound") for p in range(3)]
+    picks = [radio._pick(hits, "radio-abc", position).position for position in range(6000)]
+    share = [picks.count(p) / len(picks) for p in range(3)]
+    assert abs(share[0] - 0.6) < 0.03 and abs(share[1] - 0.25) < 0.03 and abs(share[2] - 0.15) < 0.03, share
+    assert picks == [radio._pick(hits, "radio-abc", position).position for position in range(6000)]
+    assert radio._pick(hits[:1], "radio-abc", 3) == hits[0] and radio._pick([], "radio-abc", 3) is None
