@@ -63,7 +63,7 @@ async def test_engine_round_trip_is_identical(sessions, catalog: Catalog, tmp_pa
     arrays, meta = built.to_arrays()
     snapshot.save(tmp_path, "idx", arrays, {**meta, "key": "k1"})
     loaded_arrays, loaded_meta = snapshot.load(tmp_path, "idx", "k1")
-    assert isinstance(loaded_arrays["audio"], np.memmap)  # mapped, not copied
+    assert isinstance(loaded_arrays["audio"].base, np.memmap)  # mapped, not copied
     loaded = CatalogIndex.from_arrays(loaded_arrays, loaded_meta)
 
     assert loaded.signature() == built.signature() and len(loaded) == len(built)
