@@ -158,7 +158,7 @@ async def drive(args: argparse.Namespace, server: FakeTelegram) -> bool:
     )
     ok = True
     summary: list[tuple[str, str, str, str]] = []
-    for kind in ("search", "like"):
+    for kind in args.only or ("search", "like"):
         best = 0.0
         all_lat: list[float] = []
         cpu_per_update: list[float] = []
@@ -197,7 +197,7 @@ async def drive(args: argparse.Namespace, server: FakeTelegram) -> bool:
         )
     print(f"\nlatency at a steady offered load of {args.steady:.0f} updates/s ({args.updates} updates):")
     print(f"{'scenario':<8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}")
-    for kind in ("search", "like"):
+    for kind in args.only or ("search", "like"):
         _, latencies = await burst(server, kind, users, args.updates, rate=args.steady)
         print(
             f"{kind:<8} {pct(latencies, 50) * 1000:>8.1f} {pct(latencies, 90) * 1000:>8.1f} "
@@ -275,4 +275,5 @@ if __name__ == "__main__":
     parser.add_argument("--users", type=int, default=500, help="distinct users (each stays under the throttle)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steady", type=float, default=200.0, help="offered load for the latency run")
+    parser.add_argument("--only", choices=("search", "like"), action="append", help="run only this scenario")
     sys.exit(asyncio.run(main(parser.parse_args())))
