@@ -266,7 +266,7 @@ class TrackService:
             return answer
         candidates: list[Candidate] = list(index.candidates(query, max(limit, CANDIDATE_POOL)))
         decision = decide(query, candidates, limit=limit)
-        asked = False  # whether a provider was asked (its answer may differ next time: not kept)
+        provider_asked = False  # a provider's answer may differ next time: such answers are not kept
         down: list[str] = []
         known = {c.id for c in candidates}
 
@@ -277,7 +277,7 @@ class TrackService:
                     candidates.append(info)
 
         if self._spotify is not None and decision.verdict in (Verdict.CLOSEST, Verdict.NONE):
-            asked = True
+            provider_asked = True
             try:
                 found = await self._spotify.search_tracks(query, limit=min(10, limit))
             except ProviderUnavailable:
@@ -286,7 +286,7 @@ class TrackService:
                 merge([await self._upsert(t) for t in found])
                 decision = decide(query, candidates, limit=limit)
         if self._deezer is not None and decision.verdict in (Verdict.CLOSEST, Verdict.NONE):
-            asked = True
+            provider_asked = True
             try:
                 hits = await self._deezer.search(query, limit=min(10, limit))
             except ProviderUnavailable:
@@ -306,7 +306,7 @@ class TrackService:
                     else NOTICE_DEEZER_DOWN
                 )
         answer = await self._resolution(decision, notice)
-        if not asked:
+        if not provider_asked:
             self._answers.put(key, answer)
         return answer
 
