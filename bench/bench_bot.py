@@ -13,7 +13,9 @@ updates is queued at once and each is timed from queueing to the call that compl
 
 It prints updates/s for bursts of `--updates` queued at once (target ≥ 300/s; latency there is
 mostly queueing), then p50/p99 latency at a steady offered load (`--steady`, 200/s), and exits 1
-below target.
+below target. With each burst it prints the bot process's CPU time per update (user + system from
+/proc, read by the driver: the figure that does not depend on what else runs on the machine) and
+the load average.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import argparse
 import asyncio
 import logging
 import multiprocessing
+import os
 import statistics
 import sys
 import tempfile
@@ -134,6 +137,12 @@ async def burst(
     return max(done.values()) + offset - t0, latencies
 
 
+def bot_cpu_seconds() -> float:
+    """User + system CPU seconds of the bot's process (this driver's parent), from /proc."""
+    fields = Path(f"/proc/{os.getppid()}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
@@ -143,20 +152,26 @@ async def drive(args: argparse.Namespace, server: FakeTelegram) -> bool:
     """The Telegram side: queue bursts of updates and time the bot's answers."""
     users = [tg_user(100_000 + i, f"user{i}") for i in range(args.users)]
     await burst(server, "search", users, min(50, args.updates))  # warm up: users, templates, getMe
-    print(f"{'scenario':<8} {'updates':>8} {'seconds':>8} {'updates/s':>10} {'p50 ms':>8} {'p99 ms':>8}  target")
+    print(
+        f"{'scenario':<8} {'updates':>8} {'seconds':>8} {'updates/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'CPU ms/update':>13}  target"
+    )
     ok = True
     summary: list[tuple[str, str, str, str]] = []
-    for kind in ("search", "like"):
+    for kind in args.only or ("search", "like"):
         best = 0.0
         all_lat: list[float] = []
+        cpu_per_update: list[float] = []
         for _ in range(args.rounds):
+            cpu_before = bot_cpu_seconds()
             elapsed, latencies = await burst(server, kind, users, args.updates)
+            cpu_per_update.append(1000 * (bot_cpu_seconds() - cpu_before) / args.updates)
             rate = args.updates / elapsed
             best = max(best, rate)
             all_lat.extend(latencies)
             print(
                 f"{kind:<8} {args.updates:>8} {elapsed:>8.2f} {rate:>10.0f} {pct(latencies, 50) * 1000:>8.1f} "
-                f"{pct(latencies, 99) * 1000:>8.1f}  ≥ {TARGET_PER_SECOND:.0f}/s",
+                f"{pct(latencies, 99) * 1000:>8.1f} {cpu_per_update[-1]:>13.2f}  ≥ {TARGET_PER_SECOND:.0f}/s",
                 flush=True,
             )
             await asyncio.sleep(2.1)  # let the per-user throttling windows close
@@ -171,9 +186,18 @@ async def drive(args: argparse.Namespace, server: FakeTelegram) -> bool:
         summary.append(
             (f"{kind}: best burst rate, updates/s", f"{best:.0f}", f"≥ {target:.0f}", f"{best / target:.2f}")
         )
+        cpu = statistics.median(cpu_per_update)
+        summary.append(
+            (
+                f"{kind}: bot CPU per update (median of bursts), ms",
+                f"{cpu:.2f}",
+                f"≤ {1000 / target:.2f}",
+                f"{cpu * target / 1000:.2f}",
+            )
+        )
     print(f"\nlatency at a steady offered load of {args.steady:.0f} updates/s ({args.updates} updates):")
     print(f"{'scenario':<8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}")
-    for kind in ("search", "like"):
+    for kind in args.only or ("search", "like"):
         _, latencies = await burst(server, kind, users, args.updates, rate=args.steady)
         print(
             f"{kind:<8} {pct(latencies, 50) * 1000:>8.1f} {pct(latencies, 90) * 1000:>8.1f} "
@@ -192,6 +216,7 @@ async def drive(args: argparse.Namespace, server: FakeTelegram) -> bool:
         await asyncio.sleep(2.1)
     refused = [c for c in server.calls if not c.ok]
     print(f"calls refused by the fake server: {len(refused)}", flush=True)
+    print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()), flush=True)
     print("\n" + table(summary), flush=True)
     return ok and not refused
 
@@ -250,4 +275,5 @@ if __name__ == "__main__":
     parser.add_argument("--users", type=int, default=500, help="distinct users (each stays under the throttle)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steady", type=float, default=200.0, help="offered load for the latency run")
+    parser.add_argument("--only", choices=("search", "like"), action="append", help="run only this scenario")
     sys.exit(asyncio.run(main(parser.parse_args())))

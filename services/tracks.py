@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -50,6 +52,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CANDIDATE_POOL = 32  # index hits the decision looks at (more than are shown: the right one may rank lower)
+ANSWER_TTL = 30.0  # seconds a text query's catalogue answer is reused (see TextAnswers)
+ANSWER_SIZE = 2048  # text queries remembered
 
 MSG_NOT_FOUND = (
     'I couldn\'t find that song. Check the spelling, or send "artist - title" or a Spotify link — '
@@ -86,6 +90,48 @@ class GenreGuesser(Protocol):
     ) -> GenreGuess: ...
 
 
+class TextAnswers:
+    """Recent catalogue answers to text queries, so that a query asked again (a popular song, a
+    person retyping, a client polling) is not ranked and read from the database again.
+
+    An answer is reused for `ttl` seconds at most and only while the search index has the same
+    number of tracks (the key holds it: a track added here or by the catalogue refresh makes every
+    older answer unreachable). This process's writes to a shown track (a Deezer cover attached, a
+    provider's track stored, features found) `clear()` it; another process's writes show within
+    `ttl`. Answers that asked Spotify or Deezer are never kept (a provider may answer next time).
+    """
+
+    def __init__(self, ttl: float = ANSWER_TTL, size: int = ANSWER_SIZE, clock: Callable[[], float] = time.monotonic):
+        self._ttl = ttl
+        self._size = size
+        self._clock = clock
+        self._items: OrderedDict[tuple[str, int, int], tuple[float, Resolution]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: tuple[str, int, int]) -> Resolution | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        if self._clock() >= item[0]:
+            del self._items[key]
+            return None
+        self._items.move_to_end(key)
+        return item[1]
+
+    def put(self, key: tuple[str, int, int], answer: Resolution) -> None:
+        if self._ttl <= 0:
+            return
+        self._items[key] = (self._clock() + self._ttl, answer)
+        self._items.move_to_end(key)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
 class TrackService:
     def __init__(
         self,
@@ -100,10 +146,12 @@ class TrackService:
         on_features: Callable[[Sequence[int]], Awaitable[object]] | None = None,
         deezer_lookup: DeezerLookup | None = None,
         snapshot_dir: Path | None = None,
+        answers: TextAnswers | None = None,
     ) -> None:
         """`on_features(track ids)` is awaited when tracks get audio features here (e.g. the
         recommender's `add_tracks`, so that they can be recommended without a restart).
-        `deezer_lookup`: finds a shown song without a Deezer id on Deezer (preview, cover, year)."""
+        `deezer_lookup`: finds a shown song without a Deezer id on Deezer (preview, cover, year).
+        `answers`: the reused answers to text queries (`TextAnswers()` by default; ttl 0: none)."""
         self._sessions = sessions
         self._index = index
         self._spotify = spotify
@@ -115,6 +163,7 @@ class TrackService:
         self._deezer_lookup = deezer_lookup
         self._index_lock = asyncio.Lock()
         self._snapshot_dir = snapshot_dir  # where the search index is saved as arrays (SearchIndex.load)
+        self._answers = answers if answers is not None else TextAnswers()
 
     async def index(self) -> SearchIndex:
         """The catalogue's search index, built from the database on first use when none was given."""
@@ -212,8 +261,12 @@ class TrackService:
         read only for what is shown); Spotify (when configured), then Deezer, are asked only while
         no candidate contains every word of the query. Their tracks join the same candidate list."""
         index = await self.index()
+        key = (query, limit, len(index))
+        if (answer := self._answers.get(key)) is not None:
+            return answer
         candidates: list[Candidate] = list(index.candidates(query, max(limit, CANDIDATE_POOL)))
         decision = decide(query, candidates, limit=limit)
+        provider_asked = False  # a provider's answer may differ next time: such answers are not kept
         down: list[str] = []
         known = {c.id for c in candidates}
 
@@ -224,6 +277,7 @@ class TrackService:
                     candidates.append(info)
 
         if self._spotify is not None and decision.verdict in (Verdict.CLOSEST, Verdict.NONE):
+            provider_asked = True
             try:
                 found = await self._spotify.search_tracks(query, limit=min(10, limit))
             except ProviderUnavailable:
@@ -232,6 +286,7 @@ class TrackService:
                 merge([await self._upsert(t) for t in found])
                 decision = decide(query, candidates, limit=limit)
         if self._deezer is not None and decision.verdict in (Verdict.CLOSEST, Verdict.NONE):
+            provider_asked = True
             try:
                 hits = await self._deezer.search(query, limit=min(10, limit))
             except ProviderUnavailable:
@@ -250,7 +305,10 @@ class TrackService:
                     if down == ["Spotify"]
                     else NOTICE_DEEZER_DOWN
                 )
-        return await self._resolution(decision, notice)
+        answer = await self._resolution(decision, notice)
+        if not provider_asked:
+            self._answers.put(key, answer)
+        return answer
 
     async def _resolution(self, decision: Decision[Candidate], notice: str | None) -> Resolution:
         if decision.verdict is Verdict.OPEN:
@@ -381,7 +439,10 @@ class TrackService:
         a short budget; see `services.deezer_match.DeezerLookup`); as it was when that fails."""
         if self._deezer_lookup is None:
             return track
-        return await self._deezer_lookup.attach(track, budget=budget)
+        found = await self._deezer_lookup.attach(track, budget=budget)
+        if found != track:  # its row changed: answers that show it are out of date
+            self._answers.clear()
+        return found
 
     async def preview_url(self, track: TrackInfo) -> str | None:
         """A fresh 30-second preview URL (signed; it expires within minutes, so fetch it when you show
@@ -394,6 +455,7 @@ class TrackService:
             return None
 
     async def _features_found(self, track_ids: Sequence[int]) -> None:
+        self._answers.clear()  # the tracks' rows changed
         if self._on_features is None:
             return
         try:
@@ -442,6 +504,7 @@ class TrackService:
         index = await self.index()
         if info.id not in index:
             index.add([SearchRow(info.id, info.name, ";".join(info.artists), info.album, info.popularity)])
+        self._answers.clear()  # a row was stored or changed
         return info
 
     # -- storing Spotify tracks -------------------------------------------------------------
@@ -478,4 +541,5 @@ class TrackService:
         index = await self.index()
         if info.id not in index:
             index.add([SearchRow(info.id, info.name, ";".join(info.artists), info.album, info.popularity)])
+        self._answers.clear()  # a row was stored or changed
         return info

@@ -114,6 +114,7 @@ def create_jinja_env() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
+        auto_reload=False,  # the templates ship with the code: no stat() of the file per render
     )
     env.filters["pct"] = lambda value: f"{100 * float(value):.0f}%"
     # Genre names and the verdict are the bot's too (services.genre_labels): the same song reads the same.

@@ -185,6 +185,8 @@ class Texts:
             lstrip_blocks=True,
             undefined=StrictUndefined,
             keep_trailing_newline=False,
+            # The templates ship with the code and never change while it runs: no stat() per render.
+            auto_reload=False,
         )
         self._env.filters["clip"] = clip
         self._env.filters["duration"] = duration
