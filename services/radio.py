@@ -36,7 +36,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -56,6 +56,9 @@ from ml.recsys.taste import mean_query
 from services.dto import Listener, RadioStep, TrackInfo
 from services.errors import InvalidInput, NoFeatures, RadioConflict, RadioNotFound, RadioStopped, TrackNotFound
 from services.recommender import RecommendationService
+
+if TYPE_CHECKING:
+    from services.protocols import Tracks
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +138,16 @@ class _Move:
     live: LiveRadio
     hit: Hit | None
     next_track_id: int | None
+
+
+async def with_deezer(step: RadioStep, tracks: Tracks) -> RadioStep:
+    """The step's track with its Deezer id (▶ preview) and cover when Deezer finds it in time
+    (`Tracks.with_deezer`: a short budget, misses remembered); the step as it was otherwise. Every
+    delivery shows a radio's track through it: the bot's card, the page and the API."""
+    if step.track is None or step.stopped:
+        return step
+    track = await tracks.with_deezer(step.track)
+    return step if track is step.track else replace(step, track=track)
 
 
 def new_public_id() -> str:

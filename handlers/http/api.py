@@ -44,6 +44,7 @@ from handlers.http.render import (
 from handlers.http.schemas import AudioFeatures, RadioFeedback, RadioStart
 from services import errors
 from services.dto import FEATURE_RANGES, Listener, Recommendation, Resolution, ResolutionKind
+from services.radio import with_deezer
 
 API = "/api/v1"
 OPENAPI_PATH = Path(__file__).resolve().parent / "openapi.json"
@@ -142,7 +143,7 @@ async def start_radio(request: web.Request) -> web.Response:
     body = validate(RadioStart, await read_json_object(request))
     radio = request.app[services_key].radio
     step = await radio.start(body.track_id, listener=api_listener(request), diversity=body.diversity)
-    return json_response(radio_json(step), status=201)
+    return json_response(radio_json(await with_deezer(step, request.app[services_key].tracks)), status=201)
 
 
 async def radio_feedback(request: web.Request) -> web.Response:
@@ -153,12 +154,12 @@ async def radio_feedback(request: web.Request) -> web.Response:
         step = await radio.feedback(radio_id, body.track_id, body.action, listener=api_listener(request))
     except errors.RadioConflict as exc:
         raise radio_conflict(exc) from None
-    return json_response(radio_json(step))
+    return json_response(radio_json(await with_deezer(step, request.app[services_key].tracks)))
 
 
 async def get_radio(request: web.Request) -> web.Response:
-    radio = request.app[services_key].radio
-    return json_response(radio_json(await radio.current(radio_path_id(request), listener=api_listener(request))))
+    step = await request.app[services_key].radio.current(radio_path_id(request), listener=api_listener(request))
+    return json_response(radio_json(await with_deezer(step, request.app[services_key].tracks)))
 
 
 async def stop_radio(request: web.Request) -> web.Response:

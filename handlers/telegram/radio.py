@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from typing import TYPE_CHECKING, Literal
 
 from aiogram import F, Router
@@ -24,6 +23,7 @@ from bot.telegram.texts import Texts, cover_preview
 from handlers.telegram.common import callback_message, edit
 from services.dto import Listener, RadioStep, UserInfo
 from services.errors import RadioConflict, RadioStopped
+from services.radio import with_deezer
 
 if TYPE_CHECKING:
     from services.protocols import Radios, Tracks
@@ -33,14 +33,6 @@ FEEDBACK: dict[RadioAction, Literal["like", "skip", "next"]] = {
     RadioAction.SKIP: "skip",
     RadioAction.NEXT: "next",
 }
-
-
-async def with_deezer(step: RadioStep, tracks: Tracks) -> RadioStep:
-    """The step's track with its Deezer id (▶ preview) and cover when Deezer finds it in time."""
-    if step.track is None or step.stopped:
-        return step
-    track = await tracks.with_deezer(step.track)
-    return step if track is step.track else dataclasses.replace(step, track=track)
 
 
 def radio_view(

@@ -140,8 +140,8 @@ async def test_a_slow_deezer_does_not_hold_the_card_and_the_next_card_has_it(
         assert world.deezer.calls["search"] == 1
 
 
-async def test_radio_cards_gain_previews_and_covers(world: World) -> None:
-    # Deezer knows every catalogue song (with its own ids): whatever the radio plays can have a preview.
+async def _everything_on_deezer(world: World) -> None:
+    """Deezer knows every catalogue song (with its own ids): whatever a radio plays can have a preview."""
     engine = create_engine(world.settings.db_url)
     try:
         async with create_session_factory(engine)() as s:
@@ -152,6 +152,10 @@ async def test_radio_cards_gain_previews_and_covers(world: World) -> None:
         if name != "Jazz Song 3-1":
             deezer_id = CATALOGUE_ON_DEEZER + n
             world.deezer.tracks[deezer_id] = FakeDeezerTrack(deezer_id, name, artist, album=f"{artist} Album")
+
+
+async def test_radio_cards_gain_previews_and_covers(world: World) -> None:
+    await _everything_on_deezer(world)
     telegram = world.telegram
     card, _ = await card_of(world, ANN, "Jazz Band 3 - Jazz Song 3-1")
     mark = telegram.mark()
@@ -168,6 +172,31 @@ async def test_radio_cards_gain_previews_and_covers(world: World) -> None:
     markup = edit.params["reply_markup"]
     assert any("preview" in b["text"] for r in markup["inline_keyboard"] for b in r)
     assert [c for c in telegram.calls if not c.ok] == []
+
+
+async def test_api_radio_steps_gain_previews_and_covers(world: World) -> None:
+    """The API's radio (start, each answer, the current step) shows its track with what Deezer
+    knows, as the bot's radio cards do; the page's radio shows the card, which has it already."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    import main
+
+    await _everything_on_deezer(world)
+    jazz = (await row(world, "Jazz Song 3-1")).id
+    async with TestClient(TestServer(main.create_http_app(world.services, world.settings))) as client:
+        resp = await client.post("/api/v1/radio", json={"track_id": jazz})
+        assert resp.status == 201, await resp.text()
+        step = await resp.json()
+        for action in ("like", "next"):
+            track = step["track"]
+            assert track["deezer_id"] and track["cover_url"].startswith("https://cdn-images.dzcdn.net/"), track
+            resp = await client.post(
+                f"/api/v1/radio/{step['radio_id']}/feedback", json={"track_id": track["id"], "action": action}
+            )
+            assert resp.status == 200, await resp.text()
+            step = await resp.json()
+        current = await (await client.get(f"/api/v1/radio/{step['radio_id']}")).json()
+        assert current["track"]["id"] == step["track"]["id"] and current["track"]["deezer_id"]
 
 
 async def test_lookups_share_one_request_per_song(world: World) -> None:
