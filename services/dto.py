@@ -13,6 +13,7 @@ from urllib.parse import quote_plus
 from db.models import AUDIO_FEATURE_COLUMNS
 from db.models import InteractionKind as InteractionKind  # re-exported for handlers
 from db.models import Track as TrackRow
+from ml.features import ANALYSIS_VALUES as _ANALYSIS_VALUES
 from ml.features import FEATURE_RANGES as _FEATURE_RANGES
 from ml.recsys.index import CatalogEntry
 from ml.text import split_artists
@@ -22,6 +23,8 @@ from ml.text import split_artists
 AUDIO_FEATURES: tuple[str, ...] = AUDIO_FEATURE_COLUMNS
 FEATURE_RANGES: Mapping[str, tuple[float, float]] = MappingProxyType(dict(_FEATURE_RANGES))
 WHOLE_FEATURES = frozenset({"key", "mode", "time_signature"})
+# The nine values an audio analysis of an excerpt gives (no key, mode or time signature).
+ANALYSIS_VALUES: tuple[str, ...] = _ANALYSIS_VALUES
 T = TypeVar("T")
 
 

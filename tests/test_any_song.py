@@ -558,3 +558,24 @@ def test_preview_origins(url: str, allowed: bool) -> None:
     from handlers.http.page import origin_allowed
 
     assert origin_allowed(url, ("https://*.dzcdn.net",)) is allowed
+
+
+async def test_the_genre_api_takes_the_nine_analysis_values_and_the_artists(world: World) -> None:
+    """POST /api/v1/genre with only the nine values an excerpt's analysis gives reaches the analysis
+    head; with the artists and title, the metadata heads on top; the guess says which answered."""
+    nine = {"danceability": 0.5, "energy": 0.9, "loudness": -6.0, "speechiness": 0.05, "acousticness": 0.01}
+    nine |= {"instrumentalness": 0.8, "liveness": 0.1, "valence": 0.4, "tempo": 128.0}
+    assert set(nine) == ANALYSIS_NINE
+    resp = await world.client.post("/api/v1/genre", json=nine)
+    assert resp.status == 200, await resp.text()
+    assert_excerpt_guess(await resp.json(), set(CATALOG_GENRES), "analysis", "audio")
+    named = {**nine, "artists": ["Jazz Band 3"], "title": "Jazz Song 3-1", "duration_ms": 200_000, "explicit": False}
+    guess = await (await world.client.post("/api/v1/genre", json=named)).json()
+    assert guess["head"].startswith("analysis+artist") and guess["source"] in ("artist", "title"), guess
+    full = await world.client.post("/api/v1/genre", json={**nine, "key": 5, "mode": 1, "time_signature": 4})
+    assert full.status == 200 and (await full.json())["head"] == "audio"
+    for bad in ({**nine, "artists": []}, {**nine, "title": "   "}, {**nine, "duration_ms": 5}, {"energy": 0.5}):
+        refused = await world.client.post("/api/v1/genre", json=bad)
+        assert refused.status == 422, (bad, await refused.text())
+    partial = await world.client.post("/api/v1/genre", json={**nine, "key": 5, "mode": 1})  # short of all three
+    assert partial.status == 200 and (await partial.json())["head"] == "analysis"

@@ -117,8 +117,13 @@ async def similar_tracks(request: web.Request) -> web.Response:
 
 
 async def guess_genre(request: web.Request) -> web.Response:
-    features = validate(AudioFeatures, await read_json_object(request))
-    guess = await request.app[services_key].genre.guess(features.model_dump())
+    body = validate(AudioFeatures, await read_json_object(request)).model_dump(exclude_none=True)
+    artists, title = body.pop("artists", None), body.pop("title", None)
+    trio = ("key", "mode", "time_signature")
+    if not all(name in body for name in trio):  # short of all three: the nine values alone (head: analysis)
+        for name in trio:
+            body.pop(name, None)
+    guess = await request.app[services_key].genre.guess(body, artists=artists, title=title)
     if guess.model_version:
         request.app[metrics_key].model_version_seen = guess.model_version
     return json_response(guess_json(guess))
@@ -195,7 +200,7 @@ def openapi_document_bytes() -> bytes:
     doc = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
     properties = doc["components"]["schemas"]["AudioFeatures"]["properties"]
     for name, (low, high) in FEATURE_RANGES.items():
-        if name in properties:
+        if properties.get(name, {}).get("type") in ("number", "integer"):
             properties[name]["minimum"], properties[name]["maximum"] = _number(low), _number(high)
     return json.dumps(doc, ensure_ascii=False).encode()
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from handlers.http.params import MAX_ID
-from services.dto import AUDIO_FEATURES, FEATURE_RANGES, WHOLE_FEATURES
+from services.dto import ANALYSIS_VALUES, AUDIO_FEATURES, FEATURE_RANGES, WHOLE_FEATURES
 
 
 def _whole(value: float) -> float:
@@ -26,8 +26,23 @@ def _feature(name: str) -> Any:
 Whole = Annotated[float, Field(strict=True, allow_inf_nan=False), AfterValidator(_whole)]
 
 # Spotify-style audio features, each in its documented range (the same ranges the genre model checks).
-_AUDIO_FIELDS: dict[str, Any] = {name: (_feature(name), ...) for name in AUDIO_FEATURES}
-AudioFeatures = create_model("AudioFeatures", __config__=ConfigDict(extra="forbid", strict=True), **_AUDIO_FIELDS)
+# Key, mode and time signature may be left out: short of all three, the nine values an analysis of an excerpt
+# gives (the model's analysis head answers). Duration and the explicit flag, when given, let the
+# full head answer; the artists and title let the metadata heads answer (the guess's `head` says).
+_OPTIONAL = frozenset(AUDIO_FEATURES) - frozenset(ANALYSIS_VALUES)
+_AUDIO_FIELDS: dict[str, Any] = {
+    name: ((_feature(name) | None, None) if name in _OPTIONAL else (_feature(name), ...)) for name in AUDIO_FEATURES
+}
+Artist = Annotated[str, Field(strict=True, min_length=1, max_length=200, pattern=r"\S")]
+AudioFeatures = create_model(
+    "AudioFeatures",
+    __config__=ConfigDict(extra="forbid", strict=True),
+    **_AUDIO_FIELDS,
+    duration_ms=(_feature("duration_ms") | None, None),
+    explicit=(bool | None, None),
+    artists=(Annotated[list[Artist], Field(min_length=1, max_length=20)] | None, None),
+    title=(Annotated[str, Field(strict=True, min_length=1, max_length=300, pattern=r"\S")] | None, None),
+)
 
 
 TrackId = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]

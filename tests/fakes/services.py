@@ -34,6 +34,7 @@ from services.audio_clip import looks_like_audio
 from services.audio_errors import AudioTooLarge, NotAudio
 from services.container import Services
 from services.dto import (
+    ANALYSIS_VALUES,
     GenreGuess,
     GenreHistoryEntry,
     InteractionKind,
@@ -86,8 +87,9 @@ CENTRES = {
 
 
 def sound_model(features: Mapping[str, Any]) -> tuple[Ranked, Ranked]:
-    """A deterministic, smooth model of the twelve audio features: softmax over simple scores."""
-    missing = [c for c in AUDIO_FEATURE_COLUMNS if features.get(c) is None]
+    """A deterministic, smooth model of the audio features (the twelve, or the nine of an excerpt's
+    analysis, as the real service takes): softmax over simple scores."""
+    missing = [c for c in ANALYSIS_VALUES if features.get(c) is None]
     if missing:
         raise errors.NoFeatures("Missing features: " + ", ".join(missing))
     e, d, a = features["energy"], features["danceability"], features["acousticness"]
