@@ -868,40 +868,74 @@ class CatalogIndex:
         """`_pool` from the genre lists or the graph; None: scan everything (a dense genre query)."""
         assert self.ann is not None
         genre = self._genre_query(query)
-        parts: list[np.ndarray] = [boosted]
         bound = np.inf
         if genre is not None:
-            columns = self._genre_columns()
-            classes = np.flatnonzero(genre[0])
-            listed = int(sum(columns.indptr[k + 1] - columns.indptr[k] for k in classes.tolist()))
-            if listed > self.weights.ann_genre_share * len(self):
+            listed = self._genre_listed(query, genre[0], genre[1])
+            if listed is None:
                 return None
-            parts += [columns.indices[columns.indptr[k] : columns.indptr[k + 1]] for k in classes.tolist()]
-            parts.append(self._genre_missing())
+            rows, d2 = listed
             # A track under none of the query's genres scores s = 0: d² ≥ 2·w²·(1 − 0).
             bound = 2.0 * self.weights.genre**2
-        rows = np.unique(np.concatenate([p.astype(np.int64, copy=False) for p in parts]))
-        d2 = self.distances2_at(query, rows)
+        else:
+            rows, d2 = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        if boosted.size:
+            extra = boosted[~_member(boosted, rows)]
+            if extra.size:
+                rows, d2 = np.concatenate([rows, extra]), np.concatenate([d2, self.distances2_at(query, extra)])
         if excluded.size:
-            d2[np.isin(rows, excluded, assume_unique=False)] = np.inf
+            d2[_member(rows, excluded)] = np.inf
         chosen = smallest(d2, min(want, rows.size))
         enough = chosen.size == want and np.isfinite(d2[chosen]).all() and float(d2[chosen].max()) <= bound
         if not enough:  # a rare genre, or no genre: add the audio graph's candidates and the tail
             fetch = int(self.weights.ann_fetch * want) + int(np.count_nonzero(excluded < self.ann.size))
             found = self.ann.candidates(query.audio, fetch)
             tail = np.arange(self.ann.size, len(self), dtype=np.int64)
-            extra = np.setdiff1d(np.concatenate([found, tail]), rows)
+            extra = np.concatenate([found, tail])
+            extra = extra[~_member(extra, rows)]
             if extra.size:
-                rows = np.concatenate([rows, extra])
                 d2_extra = self.distances2_at(query, extra)
                 if excluded.size:
-                    d2_extra[np.isin(extra, excluded)] = np.inf
-                d2 = np.concatenate([d2, d2_extra])
+                    d2_extra[_member(extra, excluded)] = np.inf
+                rows, d2 = np.concatenate([rows, extra]), np.concatenate([d2, d2_extra])
                 chosen = smallest(d2, min(want, rows.size))
         if boosted.size:
-            chosen = np.union1d(chosen, np.flatnonzero(np.isin(rows, boosted)))
+            chosen = np.union1d(chosen, np.flatnonzero(_member(rows, boosted)))
         chosen = chosen[np.isfinite(d2[chosen])]
         return rows[chosen], d2[chosen]
+
+    def _genre_listed(self, query: Query, q: np.ndarray, unknown: np.float32) -> tuple[np.ndarray, np.ndarray] | None:
+        """(rows, d²) of the tracks filed under one of the query's genres and of those without any
+        genre, read from the genre block's columns (no per-row sparse lookups); None when they are
+        more than `ann_genre_share` of the catalogue (the exact scan is then as cheap)."""
+        columns = self._genre_columns()
+        classes = np.flatnonzero(q).tolist()
+        spans = [(k, int(columns.indptr[k]), int(columns.indptr[k + 1])) for k in classes]
+        if sum(hi - lo for _, lo, hi in spans) > self.weights.ann_genre_share * len(self):
+            return None
+        if len(spans) == 1:
+            k, lo, hi = spans[0]
+            rows = np.asarray(columns.indices[lo:hi], dtype=np.int64)
+            s = np.asarray(columns.data[lo:hi], dtype=np.float32) * q[k]
+        else:
+            idx = np.concatenate([columns.indices[lo:hi] for _, lo, hi in spans]).astype(np.int64)
+            val = np.concatenate([columns.data[lo:hi] * q[k] for k, lo, hi in spans]).astype(np.float32)
+            order = np.argsort(idx, kind="stable")
+            idx, val = idx[order], val[order]
+            starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]]) if idx.size else np.zeros(0, dtype=np.int64)
+            rows, s = idx[starts], np.add.reduceat(val, starts) if idx.size else val
+        missing = self._genre_missing()
+        if missing.size:
+            rows = np.concatenate([rows, missing])
+            s = np.concatenate([s, np.full(missing.size, unknown, dtype=np.float32)])
+        if query.audio_d2 is not None and query.audio_d2.shape[0] == len(self):
+            d2 = np.asarray(query.audio_d2)[rows].astype(np.float32)
+        else:
+            diff = np.asarray(self.audio)[rows] - query.audio.astype(np.float32)
+            if query.partial:  # without the columns a partial query leaves out
+                diff[:, self._partial_cols] = 0.0
+            d2 = np.einsum("ij,ij->i", diff, diff)
+        d2 += np.float32(2.0 * self.weights.genre**2) * (np.float32(1.0) - s)
+        return rows, d2
 
     def _add_genre_term(self, d2: np.ndarray, q: np.ndarray, unknown: np.float32, weight: float) -> None:
         """d2 += weight · (1 − s), s = genre @ q (and `unknown` for tracks without any genre), in place.
@@ -1120,6 +1154,16 @@ def _top_normalized(dist: np.ndarray, top: int) -> np.ndarray:
         dist = np.where(dist >= cut, dist, 0.0)
     total = dist.sum(axis=1, keepdims=True)
     return np.divide(dist, total, out=np.zeros_like(dist, dtype=np.float64), where=total > 0)
+
+
+def _member(values: np.ndarray, of: np.ndarray) -> np.ndarray:
+    """`np.isin(values, of)` for positions (unique `values` or not) by binary search in sorted `of`:
+    no sort or hash of `values`, which is the larger side here."""
+    if of.size == 0 or values.size == 0:
+        return np.zeros(values.size, dtype=bool)
+    keys = np.sort(of)
+    at = np.minimum(np.searchsorted(keys, values), keys.size - 1)
+    return keys[at] == values
 
 
 def smallest(values: np.ndarray, k: int) -> np.ndarray:
