@@ -1,15 +1,16 @@
 """What pgvector in the catalogue's PostgreSQL would give the recommender at a million songs.
 
     .venv/bin/python bench/bench_pgvector.py [--size 1000000] [--seeds 300] [--ef 40,100,200]
-        [--url postgresql://postgres@127.0.0.1:5432/test]
+        [--url postgresql://postgres@127.0.0.1:5432/test] [--space audio|full]
 
 Needs the `vector` extension in the server (Debian: `apt-get install postgresql-15-pgvector`);
 without it, it says so and exits 0 (it is not part of what `make bench` must measure).
 
 The same synthetic catalogue as bench/bench_scale.py (the dataset tiled, audio jittered), embedded
-as the engine does; each song becomes one `vector` of the engine's space made euclidean
-(ml/recsys/ann.py: [audio, genre weight · genre row, pad], 14 + classes + 1 dims), so that
-`ORDER BY embedding <-> q LIMIT 10` is the engine's nearest ten before its filters. In a scratch
+as the engine does; each song's audio vector (the 14 weighted, scaled columns: what the in-process
+HNSW graph holds, ml/recsys/ann.py) becomes one `vector(14)`, so that `ORDER BY embedding <-> q
+LIMIT 10` is the audio-nearest ten (`--space full`: the engine's whole distance made euclidean,
+`ml.recsys.ann.Space`, 14 + classes + 1 dims, to see the genre islands there). In a scratch
 database (`ann_bench_<random>`, dropped at the end): COPY, an HNSW index (`vector_l2_ops`, m 16,
 ef_construction 64), its build time and size, then per `hnsw.ef_search` the wall time of one
 query round trip (p50/p99) and recall@10 against the exact nearest ten (numpy over the same
@@ -41,13 +42,13 @@ from ml.recsys.index import CatalogIndex, EngineWeights
 DEFAULT_URL = os.environ.get("PGVECTOR_BENCH_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-def catalogue(size: int) -> tuple[CatalogIndex, Space, np.ndarray]:
-    """The synthetic catalogue's index and its vectors in the engine's euclidean space (exact
-    genre code: one code dimension per class)."""
+def catalogue(size: int, full: bool) -> tuple[CatalogIndex, Space, np.ndarray]:
+    """The synthetic catalogue's index and its vectors: audio only, or (`full`) in the engine's
+    euclidean space (exact genre code: one code dimension per class)."""
     base = fold_frame(load_dataset(catalog_csv()))
     frame = tiled(base, size, np.random.default_rng(5))
     index = CatalogIndex.from_frame(frame, weights=EngineWeights(ann_min_songs=size + 1))  # no graph
-    genre = index.genre if index.genre_on else None
+    genre = index.genre if index.genre_on and full else None
     space = Space.fit(genre, index.weights.genre, dims=len(index.classes))
     step = 65_536
     blocks = [
@@ -80,7 +81,7 @@ async def run(args: argparse.Namespace) -> int:
         try:
             await conn.execute("CREATE EXTENSION vector")
             started = time.perf_counter()
-            index, space, points = catalogue(args.size)
+            index, space, points = catalogue(args.size, args.space == "full")
             print(
                 f"{len(points):,} vectors of {points.shape[1]} dims in {time.perf_counter() - started:.0f} s",
                 flush=True,
@@ -117,7 +118,10 @@ async def run(args: argparse.Namespace) -> int:
 
             rng = np.random.default_rng(7)
             seeds = rng.choice(len(points), args.seeds, replace=False).tolist()
-            queries = [space.query_point(*index.query_parts(index.query_for(s))) for s in seeds]
+            queries = [
+                space.query_point(*index.query_parts(index.query_for(s))) if args.space == "full" else index.audio[s]
+                for s in seeds
+            ]
             norms = np.einsum("ij,ij->i", points, points)
             exact = []
             for q in queries:
@@ -163,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=300)
     parser.add_argument("--ef", default="40,100,200")
     parser.add_argument("--url", default=DEFAULT_URL)
+    parser.add_argument("--space", choices=("audio", "full"), default="audio")
     args = parser.parse_args(argv)
     try:
         return asyncio.run(run(args))
