@@ -156,7 +156,7 @@ def test_the_graph_survives_a_snapshot_round_trip(tmp_path: Path) -> None:
     loaded_arrays, loaded_meta = snapshot.load(tmp_path, "recommender", "k")
     loaded = CatalogIndex.from_arrays(loaded_arrays, loaded_meta, WEIGHTS)
     assert loaded.ann is not None and loaded.ann.size == len(index)
-    assert isinstance(loaded_arrays["ann.graph"], np.memmap)  # viewed in place, not loaded or rebuilt
+    assert isinstance(loaded_arrays["ann.graph"].base, np.memmap)  # viewed in place, not loaded or rebuilt
     seeds = seeds_of(index, 20)
     for seed in seeds:
         assert recommend(loaded, seed, seeds) == recommend(index, seed, seeds)
