@@ -60,6 +60,7 @@ _HASH_MASK = (1 << 62) - 1
 _SPARSE_QUERY_CLASSES = 24  # a query genre with more non-zero classes uses the full sparse product
 ARTIST_CAP = 2
 ARTIST_WINDOW = 10
+_GENRE_MARGIN = 16.0  # genre-list rows whose genre term is this close to the best are re-scored first
 
 
 @dataclass(frozen=True, slots=True)
@@ -870,7 +871,7 @@ class CatalogIndex:
         genre = self._genre_query(query)
         bound = np.inf
         if genre is not None:
-            listed = self._genre_listed(query, genre[0], genre[1])
+            listed = self._genre_listed(query, genre[0], genre[1], want, excluded)
             if listed is None:
                 return None
             rows, d2 = listed
@@ -903,10 +904,13 @@ class CatalogIndex:
         chosen = chosen[np.isfinite(d2[chosen])]
         return rows[chosen], d2[chosen]
 
-    def _genre_listed(self, query: Query, q: np.ndarray, unknown: np.float32) -> tuple[np.ndarray, np.ndarray] | None:
+    def _genre_listed(
+        self, query: Query, q: np.ndarray, unknown: np.float32, want: int, excluded: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         """(rows, d²) of the tracks filed under one of the query's genres and of those without any
-        genre, read from the genre block's columns (no per-row sparse lookups); None when they are
-        more than `ann_genre_share` of the catalogue (the exact scan is then as cheap)."""
+        genre, read from the genre block's columns (no per-row sparse lookups), less those that
+        cannot be among the `want` nearest; None when they are more than `ann_genre_share` of the
+        catalogue (the exact scan is then as cheap)."""
         columns = self._genre_columns()
         classes = np.flatnonzero(q).tolist()
         spans = [(k, int(columns.indptr[k]), int(columns.indptr[k + 1])) for k in classes]
@@ -927,15 +931,35 @@ class CatalogIndex:
         if missing.size:
             rows = np.concatenate([rows, missing])
             s = np.concatenate([s, np.full(missing.size, unknown, dtype=np.float32)])
-        if query.audio_d2 is not None and query.audio_d2.shape[0] == len(self):
-            d2 = np.asarray(query.audio_d2)[rows].astype(np.float32)
+        term = np.float32(2.0 * self.weights.genre**2) * (np.float32(1.0) - s)
+        # The genre term alone bounds a row's d² from below: the rows nearest in genre first (within
+        # a margin of the best), and the rest only where their genre term is below the distance of
+        # the `want`-th of those (a query spread over several genres lists many rows sharing one).
+        first = term <= (term.min() if term.size else np.float32(0.0)) + np.float32(_GENRE_MARGIN)
+        near_rows = rows[first]
+        d2 = self._audio_at(query, near_rows) + term[first]
+        finite = d2[~_member(near_rows, excluded)] if excluded.size else d2
+        if finite.size >= want:
+            bound = float(np.partition(finite, want - 1)[want - 1])
+            rest = ~first & (term <= bound)
         else:
-            diff = np.asarray(self.audio)[rows] - query.audio.astype(np.float32)
-            if query.partial:  # without the columns a partial query leaves out
-                diff[:, self._partial_cols] = 0.0
-            d2 = np.einsum("ij,ij->i", diff, diff)
-        d2 += np.float32(2.0 * self.weights.genre**2) * (np.float32(1.0) - s)
+            rest = ~first
+        if rest.any():
+            far_rows = rows[rest]
+            rows = np.concatenate([near_rows, far_rows])
+            d2 = np.concatenate([d2, self._audio_at(query, far_rows) + term[rest]])
+        else:
+            rows = near_rows
         return rows, d2
+
+    def _audio_at(self, query: Query, rows: np.ndarray) -> np.ndarray:
+        """Squared audio distances of some rows to the query (float32)."""
+        if query.audio_d2 is not None and query.audio_d2.shape[0] == len(self):
+            return np.asarray(query.audio_d2)[rows].astype(np.float32)
+        diff = np.asarray(self.audio)[rows] - query.audio.astype(np.float32)
+        if query.partial:  # without the columns a partial query leaves out
+            diff[:, self._partial_cols] = 0.0
+        return np.einsum("ij,ij->i", diff, diff)
 
     def _add_genre_term(self, d2: np.ndarray, q: np.ndarray, unknown: np.float32, weight: float) -> None:
         """d2 += weight · (1 − s), s = genre @ q (and `unknown` for tracks without any genre), in place.
