@@ -932,10 +932,13 @@ class CatalogIndex:
             rows = np.concatenate([rows, missing])
             s = np.concatenate([s, np.full(missing.size, unknown, dtype=np.float32)])
         term = np.float32(2.0 * self.weights.genre**2) * (np.float32(1.0) - s)
-        # The genre term alone bounds a row's d² from below: the rows nearest in genre first (within
-        # a margin of the best), and the rest only where their genre term is below the distance of
-        # the `want`-th of those (a query spread over several genres lists many rows sharing one).
-        first = term <= (term.min() if term.size else np.float32(0.0)) + np.float32(_GENRE_MARGIN)
+        # The genre term alone bounds a row's d² from below: the rows nearest in genre first (enough
+        # of them to fill the pool, within a margin), and the rest only where their genre term is
+        # below the distance of the `want`-th of those (a query spread over several genres lists
+        # many rows that share only one of them).
+        enough = min(want + excluded.size, term.size - 1)
+        level = np.partition(term, enough)[enough] if term.size else np.float32(0.0)
+        first = term <= level + np.float32(_GENRE_MARGIN)
         near_rows = rows[first]
         d2 = self._audio_at(query, near_rows) + term[first]
         finite = d2[~_member(near_rows, excluded)] if excluded.size else d2
