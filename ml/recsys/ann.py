@@ -20,7 +20,7 @@ distances of ~1–5 each genre combination is an island the HNSW graph does not 
 250,000 songs (exact code, 129 dims, f16/f32, M 16), 1–2 % of the exact top ten were unreachable
 whatever the search depth, and a whole island now and then (recall@10 0.93 at 1M); a weaker genre
 weight in the graph joins the islands but fills the candidates with other genres (0.89–0.92). The
-genre lists are exact and cheaper. `Space` is what bench/bench_pgvector.py stores in PostgreSQL.
+genre lists are exact and cheaper. `Space` is what `bench/bench_pgvector.py --space full` stores.
 
 The graph is kept as bytes in a uint8 array, so it is saved in the recommender's snapshot like every
 other array, and a process maps it (`Index.view` over the memory-mapped array) instead of loading
