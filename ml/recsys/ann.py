@@ -32,13 +32,19 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import sparse
-from usearch.index import Index
+
+if TYPE_CHECKING:
+    from usearch.index import Index
 
 FORMAT = 2
+# usearch is imported only where a graph is built or viewed (catalogues above
+# EngineWeights.ann_min_songs), never by importing this module: loaded before LightGBM's library,
+# usearch 2.26's extension makes LightGBM fail ("Feature (Column_) appears more than one time";
+# loaded after it, both work). tests/recs/test_ann.py checks the import stays lazy.
 CODE_SEED = 15
 
 
@@ -132,6 +138,8 @@ class AnnIndex:
         settings = settings or AnnSettings()
         started = time.perf_counter()
         n = len(audio)
+        from usearch.index import Index  # only here: see the note under FORMAT
+
         graph = Index(
             ndim=audio.shape[1],
             metric="l2sq",
@@ -186,6 +194,8 @@ class AnnIndex:
         connectivity, expansion_add, expansion_search, dtype = meta["settings"]
         settings = AnnSettings(int(connectivity), int(expansion_add), int(expansion_search), str(dtype))
         buffer = arrays["ann.graph"]
+        from usearch.index import Index  # only here: see the note under FORMAT
+
         graph = Index.restore(memoryview(np.ascontiguousarray(buffer).data), view=True)
         if graph is None or len(graph) != int(meta["size"]):
             raise ValueError("ann graph does not match its meta")

@@ -9,6 +9,8 @@ built. The graphs are built with one thread, so that they are the same on every 
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -189,3 +191,11 @@ def test_tracks_added_after_the_graph_are_found() -> None:
     exact = exact_twin(grown)
     overlap = [len(set(recommend(grown, s, seeds)) & set(recommend(exact, s, seeds))) / 10 for s in seeds]
     assert float(np.mean(overlap)) >= 0.95
+
+
+def test_importing_the_engine_does_not_load_usearch() -> None:
+    """usearch loaded before LightGBM breaks LightGBM's training (ml/recsys/ann.py): the engine
+    imports it only when a graph is built or viewed."""
+    code = "import sys, ml.recsys.index, ml.recsys.ann; sys.exit('usearch' in sys.modules)"
+    root = Path(__file__).resolve().parents[2]
+    assert subprocess.run([sys.executable, "-c", code], cwd=root, check=False).returncode == 0
