@@ -50,6 +50,7 @@ import numpy as np
 from scipy import sparse
 
 from ml.features import AUDIO_FEATURES
+from ml.recsys.ann import AnnIndex, AnnSettings
 from ml.recsys.scaling import PARTIAL_SCALED, RAW_COLUMNS, SCALED_COLUMNS, UNANALYSED, FeatureScaler, raw_row
 from ml.recsys.snapshot import IntTuples, StrColumn, concat
 from ml.text import normalize, recording_key, song_key, split_artists
@@ -59,6 +60,7 @@ _HASH_MASK = (1 << 62) - 1
 _SPARSE_QUERY_CLASSES = 24  # a query genre with more non-zero classes uses the full sparse product
 ARTIST_CAP = 2
 ARTIST_WINDOW = 10
+_GENRE_MARGIN = 16.0  # genre-list rows whose genre term is this close to the best are re-scored first
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,11 @@ class EngineWeights:
     popularity_tilt: float = 0.15  # how far the familiar ↔ new dial tilts towards popular / less-known tracks
     max_mmr: float = 0.6  # MMR weight of novelty at diversity = 1
     artist_repeat: float = 0.1  # soft penalty per track of the same artist already in the window of 10
+    # From this many songs on, the candidate pool comes from an HNSW graph (ml/recsys/ann.py) instead
+    # of the exact scan: ~8 ms p99 at 1M songs exact (bench/bench_scale.py); below it nothing changes.
+    ann_min_songs: int = 200_000
+    ann_fetch: float = 2.0  # graph candidates asked for, per pool slot (re-scored exactly)
+    ann_genre_share: float = 0.25  # the query's genre lists are re-scored alone when below this share
 
     def __post_init__(self) -> None:
         if self.genre_metric not in ("match", "hellinger"):
@@ -269,6 +276,11 @@ class CatalogIndex:
         self.has_genre = self.has_genre | guessed
         self._setup_genre_block(dist, labels > 0, proba, guessed)
         self._space = f"{n}"  # see signature(): kept by extended()
+        self.ann: AnnIndex | None = self.build_ann() if n >= self.weights.ann_min_songs else None
+
+    def build_ann(self, settings: AnnSettings | None = None, threads: int = 0) -> AnnIndex:
+        """The HNSW graph over this index's tracks (candidate generation, see ml/recsys/ann.py)."""
+        return AnnIndex.build(self.audio, settings, threads)
 
     # -- construction helpers -------------------------------------------------------------------
 
@@ -451,6 +463,9 @@ class CatalogIndex:
             "signature": self.signature(),
             "scaler": self.scaler.to_json(),
         }
+        if self.ann is not None:
+            ann_arrays, meta["ann"] = self.ann.to_arrays()
+            arrays |= ann_arrays
         return arrays, meta
 
     @classmethod
@@ -502,6 +517,13 @@ class CatalogIndex:
             raise ValueError(f"snapshot arrays do not fit together (lengths {sorted(lengths)}, n={n})")
         if self.signature() != meta["signature"]:
             raise ValueError("snapshot built with other engine weights")
+        # The graph saved with the snapshot, viewed where it lies (never rebuilt here: a snapshot
+        # without one is searched exactly). Below the threshold it is not used.
+        self.ann = None
+        if "ann" in meta and "ann.graph" in arrays and n >= self.weights.ann_min_songs:
+            self.ann = AnnIndex.from_arrays(dict(arrays), dict(meta["ann"]))
+            if self.ann.size > n:
+                raise ValueError("snapshot graph holds more tracks than the index")
         return self
 
     def extended(
@@ -769,16 +791,178 @@ class CatalogIndex:
             d2 = query.audio_d2.copy()
         else:  # none yet, or computed on the index before tracks were added to it
             d2 = self.audio_distances2(query.audio, partial=query.partial)
-        if query.genre is not None and self.genre_on:
-            q = query.genre.astype(np.float32, copy=False)
-            if self.weights.genre_metric == "match":
-                q = np.clip(q, 0.0, None)
-                q = q / q.sum() if q.sum() > 0 else q
-                unknown = 0.5 * float(q.max(initial=0.0))
-            else:
-                unknown = 0.5
-            self._add_genre_term(d2, q, np.float32(unknown), 2.0 * self.weights.genre**2)
+        genre = self._genre_query(query)
+        if genre is not None:
+            self._add_genre_term(d2, genre[0], genre[1], 2.0 * self.weights.genre**2)
         return d2
+
+    def _genre_query(self, query: Query) -> tuple[np.ndarray, np.float32] | None:
+        """The query's genre vector as the distances use it, and the similarity of genre-less tracks."""
+        if query.genre is None or not self.genre_on:
+            return None
+        q = query.genre.astype(np.float32, copy=False)
+        if self.weights.genre_metric == "match":
+            q = np.clip(q, 0.0, None)
+            q = q / q.sum() if q.sum() > 0 else q
+            unknown = 0.5 * float(q.max(initial=0.0))
+        else:
+            unknown = 0.5
+        return q, np.float32(unknown)
+
+    def query_parts(self, query: Query) -> tuple[np.ndarray, np.ndarray | None]:
+        """(audio, genre) of a query as the distances use them (the genre normalised; None when the
+        genre part does not count): what `ml.recsys.ann.Space` embeds."""
+        genre = self._genre_query(query)
+        return query.audio, None if genre is None else genre[0]
+
+    def distances2_at(self, query: Query, rows: np.ndarray) -> np.ndarray:
+        """`distances2(query)[rows]`, computed for those rows only (float32)."""
+        if query.audio_d2 is not None and query.audio_d2.shape[0] == len(self):
+            d2 = query.audio_d2[rows].astype(np.float32)
+        else:
+            qa = query.audio.astype(np.float32)
+            if query.partial:
+                qa = qa.copy()
+                qa[self._partial_cols] = 0.0
+            d2 = np.asarray(self.audio[rows] @ qa, dtype=np.float32)
+            d2 *= -2.0
+            d2 += self.audio_norm[rows]
+            d2 += np.float32(qa @ qa)
+            if query.partial:
+                d2 -= self.partial_norm[rows]
+        genre = self._genre_query(query)
+        if genre is not None:
+            q, unknown = genre
+            s = np.asarray(self.genre[rows] @ q, dtype=np.float32).ravel()
+            s = np.where(np.asarray(self.has_genre)[rows], s, unknown)
+            d2 += np.float32(2.0 * self.weights.genre**2) * (np.float32(1.0) - s)
+        return d2
+
+    def _pool(
+        self, query: Query, n: int, exclude: Iterable[int], boost: Mapping[int, tuple[float, str]] | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The candidates re-ranked by `search` (the nearest `pool`, plus boosted tracks, minus the
+        excluded) and their squared distances: from the exact scan or, above `ann_min_songs`, from
+        a smaller set re-scored exactly (ml/recsys/ann.py): the tracks filed under the query's
+        genres (exact, when the pool's farthest is nearer than any other track can be), else the
+        audio graph's candidates and the tracks it does not hold (added since it was built)."""
+        want = min(len(self), max(self.weights.pool, 8 * n))
+        excluded = np.fromiter((int(p) for p in exclude), dtype=np.int64)
+        boosted = np.fromiter((int(p) for p in boost), dtype=np.int64) if boost else np.zeros(0, dtype=np.int64)
+        if self.ann is not None:
+            picked = self._pool_from(query, want, excluded, boosted)
+            if picked is not None:
+                return picked
+        d2 = self.distances2(query)
+        if excluded.size:
+            d2[excluded] = np.inf
+        pool = smallest(d2, want)
+        if boost:
+            extra = np.fromiter((p for p in boost if np.isfinite(d2[p])), dtype=np.int64)
+            pool = np.union1d(pool, extra)
+        pool = pool[np.isfinite(d2[pool])]
+        return pool, d2[pool]
+
+    def _pool_from(
+        self, query: Query, want: int, excluded: np.ndarray, boosted: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """`_pool` from the genre lists or the graph; None: scan everything (a dense genre query)."""
+        assert self.ann is not None
+        genre = self._genre_query(query)
+        bound = np.inf
+        if genre is not None:
+            listed = self._genre_listed(query, genre[0], genre[1], want, excluded)
+            if listed is None:
+                return None
+            rows, d2 = listed
+            # A track under none of the query's genres scores s = 0: d² ≥ 2·w²·(1 − 0).
+            bound = 2.0 * self.weights.genre**2
+        else:
+            rows, d2 = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        if boosted.size:
+            extra = boosted[~_member(boosted, rows)]
+            if extra.size:
+                rows, d2 = np.concatenate([rows, extra]), np.concatenate([d2, self.distances2_at(query, extra)])
+        if excluded.size:
+            d2[_member(rows, excluded)] = np.inf
+        chosen = smallest(d2, min(want, rows.size))
+        enough = chosen.size == want and np.isfinite(d2[chosen]).all() and float(d2[chosen].max()) <= bound
+        if not enough:  # a rare genre, or no genre: add the audio graph's candidates and the tail
+            fetch = int(self.weights.ann_fetch * want) + int(np.count_nonzero(excluded < self.ann.size))
+            found = self.ann.candidates(query.audio, fetch)
+            tail = np.arange(self.ann.size, len(self), dtype=np.int64)
+            extra = np.concatenate([found, tail])
+            extra = extra[~_member(extra, rows)]
+            if extra.size:
+                d2_extra = self.distances2_at(query, extra)
+                if excluded.size:
+                    d2_extra[_member(extra, excluded)] = np.inf
+                rows, d2 = np.concatenate([rows, extra]), np.concatenate([d2, d2_extra])
+                chosen = smallest(d2, min(want, rows.size))
+        if boosted.size:
+            chosen = np.union1d(chosen, np.flatnonzero(_member(rows, boosted)))
+        chosen = chosen[np.isfinite(d2[chosen])]
+        return rows[chosen], d2[chosen]
+
+    def _genre_listed(
+        self, query: Query, q: np.ndarray, unknown: np.float32, want: int, excluded: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """(rows, d²) of the tracks filed under one of the query's genres and of those without any
+        genre, read from the genre block's columns (no per-row sparse lookups), less those that
+        cannot be among the `want` nearest; None when they are more than `ann_genre_share` of the
+        catalogue (the exact scan is then as cheap)."""
+        columns = self._genre_columns()
+        classes = np.flatnonzero(q).tolist()
+        spans = [(k, int(columns.indptr[k]), int(columns.indptr[k + 1])) for k in classes]
+        if sum(hi - lo for _, lo, hi in spans) > self.weights.ann_genre_share * len(self):
+            return None
+        if len(spans) == 1:
+            k, lo, hi = spans[0]
+            rows = np.asarray(columns.indices[lo:hi], dtype=np.int64)
+            s = np.asarray(columns.data[lo:hi], dtype=np.float32) * q[k]
+        else:
+            idx = np.concatenate([columns.indices[lo:hi] for _, lo, hi in spans]).astype(np.int64)
+            val = np.concatenate([columns.data[lo:hi] * q[k] for k, lo, hi in spans]).astype(np.float32)
+            order = np.argsort(idx, kind="stable")
+            idx, val = idx[order], val[order]
+            starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]]) if idx.size else np.zeros(0, dtype=np.int64)
+            rows, s = idx[starts], np.add.reduceat(val, starts) if idx.size else val
+        missing = self._genre_missing()
+        if missing.size:
+            rows = np.concatenate([rows, missing])
+            s = np.concatenate([s, np.full(missing.size, unknown, dtype=np.float32)])
+        term = np.float32(2.0 * self.weights.genre**2) * (np.float32(1.0) - s)
+        # The genre term alone bounds a row's d² from below: the rows nearest in genre first (enough
+        # of them to fill the pool, within a margin), and the rest only where their genre term is
+        # below the distance of the `want`-th of those (a query spread over several genres lists
+        # many rows that share only one of them).
+        enough = min(want + excluded.size, term.size - 1)
+        level = np.partition(term, enough)[enough] if term.size else np.float32(0.0)
+        first = term <= level + np.float32(_GENRE_MARGIN)
+        near_rows = rows[first]
+        d2 = self._audio_at(query, near_rows) + term[first]
+        finite = d2[~_member(near_rows, excluded)] if excluded.size else d2
+        if finite.size >= want:
+            bound = float(np.partition(finite, want - 1)[want - 1])
+            rest = ~first & (term <= bound)
+        else:
+            rest = ~first
+        if rest.any():
+            far_rows = rows[rest]
+            rows = np.concatenate([near_rows, far_rows])
+            d2 = np.concatenate([d2, self._audio_at(query, far_rows) + term[rest]])
+        else:
+            rows = near_rows
+        return rows, d2
+
+    def _audio_at(self, query: Query, rows: np.ndarray) -> np.ndarray:
+        """Squared audio distances of some rows to the query (float32)."""
+        if query.audio_d2 is not None and query.audio_d2.shape[0] == len(self):
+            return np.asarray(query.audio_d2)[rows].astype(np.float32)
+        diff = np.asarray(self.audio)[rows] - query.audio.astype(np.float32)
+        if query.partial:  # without the columns a partial query leaves out
+            diff[:, self._partial_cols] = 0.0
+        return np.einsum("ij,ij->i", diff, diff)
 
     def _add_genre_term(self, d2: np.ndarray, q: np.ndarray, unknown: np.float32, weight: float) -> None:
         """d2 += weight · (1 − s), s = genre @ q (and `unknown` for tracks without any genre), in place.
@@ -863,18 +1047,10 @@ class CatalogIndex:
         """
         if n <= 0 or len(self) == 0:
             return []
-        d2 = self.distances2(query)
-        excluded = np.fromiter((int(p) for p in exclude), dtype=np.int64)
-        if excluded.size:
-            d2[excluded] = np.inf
-        pool = smallest(d2, min(len(self), max(self.weights.pool, 8 * n)))
-        if boost:
-            extra = np.fromiter((p for p in boost if np.isfinite(d2[p])), dtype=np.int64)
-            pool = np.union1d(pool, extra)
-        pool = pool[np.isfinite(d2[pool])]
+        pool, pool_d2 = self._pool(query, n, exclude, boost)
         if pool.size == 0:
             return []
-        dist = np.sqrt(np.maximum(d2[pool], 0.0)).astype(np.float64)
+        dist = np.sqrt(np.maximum(pool_d2, 0.0)).astype(np.float64)
         # Similarity in (0, 1]: the scale is the distance of the pool's 10th nearest.
         scale = float(np.partition(dist, min(9, dist.size - 1))[min(9, dist.size - 1)]) or 1.0
         rel = np.exp(-0.5 * (dist / scale) ** 2)
@@ -1005,6 +1181,16 @@ def _top_normalized(dist: np.ndarray, top: int) -> np.ndarray:
         dist = np.where(dist >= cut, dist, 0.0)
     total = dist.sum(axis=1, keepdims=True)
     return np.divide(dist, total, out=np.zeros_like(dist, dtype=np.float64), where=total > 0)
+
+
+def _member(values: np.ndarray, of: np.ndarray) -> np.ndarray:
+    """`np.isin(values, of)` for positions (unique `values` or not) by binary search in sorted `of`:
+    no sort or hash of `values`, which is the larger side here."""
+    if of.size == 0 or values.size == 0:
+        return np.zeros(values.size, dtype=bool)
+    keys = np.sort(of)
+    at = np.minimum(np.searchsorted(keys, values), keys.size - 1)
+    return keys[at] == values
 
 
 def smallest(values: np.ndarray, k: int) -> np.ndarray:
