@@ -91,6 +91,12 @@ class Units:
     def threaded(self) -> bool:
         return self._thread is not None
 
+    @property
+    def executor(self) -> ThreadPoolExecutor | None:
+        """The units' own thread (None when they run on the event loop): blocking work that comes
+        with the units (a radio's next-track search) can run there too, one thing at a time."""
+        return self._thread
+
     async def run(self, fn: Callable[[Session], T]) -> T:
         if self._thread is None:
             async with self._sessions.begin() as s:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from services.recommender import RecommendationService
 from tests.recs.conftest import Catalog, fill_catalog
 
 _UNITS: list[Units] = []
+_CPU: list[ThreadPoolExecutor] = []
 
 
 @pytest.fixture(autouse=True)
@@ -28,17 +30,24 @@ async def _close_units() -> AsyncIterator[None]:
     yield
     while _UNITS:
         await _UNITS.pop().close()
+    while _CPU:
+        _CPU.pop().shutdown()
 
 
 def services(
     sessions: async_sessionmaker[AsyncSession], *, ids: Callable[[], str] | None = None
 ) -> tuple[RecommendationService, RadioService]:
     """The services as `main.py` builds them: on a SQLite file an answer's unit of work runs in the
-    writer thread on its own sqlite3 connection, on PostgreSQL through the async engine."""
+    writer thread on its own sqlite3 connection, on PostgreSQL through the async engine; searches
+    run one at a time, on that writer thread or on one of their own."""
     recs = RecommendationService(sessions)
     units = Units(sessions, sessions.kw["bind"])
     _UNITS.append(units)
-    return recs, RadioService(sessions, recs, units=units, **({"new_id": ids} if ids else {}))
+    cpu = units.executor
+    if cpu is None:
+        cpu = ThreadPoolExecutor(1)
+        _CPU.append(cpu)
+    return recs, RadioService(sessions, recs, units=units, cpu=cpu, **({"new_id": ids} if ids else {}))
 
 
 def listener(user_id: int | None) -> Listener:
