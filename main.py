@@ -458,11 +458,21 @@ async def build_services(settings: Settings) -> Services:
         search_page=SEARCH_PAGE_MAX,
         on_import=lambda: drop_index_snapshots(settings),
     )
+    # The recommender's and the radio's searches on one thread, the SQLite writer's when there is
+    # one (bench_radio: 408 answers/s there against 288 in asyncio's default pool, where six
+    # searches at once fight for the GIL; GET /similar with uniform ids: see the README).
+    units = Units(sessions, engine)
+    closers.append(units.close)
+    searches = units.executor
+    if searches is None:
+        searches = ThreadPoolExecutor(1, thread_name_prefix="searches")
+        closers.append(_async(searches.shutdown))
     recommendations = RecommendationService(
         sessions,
         proba_source=genre.predictor,
         snapshot_dir=index_dir(settings),
         model_version=lambda: model_version(model_path),
+        cpu=searches,
     )
     deezer_lookup = None
     if deezer is not None:
@@ -497,15 +507,7 @@ async def build_services(settings: Settings) -> Services:
             sessions, tracks, recommendations, reccobeats, limiter, cache=cache, max_bytes=an.max_bytes
         )
 
-    units = Units(sessions, engine)
-    closers.append(units.close)
-    # A radio's searches on one thread, the SQLite writer's when there is one (bench_radio: 408
-    # answers/s there against 288 in asyncio's default pool, where six searches fight for the GIL).
-    radio_cpu = units.executor
-    if radio_cpu is None:
-        radio_cpu = ThreadPoolExecutor(1, thread_name_prefix="radio-search")
-        closers.append(_async(radio_cpu.shutdown))
-    radio = RadioService(sessions, recommendations, units=units, cpu=radio_cpu)
+    radio = RadioService(sessions, recommendations, units=units, cpu=searches)
     playlists = PlaylistService(
         sessions,
         radio,

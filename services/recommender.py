@@ -25,8 +25,10 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -46,6 +48,7 @@ from services.dto import Recommendation, TrackInfo
 from services.errors import InvalidInput, NoFeatures, TrackNotFound
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 SHOWN_SIMILAR = "similar"  # the context of interactions recorded when a similar list is shown
 SNAPSHOT = "recommender"  # the index's snapshot folder name under `snapshot_dir`
 # A snapshot older than this many new tracks (beyond 1,000) is rebuilt rather than extended at start.
@@ -83,10 +86,13 @@ class RecommendationService:
         index: CatalogIndex | None = None,
         snapshot_dir: Path | None = None,
         model_version: Callable[[], str | None] | None = None,
+        cpu: Executor | None = None,
     ) -> None:
         """`snapshot_dir`: where the built index is saved as arrays and loaded from at the next start
         (`ml.recsys.snapshot`), checked against the catalogue and `model_version()` (the genre
-        model's version, read without loading the model)."""
+        model's version, read without loading the model). `cpu`: where searches run (one thread:
+        they hold the GIL most of the time, and several at once cost more CPU each); asyncio's
+        default pool when None."""
         self._sessions = sessions
         self._snapshot_dir = snapshot_dir
         self._model_version = model_version
@@ -98,6 +104,7 @@ class RecommendationService:
         self.colike_weight = colike_weight
         self.colike_ttl = colike_ttl
         self._index = index
+        self._cpu = cpu
         self._colikes: CoLikeModel | None = None
         self._colikes_at = -math.inf
         self._lock = asyncio.Lock()
@@ -345,7 +352,7 @@ class RecommendationService:
         if self.colike_weight <= 0 or not positions:
             return {}
         model = await self.colikes()
-        scores = await asyncio.to_thread(model.scores, positions)
+        scores = await self.searching(model.scores, positions)
         return {p: (self.colike_weight * s, "liked by people who liked this") for p, (s, _) in scores.items()}
 
     # -- queries ---------------------------------------------------------------------------------
@@ -453,7 +460,7 @@ class RecommendationService:
             index, features, duration_ms=duration_ms, explicit=explicit, genres=genres, artists=artists, title=title
         )
         keys = index.keys_for(artists or "", title) if title else set()
-        hits = await asyncio.to_thread(
+        hits = await self.searching(
             index.search,
             query,
             n,
@@ -498,6 +505,12 @@ class RecommendationService:
         async with self._sessions() as s:
             return await InteractionRepository(s).user_track_ids(user_id, [InteractionKind.SKIPPED], limit=5000)
 
+    async def searching(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`fn(*args, **kwargs)` (a search, blocking) off the event loop, on the service's `cpu`."""
+        if self._cpu is None:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._cpu, partial(fn, *args, **kwargs))
+
     async def similar(
         self, track_id: int, n: int = 5, *, user_id: int | None = None, diversity: float | None = None
     ) -> list[Recommendation]:
@@ -512,8 +525,8 @@ class RecommendationService:
         boost = await self.colike_boost([pos]) if pos is not None else {}
         if diversity is None:  # the user's own setting, else the service default
             diversity = await self.user_diversity(user_id) if user_id is not None else self.default_diversity
-        # CPU-bound (numpy releases the GIL for the heavy part): keep the event loop free.
-        hits = await asyncio.to_thread(
+        # CPU-bound: keep the event loop free.
+        hits = await self.searching(
             index.search,
             query,
             n,
@@ -552,7 +565,7 @@ class RecommendationService:
         exclude = set(liked_pos) | set(skipped_pos) | set(index.positions(shown[:50]))
         boost = await self.colike_boost(liked_pos[:50])
         diversity = await self.user_diversity(user_id)
-        hits = await asyncio.to_thread(index.search, query, n, exclude=exclude, diversity=diversity, boost=boost)
+        hits = await self.searching(index.search, query, n, exclude=exclude, diversity=diversity, boost=boost)
         return self._to_recommendations(index, hits, default_reason="from your likes")
 
     async def user_diversity(self, user_id: int) -> float:
