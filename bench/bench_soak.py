@@ -42,6 +42,15 @@ from services.dto import AUDIO_FEATURES
 from tests.fakes.telegram import TOKEN, FakeTelegram, tg_user
 
 TARGET_RSS_GROWTH = 0.05
+
+
+def rss_split(pid: int) -> tuple[float, float]:
+    """(RssAnon, RssFile) in MiB: the heap, and the mapped files' pages touched so far (the lean model
+    and the index snapshots, shared with other processes and given back under memory pressure)."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return tuple(int(fields.get(k, "0 kB").split()[0]) / 1024 for k in ("RssAnon", "RssFile"))  # type: ignore[return-value]
+
+
 PAUSE = 0.02  # seconds between two requests of one HTTP client
 BOT_PAUSE = 1.0  # seconds between two actions of one person (the bot throttles faster people: 8 per 2 s)
 WAIT = 60.0  # seconds for one bot answer before it counts as an error
@@ -221,6 +230,7 @@ async def run(args: argparse.Namespace) -> int:
                 refused_before = sum(1 for c in telegram.calls if not c.ok)
                 results.measuring = True
                 rss_start = server.rss_mib()
+                split_start = rss_split(server.pid)
                 rss_peak = rss_start
                 began = time.perf_counter()
                 gathering = asyncio.gather(*tasks)
@@ -230,6 +240,7 @@ async def run(args: argparse.Namespace) -> int:
                 await gathering
                 seconds = time.perf_counter() - began
                 rss_end = server.rss_mib()
+                split_end = rss_split(server.pid)
                 metrics = await server.metrics()
         finally:
             code = await server.stop()
@@ -254,6 +265,12 @@ async def run(args: argparse.Namespace) -> int:
         ("server log lines at ERROR", str(log_errors), "0", "—"),
         ("largest event-loop stall (ms)", f"{stall_ms:.0f}", "—", "—"),
         ("server RSS start / peak / end (MiB)", f"{rss_start:.0f} / {rss_peak:.0f} / {rss_end:.0f}", "—", "—"),
+        (
+            "of which anonymous (heap) / file-backed (mapped model, snapshots), start → end (MiB)",
+            f"{split_start[0]:.0f} → {split_end[0]:.0f} / {split_start[1]:.0f} → {split_end[1]:.0f}",
+            "—",
+            "—",
+        ),
         ("RSS growth", f"{growth:+.1%}", f"<= {TARGET_RSS_GROWTH:.0%}", f"{max(growth, 0) / TARGET_RSS_GROWTH:.2f}"),
     ]
     print(table(rows))

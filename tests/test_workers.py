@@ -8,6 +8,7 @@ from pathlib import Path
 
 from aiohttp import ClientSession, TCPConnector
 
+from tests.api.test_api import FEATURES
 from tests.serving import Served, start_serve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,20 +107,7 @@ async def test_a_forked_worker_shares_the_primary_and_answers_genres_alike(
     interpreter) and guesses genres with the same model as the primary: genre answers on fresh
     connections (the kernel picks a process for each) until both processes' /healthz name the model
     (the worker loads it on its first genre answer), and every answer is the same."""
-    features = {
-        "danceability": 0.5,
-        "energy": 0.7,
-        "key": 5.0,
-        "loudness": -6.0,
-        "mode": 1.0,
-        "speechiness": 0.05,
-        "acousticness": 0.1,
-        "instrumentalness": 0.0,
-        "liveness": 0.1,
-        "valence": 0.4,
-        "tempo": 120.0,
-        "time_signature": 4.0,
-    }
+    features = FEATURES  # the API tests' song
     served = await start_serve(tmp_path, workers=2, extra_env={"MODEL_DIR": str(trained_models)})
     proc = served.proc
     answers: list[object] = []
