@@ -507,7 +507,7 @@ async def build_services(settings: Settings) -> Services:
             sessions, tracks, recommendations, reccobeats, limiter, cache=cache, max_bytes=an.max_bytes
         )
 
-    radio = RadioService(sessions, recommendations, units=units, cpu=searches)
+    radio = RadioService(sessions, recommendations, units=units)  # searches on the recommender's thread
     playlists = PlaylistService(
         sessions,
         radio,

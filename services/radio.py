@@ -28,16 +28,14 @@ replays identically given the same feedback.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -169,7 +167,6 @@ class RadioService:
         cache_size: int = 10_000,
         new_id: Callable[[], str] = new_public_id,
         units: Units | None = None,
-        cpu: Executor | None = None,
     ) -> None:
         self._sessions = sessions
         self._recs = recommender
@@ -181,7 +178,6 @@ class RadioService:
         self._cache_size = cache_size
         self._new_id = new_id
         self._units = units or Units(sessions)
-        self._cpu = cpu
 
     # -- public API ------------------------------------------------------------------------------
 
@@ -274,7 +270,7 @@ class RadioService:
         exclude = await self._user_skips(listener.user_id, index)
         live = LiveRadio(index.signature(), 0, query, avoid=frozenset(exclude), seeds=seeds)
         # The first pick: CPU work in a worker thread, before any transaction is open.
-        move = await self._cpu_work(
+        move = await self._recs.searching(
             self._choose, index, live, seed_track_id, public_id, diversity, exclude, await self._colikes(), []
         )
         async with self._sessions.begin() as s:
@@ -330,7 +326,7 @@ class RadioService:
         liked = list(live.liked)
         exclude = set(live.avoid)
         colikes = await self._colikes()
-        move = await self._cpu_work(self._answer, index, live, view, track_id, action, exclude, colikes, liked)
+        move = await self._recs.searching(self._answer, index, live, view, track_id, action, exclude, colikes, liked)
         events: list[tuple[int, InteractionKind]] = []
         if action == "like":
             events.append((track_id, InteractionKind.LIKED))
@@ -374,14 +370,6 @@ class RadioService:
             stopped=False,
             extra=self._extra(view.diversity, move.hit),
         )
-
-    async def _cpu_work(self, fn: Callable[..., _Move], *args: Any) -> _Move:
-        """A next-track search, off the event loop: on `cpu` when given (`main.py` gives one thread,
-        the SQLite writer's when there is one: searches hold the GIL most of the time, and six of
-        them at once in asyncio's default pool cost 40 % more CPU each than one after another)."""
-        if self._cpu is None:
-            return await asyncio.to_thread(fn, *args)
-        return await asyncio.get_running_loop().run_in_executor(self._cpu, fn, *args)
 
     def _cached(self, radio_id: str, track_id: int, listener: Listener, index: CatalogIndex) -> LiveRadio | None:
         """A copy of the radio as this process left it, when that is where the answer finds it

@@ -40,14 +40,14 @@ def services(
     """The services as `main.py` builds them: on a SQLite file an answer's unit of work runs in the
     writer thread on its own sqlite3 connection, on PostgreSQL through the async engine; searches
     run one at a time, on that writer thread or on one of their own."""
-    recs = RecommendationService(sessions)
     units = Units(sessions, sessions.kw["bind"])
     _UNITS.append(units)
     cpu = units.executor
     if cpu is None:
         cpu = ThreadPoolExecutor(1)
         _CPU.append(cpu)
-    return recs, RadioService(sessions, recs, units=units, cpu=cpu, **({"new_id": ids} if ids else {}))
+    recs = RecommendationService(sessions, cpu=cpu)
+    return recs, RadioService(sessions, recs, units=units, **({"new_id": ids} if ids else {}))
 
 
 def listener(user_id: int | None) -> Listener:
