@@ -507,7 +507,9 @@ async def build_services(settings: Settings) -> Services:
             sessions, tracks, recommendations, reccobeats, limiter, cache=cache, max_bytes=an.max_bytes
         )
 
-    radio = RadioService(sessions, recommendations, units=units)  # searches on the recommender's thread
+    radio = RadioService(  # searches on the recommender's thread
+        sessions, recommendations, units=units, cache_size=settings.radio_cache_size
+    )
     playlists = PlaylistService(
         sessions,
         radio,

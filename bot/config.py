@@ -202,6 +202,9 @@ class Settings(BaseSettings):
     # Load the genre model right after `serve` starts listening (true), or on its first use (false:
     # ~270 MB less while no card or genre is asked for; the first such answer waits ~1 s).
     model_preload: bool = True
+    # Playing radios each process keeps in memory (LRU, ~2 KiB each) so that an answer skips reading
+    # the radio back; one that fell out is read from the database on its next answer.
+    radio_cache_size: int = Field(default=2000, ge=0)
 
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)

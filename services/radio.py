@@ -164,7 +164,7 @@ class RadioService:
         skip_rate: float = 0.2,
         default_diversity: float = 0.3,
         salt: int = 0,
-        cache_size: int = 10_000,
+        cache_size: int = 2_000,
         new_id: Callable[[], str] = new_public_id,
         units: Units | None = None,
     ) -> None:

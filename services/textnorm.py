@@ -26,7 +26,7 @@ def search_text(text: str | None) -> str:
     return normalize(_APOSTROPHES.sub("", text or ""))
 
 
-@lru_cache(maxsize=1 << 17)
+@lru_cache(maxsize=1 << 15)
 def ascii_word(word: str) -> str:
     """The Latin-letter spelling of one normalised word ("группа" → "gruppa", "ヨルシカ" → "yorushika").
 

@@ -23,7 +23,7 @@ class WebConfig:
     # Anonymous "similar" answers change only when the catalogue is re-imported.
     similar_cache_ttl: float = 300.0  # seconds; 0 turns the cache off
     similar_cache_stale: float = 600.0  # seconds an expired answer is still served while refreshed
-    similar_cache_size: int = 4096
+    similar_cache_size: int = 1024  # answers of ~9 KB: 9 MiB full
     # Never rate limited: probes, scrapers and the Telegram webhook (Telegram retries on its own).
     unlimited_paths: frozenset[str] = UNLIMITED_PATHS
 

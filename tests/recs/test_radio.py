@@ -35,7 +35,7 @@ async def _close_units() -> AsyncIterator[None]:
 
 
 def services(
-    sessions: async_sessionmaker[AsyncSession], *, ids: Callable[[], str] | None = None
+    sessions: async_sessionmaker[AsyncSession], *, ids: Callable[[], str] | None = None, cache_size: int = 2000
 ) -> tuple[RecommendationService, RadioService]:
     """The services as `main.py` builds them: on a SQLite file an answer's unit of work runs in the
     writer thread on its own sqlite3 connection, on PostgreSQL through the async engine; searches
@@ -47,7 +47,8 @@ def services(
         cpu = ThreadPoolExecutor(1)
         _CPU.append(cpu)
     recs = RecommendationService(sessions, cpu=cpu)
-    return recs, RadioService(sessions, recs, units=units, **({"new_id": ids} if ids else {}))
+    extra = {"new_id": ids} if ids else {}
+    return recs, RadioService(sessions, recs, units=units, cache_size=cache_size, **extra)
 
 
 def listener(user_id: int | None) -> Listener:
@@ -73,6 +74,26 @@ async def test_200_steps_never_repeat_and_keep_the_artist_cap(sessions, catalog:
     for start in range(len(artists) - ARTIST_WINDOW + 1):
         window = artists[start : start + ARTIST_WINDOW]
         assert max(window.count(a) for a in set(window)) <= ARTIST_CAP
+
+
+async def test_radios_beyond_the_memory_cap_are_read_back_from_the_database(sessions, catalog: Catalog) -> None:
+    """Two radios kept in memory: a third one pushes the oldest out, which then answers from its row
+    and its interactions, as after a restart, and plays on without repeating itself."""
+    _recs, radio = services(sessions, cache_size=2)
+    people = [listener(u) for u in catalog.users[:3]]  # one playing radio per person
+    seeds = [catalog.by_genre[g][0] for g in ("rock", "jazz", "rock")]
+    steps = [await radio.start(seed, listener=who) for seed, who in zip(seeds, people, strict=True)]
+    assert radio.live_sessions() == 2
+    first = steps[0]
+    played = [first.track.id]
+    for action in ("like", "skip", "next", "like"):
+        first = await radio.feedback(first.radio_id, first.track.id, action, listener=people[0])
+        played.append(first.track.id)
+        assert radio.live_sessions() == 2
+    assert (first.position, first.likes, first.skips) == (steps[0].position + 4, 2, 1)
+    assert len(set(played)) == len(played)
+    second = await radio.feedback(steps[1].radio_id, steps[1].track.id, "next", listener=people[1])  # out too
+    assert second.position == steps[1].position + 1 and second.track.id != steps[1].track.id
 
 
 async def test_skipped_tracks_never_return(sessions, catalog: Catalog) -> None:
