@@ -5,8 +5,8 @@
 Prints, per task: p50/p99 latency of `predict_one` (one track, full head and audio-only head, and for a
 catalogue model with metadata heads also with the track's artists and title),
 the time of one `predict_proba` call on 1,000 tracks, each with its target and ratio (measured /
-target; below 1 is within budget). Inputs are real rows from <data_dir>/raw when present, else
-random valid feature vectors.
+target; below 1 is within budget); then the size of the model folder on disk against its target.
+Inputs are real rows from <data_dir>/raw when present, else random valid feature vectors.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from ml.predictor import GenrePredictor
 
 TARGET_ONE_P99_MS = 2.0
 TARGET_BATCH_MS = 30.0  # issue 15: `predict` 1,000 rows ≤ 30 ms
+TARGET_DISK_MB = 60.0  # issue 15: model artefacts on disk ≤ 60 MB (the whole models folder)
 
 
 def _inputs(data_dir: Path, task: str, n: int, seed: int) -> tuple[np.ndarray, list[tuple[str, str]]]:
@@ -111,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         for name, ms, target in bench(predictor, matrix, args.calls, text):
             note = " (p99 is the target)" if "p50" in name else ""
             print(f"| {predictor.version} | {name}{note} | {ms:.3f} | {target:g} | {ms / target:.2f} |")
+    files = [f for f in args.models_path.rglob("*") if f.is_file()]
+    mb = sum(f.stat().st_size for f in files) / 1e6
+    print("\n| models on disk | MB | target MB | ratio |\n|---|---|---|---|")
+    print(f"| {args.models_path} ({len(files)} files) | {mb:.1f} | {TARGET_DISK_MB:g} | {mb / TARGET_DISK_MB:.2f} |")
     return 0
 
 

@@ -1,9 +1,11 @@
 """GenrePredictor: loads a trained artefact once and predicts with pure functions.
 
 Artefact folder (written by `ml.training.artefacts.save_artefact`):
-  <head>.cbm | <head>.txt | <head>.joblib   fitted models (CatBoost, LightGBM booster, or sklearn)
-  <head>.lean                               the same head as plain arrays (`ml.lean`), what is served:
-                                            numpy only, mapped read-only (the model file when absent)
+  <head>.lean                               a head as plain arrays (`ml.lean`: numpy only, mapped
+                                            read-only), the only file of a head that has a lean form
+  <head>.cbm | <head>.txt | <head>.joblib   other fitted models (CatBoost, LightGBM booster, sklearn);
+                                            an artefact trained before lean files were the model
+                                            has these, and `<head>.lean` written beside them
   meta.json                                 heads (format, file, feature spec + names, temperature,
                                             metrics), classes, families, data hash, versions …
 
@@ -102,6 +104,11 @@ def _load_model(path: Path, fmt: str, file: str) -> tuple[_ProbaModel, Any]:
 
         booster = lgb.Booster(model_file=str(path / file))
         return (lambda x: np.asarray(booster.predict(x, num_threads=1))), booster
+    if fmt == "lean":
+        from ml import lean
+
+        model = lean.load_lean(path / file)
+        return model.predict_proba, model
     if fmt == "sklearn":
         import joblib
 
@@ -114,6 +121,8 @@ def _load_lean(path: Path, head: Mapping[str, Any], version: str) -> tuple[_Prob
     """The head's lean form, when its file was made from this artefact's model file (None: use that)."""
     from ml import lean
 
+    if head["format"] == "lean":  # the head's own file
+        return _load_model(path, "lean", str(head["file"]))
     file = lean.lean_path(path, str(head["file"]))
     found = lean.read_source(file) if file.exists() else None
     if found is None or found != lean.source_of(path, head, version):

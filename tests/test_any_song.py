@@ -188,13 +188,14 @@ def without_analysis_head(artefact: Path, into: Path) -> Path:
     """A copy of `artefact` as an artefact trained before the analysis head existed."""
     shutil.copytree(artefact, into)
     meta = json.loads((into / "meta.json").read_text())
+    (analysis,) = (h for h in meta["heads"] if h["name"] == "analysis")
     meta["heads"] = [h for h in meta["heads"] if h["name"] != "analysis"]
     for head in meta["heads"]:
         head.pop("optional_inputs", None)
         head["feature_spec"].pop("analysis", None)
     meta.pop("analysis", None)
     (into / "meta.json").write_text(json.dumps(meta))
-    (into / "analysis.joblib").unlink()
+    (into / analysis["file"]).unlink()
     return into
 
 

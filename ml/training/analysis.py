@@ -66,7 +66,7 @@ def hide(x: np.ndarray, duration: bool, explicit: bool) -> np.ndarray:
     return out
 
 
-def _optional_feature_cols(spec: FeatureSpec) -> list[int]:
+def optional_feature_cols(spec: FeatureSpec) -> list[int]:
     names = spec.names()
     return [i for i, n in enumerate(names) if n.removeprefix("log_") in OPTIONAL_INPUTS or n == "speech_x_explicit"]
 
@@ -112,7 +112,7 @@ def fit_strategy(
         y_val,
         seed,
     )
-    return ByKnownInputs(complete, partial, _optional_feature_cols(spec), n_classes, MISSING)
+    return ByKnownInputs(complete, partial, optional_feature_cols(spec), n_classes, MISSING)
 
 
 def fit_analysis_head(

@@ -135,13 +135,14 @@ def test_an_artefact_trained_before_the_head_still_loads(trained_models: Path, t
     old = tmp_path / "old"
     shutil.copytree(trained_models / "catalog", old)
     meta = json.loads((old / "meta.json").read_text())
+    (analysis,) = (h for h in meta["heads"] if h["name"] == "analysis")
     for h in meta["heads"]:
         h.pop("optional_inputs")
         h["feature_spec"].pop("analysis")
     meta["heads"] = [h for h in meta["heads"] if h["name"] != "analysis"]
     meta.pop("analysis")
     (old / "meta.json").write_text(json.dumps(meta))
-    (old / "analysis.joblib").unlink()
+    (old / analysis["file"]).unlink()
     predictor = GenrePredictor.load(old)
     new = GenrePredictor.load(trained_models / "catalog")
     assert predictor.heads == ("full", "audio_only") and predictor.analysis is None
