@@ -106,6 +106,9 @@ class EngineWeights:
     # From this many songs on, the candidate pool comes from an HNSW graph (ml/recsys/ann.py) instead
     # of the exact scan: ~8 ms p99 at 1M songs exact (bench/bench_scale.py); below it nothing changes.
     ann_min_songs: int = 200_000
+    # Above this many songs a pool is first sought in the query's genre lists (with or without the
+    # graph): exact when the pool's farthest is nearer than a track outside them can be, else the scan.
+    genre_lists_min: int = 20_000
     ann_fetch: float = 2.0  # graph candidates asked for, per pool slot (re-scored exactly)
     ann_genre_share: float = 0.25  # the query's genre lists are re-scored alone when below this share
 
@@ -847,9 +850,9 @@ class CatalogIndex:
         genres (exact, when the pool's farthest is nearer than any other track can be), else the
         audio graph's candidates and the tracks it does not hold (added since it was built)."""
         want = min(len(self), max(self.weights.pool, 8 * n))
-        excluded = np.fromiter((int(p) for p in exclude), dtype=np.int64)
+        excluded = np.fromiter(exclude, dtype=np.int64)
         boosted = np.fromiter((int(p) for p in boost), dtype=np.int64) if boost else np.zeros(0, dtype=np.int64)
-        if self.ann is not None:
+        if self.ann is not None or len(self) > self.weights.genre_lists_min:
             picked = self._pool_from(query, want, excluded, boosted)
             if picked is not None:
                 return picked
@@ -866,9 +869,11 @@ class CatalogIndex:
     def _pool_from(
         self, query: Query, want: int, excluded: np.ndarray, boosted: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray] | None:
-        """`_pool` from the genre lists or the graph; None: scan everything (a dense genre query)."""
-        assert self.ann is not None
+        """`_pool` from the genre lists or the graph; None: scan everything (a dense genre query, or
+        lists that do not hold the pool and no graph)."""
         genre = self._genre_query(query)
+        if genre is None and self.ann is None:
+            return None
         bound = np.inf
         if genre is not None:
             listed = self._genre_listed(query, genre[0], genre[1], want, excluded)
@@ -887,7 +892,10 @@ class CatalogIndex:
             d2[_member(rows, excluded)] = np.inf
         chosen = smallest(d2, min(want, rows.size))
         enough = chosen.size == want and np.isfinite(d2[chosen]).all() and float(d2[chosen].max()) <= bound
+        if not enough and self.ann is None:  # a rare genre, or one spread wide: the exact scan
+            return None
         if not enough:  # a rare genre, or no genre: add the audio graph's candidates and the tail
+            assert self.ann is not None
             fetch = int(self.weights.ann_fetch * want) + int(np.count_nonzero(excluded < self.ann.size))
             found = self.ann.candidates(query.audio, fetch)
             tail = np.arange(self.ann.size, len(self), dtype=np.int64)
@@ -1058,21 +1066,24 @@ class CatalogIndex:
         # Neutral on popularity at the default dial (0.3); familiar leans popular, new leans obscure.
         tilt = self.weights.popularity_tilt * (NEUTRAL_DIVERSITY - diversity)
         rel = rel + tilt * (self.popularity_pct[pool] - 0.5)
-        reasons = ["similar sound"] * pool.size
+        why: dict[int, str] = {}  # position → the reason, where it is not "similar sound"
         if boost:
             for j, p in enumerate(pool.tolist()):
                 if p in boost:
-                    extra_score, why = boost[p]
+                    extra_score, reason = boost[p]
                     rel[j] += extra_score
                     if extra_score > 0.05:
-                        reasons[j] = why
+                        why[p] = reason
+        # The skipped tracks' and the recent tracks' distances to the pool, in one product.
+        recent_window = list(recent[-ARTIST_WINDOW:])
+        others = list(avoid) + recent_window
+        pair2 = self._pair_distances2(pool, others) if others else None
         if len(avoid):
-            near2 = self._pair_distances2(pool, list(avoid))
-            rel -= 0.3 * np.exp(-0.5 * near2 / (scale**2)).sum(axis=1)
+            assert pair2 is not None
+            rel -= 0.3 * np.exp(-0.5 * pair2[:, : len(avoid)] / (scale**2)).sum(axis=1)
         # Candidates best first, deterministic on ties (track id).
         order = np.lexsort((self.ids[pool], -rel))
         pool, rel, dist = pool[order], rel[order], dist[order]
-        reasons = [reasons[j] for j in order]
 
         blocked_keys = set(exclude_keys)
         window: list[tuple[int, ...]] = []
@@ -1086,44 +1097,45 @@ class CatalogIndex:
         vectors = self.audio[pool]
         # Novelty: distance to the nearest already chosen / recent track (in scale units).
         novelty = np.full(pool.size, 2.0)
-        if len(recent):
-            near = np.sqrt(self._pair_distances2(pool, list(recent[-ARTIST_WINDOW:])).min(axis=1)) / scale
+        if recent_window:
+            assert pair2 is not None
+            near = np.sqrt(pair2[order, len(avoid) :].min(axis=1)) / scale
             novelty = np.minimum(novelty, near)
         # The soft penalty looks at main artists, the cap at all: each candidate's main artist as an
         # index into the pool's distinct artists, so a window's counts become one gather.
         distinct, artist_of = np.unique(self.main_artist[pool], return_inverse=True)
         slot = {a: i for i, a in enumerate(distinct.tolist())}
-        # Per pick only what changed is recomputed: the novelty term when a track is chosen, the
-        # artist penalty when the window moves; rejected candidates (blocked key, artist cap) change
-        # neither. The arithmetic is the same as recomputing everything each time.
+        # Per pick only what changed is recomputed: the novelty term and the artist counts when a
+        # track is chosen; rejected candidates (blocked key, artist cap) change neither. The
+        # arithmetic is the same as recomputing everything each time.
         base = (1.0 - lam) * rel
         novelty_term = lam * np.minimum(novelty, 2.0) / 2.0
         rec_keys, song_keys = self.recording_keys[pool].tolist(), self.song_keys[pool].tolist()
         pool_ids = pool.tolist()
-        window_changed = True
+        # The artist window: its tracks' artists counted, and each distinct main artist's count in
+        # per_artist; a pick adds one track's artists and, once the window is full, drops the oldest's.
+        start = max(0, len(window) - (ARTIST_WINDOW - 1))
         counts: dict[int, int] = {}
-        penalty: np.ndarray | None = None
+        per_artist = np.zeros(distinct.size)
+        repeat = self.weights.artist_repeat
+
+        def count(artists: tuple[int, ...], step: int) -> None:
+            for a in artists:
+                counts[a] = counts.get(a, 0) + step
+                i = slot.get(a)
+                if i is not None:
+                    per_artist[i] += step
+
+        for artists in window[start:]:
+            count(artists, 1)
+        penalty = repeat * per_artist[artist_of] if counts and repeat else None
         hits: list[Hit] = []
         left = pool.size
         while len(hits) < n and left:
-            if window_changed:
-                counts = {}
-                for artists in window[-(ARTIST_WINDOW - 1) :]:
-                    for a in artists:
-                        counts[a] = counts.get(a, 0) + 1
-                penalty = None
-                if counts and self.weights.artist_repeat:
-                    per_artist = np.zeros(distinct.size)
-                    for a, c in counts.items():
-                        i = slot.get(a)
-                        if i is not None:
-                            per_artist[i] += c
-                    penalty = self.weights.artist_repeat * per_artist[artist_of]
-                window_changed = False
             score = base + novelty_term  # a candidate already taken or refused has base −inf
             if penalty is not None:
                 score -= penalty
-            j = int(np.argmax(score))
+            j = int(score.argmax())
             base[j] = -np.inf
             left -= 1
             p = pool_ids[j]
@@ -1132,11 +1144,16 @@ class CatalogIndex:
             track_artists = self.track_artists[p]
             if any(counts.get(a, 0) >= ARTIST_CAP for a in track_artists):
                 continue
-            hits.append(Hit(p, float(score[j]), float(dist[j]), reasons[j]))
+            hits.append(Hit(p, float(score[j]), float(dist[j]), why.get(p, "similar sound")))
             if alternatives:
                 continue
             window.append(track_artists)
-            window_changed = True
+            count(track_artists, 1)
+            if len(window) - start > ARTIST_WINDOW - 1:
+                count(window[start], -1)
+                start += 1
+            if repeat:
+                penalty = repeat * per_artist[artist_of]
             blocked_keys.add(rec_keys[j])
             blocked_keys.add(song_keys[j])
             if lam > 0:

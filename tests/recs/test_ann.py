@@ -9,11 +9,14 @@ built. The graphs are built with one thread, so that they are the same on every 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 
 from ml.features import AUDIO_FEATURES
 from ml.recsys import snapshot
@@ -78,8 +81,10 @@ def build(weights: EngineWeights = WEIGHTS) -> CatalogIndex:
 
 
 def exact_twin(index: CatalogIndex) -> CatalogIndex:
+    """The same index scanning every track for each pool (no graph, no genre lists)."""
     twin = copy.copy(index)
     twin.ann = None
+    twin.weights = dataclasses.replace(index.weights, genre_lists_min=len(index))
     return twin
 
 
@@ -119,6 +124,28 @@ def test_genre_lists_give_the_exact_scans_results() -> None:
     assert index.ann is not None and index.ann.size == len(index)
     recall, same = agreement(index)
     assert recall >= 0.99 and same >= 0.95
+
+
+def test_without_a_graph_the_genre_lists_give_the_scans_very_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below the graph's threshold but above `genre_lists_min`, a pool comes from the query's genre
+    lists when they hold it (exact), else from the scan: the same ten results for every seed."""
+    index = build(EngineWeights(genre_lists_min=1000))
+    assert index.ann is None
+    from_lists = 0
+    pool_from = CatalogIndex._pool_from
+
+    def counted(self: CatalogIndex, *args: Any) -> Any:
+        nonlocal from_lists
+        picked = pool_from(self, *args)
+        from_lists += picked is not None
+        return picked
+
+    monkeypatch.setattr(CatalogIndex, "_pool_from", counted)
+    exact = exact_twin(index)
+    seeds = seeds_of(index)
+    for seed in seeds:
+        assert recommend(index, seed, seeds) == recommend(exact, seed, seeds)
+    assert from_lists >= len(seeds) // 2  # most pools did come from the lists
 
 
 def test_queries_without_a_genre_take_the_graphs_candidates() -> None:
