@@ -526,7 +526,7 @@ class RadioService:
         keys: set[int] = set()
         if seed_pos is not None:
             exclude.add(seed_pos)
-            keys = index.keys_for(index.artists[seed_pos], index.names[seed_pos])
+            keys = index.keys_at(seed_pos)
         boost = {}
         if colikes is not None:
             anchors = [p for p in [seed_pos] if p is not None] + index.positions(list(liked)[-20:])
