@@ -3,8 +3,9 @@
 Serving a head from its pickle (`<head>.joblib`: a `SoftVote` of CatBoost and a `CompactForest`)
 costs every process the imports of catboost (+ pandas) and scikit-learn (+ scipy's optimisers),
 ~150 MiB, and scikit-learn's tree objects, 72 bytes a node, ~85 MiB per 60-tree forest. A *lean*
-file (`<head>.lean`, written beside the pickle by `save_artefact` or `write_lean`) holds the same
-model as arrays:
+file (`<head>.lean`) holds the same model as arrays. Training saves a head that has a lean form as
+that file alone (`ml.training.artefacts.save_model`); for an artefact of pickles trained before,
+`write_lean` puts one beside each pickle. The parts:
 
 * CatBoost (oblivious trees on float features): each tree's split features and float32 borders,
   the leaf values (2^depth × classes), scale and bias. A row's leaf is the bits `x > border`; the
@@ -17,15 +18,15 @@ model as arrays:
   600,000 leaves is 15 MB, half of the dense layout, and the file is the model's only copy on disk.
 * SoftVote / ByKnownInputs: the same arithmetic over lean members.
 
-Probabilities equal the pickled model's to ~1e-15 (tests/ml/test_lean.py compares to 1e-6).
+Probabilities equal the fitted model's to ~1e-15 (the save checks 1e-9; tests/ml/test_lean.py too).
 
-The file is a header (JSON: the model's structure, its arrays' offsets, and the source pickle it was
-made from) followed by the arrays; `load_lean` maps it read-only (`mmap`), so the pages are the
-file's: shared by every process that serves the model and counted only once touched. A lean file is
-replaced, never rewritten in place (`os.replace`), so a process still mapping the old one keeps
-reading it. A model part this module does not know (LightGBM, a plain scikit-learn estimator,
-CatBoost with categorical features) makes `to_lean` raise `NotLean`; the head is then served from
-its pickle as before.
+The file is a header (JSON: the model's structure, its arrays' offsets, and what it was made from:
+itself, or the pickle beside it) followed by the arrays; `load_lean` maps it read-only (`mmap`), so
+the pages are the file's: shared by every process that serves the model and counted only once
+touched. A lean file is replaced, never rewritten in place (`os.replace`), so a process still mapping
+the old one keeps reading it. A model part this module does not know (LightGBM, a plain
+scikit-learn estimator, CatBoost with categorical features) makes `to_lean` raise `NotLean`; the
+head is then saved and served in its library's format.
 """
 
 from __future__ import annotations

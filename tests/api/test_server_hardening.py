@@ -234,7 +234,8 @@ async def test_metrics_can_be_kept_off_the_public_port(container: Wiring, serve:
 async def test_negative_zero_diversity_is_zero(client: Any) -> None:
     resp = await client.get("/api/v1/tracks/1/similar", params={"diversity": "-0"})
     assert resp.status == 200
-    assert '"diversity": 0.0' in await resp.text()
+    text = await resp.text()
+    assert '"diversity":0.0' in text.replace(" ", "") and "-0.0" not in text
 
 
 async def test_a_body_of_a_thousand_unknown_keys_gets_a_short_answer(client: Any) -> None:
