@@ -41,6 +41,8 @@ RAW_INPUTS: tuple[str, ...] = (*AUDIO_FEATURES, "duration_ms", "explicit")
 # may be unknown (NaN in a matrix, None in a mapping).
 ANALYSIS_VALUES: tuple[str, ...] = tuple(c for c in AUDIO_FEATURES if c not in ("key", "mode", "time_signature"))
 OPTIONAL_INPUTS: tuple[str, ...] = ("duration_ms", "explicit")
+# Raw inputs that take whole values only (a class, a flag): no outlier range, no fractional samples.
+DISCRETE_INPUTS: frozenset[str] = frozenset({"key", "mode", "time_signature", "explicit"})
 ANALYSIS_INPUTS: tuple[str, ...] = (*ANALYSIS_VALUES, *OPTIONAL_INPUTS)
 # What an unknown optional input becomes in a feature matrix: below every valid value (explicit 0/1,
 # log duration ≥ 6.9), so a tree splits "unknown" off like any other value.

@@ -44,6 +44,7 @@ import numpy as np
 
 MAGIC = b"ENCORE-LEAN-2\n"  # 2: leaves numbered in NaN thresholds, sparse leaf entries
 SUFFIX = ".lean"
+FORMAT = "lean"  # a head's "format" in meta.json when its lean file is its only model file
 _ALIGN = 64
 _WALK_STEPS = 6  # levels walked between two removals of the pairs that reached a leaf
 _LEAF_MARK = 0x7FC00000  # a quiet NaN's bits: a leaf's threshold

@@ -104,7 +104,7 @@ def _load_model(path: Path, fmt: str, file: str) -> tuple[_ProbaModel, Any]:
 
         booster = lgb.Booster(model_file=str(path / file))
         return (lambda x: np.asarray(booster.predict(x, num_threads=1))), booster
-    if fmt == "lean":
+    if fmt == "lean":  # ml.lean.FORMAT (ml.lean is imported only when a head needs it)
         from ml import lean
 
         model = lean.load_lean(path / file)
@@ -121,8 +121,8 @@ def _load_lean(path: Path, head: Mapping[str, Any], version: str) -> tuple[_Prob
     """The head's lean form, when its file was made from this artefact's model file (None: use that)."""
     from ml import lean
 
-    if head["format"] == "lean":  # the head's own file
-        return _load_model(path, "lean", str(head["file"]))
+    if head["format"] == lean.FORMAT:  # the head's own file
+        return _load_model(path, lean.FORMAT, str(head["file"]))
     file = lean.lean_path(path, str(head["file"]))
     found = lean.read_source(file) if file.exists() else None
     if found is None or found != lean.source_of(path, head, version):

@@ -18,14 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from ml.features import FEATURE_RANGES, RAW_INPUTS, FeatureSpec, build_features
-from ml.lean import SUFFIX, NotLean, lean_path, read_source, save_lean, source_of, to_lean, write_lean
+from ml.features import DISCRETE_INPUTS, FEATURE_RANGES, RAW_INPUTS, FeatureSpec, build_features
+from ml.lean import FORMAT, SUFFIX, NotLean, lean_path, read_source, save_lean, source_of, to_lean, write_lean
 from ml.predictor import META_FILE
 from ml.training.results import ModelRun, TaskResult
 
 log = logging.getLogger(__name__)
 
-LEAN_FORMAT = "lean"
 _MODEL_SUFFIXES = (".cbm", ".txt", ".joblib", SUFFIX)
 
 
@@ -121,7 +120,7 @@ def save_model(run: ModelRun, name: str, out_dir: Path) -> tuple[str, str]:
     if lean is not None:
         file = name + SUFFIX
         save_lean(lean, out_dir / file, {"file": file})
-        return LEAN_FORMAT, file
+        return FORMAT, file
     if run.name == "catboost":
         file = f"{name}.cbm"
         run.model.save_model(str(out_dir / file))
@@ -160,7 +159,7 @@ def check_rows(spec: FeatureSpec, n: int, seed: int = 7) -> np.ndarray:
     for j, name in enumerate(names):
         low, high = FEATURE_RANGES[name]
         out[:, j] = rng.uniform(60_000, 400_000, n) if name == "duration_ms" else rng.uniform(low, high, n)
-        if name in ("key", "mode", "time_signature", "explicit"):
+        if name in DISCRETE_INPUTS:
             out[:, j] = np.round(out[:, j])
     for k, name in enumerate(spec.optional_names()):
         out[k :: 3 + k, names.index(name)] = np.nan
@@ -177,7 +176,7 @@ def ensure_lean(path: Path) -> list[str]:
     todo = [
         h
         for h in meta["heads"]
-        if h["format"] != LEAN_FORMAT and read_source(lean_path(path, h["file"])) != source_of(path, h, version)
+        if h["format"] != FORMAT and read_source(lean_path(path, h["file"])) != source_of(path, h, version)
     ]
     return write_lean(path, [(h, _load_model(path, h["format"], h["file"])[1]) for h in todo], version)
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from ml.features import FeatureSpec
+from ml.features import DISCRETE_INPUTS, FeatureSpec
 
 FAMILIES_FILE = Path(__file__).resolve().parent.parent / "genre_families.json"
 SCALED = frozenset({"svm_rbf", "mlp", "knn", "logreg"})
@@ -247,10 +247,9 @@ def fit_model(
 
 def iqr_mask(x: np.ndarray, names: Sequence[str], k: float = 1.5) -> np.ndarray:
     """Rows whose continuous features all lie within [Q1 - k·IQR, Q3 + k·IQR]."""
-    discrete = {"key", "mode", "time_signature", "explicit"}
     keep = np.ones(len(x), dtype=bool)
     for j, name in enumerate(names):
-        if name in discrete:
+        if name in DISCRETE_INPUTS:
             continue
         q1, q3 = np.percentile(x[:, j], [25, 75])
         iqr = q3 - q1

@@ -20,7 +20,7 @@ from ml.ensemble import ByKnownInputs, CompactForest, SoftVote
 from ml.features import AUDIO_FEATURES, MISSING, FeatureSpec, build_features
 from ml.predictor import GenrePredictor
 from ml.training.analysis import optional_feature_cols
-from ml.training.artefacts import LEAN_FORMAT, check_rows, checked_lean, ensure_lean
+from ml.training.artefacts import check_rows, checked_lean, ensure_lean
 from ml.training.results import ModelRun
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,7 +102,7 @@ def test_a_member_that_does_not_score_every_class_has_no_lean_form(fitted: dict[
 def test_training_saves_each_head_as_its_lean_file_alone_and_serving_maps_it(trained_models: Path) -> None:
     path = trained_models / "catalog"
     meta = json.loads((path / "meta.json").read_text())
-    assert [h["format"] for h in meta["heads"]] == [LEAN_FORMAT] * len(meta["heads"])
+    assert [h["format"] for h in meta["heads"]] == [lean.FORMAT] * len(meta["heads"])
     assert sorted(p.name for p in path.glob("*.*") if p.suffix in (".lean", ".joblib", ".cbm", ".txt")) == sorted(
         h["file"] for h in meta["heads"]
     )
