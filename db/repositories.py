@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, lazyload
 
 from db.base import Base
+from db.direct import runner as direct_runner
 from db.models import (
     ANALYSIS_FEATURE_COLUMNS,
     AUDIO_FEATURE_COLUMNS,
@@ -629,6 +630,34 @@ def _track_row() -> Any:
     return select(*t.c).where(t.c.id == bindparam("p_track"))
 
 
+@cache
+def _track_columns() -> tuple[str, ...]:
+    return tuple(c.key for c in table_of(Track).c)
+
+
+@cache
+def _like_insert(dialect: str) -> Any:
+    """INSERT one like unless it is there already, with its values as parameters."""
+    table = table_of(Like)
+    stmt = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    return stmt.values(
+        user_id=bindparam("p_user"), track_id=bindparam("p_track"), created_at=bindparam("p_now")
+    ).on_conflict_do_nothing(index_elements=[table.c.user_id, table.c.track_id])
+
+
+@cache
+def _interaction_insert() -> Any:
+    t = table_of(Interaction)
+    return insert(t).values(
+        user_id=bindparam("p_user"),
+        track_id=bindparam("p_track"),
+        kind=bindparam("p_kind"),
+        radio_session_id=bindparam("p_radio"),
+        context=null(),
+        created_at=bindparam("p_now"),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class RadioAnswer:
     """What `record_radio_answer` left: the radio's new counters and its next track as stored."""
@@ -649,6 +678,7 @@ def record_radio_answer(
     events: Sequence[tuple[int, InteractionKind]],
     user_id: int | None,
     like_for: int | None = None,
+    direct: bool = True,
 ) -> RadioAnswer | None:
     """One answer to a radio, as one unit of work (a sync function: `db.engine.Units` runs it).
 
@@ -656,9 +686,11 @@ def record_radio_answer(
     active, still at `seen_position` and still playing `track_id` goes on; the others (a concurrent
     answer, or a stop, won) get None and write nothing. The winner writes its `events` as
     interaction rows (and a like for `like_for`), and reads the next track without its genres. The
-    statements are Core ones, run on the session's connection (the ORM's execute added ~10 µs each)."""
-    conn = s.connection()
-    moved = conn.execute(
+    statements run through `db.direct.runner`: straight on a SQLite file's `sqlite3` connection,
+    through Core elsewhere (`direct=False`: through Core everywhere)."""
+    run = direct_runner(s, direct=direct)
+    now = utcnow()
+    moved = run.one(
         _radio_advance(),
         {
             "p_radio": radio_id,
@@ -668,19 +700,22 @@ def record_radio_answer(
             "p_liked": int(any(kind == InteractionKind.LIKED for _t, kind in events)),
             "p_skipped": int(any(kind == InteractionKind.SKIPPED for _t, kind in events)),
             "p_next": next_track_id,
-            "p_now": utcnow(),
+            "p_now": now,
         },
-    ).first()
+    )
     if moved is None:
         return None
     if like_for is not None:
-        conn.execute(like_statement(s, like_for, track_id))
+        run.many(_like_insert(s.get_bind().dialect.name), [{"p_user": like_for, "p_track": track_id, "p_now": now}])
     if events:
-        conn.execute(insert(table_of(Interaction)), interaction_rows(events, user_id, radio_id))
+        run.many(
+            _interaction_insert(),
+            [{"p_user": user_id, "p_track": t, "p_kind": k, "p_radio": radio_id, "p_now": now} for t, k in events],
+        )
     track = None
     if next_track_id is not None:  # a plain row made a Track (the ORM's get cost twice as much here)
-        row = conn.execute(_track_row(), {"p_track": next_track_id}).first()
-        track = Track(**row._asdict()) if row is not None else None
+        row = run.one(_track_row(), {"p_track": next_track_id})
+        track = Track(**dict(zip(_track_columns(), row, strict=True))) if row is not None else None
     return RadioAnswer(int(moved[0]), int(moved[1]), int(moved[2]), track)
 
 

@@ -1,0 +1,165 @@
+"""A radio answer's statements run straight on the SQLite units thread's `sqlite3` connection
+(db/direct.py): they must store exactly what SQLAlchemy Core stores, byte for byte, and give the same
+answer, including the next track's typed values; elsewhere the same function runs through Core."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.base import Base
+from db.direct import CoreRunner, DirectRunner, runner
+from db.engine import Units, create_engine, create_session_factory
+from db.models import InteractionKind, RadioSession, RadioState, Track, User
+from db.repositories import record_radio_answer
+
+
+async def _seed(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, list[int], list[int]]:
+    """A user, six tracks (one with every kind of value, one mostly NULL) and two identical radios."""
+    async with sessions.begin() as s:
+        user = User(telegram_id=42, first_name="Ann")
+        s.add(user)
+        tracks = [
+            Track(
+                spotify_id=f"sp{i}",
+                name=f"Song {i} — ünïcode",
+                artists="A;B",
+                album="Album" if i % 2 else None,
+                duration_ms=200_000 + i,
+                explicit=bool(i % 2) if i != 3 else None,
+                popularity=50 + i,
+                danceability=0.5 + i / 100 if i != 3 else None,
+                energy=0.25,
+                key=5.0,
+                loudness=-7.5,
+                mode=1.0,
+                speechiness=0.05,
+                acousticness=0.1,
+                instrumentalness=0.0,
+                liveness=0.12,
+                valence=0.3,
+                tempo=123.456,
+                time_signature=4.0,
+                release_year=1999 if i % 2 else None,
+                created_at=datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+            )
+            for i in range(6)
+        ]
+        s.add_all(tracks)
+        await s.flush()
+        radios = [
+            RadioSession(
+                public_id=f"r{n}",
+                owner="open",
+                user_id=user.id,
+                seed_track_id=tracks[0].id,
+                current_track_id=tracks[1].id,
+                position=1,
+                state=RadioState.ACTIVE,
+            )
+            for n in range(2)
+        ]
+        s.add_all(radios)
+        await s.flush()
+        return user.id, [t.id for t in tracks], [r.id for r in radios]
+
+
+def _rows(path: Path, sql: str, *params: object) -> list[tuple[object, ...]]:
+    """Rows as SQLite stores them (text, integers, reals: no SQLAlchemy processing)."""
+    with sqlite3.connect(path) as db:
+        return db.execute(sql, params).fetchall()
+
+
+async def test_the_direct_path_stores_and_answers_exactly_what_core_does(tmp_path: Path) -> None:
+    path = tmp_path / "encore.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    sessions = create_session_factory(engine)
+    units = Units(sessions, engine)
+    assert units.threaded
+    try:
+        user, tracks, (direct_radio, core_radio) = await _seed(sessions)
+        assert isinstance(await units.run(runner), DirectRunner)
+        assert isinstance(await units.run(partial(runner, direct=False)), CoreRunner)
+        answers: dict[bool, list[object]] = {True: [], False: []}
+        for direct, radio in ((True, direct_radio), (False, core_radio)):
+            steps = [
+                (1, tracks[1], tracks[2], [(tracks[1], InteractionKind.LIKED), (tracks[2], InteractionKind.SHOWN)]),
+                (2, tracks[2], tracks[3], [(tracks[2], InteractionKind.SKIPPED), (tracks[3], InteractionKind.SHOWN)]),
+                (3, tracks[3], None, [(tracks[3], InteractionKind.LIKED)]),  # the end: no next track
+            ]
+            for seen, track, nxt, events in steps:
+                like_for = user if any(k == InteractionKind.LIKED for _t, k in events) else None
+                unit = partial(
+                    record_radio_answer,
+                    radio_id=radio,
+                    seen_position=seen,
+                    track_id=track,
+                    next_track_id=nxt,
+                    events=events,
+                    user_id=user,
+                    like_for=like_for,
+                    direct=direct,
+                )
+                answers[direct].append(await units.run(unit))
+                assert await units.run(unit) is None  # the same answer again: refused, nothing written
+        for got, want in zip(answers[True], answers[False], strict=True):
+            assert (got.position, got.likes, got.skips) == (want.position, want.likes, want.skips)  # type: ignore[attr-defined]
+            got_track, want_track = got.next_track, want.next_track  # type: ignore[attr-defined]
+            assert (got_track is None) == (want_track is None)
+            if got_track is not None:
+                for column in (c.key for c in Track.__table__.columns):
+                    mine, theirs = getattr(got_track, column), getattr(want_track, column)
+                    assert mine == theirs and type(mine) is type(theirs), column
+        assert answers[True][0].next_track.created_at == datetime(2026, 1, 2, 3, 4, 5, 678901)  # type: ignore[attr-defined]
+        assert answers[True][0].next_track.explicit is False  # type: ignore[attr-defined]
+
+        columns = "position, likes, skips, current_track_id, state"
+        stored = {
+            r: _rows(path, f"SELECT {columns} FROM radio_sessions WHERE id = ?", r) for r in (direct_radio, core_radio)
+        }
+        assert stored[direct_radio] == stored[core_radio] == [(3, 2, 1, None, "active")]
+        interactions = {
+            r: _rows(
+                path,
+                "SELECT user_id, track_id, kind, context, typeof(created_at), length(created_at) "
+                "FROM interactions WHERE radio_session_id = ? ORDER BY id",
+                r,
+            )
+            for r in (direct_radio, core_radio)
+        }
+        assert interactions[direct_radio] == interactions[core_radio]
+        assert [row[2] for row in interactions[direct_radio]] == ["liked", "shown", "skipped", "shown", "liked"]
+        stamps = _rows(path, "SELECT updated_at FROM radio_sessions ORDER BY id")
+        assert all(isinstance(s, str) and len(s) == len("2026-01-02 03:04:05.678901") for (s,) in stamps)
+        assert _rows(path, "SELECT track_id, typeof(created_at) FROM likes ORDER BY track_id") == [
+            (tracks[1], "text"),
+            (tracks[3], "text"),
+        ]
+        async with sessions() as s:  # what was written reads back through the ORM
+            radio = await s.scalar(select(RadioSession).where(RadioSession.id == direct_radio))
+            assert radio is not None and radio.state == RadioState.ACTIVE and radio.updated_at.year >= 2026
+    finally:
+        await units.close()
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("url", ["sqlite+aiosqlite://"])
+async def test_other_connections_run_through_core(url: str) -> None:
+    """aiosqlite (and PostgreSQL, covered by the radio tests) run the unit on the async engine."""
+    engine = create_engine(url)
+    sessions = create_session_factory(engine)
+    units = Units(sessions, engine)
+    try:
+        assert not units.threaded
+        assert isinstance(await units.run(runner), CoreRunner)
+    finally:
+        await units.close()
+        await engine.dispose()
