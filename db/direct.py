@@ -2,13 +2,12 @@
 
 SQLAlchemy's `Connection.execute` spends about 0.1 ms of Python on every statement (an execution
 context, the cache key, a result wrapper). A radio answer runs four, on the one thread that writes
-a SQLite file, so that time is a share of every answer. `runner(session)` gives the unit one way to
-run its statements:
+a SQLite file, so that time is a share of every answer. `db.engine.Units` gives a unit one of two
+ways to run its statements:
 
-- `DirectRunner` on a plain `sqlite3` connection (the SQLite units thread, `db.engine.Units`): each
-  statement is compiled once by SQLAlchemy's own SQLite dialect — the same SQL text, the same bind
-  and result processing of every value (datetimes, enums, booleans) — and run on the cursor of the
-  connection the session already holds, inside its transaction;
+- `DirectRunner` on a plain `sqlite3` connection (the SQLite units thread): each statement is
+  compiled once by SQLAlchemy's own SQLite dialect — the same SQL text, the same bind and result
+  processing of every value (datetimes, enums, booleans) — and run on the connection's cursor;
 - `CoreRunner` anywhere else (PostgreSQL, aiosqlite): `Connection.execute` as usual.
 
 Both take the same statements (built with named `bindparam`s) and the same parameter dicts, and
@@ -23,13 +22,14 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, cast
 
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
 Processor = Callable[[Any], Any]
 
 
 class Runner(Protocol):
+    dialect: str  # the database's dialect name ("sqlite", "postgresql")
+
     def one(self, stmt: Executable, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
         """The statement's first row (SELECT, or DML with RETURNING), None when there is none."""
         ...
@@ -91,6 +91,7 @@ class DirectRunner:
     def __init__(self, dbapi: sqlite3.Connection, dialect: Dialect) -> None:
         self._db = dbapi
         self._dialect = dialect
+        self.dialect = dialect.name
 
     def _get(self, stmt: Executable) -> Compiled:
         # Keyed by identity: the statements are built once (`functools.cache`) and kept here with
@@ -117,6 +118,7 @@ class CoreRunner:
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        self.dialect = conn.dialect.name
 
     def one(self, stmt: Executable, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
         row = self._conn.execute(stmt, dict(params)).first()
@@ -124,13 +126,3 @@ class CoreRunner:
 
     def many(self, stmt: Executable, rows: Sequence[Mapping[str, Any]]) -> None:
         self._conn.execute(stmt, [dict(r) for r in rows])
-
-
-def runner(session: Session, *, direct: bool = True) -> Runner:
-    """How a unit of work runs its statements in this session's transaction: directly on a plain
-    `sqlite3` connection, through Core elsewhere (or when `direct` is False)."""
-    conn = session.connection()
-    dbapi = conn.connection.dbapi_connection
-    if direct and isinstance(dbapi, sqlite3.Connection):
-        return DirectRunner(dbapi, conn.dialect)
-    return CoreRunner(conn)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -11,10 +11,12 @@ import sqlalchemy
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from db.direct import CoreRunner, DirectRunner, Runner
+
 T = TypeVar("T")
+P = TypeVar("P")
 
 SQLITE_MMAP_BYTES = 1 << 30
 
@@ -72,25 +74,27 @@ async def ping(engine: AsyncEngine) -> None:
 
 
 class Units:
-    """Runs a unit of work — one plain function over a sync `Session` — in one transaction.
+    """Runs a unit of work — one plain function over a `db.direct.Runner` — in one transaction.
 
-    On a SQLite file the units run one at a time in a thread of their own, on a plain `sqlite3`
-    connection to the same file: one hand-over from the event loop per unit, where aiosqlite takes
-    about five per statement (each a queue and a wake-up), and the writers of this process queue
-    here in order instead of sleeping in SQLite's busy handler. Elsewhere (PostgreSQL, an in-memory
-    SQLite) the same function runs on the async engine through `AsyncSession.run_sync`."""
+    On a SQLite file the units run one at a time in a thread of their own, straight on a plain
+    `sqlite3` connection to the same file that the thread keeps (`DirectRunner`): one hand-over from
+    the event loop per unit, where aiosqlite takes about five per statement (each a queue and a
+    wake-up); no Session, pool check-out or execution context per statement; and the writers of this
+    process queue here in order instead of sleeping in SQLite's busy handler. Elsewhere (PostgreSQL,
+    an in-memory SQLite) the same function runs through Core on the async engine, in
+    `AsyncSession.run_sync` (`CoreRunner`)."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine | None = None) -> None:
         self._sessions = sessions
-        self._sync: sessionmaker[Session] | None = None
+        self._sync: Engine | None = None
+        self._raw: Any = None  # the thread's pooled connection, opened by its first unit
         self._thread: ThreadPoolExecutor | None = None
         url = engine.url if engine is not None else None
         if url is not None and url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            sync_engine = sqlalchemy.create_engine(
+            self._sync = sqlalchemy.create_engine(
                 url.set(drivername="sqlite+pysqlite"), connect_args={"timeout": 30}, pool_size=1, max_overflow=0
             )
-            _install_sqlite_pragmas(sync_engine, in_memory=False)
-            self._sync = sessionmaker(sync_engine, expire_on_commit=False)
+            _install_sqlite_pragmas(self._sync, in_memory=False)
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-units")
 
     @property
@@ -103,22 +107,54 @@ class Units:
         with the units (a radio's next-track search) can run there too, one thing at a time."""
         return self._thread
 
-    async def run(self, fn: Callable[[Session], T]) -> T:
+    async def run(self, fn: Callable[[Runner], T]) -> T:
         if self._thread is None:
             async with self._sessions.begin() as s:
-                return await s.run_sync(fn)
-        return await asyncio.get_running_loop().run_in_executor(self._thread, self._in_transaction, fn)
+                return await s.run_sync(lambda session: fn(CoreRunner(session.connection())))
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self.run_here, fn)
 
-    def _in_transaction(self, fn: Callable[[Session], T]) -> T:
+    async def run_after(
+        self,
+        work: Callable[[], P],
+        unit: Callable[[Runner, P], T],
+        *,
+        offload: Callable[[Callable[[], P]], Awaitable[P]],
+    ) -> tuple[P, T]:
+        """`work()` (blocking CPU work, outside any transaction), then `unit(runner, what it gave)` in
+        one transaction. With the units' own thread both run there in one hand-over from the event
+        loop (each hand-over costs ~30-100 µs of CPU under the GIL); otherwise `work` goes through
+        `offload` (e.g. a thread of its own) and the unit runs as `run` runs it."""
+        if self._thread is None:
+            done = await offload(work)
+            return done, await self.run(lambda run: unit(run, done))
+
+        def both() -> tuple[P, T]:
+            done = work()
+            return done, self.run_here(lambda run: unit(run, done))
+
+        return await asyncio.get_running_loop().run_in_executor(self._thread, both)
+
+    def run_here(self, fn: Callable[[Runner], T]) -> T:
+        """`fn` in one transaction, in the calling thread, which must be the units' own (blocking:
+        for work that already runs there, e.g. after a search)."""
         assert self._sync is not None
-        with self._sync.begin() as s:
-            return fn(s)
+        if self._raw is None:
+            self._raw = self._sync.raw_connection()
+        dbapi = self._raw.dbapi_connection
+        with dbapi:  # commits, or rolls back when `fn` raises
+            return fn(DirectRunner(dbapi, self._sync.dialect))
 
     async def close(self) -> None:
         """Closes the thread's connection (in that thread: sqlite3 connections stay in theirs)."""
         if self._thread is None or self._sync is None:
             return
-        bind = self._sync.kw["bind"]
-        await asyncio.get_running_loop().run_in_executor(self._thread, bind.dispose)
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._close_here)
         self._thread.shutdown(wait=True)
         self._thread = None
+
+    def _close_here(self) -> None:
+        assert self._sync is not None
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
+        self._sync.dispose()

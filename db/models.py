@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -91,7 +93,25 @@ class User(Base):
     )
 
 
-class Track(Base):
+class _TrackFeatures:
+    """What a tracks row's feature columns say, for the mapped `Track` and a plain `StoredTrack`."""
+
+    @property
+    def has_features(self) -> bool:
+        return all(getattr(self, c) is not None for c in AUDIO_FEATURE_COLUMNS)
+
+    @property
+    def known_features(self) -> dict[str, float] | None:
+        """All twelve features; or the nine an audio analysis gives (key, mode and time signature
+        NULL); None otherwise."""
+        if self.has_features:
+            return {c: float(getattr(self, c)) for c in AUDIO_FEATURE_COLUMNS}
+        if all(getattr(self, c) is not None for c in ANALYSIS_FEATURE_COLUMNS):
+            return {c: float(getattr(self, c)) for c in ANALYSIS_FEATURE_COLUMNS}
+        return None
+
+
+class Track(_TrackFeatures, Base):
     __tablename__ = "tracks"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -136,20 +156,6 @@ class Track(Base):
         Index("ix_tracks_search_key", "search_key"),
         Index("ix_tracks_source", "source"),
     )
-
-    @property
-    def has_features(self) -> bool:
-        return all(getattr(self, c) is not None for c in AUDIO_FEATURE_COLUMNS)
-
-    @property
-    def known_features(self) -> dict[str, float] | None:
-        """All twelve features; or the nine an audio analysis gives (key, mode and time signature
-        NULL); None otherwise."""
-        if self.has_features:
-            return {c: float(getattr(self, c)) for c in AUDIO_FEATURE_COLUMNS}
-        if all(getattr(self, c) is not None for c in ANALYSIS_FEATURE_COLUMNS):
-            return {c: float(getattr(self, c)) for c in ANALYSIS_FEATURE_COLUMNS}
-        return None
 
 
 class TrackGenre(Base):
@@ -358,3 +364,40 @@ class SpotifyAuthRequest(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=_now, server_default=func.now(), index=True
     )
+
+
+class StoredTrack(_TrackFeatures):
+    """One tracks row as plain attributes, without its genres: what a hot read returns instead of a
+    mapped `Track` (building one, with its instance state, cost more than reading the row)."""
+
+    id: int
+    spotify_id: str | None
+    deezer_id: int | None
+    isrc: str | None
+    name: str
+    artists: str
+    album: str | None
+    duration_ms: int | None
+    explicit: bool | None
+    popularity: int | None
+    source: str
+    features_source: str | None
+    cover_url: str | None
+    release_year: int | None
+    search_key: str
+    danceability: float | None
+    energy: float | None
+    key: float | None
+    loudness: float | None
+    mode: float | None
+    speechiness: float | None
+    acousticness: float | None
+    instrumentalness: float | None
+    liveness: float | None
+    valence: float | None
+    tempo: float | None
+    time_signature: float | None
+    created_at: datetime
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.__dict__.update(values)

@@ -1,6 +1,6 @@
 """Repositories: queries over one AsyncSession. They flush when they need ids, never commit.
 
-A unit of work that must be cheap under load is one plain function over a sync `Session`
+A unit of work that must be cheap under load is one plain function over a `db.direct.Runner`
 (`record_radio_answer`), run by `db.engine.Units` in one transaction."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, lazyload
 
 from db.base import Base
-from db.direct import runner as direct_runner
+from db.direct import Runner
 from db.models import (
     ANALYSIS_FEATURE_COLUMNS,
     AUDIO_FEATURE_COLUMNS,
@@ -45,6 +45,7 @@ from db.models import (
     Like,
     RadioSession,
     RadioState,
+    StoredTrack,
     Track,
     TrackAlias,
     TrackGenre,
@@ -665,11 +666,11 @@ class RadioAnswer:
     position: int
     likes: int
     skips: int
-    next_track: Track | None
+    next_track: StoredTrack | None
 
 
 def record_radio_answer(
-    s: Session,
+    run: Runner,
     *,
     radio_id: int,
     seen_position: int,
@@ -678,17 +679,14 @@ def record_radio_answer(
     events: Sequence[tuple[int, InteractionKind]],
     user_id: int | None,
     like_for: int | None = None,
-    direct: bool = True,
 ) -> RadioAnswer | None:
     """One answer to a radio, as one unit of work (a sync function: `db.engine.Units` runs it).
 
     Moves the radio past `track_id` in one conditional UPDATE: only the answer that finds it still
     active, still at `seen_position` and still playing `track_id` goes on; the others (a concurrent
     answer, or a stop, won) get None and write nothing. The winner writes its `events` as
-    interaction rows (and a like for `like_for`), and reads the next track without its genres. The
-    statements run through `db.direct.runner`: straight on a SQLite file's `sqlite3` connection,
-    through Core elsewhere (`direct=False`: through Core everywhere)."""
-    run = direct_runner(s, direct=direct)
+    interaction rows (and a like for `like_for`), and reads the next track without its genres, as a
+    plain `StoredTrack`."""
     now = utcnow()
     moved = run.one(
         _radio_advance(),
@@ -706,16 +704,16 @@ def record_radio_answer(
     if moved is None:
         return None
     if like_for is not None:
-        run.many(_like_insert(s.get_bind().dialect.name), [{"p_user": like_for, "p_track": track_id, "p_now": now}])
+        run.many(_like_insert(run.dialect), [{"p_user": like_for, "p_track": track_id, "p_now": now}])
     if events:
         run.many(
             _interaction_insert(),
             [{"p_user": user_id, "p_track": t, "p_kind": k, "p_radio": radio_id, "p_now": now} for t, k in events],
         )
     track = None
-    if next_track_id is not None:  # a plain row made a Track (the ORM's get cost twice as much here)
+    if next_track_id is not None:
         row = run.one(_track_row(), {"p_track": next_track_id})
-        track = Track(**dict(zip(_track_columns(), row, strict=True))) if row is not None else None
+        track = StoredTrack(dict(zip(_track_columns(), row, strict=True))) if row is not None else None
     return RadioAnswer(int(moved[0]), int(moved[1]), int(moved[2]), track)
 
 

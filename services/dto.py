@@ -10,7 +10,7 @@ from types import MappingProxyType
 from typing import Generic, TypeVar
 from urllib.parse import quote_plus
 
-from db.models import AUDIO_FEATURE_COLUMNS
+from db.models import AUDIO_FEATURE_COLUMNS, StoredTrack
 from db.models import InteractionKind as InteractionKind  # re-exported for handlers
 from db.models import Track as TrackRow
 from ml.features import ANALYSIS_VALUES as _ANALYSIS_VALUES
@@ -91,7 +91,7 @@ class TrackInfo:
         )
 
     @classmethod
-    def from_row(cls, row: TrackRow) -> TrackInfo:
+    def from_row(cls, row: TrackRow | StoredTrack) -> TrackInfo:
         known = row.known_features
         features = MappingProxyType(known) if known is not None else None
         return cls(
@@ -103,7 +103,7 @@ class TrackInfo:
             duration_ms=row.duration_ms,
             explicit=row.explicit,
             popularity=row.popularity,
-            genres=tuple(g.genre for g in row.genres) if "genres" in row.__dict__ else (),
+            genres=tuple(g.genre for g in row.__dict__.get("genres", ())),  # when loaded
             features=features,
             source=row.source,
             deezer_id=row.deezer_id,

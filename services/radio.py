@@ -40,11 +40,13 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db.direct import Runner
 from db.engine import Units
-from db.models import InteractionKind, RadioSession, RadioState, Track
+from db.models import InteractionKind, RadioSession, RadioState, StoredTrack, Track
 from db.repositories import (
     InteractionRepository,
     LikeRepository,
+    RadioAnswer,
     RadioRepository,
     TrackRepository,
     record_radio_answer,
@@ -326,17 +328,17 @@ class RadioService:
         liked = list(live.liked)
         exclude = set(live.avoid)
         colikes = await self._colikes()
-        move = await self._recs.searching(self._answer, index, live, view, track_id, action, exclude, colikes, liked)
-        events: list[tuple[int, InteractionKind]] = []
-        if action == "like":
-            events.append((track_id, InteractionKind.LIKED))
-        elif action == "skip":
-            events.append((track_id, InteractionKind.SKIPPED))
-        if move.next_track_id is not None:
-            events.append((move.next_track_id, InteractionKind.SHOWN))
-        answer = await self._units.run(
-            partial(
-                record_radio_answer,
+
+        def record(run: Runner, move: _Move) -> RadioAnswer | None:
+            events: list[tuple[int, InteractionKind]] = []
+            if action == "like":
+                events.append((track_id, InteractionKind.LIKED))
+            elif action == "skip":
+                events.append((track_id, InteractionKind.SKIPPED))
+            if move.next_track_id is not None:
+                events.append((move.next_track_id, InteractionKind.SHOWN))
+            return record_radio_answer(
+                run,
                 radio_id=view.id,
                 seen_position=view.position,
                 track_id=track_id,
@@ -345,6 +347,12 @@ class RadioService:
                 user_id=view.user_id,
                 like_for=view.user_id if action == "like" else None,
             )
+
+        # The search, then the answer's unit of work: one hand-over to the SQLite writer thread.
+        move, answer = await self._units.run_after(
+            partial(self._answer, index, live, view, track_id, action, exclude, colikes, liked),
+            record,
+            offload=self._recs.searching,
         )
         if answer is None:
             self._cache.pop(radio_id, None)
@@ -574,7 +582,7 @@ class RadioService:
         return self._track_of(await self._recs.index(), move, row)
 
     @staticmethod
-    def _track_of(index: CatalogIndex, move: _Move, row: Track | None) -> TrackInfo | None:
+    def _track_of(index: CatalogIndex, move: _Move, row: Track | StoredTrack | None) -> TrackInfo | None:
         """The next track from its row, with its genre labels from the index (the same labels, one
         query less); from the index alone when the row is gone."""
         if move.next_track_id is None:

@@ -4,19 +4,23 @@ answer, including the next track's typed values; elsewhere the same function run
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+import sqlalchemy
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.base import Base
-from db.direct import CoreRunner, DirectRunner, runner
+from db.direct import CoreRunner, DirectRunner, Runner
 from db.engine import Units, create_engine, create_session_factory
-from db.models import InteractionKind, RadioSession, RadioState, Track, User
+from db.models import InteractionKind, RadioSession, RadioState, StoredTrack, Track, User
 from db.repositories import record_radio_answer
 
 
@@ -86,8 +90,13 @@ async def test_the_direct_path_stores_and_answers_exactly_what_core_does(tmp_pat
     assert units.threaded
     try:
         user, tracks, (direct_radio, core_radio) = await _seed(sessions)
-        assert isinstance(await units.run(runner), DirectRunner)
-        assert isinstance(await units.run(partial(runner, direct=False)), CoreRunner)
+        assert isinstance(await units.run(lambda run: run), DirectRunner)
+        core = sqlalchemy.create_engine(f"sqlite+pysqlite:///{path}")  # the same function through Core
+
+        def through_core(unit: Callable[[Runner], object]) -> object:
+            with core.begin() as conn:
+                return unit(CoreRunner(conn))
+
         answers: dict[bool, list[object]] = {True: [], False: []}
         for direct, radio in ((True, direct_radio), (False, core_radio)):
             steps = [
@@ -106,10 +115,13 @@ async def test_the_direct_path_stores_and_answers_exactly_what_core_does(tmp_pat
                     events=events,
                     user_id=user,
                     like_for=like_for,
-                    direct=direct,
                 )
-                answers[direct].append(await units.run(unit))
-                assert await units.run(unit) is None  # the same answer again: refused, nothing written
+                if direct:
+                    answers[direct].append(await units.run(unit))
+                    assert await units.run(unit) is None  # the same answer again: refused, nothing written
+                else:
+                    answers[direct].append(await asyncio.to_thread(through_core, unit))
+                    assert await asyncio.to_thread(through_core, unit) is None
         for got, want in zip(answers[True], answers[False], strict=True):
             assert (got.position, got.likes, got.skips) == (want.position, want.likes, want.skips)  # type: ignore[attr-defined]
             got_track, want_track = got.next_track, want.next_track  # type: ignore[attr-defined]
@@ -146,9 +158,14 @@ async def test_the_direct_path_stores_and_answers_exactly_what_core_does(tmp_pat
         async with sessions() as s:  # what was written reads back through the ORM
             radio = await s.scalar(select(RadioSession).where(RadioSession.id == direct_radio))
             assert radio is not None and radio.state == RadioState.ACTIVE and radio.updated_at.year >= 2026
+        core.dispose()
     finally:
         await units.close()
         await engine.dispose()
+
+
+def test_a_stored_track_has_every_column_of_a_track() -> None:
+    assert set(StoredTrack.__annotations__) == {c.key for c in Track.__table__.columns}
 
 
 @pytest.mark.parametrize("url", ["sqlite+aiosqlite://"])
@@ -159,7 +176,59 @@ async def test_other_connections_run_through_core(url: str) -> None:
     units = Units(sessions, engine)
     try:
         assert not units.threaded
-        assert isinstance(await units.run(runner), CoreRunner)
+        assert isinstance(await units.run(lambda run: run), CoreRunner)
+    finally:
+        await units.close()
+        await engine.dispose()
+
+
+async def test_work_then_unit_is_one_hand_over_and_the_work_holds_no_transaction(tmp_path: Path) -> None:
+    """`Units.run_after`: the search runs on the writer thread before the unit's transaction opens
+    (another connection can take the write lock meanwhile), and the unit gets what it found."""
+    path = tmp_path / "encore.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    units = Units(create_session_factory(engine), engine)
+    _user, _tracks, (radio, _other) = await _seed(create_session_factory(engine))
+    await units.run(lambda run: run.one(text("SELECT 1"), {}))  # the thread's connection is open
+
+    def work() -> str:
+        with sqlite3.connect(path, timeout=0) as other:  # fails at once if a write lock were held
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("UPDATE radio_sessions SET diversity = 0.5 WHERE id = ?", (radio,))
+        return threading.current_thread().name
+
+    def unit(run: Runner, found: str) -> tuple[str, str, object]:
+        row = run.one(text("SELECT diversity FROM radio_sessions WHERE id = :r"), {"r": radio})
+        return found, threading.current_thread().name, row
+
+    async def never(_work: Callable[[], str]) -> str:
+        raise AssertionError("a SQLite file's units thread runs the work itself")
+
+    try:
+        found, ran_in, row = (await units.run_after(work, unit, offload=never))[1]
+        assert found == ran_in and ran_in.startswith("sqlite-units")
+        assert row == (0.5,)
+    finally:
+        await units.close()
+        await engine.dispose()
+
+
+async def test_work_then_unit_without_a_units_thread_offloads_the_work() -> None:
+    engine = create_engine("sqlite+aiosqlite://")
+    units = Units(create_session_factory(engine), engine)
+    offloaded: list[str] = []
+
+    async def offload(work: Callable[[], int]) -> int:
+        offloaded.append("yes")
+        return await asyncio.to_thread(work)
+
+    try:
+        done, got = await units.run_after(
+            lambda: 41, lambda run, found: run.one(text("SELECT :n + 1"), {"n": found}), offload=offload
+        )
+        assert (done, got, offloaded) == (41, (42,), ["yes"])
     finally:
         await units.close()
         await engine.dispose()

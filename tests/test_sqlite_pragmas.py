@@ -19,9 +19,9 @@ async def test_sqlite_file_connections_map_the_file(tmp_path: Path) -> None:
             assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
         assert units.threaded
         pragmas = await units.run(
-            lambda s: (s.execute(text("PRAGMA mmap_size")).scalar(), s.execute(text("PRAGMA foreign_keys")).scalar())
+            lambda run: (run.one(text("PRAGMA mmap_size"), {}), run.one(text("PRAGMA foreign_keys"), {}))
         )
-        assert pragmas == (SQLITE_MMAP_BYTES, 1)
+        assert pragmas == ((SQLITE_MMAP_BYTES,), (1,))
     finally:
         await units.close()
         await engine.dispose()
