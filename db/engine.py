@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import sqlalchemy
@@ -14,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from db.direct import CoreRunner, DirectRunner, Runner
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 P = TypeVar("P")
@@ -84,11 +88,18 @@ class Units:
     an in-memory SQLite) the same function runs through Core on the async engine, in
     `AsyncSession.run_sync` (`CoreRunner`)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine | None = None) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        engine: AsyncEngine | None = None,
+        *,
+        checkpoint_every: int = 250,
+    ) -> None:
         self._sessions = sessions
         self._sync: Engine | None = None
         self._raw: Any = None  # the thread's pooled connection, opened by its first unit
         self._thread: ThreadPoolExecutor | None = None
+        self._checkpoints: Checkpoints | None = None
         url = engine.url if engine is not None else None
         if url is not None and url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
             self._sync = sqlalchemy.create_engine(
@@ -96,10 +107,16 @@ class Units:
             )
             _install_sqlite_pragmas(self._sync, in_memory=False)
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-units")
+            self._checkpoints = Checkpoints(url.database or "", checkpoint_every)
 
     @property
     def threaded(self) -> bool:
         return self._thread is not None
+
+    @property
+    def checkpoints(self) -> Checkpoints | None:
+        """Who copies the WAL back into a SQLite file (None: not a SQLite file)."""
+        return self._checkpoints
 
     @property
     def executor(self) -> ThreadPoolExecutor | None:
@@ -137,12 +154,17 @@ class Units:
     def run_here(self, fn: Callable[[Runner], T]) -> T:
         """`fn` in one transaction, in the calling thread, which must be the units' own (blocking:
         for work that already runs there, e.g. after a search)."""
-        assert self._sync is not None
+        assert self._sync is not None and self._checkpoints is not None
         if self._raw is None:
             self._raw = self._sync.raw_connection()
+            # This connection's commits never copy the log back into the file (a checkpoint, with
+            # its fsyncs, stalled every answer queued behind it): `Checkpoints` does that aside.
+            self._raw.dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
         dbapi = self._raw.dbapi_connection
         with dbapi:  # commits, or rolls back when `fn` raises
-            return fn(DirectRunner(dbapi, self._sync.dialect))
+            done = fn(DirectRunner(dbapi, self._sync.dialect))
+        self._checkpoints.committed()
+        return done
 
     async def close(self) -> None:
         """Closes the thread's connection (in that thread: sqlite3 connections stay in theirs)."""
@@ -153,8 +175,61 @@ class Units:
         self._thread = None
 
     def _close_here(self) -> None:
-        assert self._sync is not None
+        assert self._sync is not None and self._checkpoints is not None
+        self._checkpoints.close()
         if self._raw is not None:
             self._raw.close()
             self._raw = None
         self._sync.dispose()
+
+
+class Checkpoints:
+    """Copies a SQLite file's write-ahead log back into the file (a PASSIVE checkpoint: it neither
+    waits for nor blocks readers and writers) in a thread and on a connection of its own, once every
+    `every` commits of the units thread, whose own connection does not checkpoint. SQLite's
+    automatic checkpoint runs inside the commit that crosses 1,000 pages of log, so every ~250th
+    radio answer waited for the copy and its fsyncs (5-15 ms here), and the answers queued behind it
+    with it."""
+
+    def __init__(self, database: str, every: int = 250) -> None:
+        self._database = database
+        self._every = every
+        self._since = 0
+        self._pending: Future[None] | None = None
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-checkpoint")
+        self._db: sqlite3.Connection | None = None
+        self.done = 0  # checkpoints run
+        self.last: tuple[int, int, int] | None = None  # (busy, frames in the log, frames copied)
+
+    def committed(self) -> None:
+        """A commit happened (called from the units thread)."""
+        self._since += 1
+        if self._since >= self._every and (self._pending is None or self._pending.done()):
+            self._since = 0
+            self._pending = self._thread.submit(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        if self._db is None:
+            self._db = sqlite3.connect(self._database, timeout=30, check_same_thread=True)
+        try:
+            busy, frames, copied = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            self.last = (int(busy), int(frames), int(copied))
+        except sqlite3.Error:
+            log.warning("WAL checkpoint of %s failed; the next one retries", self._database, exc_info=True)
+        self.done += 1
+
+    def settled(self) -> None:
+        """Blocks until the checkpoint under way, if any, is over."""
+        if self._pending is not None:
+            self._pending.result()
+
+    def close(self) -> None:
+        """Waits for a checkpoint under way, then runs a last one and closes the connection."""
+        self._thread.submit(self._checkpoint).result()
+        self._thread.submit(self._close_here).result()
+        self._thread.shutdown(wait=True)
+
+    def _close_here(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
