@@ -491,7 +491,7 @@ class RadioService:
             if pos is None or kind not in (InteractionKind.LIKED, InteractionKind.SKIPPED):
                 continue
             rate = self.like_rate if kind == InteractionKind.LIKED else -self.skip_rate
-            query = query.moved(index.query_for(pos), rate)
+            query = index.steer(query, pos, rate)
         avoid = frozenset(await self._user_skips(radio.user_id, index))
         return LiveRadio(signature, radio.position, query, shown, skipped, liked, avoid, seeds)
 
@@ -509,9 +509,9 @@ class RadioService:
         """The taste after the answer, and the next track (blocking: runs in a worker thread)."""
         pos = index.position(track_id)
         if pos is not None and action == "like":
-            live.query = live.query.moved(index.query_for(pos), self.like_rate)
+            live.query = index.steer(live.query, pos, self.like_rate)
         elif pos is not None and action == "skip":
-            live.query = live.query.moved(index.query_for(pos), -self.skip_rate)
+            live.query = index.steer(live.query, pos, -self.skip_rate)
             live.skipped.append(pos)
         return self._choose(index, live, radio.seed_track_id, radio.public_id, radio.diversity, exclude, colikes, liked)
 

@@ -681,6 +681,31 @@ class CatalogIndex:
             genre = self._knn_genre(self.audio[position], audio_d2)
         return Query(self.audio[position].copy(), genre, partial=partial)
 
+    def steer(self, query: Query, position: int, rate: float) -> Query:
+        """`query` moved towards the track at `position` (rate > 0: a like) or away from it (rate < 0:
+        a skip), kept within the catalogue's range: each audio value between the smallest and the
+        largest any track has (and 0, where a partial query holds its unknown columns), each genre
+        weight in [0, 1]. Unbounded, a push away from a song left the catalogue behind after enough
+        skips: the nearest song is then far, so every skip moved the taste farther (×1.2 a skip)
+        until its squared distances overflowed float32 and nothing was near any more."""
+        moved = query.moved(self.query_for(position), rate)
+        lo, hi = self._audio_box()
+        audio = np.clip(moved.audio, lo, hi)
+        genre = None if moved.genre is None else np.clip(moved.genre, 0.0, 1.0)
+        return Query(audio, genre, partial=moved.partial)
+
+    def _audio_box(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per audio column, the smallest and largest value in the index, widened to hold 0 (cached
+        per index size: tracks added later can widen it)."""
+        cached: tuple[int, np.ndarray, np.ndarray] | None = getattr(self, "_box", None)
+        if cached is None or cached[0] != len(self):
+            zero = np.zeros(self.audio.shape[1], dtype=np.float32)
+            lo = np.minimum(self.audio.min(axis=0), zero) if len(self) else zero
+            hi = np.maximum(self.audio.max(axis=0), zero) if len(self) else zero
+            cached = (len(self), lo.astype(np.float32), hi.astype(np.float32))
+            self._box = cached
+        return cached[1], cached[2]
+
     def _genre_row(self, position: int) -> np.ndarray:
         """`genre_dist[position]` as a dense vector, read from the CSR arrays (scipy's row slicing
         cost ~40 µs of checks a radio answer)."""

@@ -76,6 +76,22 @@ async def test_200_steps_never_repeat_and_keep_the_artist_cap(sessions, catalog:
         assert max(window.count(a) for a in set(window)) <= ARTIST_CAP
 
 
+async def test_a_radio_skipped_again_and_again_keeps_its_taste_among_the_songs(sessions, catalog: Catalog) -> None:
+    """Each skip pushes the taste away from the skipped song; once outside the catalogue, every push
+    took it farther (1.2× a skip), until its distances overflowed and the radio ran dry (seen after
+    ~200 answers in bench_radio). The taste stays within the catalogue's range, and the radio plays."""
+    recs, radio = services(sessions)
+    step = await radio.start(catalog.by_genre["rock"][3], listener=Listener.anonymous())
+    index = await recs.index()
+    lo, hi = index.audio.min(axis=0), index.audio.max(axis=0)
+    for _ in range(120):
+        step = await radio.feedback(step.radio_id, step.track.id, "skip", listener=Listener.anonymous())
+        assert step.track is not None and np.isfinite(step.extra["score"])
+        taste = radio._cache[step.radio_id].query
+        assert np.all(taste.audio >= np.minimum(lo, 0) - 1e-6) and np.all(taste.audio <= np.maximum(hi, 0) + 1e-6)
+        assert taste.genre is None or (np.all(taste.genre >= 0) and np.all(taste.genre <= 1))
+
+
 async def test_radios_beyond_the_memory_cap_are_read_back_from_the_database(sessions, catalog: Catalog) -> None:
     """Two radios kept in memory: a third one pushes the oldest out, which then answers from its row
     and its interactions, as after a restart, and plays on without repeating itself."""
