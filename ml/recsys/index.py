@@ -1143,8 +1143,11 @@ class CatalogIndex:
             novelty = np.minimum(novelty, near)
         # The soft penalty looks at main artists, the cap at all: each candidate's main artist as an
         # index into the pool's distinct artists, so a window's counts become one gather.
-        distinct, artist_of = np.unique(self.main_artist[pool], return_inverse=True)
-        slot = {a: i for i, a in enumerate(distinct.tolist())}
+        # (A dict in first-seen order: np.unique's sort and inverse cost ~3× as much for 200 rows.)
+        slot: dict[int, int] = {}
+        artist_of = np.fromiter(
+            (slot.setdefault(a, len(slot)) for a in self.main_artist[pool].tolist()), dtype=np.intp, count=pool.size
+        )
         # Per pick only what changed is recomputed: the novelty term and the artist counts when a
         # track is chosen; rejected candidates (blocked key, artist cap) change neither. The
         # arithmetic is the same as recomputing everything each time.
@@ -1156,7 +1159,7 @@ class CatalogIndex:
         # per_artist; a pick adds one track's artists and, once the window is full, drops the oldest's.
         start = max(0, len(window) - (ARTIST_WINDOW - 1))
         counts: dict[int, int] = {}
-        per_artist = np.zeros(distinct.size)
+        per_artist = np.zeros(len(slot))
         repeat = self.weights.artist_repeat
 
         def count(artists: tuple[int, ...], step: int) -> None:
