@@ -224,8 +224,10 @@ class Checkpoints:
             self._pending.result()
 
     def close(self) -> None:
-        """Waits for a checkpoint under way, then runs a last one and closes the connection."""
-        self._thread.submit(self._checkpoint).result()
+        """Waits for a checkpoint under way, then runs a last one (when anything was committed since
+        the previous) and closes the connection."""
+        if self._since:
+            self._thread.submit(self._checkpoint).result()
         self._thread.submit(self._close_here).result()
         self._thread.shutdown(wait=True)
 

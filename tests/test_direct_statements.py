@@ -232,3 +232,17 @@ async def test_work_then_unit_without_a_units_thread_offloads_the_work() -> None
     finally:
         await units.close()
         await engine.dispose()
+
+
+async def test_statements_built_per_call_do_not_pile_up(tmp_path: Path) -> None:
+    """The compiled forms are kept by statement identity; statements built afresh on every call
+    (not the hot ones, which are built once) must not be kept without end."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'encore.db'}")
+    units = Units(create_session_factory(engine), engine)
+    try:
+        for n in range(600):
+            assert await units.run(lambda run, n=n: run.one(text("SELECT :n"), {"n": n})) == (n,)
+        assert len(DirectRunner._compiled) <= 256
+    finally:
+        await units.close()
+        await engine.dispose()
