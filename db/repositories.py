@@ -77,7 +77,11 @@ def column_lengths(model: type[Base], columns: Iterable[str]) -> dict[str, int |
 
 def dialect_insert(session: AsyncSession | Session, table: Any) -> Any:
     """The one dialect `INSERT` with ON CONFLICT (SQLite and PostgreSQL both have it)."""
-    name = session.get_bind().dialect.name
+    return insert_for(session.get_bind().dialect.name, table)
+
+
+def insert_for(name: str, table: Any) -> Any:
+    """`dialect_insert` by the dialect's name."""
     if name == "postgresql":
         return postgresql.insert(table)
     if name == "sqlite":
@@ -547,12 +551,15 @@ class InteractionRepository:
         return (await self._s.execute(stmt)).all()
 
 
-def like_statement(session: AsyncSession | Session, user_id: int, track_id: int) -> Any:
-    """INSERT one like unless it is there already (the primary key keeps one like)."""
+@cache
+def like_insert(dialect: str) -> Any:
+    """INSERT one like (p_user, p_track, p_now) unless it is there already (the primary key keeps
+    one like); built once per dialect, for `LikeRepository.add` and `record_radio_answer`."""
+    table = table_of(Like)
     return (
-        dialect_insert(session, Like)
-        .values(user_id=user_id, track_id=track_id, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=[Like.user_id, Like.track_id])
+        insert_for(dialect, table)
+        .values(user_id=bindparam("p_user"), track_id=bindparam("p_track"), created_at=bindparam("p_now"))
+        .on_conflict_do_nothing(index_elements=[table.c.user_id, table.c.track_id])
     )
 
 
@@ -562,7 +569,9 @@ class LikeRepository:
 
     async def add(self, user_id: int, track_id: int) -> bool:
         """Like a track; False when it was liked already (the primary key keeps one like)."""
-        return bool(rowcount(await self._s.execute(like_statement(self._s, user_id, track_id))))
+        like = like_insert(self._s.get_bind().dialect.name)
+        params = {"p_user": user_id, "p_track": track_id, "p_now": utcnow()}
+        return bool(rowcount(await self._s.execute(like, params)))
 
     async def remove(self, user_id: int, track_id: int) -> bool:
         result = await self._s.execute(delete(Like).where(Like.user_id == user_id, Like.track_id == track_id))
@@ -637,16 +646,6 @@ def _track_columns() -> tuple[str, ...]:
 
 
 @cache
-def _like_insert(dialect: str) -> Any:
-    """INSERT one like unless it is there already, with its values as parameters."""
-    table = table_of(Like)
-    stmt = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-    return stmt.values(
-        user_id=bindparam("p_user"), track_id=bindparam("p_track"), created_at=bindparam("p_now")
-    ).on_conflict_do_nothing(index_elements=[table.c.user_id, table.c.track_id])
-
-
-@cache
 def _interaction_insert() -> Any:
     t = table_of(Interaction)
     return insert(t).values(
@@ -704,7 +703,7 @@ def record_radio_answer(
     if moved is None:
         return None
     if like_for is not None:
-        run.many(_like_insert(run.dialect), [{"p_user": like_for, "p_track": track_id, "p_now": now}])
+        run.many(like_insert(run.dialect), [{"p_user": like_for, "p_track": track_id, "p_now": now}])
     if events:
         run.many(
             _interaction_insert(),
