@@ -273,7 +273,7 @@ class RadioService:
         live = LiveRadio(index.signature(), 0, query, avoid=frozenset(exclude), seeds=seeds)
         # The first pick: CPU work in a worker thread, before any transaction is open.
         move = await self._recs.searching(
-            self._choose, index, live, seed_track_id, public_id, diversity, exclude, await self._colikes(), []
+            self._choose, index, live, seed_track_id, public_id, diversity, exclude, await self._recs.colike_model(), []
         )
         async with self._sessions.begin() as s:
             repo = RadioRepository(s)
@@ -327,7 +327,7 @@ class RadioService:
             live.liked.append(track_id)
         liked = list(live.liked)
         exclude = set(live.avoid)
-        colikes = await self._colikes()
+        colikes = await self._recs.colike_model()
 
         def record(run: Runner, move: _Move) -> RadioAnswer | None:
             events: list[tuple[int, InteractionKind]] = []
@@ -455,9 +455,6 @@ class RadioService:
             shown = await interactions.user_track_ids(user_id, [InteractionKind.SHOWN], limit=_AVOID_SHOWN)
         return set(index.positions([*skips, *liked, *shown]))
 
-    async def _colikes(self) -> CoLikeModel | None:
-        return await self._recs.colikes() if self._recs.colike_weight > 0 else None
-
     async def _live(self, s: AsyncSession, index: CatalogIndex, radio: RadioSession) -> LiveRadio:
         """The cached state when it matches the DB, otherwise rebuilt from the DB: the stored start of
         the taste (or the seed's vector anew when the index changed since: re-import, new weights),
@@ -538,10 +535,7 @@ class RadioService:
         boost = {}
         if colikes is not None:
             anchors = [p for p in [seed_pos] if p is not None] + index.positions(list(liked)[-20:])
-            boost = {
-                p: (self._recs.colike_weight * score, "liked by people who liked this")
-                for p, (score, _n) in colikes.scores(anchors).items()
-            }
+            boost = self._recs.colike_boost(colikes, anchors)
         hits = index.search(
             live.query,
             3,

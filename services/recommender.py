@@ -348,12 +348,24 @@ class RecommendationService:
                 return self._colikes  # built while this caller waited
             return await self.refresh_colikes()
 
-    async def colike_boost(self, positions: Sequence[int]) -> dict[int, tuple[float, str]]:
-        if self.colike_weight <= 0 or not positions:
+    def colike_boost(self, model: CoLikeModel | None, positions: Sequence[int]) -> dict[int, tuple[float, str]]:
+        """Position → (extra relevance, reason) from the co-likes of `positions` (blocking: call it
+        where the search runs)."""
+        if model is None or not positions:
             return {}
-        model = await self.colikes()
-        scores = await self.searching(model.scores, positions)
+        scores = model.scores(positions)
         return {p: (self.colike_weight * s, "liked by people who liked this") for p, (s, _) in scores.items()}
+
+    def _boosted_search(
+        self, index: CatalogIndex, query: Query, n: int, model: CoLikeModel | None, anchors: Sequence[int], **kw: Any
+    ) -> list[Hit]:
+        """`index.search` boosted by the co-likes of `anchors`: both on one thread, in one hand-over
+        (the scores alone cost less than a second trip to the thread and back)."""
+        return index.search(query, n, boost=self.colike_boost(model, anchors), **kw)
+
+    async def colike_model(self) -> CoLikeModel | None:
+        """The co-likes model, or None when co-likes do not count (`colike_weight` 0)."""
+        return await self.colikes() if self.colike_weight > 0 else None
 
     # -- queries ---------------------------------------------------------------------------------
 
@@ -519,22 +531,26 @@ class RecommendationService:
         query, pos, seed = await self.seed_query(track_id)  # may add the seed to the index: read it after
         index = await self.index()
         exclude = set(index.positions(await self._user_skips(user_id)))
-        keys = index.keys_for(";".join(seed.artists), seed.name)
         if pos is not None:
             exclude.add(pos)
-        boost = await self.colike_boost([pos]) if pos is not None else {}
+            keys, artists = index.keys_at(pos), index.artists[pos]
+        else:
+            artists = ";".join(seed.artists)
+            keys = index.keys_for(artists, seed.name)
         if diversity is None:  # the user's own setting, else the service default
             diversity = await self.user_diversity(user_id) if user_id is not None else self.default_diversity
         # CPU-bound: keep the event loop free.
         hits = await self.searching(
-            index.search,
+            self._boosted_search,
+            index,
             query,
             n,
+            await self.colike_model() if pos is not None else None,
+            [pos] if pos is not None else [],
             exclude=exclude,
             exclude_keys=keys,
             diversity=diversity,
-            boost=boost,
-            seed_artists=";".join(seed.artists),
+            seed_artists=artists,
         )
         recommendations = self._to_recommendations(index, hits)
         if user_id is not None:
@@ -563,9 +579,11 @@ class RecommendationService:
             return await self._cold_start(index, user_id, n, searched, set(skipped) | set(liked))
         query = taste_from_history(index, liked_pos[:50], skipped_pos[:50])
         exclude = set(liked_pos) | set(skipped_pos) | set(index.positions(shown[:50]))
-        boost = await self.colike_boost(liked_pos[:50])
         diversity = await self.user_diversity(user_id)
-        hits = await self.searching(index.search, query, n, exclude=exclude, diversity=diversity, boost=boost)
+        model = await self.colike_model()
+        hits = await self.searching(
+            self._boosted_search, index, query, n, model, liked_pos[:50], exclude=exclude, diversity=diversity
+        )
         return self._to_recommendations(index, hits, default_reason="from your likes")
 
     async def user_diversity(self, user_id: int) -> float:

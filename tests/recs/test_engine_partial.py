@@ -124,3 +124,20 @@ def test_extended_keeps_probabilities_aligned() -> None:
     assert grown.has_genre[-1]
     neighbours = grown.genre_dist[len(all_rows) - 1].toarray().ravel()
     assert classes[int(np.argmax(neighbours))] == gmap[extra[-1].id][0]  # (a rock remaster: its own kind)
+
+
+def test_stored_keys_are_the_keys_of_the_entry_built_and_added() -> None:
+    """/similar leaves a seed's own versions out by the keys the index stored (`keys_at`), no
+    longer by hashing its entry's artists and title again (`keys_for`): the two must agree, for the
+    tracks the index was built with and for tracks added later, whatever their artist line looks like."""
+    all_rows = rows()
+    base_rows, new_rows = all_rows[:-4], all_rows[-4:]
+    odd = [" Beyoncé ;JAY-Z", "AC/DC;;", "Sigur Rós", ""]
+    for row, artists in zip(new_rows, odd, strict=True):
+        row.artists, row.name = artists, f"{row.name} (Remastered 2011) - Live"
+    base_rows[0].artists, base_rows[0].name = "  Queen ; David Bowie", "Under Pressure - Remastered"
+    gmap = genre_map()
+    grown = CatalogIndex.from_rows(base_rows, gmap).extended(new_rows, {})
+    for p in range(len(grown)):
+        entry = grown.entry(p)
+        assert grown.keys_at(p) == grown.keys_for(";".join(entry.artists), entry.name), (p, entry.artists)
