@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import sqlalchemy
@@ -120,8 +121,8 @@ class Units:
 
     @property
     def executor(self) -> ThreadPoolExecutor | None:
-        """The units' own thread (None when they run on the event loop): blocking work that comes
-        with the units (a radio's next-track search) can run there too, one thing at a time."""
+        """The units' own thread (None when they run on the event loop). `run_after(..., offload=`
+        this`)` runs the work there too, before the unit; `main.py` gives searches a thread of their own."""
         return self._thread
 
     async def run(self, fn: Callable[[Runner], T]) -> T:
@@ -135,21 +136,61 @@ class Units:
         work: Callable[[], P],
         unit: Callable[[Runner, P], T],
         *,
-        offload: Callable[[Callable[[], P]], Awaitable[P]],
+        offload: Executor | None = None,
     ) -> tuple[P, T]:
-        """`work()` (blocking CPU work, outside any transaction), then `unit(runner, what it gave)` in
-        one transaction. With the units' own thread both run there in one hand-over from the event
-        loop (each hand-over costs ~30-100 µs of CPU under the GIL); otherwise `work` goes through
-        `offload` (e.g. a thread of its own) and the unit runs as `run` runs it."""
-        if self._thread is None:
-            done = await offload(work)
+        """`work()` (blocking CPU work, outside any transaction) on `offload` (asyncio's default pool
+        when None, then the unit as `run` runs it), then `unit(runner, what it gave)` in one
+        transaction.
+
+        With the units' own thread the two are a pipeline with one wake-up of the event loop: the
+        work's thread queues the unit straight to the units thread, which settles the caller's
+        future. So the units thread does only units, and the next answer's search runs while this
+        one's unit commits (both on the units thread, the search held every write behind it, and
+        that thread was the radio's bottleneck: busy 99 % of the time, much of it waiting for the
+        GIL). When `offload` is the units thread itself, both run there in one hand-over."""
+        loop = asyncio.get_running_loop()
+        if self._thread is None or offload is None:
+            done = await loop.run_in_executor(offload, work)
             return done, await self.run(lambda run: unit(run, done))
+        units = self._thread
+        if offload is units:
 
-        def both() -> tuple[P, T]:
-            done = work()
-            return done, self.run_here(lambda run: unit(run, done))
+            def both() -> tuple[P, T]:
+                done = work()
+                return done, self.run_here(lambda run: unit(run, done))
 
-        return await asyncio.get_running_loop().run_in_executor(self._thread, both)
+            return await loop.run_in_executor(units, both)
+        result: asyncio.Future[tuple[P, T]] = loop.create_future()
+
+        def settle(outcome: tuple[P, T] | None, error: BaseException | None) -> None:
+            if result.done():  # the caller was cancelled: the unit still ran (or failed) as queued
+                return
+            if error is not None:
+                result.set_exception(error)
+            else:
+                result.set_result(outcome)  # type: ignore[arg-type]
+
+        def report(outcome: tuple[P, T] | None, error: BaseException | None) -> None:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(settle, outcome, error)
+
+        def second(done: P) -> None:
+            try:
+                outcome = (done, self.run_here(lambda run: unit(run, done)))
+            except BaseException as exc:  # handed to the caller, who re-raises it
+                report(None, exc)
+            else:
+                report(outcome, None)
+
+        def first() -> None:
+            try:
+                done = work()
+                units.submit(second, done)
+            except BaseException as exc:  # as above (a shut-down units thread too)
+                report(None, exc)
+
+        offload.submit(first)  # not run_in_executor: its own wake-up of the loop is what is saved
+        return await result
 
     def run_here(self, fn: Callable[[Runner], T]) -> T:
         """`fn` in one transaction, in the calling thread, which must be the units' own (blocking:

@@ -348,11 +348,12 @@ class RadioService:
                 like_for=view.user_id if action == "like" else None,
             )
 
-        # The search, then the answer's unit of work: one hand-over to the SQLite writer thread.
+        # The search on the searches' thread, then the answer's unit of work on the writer's: one
+        # hand-over from the event loop, and one wake-up back.
         move, answer = await self._units.run_after(
             partial(self._answer, index, live, view, track_id, action, exclude, colikes, liked),
             record,
-            offload=self._recs.searching,
+            offload=self._recs.cpu,
         )
         if answer is None:
             self._cache.pop(radio_id, None)

@@ -517,6 +517,11 @@ class RecommendationService:
         async with self._sessions() as s:
             return await InteractionRepository(s).user_track_ids(user_id, [InteractionKind.SKIPPED], limit=5000)
 
+    @property
+    def cpu(self) -> Executor | None:
+        """Where searches run (None: asyncio's default pool)."""
+        return self._cpu
+
     async def searching(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`fn(*args, **kwargs)` (a search, blocking) off the event loop, on the service's `cpu`."""
         if self._cpu is None:

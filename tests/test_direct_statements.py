@@ -8,6 +8,7 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -182,9 +183,7 @@ async def test_other_connections_run_through_core(url: str) -> None:
         await engine.dispose()
 
 
-async def test_work_then_unit_is_one_hand_over_and_the_work_holds_no_transaction(tmp_path: Path) -> None:
-    """`Units.run_after`: the search runs on the writer thread before the unit's transaction opens
-    (another connection can take the write lock meanwhile), and the unit gets what it found."""
+async def _units_on_file(tmp_path: Path) -> tuple[Units, sqlalchemy.ext.asyncio.AsyncEngine, Path, int]:
     path = tmp_path / "encore.db"
     engine = create_engine(f"sqlite+aiosqlite:///{path}")
     async with engine.begin() as conn:
@@ -192,25 +191,112 @@ async def test_work_then_unit_is_one_hand_over_and_the_work_holds_no_transaction
     units = Units(create_session_factory(engine), engine)
     _user, _tracks, (radio, _other) = await _seed(create_session_factory(engine))
     await units.run(lambda run: run.one(text("SELECT 1"), {}))  # the thread's connection is open
+    return units, engine, path, radio
 
-    def work() -> str:
-        with sqlite3.connect(path, timeout=0) as other:  # fails at once if a write lock were held
-            other.execute("BEGIN IMMEDIATE")
-            other.execute("UPDATE radio_sessions SET diversity = 0.5 WHERE id = ?", (radio,))
-        return threading.current_thread().name
+
+def _write_elsewhere(path: Path, radio: int) -> str:
+    """A write on another connection, which fails at once if a write lock were held (the work must
+    run outside the unit's transaction); the name of the thread it ran in."""
+    with sqlite3.connect(path, timeout=0) as other:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("UPDATE radio_sessions SET diversity = 0.5 WHERE id = ?", (radio,))
+    return threading.current_thread().name
+
+
+@pytest.mark.parametrize("where", ["pipelined", "units thread"])
+async def test_work_then_unit_hands_over_once_and_the_work_holds_no_transaction(tmp_path: Path, where: str) -> None:
+    """`Units.run_after`: the search (work) runs before the unit's transaction opens — on the
+    searches' thread, which queues the unit straight to the writer's thread, or on the writer's
+    thread itself — and the unit gets what it found."""
+    units, engine, path, radio = await _units_on_file(tmp_path)
+    searches = ThreadPoolExecutor(1, thread_name_prefix="searches")
+    offload = searches if where == "pipelined" else units.executor
 
     def unit(run: Runner, found: str) -> tuple[str, str, object]:
         row = run.one(text("SELECT diversity FROM radio_sessions WHERE id = :r"), {"r": radio})
         return found, threading.current_thread().name, row
 
-    async def never(_work: Callable[[], str]) -> str:
-        raise AssertionError("a SQLite file's units thread runs the work itself")
+    try:
+        found, (_, ran_in, row) = await units.run_after(partial(_write_elsewhere, path, radio), unit, offload=offload)
+        assert found.startswith("searches" if where == "pipelined" else "sqlite-units")
+        assert ran_in.startswith("sqlite-units") and row == (0.5,)
+    finally:
+        searches.shutdown()
+        await units.close()
+        await engine.dispose()
+
+
+async def test_pipelined_work_and_unit_failures_reach_the_caller_and_nothing_is_half_written(tmp_path: Path) -> None:
+    units, engine, _path, radio = await _units_on_file(tmp_path)
+    searches = ThreadPoolExecutor(1, thread_name_prefix="searches")
+    ran: list[str] = []
+
+    def unit(run: Runner, found: int) -> int:
+        ran.append("unit")
+        run.one(text("UPDATE radio_sessions SET diversity = :d WHERE id = :r RETURNING id"), {"d": 0.9, "r": radio})
+        if found < 0:
+            raise RuntimeError("the unit failed after its first write")
+        return found
+
+    def broken_search() -> int:
+        raise ValueError("the search failed")
+
+    async def diversity() -> object:
+        return await units.run(
+            lambda run: run.one(text("SELECT diversity FROM radio_sessions WHERE id = :r"), {"r": radio})
+        )
 
     try:
-        found, ran_in, row = (await units.run_after(work, unit, offload=never))[1]
-        assert found == ran_in and ran_in.startswith("sqlite-units")
-        assert row == (0.5,)
+        before = await diversity()
+        with pytest.raises(ValueError, match="the search failed"):
+            await units.run_after(broken_search, unit, offload=searches)
+        assert ran == []  # no unit after a failed search
+        with pytest.raises(RuntimeError, match="after its first write"):
+            await units.run_after(lambda: -1, unit, offload=searches)
+        assert ran == ["unit"] and await diversity() == before  # rolled back as a whole
+        assert await units.run_after(lambda: 7, unit, offload=searches) == (7, 7)
+        assert await diversity() == (0.9,)
     finally:
+        searches.shutdown()
+        await units.close()
+        await engine.dispose()
+
+
+async def test_a_caller_cancelled_mid_search_leaves_the_unit_to_finish_without_a_loop_error(tmp_path: Path) -> None:
+    """The client went away while its search ran: the unit still runs as queued (the answer is
+    counted, as with any hand-over to a thread), and settling the cancelled future is no error."""
+    units, engine, _path, _radio = await _units_on_file(tmp_path)
+    searches = ThreadPoolExecutor(1, thread_name_prefix="searches")
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    searching, go, unit_done = threading.Event(), threading.Event(), threading.Event()
+
+    def search() -> int:
+        searching.set()
+        go.wait(30)
+        return 1
+
+    def unit(run: Runner, found: int) -> int:
+        run.one(text("SELECT 1"), {})
+        unit_done.set()
+        return found
+
+    try:
+        task = asyncio.create_task(units.run_after(search, unit, offload=searches))
+        await asyncio.to_thread(searching.wait, 30)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        go.set()
+        assert await asyncio.to_thread(unit_done.wait, 30)
+        await units.run(lambda run: run.one(text("SELECT 1"), {}))  # after the unit: its settle is queued
+        await asyncio.sleep(0)
+        assert errors == []
+    finally:
+        go.set()
+        loop.set_exception_handler(None)
+        searches.shutdown()
         await units.close()
         await engine.dispose()
 
@@ -218,18 +304,19 @@ async def test_work_then_unit_is_one_hand_over_and_the_work_holds_no_transaction
 async def test_work_then_unit_without_a_units_thread_offloads_the_work() -> None:
     engine = create_engine("sqlite+aiosqlite://")
     units = Units(create_session_factory(engine), engine)
-    offloaded: list[str] = []
+    searches = ThreadPoolExecutor(1, thread_name_prefix="searches")
 
-    async def offload(work: Callable[[], int]) -> int:
-        offloaded.append("yes")
-        return await asyncio.to_thread(work)
+    def work() -> int:
+        assert threading.current_thread().name.startswith("searches")
+        return 41
 
     try:
         done, got = await units.run_after(
-            lambda: 41, lambda run, found: run.one(text("SELECT :n + 1"), {"n": found}), offload=offload
+            work, lambda run, found: run.one(text("SELECT :n + 1"), {"n": found}), offload=searches
         )
-        assert (done, got, offloaded) == (41, (42,), ["yes"])
+        assert (done, got) == (41, (42,))
     finally:
+        searches.shutdown()
         await units.close()
         await engine.dispose()
 

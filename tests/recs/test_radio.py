@@ -39,13 +39,11 @@ def services(
 ) -> tuple[RecommendationService, RadioService]:
     """The services as `main.py` builds them: on a SQLite file an answer's unit of work runs in the
     writer thread on its own sqlite3 connection, on PostgreSQL through the async engine; searches
-    run one at a time, on that writer thread or on one of their own."""
+    run one at a time on a thread of their own, which hands an answer's unit straight to the writer."""
     units = Units(sessions, sessions.kw["bind"])
     _UNITS.append(units)
-    cpu = units.executor
-    if cpu is None:
-        cpu = ThreadPoolExecutor(1)
-        _CPU.append(cpu)
+    cpu = ThreadPoolExecutor(1, thread_name_prefix="searches")
+    _CPU.append(cpu)
     recs = RecommendationService(sessions, cpu=cpu)
     extra = {"new_id": ids} if ids else {}
     return recs, RadioService(sessions, recs, units=units, cache_size=cache_size, **extra)
