@@ -55,7 +55,7 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.live import table  # noqa: E402
+from bench.live import cpu_seconds, rss_mib, table, wait_for_workers  # noqa: E402
 
 # issue 15: route -> (requests/s, p99 ms or None)
 TARGETS: dict[str, tuple[float, float | None]] = {
@@ -205,55 +205,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def rss_mib(pid: int) -> float:
-    """RSS of the process and its children (the HTTP workers)."""
-    total = 0.0
-    for one in (pid, *server_children(pid)):
-        try:
-            text = Path(f"/proc/{one}/status").read_text()
-        except FileNotFoundError:
-            continue
-        match = re.search(r"VmRSS:\s+(\d+) kB", text)
-        total += int(match.group(1)) / 1024 if match else float("nan")
-    return total
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of the process and its children (the HTTP workers), from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for one in (pid, *server_children(pid)):
-        try:
-            fields = Path(f"/proc/{one}/stat").read_text().rpartition(")")[2].split()
-        except FileNotFoundError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14 and 15)
-    return total
-
-
-def server_children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        found.extend(int(c) for c in task.read_text().split())
-    return found
-
-
-def wait_for_workers(url: str, workers: int, timeout: float = 180.0) -> set[str]:
-    """Poll /healthz on fresh connections until `workers` distinct processes have answered."""
-    from urllib.error import URLError
-    from urllib.request import urlopen
-
-    seen: set[str] = set()
-    deadline = time.monotonic() + timeout
-    while len(seen) < workers and time.monotonic() < deadline:
-        try:
-            with urlopen(url + "/healthz", timeout=5) as resp:  # 127.0.0.1 only
-                seen.add(resp.headers["X-Encore-Pid"])
-        except (URLError, OSError):
-            time.sleep(0.2)
-    return seen
 
 
 async def build_db(csv: Path, target: Path) -> None:

@@ -1,6 +1,6 @@
 """Radio feedback under concurrency: the real `main.py serve` answering 👍 / 👎 / next from many radios.
 
-    .venv/bin/python bench/bench_radio.py [--radios 32] [--duration 30] [--warmup 5]
+    .venv/bin/python bench/bench_radio.py [--radios 32] [--duration 30] [--warmup 5] [--workers 1]
 
 The server is the product (bench/live.py: a copy of the set-up database, the product's model, no
 providers). The client runs in this process on the same cores: `--radios` radios are started over
@@ -11,6 +11,9 @@ A radio that reaches its end is started again.
 Prints answers/s, p50/p99 latency of an answer, 409s (must be 0: each radio has one client), errors,
 the largest event-loop stall the server saw (encore_event_loop_lag_max_seconds), and the server's
 RSS. Targets (issue #11): >= 400 answers/s with 32 radios, p99 <= 100 ms, no stall over 50 ms.
+
+`--workers N` serves with `HTTP_WORKERS=N` (N processes on one port): CPU and RSS are then summed
+over the processes, and the loop-stall figures are those of whichever process answered /metrics.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.live import DATA, Server, cpu_seconds, percentile, table
+from bench.live import DATA, Server, cpu_seconds, percentile, table, wait_for_workers
 
 TARGET_PER_SECOND = 400.0
 TARGET_P99_MS = 100.0
@@ -100,7 +103,12 @@ class Load:
 async def run(args: argparse.Namespace) -> int:
     seeds = popular_seeds()
     with tempfile.TemporaryDirectory(prefix="encore-bench-radio-") as tmp:
-        server = await Server(Path(tmp)).start()
+        env = {"HTTP_WORKERS": str(args.workers)} if args.workers > 1 else {}
+        server = await Server(Path(tmp), env=env).start()
+        if args.workers > 1:  # every process listening before the clients connect (else one takes all)
+            answered = await asyncio.to_thread(wait_for_workers, server.url, args.workers)
+            if len(answered) < args.workers:
+                raise SystemExit(f"only {len(answered)} of {args.workers} server processes answered")
         try:
             connector = aiohttp.TCPConnector(limit=args.radios)
             async with aiohttp.ClientSession(connector=connector) as http:
@@ -136,7 +144,8 @@ async def run(args: argparse.Namespace) -> int:
     conflicts = load.statuses.get(409, 0)
     print(
         f"radio feedback · {args.radios} radios, {seconds:.0f} s after {args.warmup} s warm-up, "
-        f"{load.starts} radios started, server exit {code}"
+        f"{load.starts} radios started, {args.workers} server process{'es' if args.workers > 1 else ''}, "
+        f"server exit {code}"
     )
     rate = f"{per_second / TARGET_PER_SECOND:.2f}"
     stall_ratio = f"{stall_ms / TARGET_STALL_MS:.2f}"
@@ -167,6 +176,7 @@ def main() -> int:
     parser.add_argument("--radios", type=int, default=32)
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--workers", type=int, default=1, help="HTTP_WORKERS for the server (1: one process)")
     return asyncio.run(run(parser.parse_args()))
 
 

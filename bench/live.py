@@ -21,6 +21,7 @@ import shutil
 import signal
 import socket
 import sys
+import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,22 +47,59 @@ def setup_data() -> tuple[Path, Path]:
     return db, models
 
 
+def process_tree(pid: int) -> list[int]:
+    """The process and its children (`HTTP_WORKERS` processes), from /proc."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found.extend(int(c) for c in task.read_text().split())
+        except FileNotFoundError:  # a thread that just ended
+            continue
+    return found
+
+
 def rss_mib(pid: int) -> float:
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return float("nan")
-    match = re.search(r"VmRSS:\s+(\d+) kB", text)
-    return int(match.group(1)) / 1024 if match else float("nan")
+    """RSS of the process and its children, MiB (NaN when the process is gone)."""
+    total, seen = 0.0, False
+    for one in process_tree(pid):
+        try:
+            text = Path(f"/proc/{one}/status").read_text()
+        except FileNotFoundError:
+            continue
+        match = re.search(r"VmRSS:\s+(\d+) kB", text)
+        total += int(match.group(1)) / 1024 if match else float("nan")
+        seen = True
+    return total if seen else float("nan")
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used so far (/proc/<pid>/stat), in seconds."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds the process and its children have used so far (/proc/<pid>/stat)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, seen = 0.0, False
+    for one in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14 and 15)
+        seen = True
+    return total if seen else float("nan")
+
+
+def wait_for_workers(url: str, workers: int, timeout: float = 180.0) -> set[str]:
+    """Poll /healthz on fresh connections until `workers` distinct processes have answered (blocking)."""
+    from urllib.error import URLError
+    from urllib.request import urlopen
+
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout
+    while len(seen) < workers and time.monotonic() < deadline:
+        try:
+            with urlopen(url + "/healthz", timeout=5) as resp:  # 127.0.0.1 only
+                seen.add(resp.headers["X-Encore-Pid"])
+        except (URLError, OSError):
+            time.sleep(0.2)
+    return seen
 
 
 def parse_metrics(text: str) -> dict[str, float]:
