@@ -55,7 +55,7 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.live import cpu_seconds, rss_mib, table, wait_for_workers  # noqa: E402
+from bench.live import cpu_seconds, every_process_answers, rss_mib, table  # noqa: E402
 
 # issue 15: route -> (requests/s, p99 ms or None)
 TARGETS: dict[str, tuple[float, float | None]] = {
@@ -367,10 +367,7 @@ def main(argv: list[str] | None = None) -> int:
             if "READY" not in line:
                 print(f"the server did not start: {line!r}", file=sys.stderr)
                 return 1
-            answered = wait_for_workers(url, workers)
-            if len(answered) < workers:
-                print(f"only {len(answered)} of {workers} server processes answered", file=sys.stderr)
-                return 1
+            asyncio.run(every_process_answers(url, workers))
 
             def run(seconds: int) -> dict[str, int]:
                 if args.tool == "wrk":

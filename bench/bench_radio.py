@@ -32,7 +32,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.live import DATA, Server, cpu_seconds, percentile, table, wait_for_workers
+from bench.live import DATA, Server, cpu_seconds, every_process_answers, percentile, table
 
 TARGET_PER_SECOND = 400.0
 TARGET_P99_MS = 100.0
@@ -105,10 +105,8 @@ async def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="encore-bench-radio-") as tmp:
         env = {"HTTP_WORKERS": str(args.workers)} if args.workers > 1 else {}
         server = await Server(Path(tmp), env=env).start()
-        if args.workers > 1:  # every process listening before the clients connect (else one takes all)
-            answered = await asyncio.to_thread(wait_for_workers, server.url, args.workers)
-            if len(answered) < args.workers:
-                raise SystemExit(f"only {len(answered)} of {args.workers} server processes answered")
+        # Every process listening before the clients connect (else the first takes every connection).
+        await every_process_answers(server.url, args.workers)
         try:
             connector = aiohttp.TCPConnector(limit=args.radios)
             async with aiohttp.ClientSession(connector=connector) as http:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.live import DATA, Server, table
+from bench.live import DATA, Server, every_process_answers, process_tree, table
 
 START_TARGET_S = 3.0
 RSS_TARGET_MIB = 350.0
@@ -48,20 +47,6 @@ def memory(pid: int) -> dict[str, float]:
         "Pss": fields["Pss"],
         "Uss": fields.get("Private_Clean", 0.0) + fields.get("Private_Dirty", 0.0),
     }
-
-
-async def every_process_answers(url: str, processes: int) -> None:
-    """Until each process served /healthz (X-Encore-Pid), one fresh connection at a time: a worker
-    answers only once its services are built and its indices loaded."""
-    seen: set[str] = set()
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
-        for _ in range(2000):
-            if len(seen) >= processes:
-                return
-            async with http.get(f"{url}/healthz") as resp:
-                seen.add(resp.headers.get("X-Encore-Pid", ""))
-            await asyncio.sleep(0.02)
-    raise SystemExit(f"only {len(seen)} of {processes} processes answered")
 
 
 async def answer_genres(http: aiohttp.ClientSession, url: str, n: int = 150) -> None:
@@ -84,13 +69,9 @@ async def answer_genres(http: aiohttp.ClientSession, url: str, n: int = 150) -> 
 
 
 def cpu_seconds(pid: int) -> float:
+    """The primary's own start CPU (`bench.live.cpu_seconds` adds the workers')."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def children(pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
 
 
 async def run(env: dict[str, str], workers: int = 1) -> dict[str, float]:
@@ -115,7 +96,7 @@ async def run(env: dict[str, str], workers: int = 1) -> dict[str, float]:
                 await every_process_answers(server.url, workers)
             await asyncio.sleep(5.0)  # idle
             out = {"listening": listening, "healthy": healthy, "cpu": cpu, "model": model_at, **memory(server.pid)}
-            for i, child in enumerate(children(server.pid)):
+            for i, child in enumerate(process_tree(server.pid)[1:]):
                 for key, value in memory(child).items():
                     out[f"worker{i}_{key}"] = value
             if env.get("MODEL_PRELOAD") != "false":

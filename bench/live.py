@@ -86,20 +86,25 @@ def cpu_seconds(pid: int) -> float:
     return total if seen else float("nan")
 
 
-def wait_for_workers(url: str, workers: int, timeout: float = 180.0) -> set[str]:
-    """Poll /healthz on fresh connections until `workers` distinct processes have answered (blocking)."""
-    from urllib.error import URLError
-    from urllib.request import urlopen
+WORKERS_WAIT = 180.0  # seconds for every HTTP worker to answer
 
+
+async def every_process_answers(url: str, processes: int) -> None:
+    """Until each of `processes` processes has served /healthz (X-Encore-Pid), one fresh connection
+    at a time (a worker answers only once its services are built and its indices loaded); exits
+    with a message when they have not within `WORKERS_WAIT` seconds."""
     seen: set[str] = set()
-    deadline = time.monotonic() + timeout
-    while len(seen) < workers and time.monotonic() < deadline:
-        try:
-            with urlopen(url + "/healthz", timeout=5) as resp:  # 127.0.0.1 only
-                seen.add(resp.headers["X-Encore-Pid"])
-        except (URLError, OSError):
-            time.sleep(0.2)
-    return seen
+    deadline = time.monotonic() + WORKERS_WAIT
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+        while len(seen) < processes and time.monotonic() < deadline:
+            try:
+                async with http.get(f"{url}/healthz") as resp:
+                    seen.add(resp.headers.get("X-Encore-Pid", ""))
+            except aiohttp.ClientError:
+                pass  # not listening yet
+            await asyncio.sleep(0.02)
+    if len(seen) < processes:
+        raise SystemExit(f"only {len(seen)} of {processes} server processes answered")
 
 
 def parse_metrics(text: str) -> dict[str, float]:

@@ -119,12 +119,6 @@ class Units:
         """Who copies the WAL back into a SQLite file (None: not a SQLite file)."""
         return self._checkpoints
 
-    @property
-    def executor(self) -> ThreadPoolExecutor | None:
-        """The units' own thread (None when they run on the event loop). `run_after(..., offload=`
-        this`)` runs the work there too, before the unit; `main.py` gives searches a thread of their own."""
-        return self._thread
-
     async def run(self, fn: Callable[[Runner], T]) -> T:
         if self._thread is None:
             async with self._sessions.begin() as s:
@@ -147,19 +141,12 @@ class Units:
         future. So the units thread does only units, and the next answer's search runs while this
         one's unit commits (both on the units thread, the search held every write behind it, and
         that thread was the radio's bottleneck: busy 99 % of the time, much of it waiting for the
-        GIL). When `offload` is the units thread itself, both run there in one hand-over."""
+        GIL)."""
         loop = asyncio.get_running_loop()
         if self._thread is None or offload is None:
             done = await loop.run_in_executor(offload, work)
             return done, await self.run(lambda run: unit(run, done))
         units = self._thread
-        if offload is units:
-
-            def both() -> tuple[P, T]:
-                done = work()
-                return done, self.run_here(lambda run: unit(run, done))
-
-            return await loop.run_in_executor(units, both)
         result: asyncio.Future[tuple[P, T]] = loop.create_future()
 
         def settle(outcome: tuple[P, T] | None, error: BaseException | None) -> None:

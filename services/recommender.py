@@ -536,12 +536,13 @@ class RecommendationService:
         query, pos, seed = await self.seed_query(track_id)  # may add the seed to the index: read it after
         index = await self.index()
         exclude = set(index.positions(await self._user_skips(user_id)))
-        if pos is not None:
+        if pos is not None:  # in the index: its keys as stored, and its co-likes count
             exclude.add(pos)
             keys, artists = index.keys_at(pos), index.artists[pos]
+            model, anchors = await self.colike_model(), [pos]
         else:
             artists = ";".join(seed.artists)
-            keys = index.keys_for(artists, seed.name)
+            keys, model, anchors = index.keys_for(artists, seed.name), None, []
         if diversity is None:  # the user's own setting, else the service default
             diversity = await self.user_diversity(user_id) if user_id is not None else self.default_diversity
         # CPU-bound: keep the event loop free.
@@ -550,8 +551,8 @@ class RecommendationService:
             index,
             query,
             n,
-            await self.colike_model() if pos is not None else None,
-            [pos] if pos is not None else [],
+            model,
+            anchors,
             exclude=exclude,
             exclude_keys=keys,
             diversity=diversity,

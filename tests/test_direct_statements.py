@@ -203,22 +203,20 @@ def _write_elsewhere(path: Path, radio: int) -> str:
     return threading.current_thread().name
 
 
-@pytest.mark.parametrize("where", ["pipelined", "units thread"])
-async def test_work_then_unit_hands_over_once_and_the_work_holds_no_transaction(tmp_path: Path, where: str) -> None:
-    """`Units.run_after`: the search (work) runs before the unit's transaction opens — on the
-    searches' thread, which queues the unit straight to the writer's thread, or on the writer's
-    thread itself — and the unit gets what it found."""
+async def test_work_then_unit_hands_over_once_and_the_work_holds_no_transaction(tmp_path: Path) -> None:
+    """`Units.run_after`: the search (work) runs on the searches' thread before the unit's
+    transaction opens, that thread queues the unit straight to the writer's thread, and the unit
+    gets what it found."""
     units, engine, path, radio = await _units_on_file(tmp_path)
     searches = ThreadPoolExecutor(1, thread_name_prefix="searches")
-    offload = searches if where == "pipelined" else units.executor
 
     def unit(run: Runner, found: str) -> tuple[str, str, object]:
         row = run.one(text("SELECT diversity FROM radio_sessions WHERE id = :r"), {"r": radio})
         return found, threading.current_thread().name, row
 
     try:
-        found, (_, ran_in, row) = await units.run_after(partial(_write_elsewhere, path, radio), unit, offload=offload)
-        assert found.startswith("searches" if where == "pipelined" else "sqlite-units")
+        found, (_, ran_in, row) = await units.run_after(partial(_write_elsewhere, path, radio), unit, offload=searches)
+        assert found.startswith("searches")
         assert ran_in.startswith("sqlite-units") and row == (0.5,)
     finally:
         searches.shutdown()
