@@ -22,7 +22,8 @@ run: install
 test: install
 	$(PY) -m ruff check .
 	$(PY) -m mypy
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadfile -m "not serial"
+	$(PY) -m pytest -q -m serial
 
 lint: install
 	$(PY) -m ruff check .

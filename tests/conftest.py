@@ -10,6 +10,7 @@ import asyncio
 import os
 import socket
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -40,6 +41,28 @@ _OFFLINE = {
     "DEEZER_API_URL": "http://127.0.0.1:9/",
     "TELEGRAM_API_URL": "http://127.0.0.1:9",
 }
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: the mark added here counts
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Items that share a node id (schemathesis makes one per API operation, all with the test's id)
+    are marked `serial`. pytest-xdist tells items apart by node id, so a worker would run only one of
+    them: `make test` runs them in a pass of their own (`-m serial`), and a worker that is handed
+    one anyway fails it (`pytest_runtest_setup`) rather than let the others go unrun."""
+    counts = Counter(item.nodeid for item in items)
+    shared = {nodeid for nodeid, n in counts.items() if n > 1}
+    for item in items:
+        if item.nodeid in shared:
+            item.add_marker(pytest.mark.serial)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER") and item.get_closest_marker("serial"):
+        pytest.fail(
+            f"{item.nodeid} shares its node id with other items, which pytest-xdist cannot tell apart: "
+            "deselect them with -m 'not serial' and run them in a pass without -n",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(autouse=True)
