@@ -19,6 +19,7 @@ import os
 import secrets
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -270,6 +271,11 @@ async def cmd_setup(args: argparse.Namespace, cli: CliContext) -> int:
     recommendations, tracks, _ = built_services(await cli.services())
     await recommendations.index()
     await tracks.index()
+    # Each song's "similar" list, worked out once (GET /similar reads it instead of searching).
+    started = time.perf_counter()
+    table = await recommendations.prepare_neighbours()
+    if table is not None:
+        log.info("similar lists ready: %d songs, %.1fs", int((table.radius2 >= 0).sum()), time.perf_counter() - started)
     return 0
 
 

@@ -41,6 +41,8 @@ from ml.predictor import ProbaModel, proba_inputs, routed_proba
 from ml.recsys import snapshot
 from ml.recsys.colikes import CoLikeModel
 from ml.recsys.index import ARTIST_CAP, CatalogIndex, EngineWeights, Hit, Query
+from ml.recsys.neighbours import Neighbours
+from ml.recsys.neighbours import build as build_neighbours
 from ml.recsys.scaling import is_partial
 from ml.recsys.taste import taste_from_history
 from ml.seeds import blend_prior, seed_distribution
@@ -104,6 +106,14 @@ class RecommendationService:
         self.colike_weight = colike_weight
         self.colike_ttl = colike_ttl
         self._index = index
+        # Each seed's default "similar" list (`ml.recsys.neighbours`), for the index `_index` is or
+        # was extended from (positions stay; a rebuilt index drops it). Built by setup, saved with
+        # the snapshot.
+        self._neighbours: Neighbours | None = None
+        self._generation = 0  # counts rebuilds (reload): a table built across one is not installed
+        # The genre model version in the key of the snapshot `_index` was loaded from (None: built
+        # here): a loaded index saved again keeps it (this process may never load the model).
+        self._loaded_model: str | None = None
         self._cpu = cpu
         self._colikes: CoLikeModel | None = None
         self._colikes_at = -math.inf
@@ -126,7 +136,8 @@ class RecommendationService:
         if self._snapshot_dir is not None:
             await self.save_snapshot(index)
         release_memory()
-        self._index = index
+        self._index, self._neighbours, self._loaded_model = index, None, None
+        self._generation += 1
         self._colikes = None
         self._colikes_at = -math.inf
         return index
@@ -155,8 +166,12 @@ class RecommendationService:
     def _key(count: int, top: int, labels: int, model: str) -> str:
         return f"tracks={count};max_id={top};labels={labels};model={model};unlabelled={UNLABELLED_GENRE}"
 
-    async def save_snapshot(self, index: CatalogIndex) -> Path | None:
-        """Save `index` as arrays under `snapshot_dir` (a failure is logged: the next start rebuilds)."""
+    async def save_snapshot(
+        self, index: CatalogIndex, neighbours: Neighbours | None = None, *, model: str | None = None
+    ) -> Path | None:
+        """Save `index` (and the `neighbours` table built for it) as arrays under `snapshot_dir` (a
+        failure is logged: the next start rebuilds). `model`: the genre model version it was built
+        with, when not the one this process loaded (an index loaded from a snapshot)."""
         if self._snapshot_dir is None:
             return None
         top = int(index.ids.max()) if len(index) else 0
@@ -165,9 +180,13 @@ class RecommendationService:
         if count != len(index):  # a track changed while the index was built: do not vouch for it
             log.warning("recommender snapshot not saved: %d tracks in the index, %d in the DB", len(index), count)
             return None
-        model = self._version(built=True) if index.has_proba else "none"
+        if model is None:
+            model = self._version(built=True) if index.has_proba else "none"
         arrays, meta = index.to_arrays()
         meta |= {"key": self._key(count, top, labels, model), "max_id": top}
+        if neighbours is not None:
+            table_arrays, meta["neighbours"] = neighbours.to_arrays()
+            arrays |= table_arrays
         try:
             folder = await asyncio.to_thread(snapshot.save, self._snapshot_dir, SNAPSHOT, arrays, meta)
         except OSError as exc:
@@ -200,6 +219,12 @@ class RecommendationService:
         except (snapshot.SnapshotError, ValueError, KeyError, TypeError) as exc:
             log.warning("recommender snapshot not used (%s): rebuilding", exc)
             return None
+        self._neighbours, self._loaded_model = None, self._version()
+        if "neighbours" in stored:
+            try:
+                self._neighbours = Neighbours.from_arrays(arrays, stored["neighbours"], len(index))
+            except (ValueError, KeyError, TypeError) as exc:  # the index is fine: only the table goes
+                log.warning("recommender snapshot's neighbour table not used (%s)", exc)
         newer -= count
         if newer > 1000 + REBUILD_SHARE * len(index):
             log.info("recommender snapshot is %d tracks behind: rebuilding", newer)
@@ -327,6 +352,42 @@ class RecommendationService:
         async with self._sessions() as s:
             ids = await TrackRepository(s).provider_feature_ids()
         return await self.add_tracks([t for t in ids if index.position(t) is None])
+
+    async def prepare_neighbours(
+        self, k: int = 10, progress: Callable[[int, int], None] | None = None
+    ) -> Neighbours | None:
+        """Work out each seed's default "similar" list (`ml.recsys.neighbours`; ~30 s at 64,600
+        songs) and save it with the index's snapshot; the current table is kept when it was built
+        for this index at this diversity. Setup runs it after the index. None: the index was
+        rebuilt meanwhile (its table is for the next setup)."""
+        index = await self.index()
+        table = self._neighbours
+        if table is not None and (table.size, table.k, table.diversity) == (len(index), k, self.default_diversity):
+            return table
+        generation = self._generation
+        table = await asyncio.to_thread(build_neighbours, index, k, self.default_diversity, progress)
+        if generation != self._generation:
+            return None
+        self._neighbours = table
+        await self.save_snapshot(index, table, model=self._loaded_model)
+        return table
+
+    def _listed(
+        self,
+        index: CatalogIndex,
+        query: Query,
+        pos: int | None,
+        n: int,
+        diversity: float,
+        exclude: set[int],
+        model: CoLikeModel | None,
+    ) -> list[Hit] | None:
+        """The seed's list read from the neighbour table, where the table holds exactly what the
+        search would answer: nothing left out but the seed, and no co-likes to boost it with."""
+        table = self._neighbours
+        if table is None or pos is None or exclude != {pos} or (model is not None and model.may_boost(pos)):
+            return None
+        return table.lookup(index, pos, query, n, diversity)
 
     async def refresh_colikes(self) -> CoLikeModel:
         """Rebuild the co-likes model from every like (the matrix is built in a worker thread)."""
@@ -545,19 +606,20 @@ class RecommendationService:
             keys, model, anchors = index.keys_for(artists, seed.name), None, []
         if diversity is None:  # the user's own setting, else the service default
             diversity = await self.user_diversity(user_id) if user_id is not None else self.default_diversity
-        # CPU-bound: keep the event loop free.
-        hits = await self.searching(
-            self._boosted_search,
-            index,
-            query,
-            n,
-            model,
-            anchors,
-            exclude=exclude,
-            exclude_keys=keys,
-            diversity=diversity,
-            seed_artists=artists,
-        )
+        hits = self._listed(index, query, pos, n, diversity, exclude, model)
+        if hits is None:  # CPU-bound: keep the event loop free.
+            hits = await self.searching(
+                self._boosted_search,
+                index,
+                query,
+                n,
+                model,
+                anchors,
+                exclude=exclude,
+                exclude_keys=keys,
+                diversity=diversity,
+                seed_artists=artists,
+            )
         recommendations = self._to_recommendations(index, hits)
         if user_id is not None:
             await self._record_shown(user_id, [r.track.id for r in recommendations], SHOWN_SIMILAR)

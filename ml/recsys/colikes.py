@@ -34,6 +34,11 @@ class CoLikeModel:
         self._item_users = likes.T.tocsr()  # n × users
         self._item_count = np.asarray(self._item_users.getnnz(axis=1), dtype=np.float64)
 
+    def may_boost(self, position: int, *, min_support: int = 2) -> bool:
+        """False when `scores([position])` is surely empty: fewer than `min_support` people liked it
+        (cheap, no matrix product: callers skip the boost's search then)."""
+        return 0 <= position < self._item_count.shape[0] and self._item_count[position] >= min_support
+
     def scores(self, positions: Sequence[int], *, min_support: int = 2) -> dict[int, tuple[float, int]]:
         """position → (shrunk cosine, support) summed over `positions`; support = common likers."""
         if not positions or self.users == 0:

@@ -882,7 +882,11 @@ class CatalogIndex:
             d2 += np.float32(2.0 * self.weights.genre**2) * (np.float32(1.0) - s)
         return d2
 
-    def _pool(
+    def pool_size(self, n: int) -> int:
+        """How many candidates `pool` gathers for a list of `n`."""
+        return min(len(self), max(self.weights.pool, 8 * n))
+
+    def pool(
         self, query: Query, n: int, exclude: Iterable[int], boost: Mapping[int, tuple[float, str]] | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """The candidates re-ranked by `search` (the nearest `pool`, plus boosted tracks, minus the
@@ -890,7 +894,7 @@ class CatalogIndex:
         a smaller set re-scored exactly (ml/recsys/ann.py): the tracks filed under the query's
         genres (exact, when the pool's farthest is nearer than any other track can be), else the
         audio graph's candidates and the tracks it does not hold (added since it was built)."""
-        want = min(len(self), max(self.weights.pool, 8 * n))
+        want = self.pool_size(n)
         excluded = np.fromiter(exclude, dtype=np.int64)
         boosted = np.fromiter((int(p) for p in boost), dtype=np.int64) if boost else np.zeros(0, dtype=np.int64)
         if self.ann is not None or len(self) > self.weights.genre_lists_min:
@@ -1096,8 +1100,37 @@ class CatalogIndex:
         """
         if n <= 0 or len(self) == 0:
             return []
-        pool, pool_d2 = self._pool(query, n, exclude, boost)
-        if pool.size == 0:
+        pool, pool_d2 = self.pool(query, n, exclude, boost)
+        return self.rank(
+            pool,
+            pool_d2,
+            n,
+            exclude_keys=exclude_keys,
+            recent=recent,
+            diversity=diversity,
+            boost=boost,
+            avoid=avoid,
+            alternatives=alternatives,
+            seed_artists=seed_artists,
+        )
+
+    def rank(
+        self,
+        pool: np.ndarray,
+        pool_d2: np.ndarray,
+        n: int,
+        *,
+        exclude_keys: Iterable[int] = (),
+        recent: Sequence[int] = (),
+        diversity: float = 0.3,
+        boost: Mapping[int, tuple[float, str]] | None = None,
+        avoid: Sequence[int] = (),
+        alternatives: bool = False,
+        seed_artists: str | None = None,
+    ) -> list[Hit]:
+        """`search`'s second half: the next `n` of the candidates `pool` (positions) at squared
+        distances `pool_d2`, as `pool()` gives them; the other arguments are `search`'s."""
+        if n <= 0 or pool.size == 0:
             return []
         dist = np.sqrt(np.maximum(pool_d2, 0.0)).astype(np.float64)
         # Similarity in (0, 1]: the scale is the distance of the pool's 10th nearest.
