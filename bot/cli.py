@@ -10,14 +10,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
 from bot.config import Settings
-from services.container import Services
-from services.data import DataService
-from services.models import ModelService
+
+if TYPE_CHECKING:  # types only: importing them pulls in pandas and the training code at every start
+    from services.container import Services
+    from services.data import DataService
+    from services.models import ModelService
 
 
 def progress_bars(enabled: bool = True) -> Callable[..., Any]:
