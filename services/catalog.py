@@ -30,19 +30,20 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import AUDIO_FEATURE_COLUMNS, Track, TrackAlias, TrackGenre
 from db.repositories import CatalogRepository, column_lengths
-from ml.data import duplicate_groups
 from ml.features import parse_bool
 from ml.pipeline.datasets import CATALOG_COLUMNS, DatasetError, read_dataset
 from ml.progress import Bars, no_bars
 from ml.text import fold_key
+
+if TYPE_CHECKING:  # pandas and ml.data load with the first import: `serve` never needs them
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,8 @@ def _float(value: Any) -> float | None:
 
 def read_catalog_frame(path: Path) -> pd.DataFrame:
     """The 114-genre file (plain or gzip CSV), text kept verbatim ("NA" is a band, not a null)."""
+    import pandas as pd
+
     try:
         frame = read_dataset(path)
     except (OSError, EOFError, ValueError, pd.errors.ParserError) as exc:
@@ -154,6 +157,10 @@ def read_catalog_frame(path: Path) -> pd.DataFrame:
 
 def fold_rows(frame: pd.DataFrame) -> FoldResult:
     """Group the rows into recordings (pure; see the module docstring for the rules)."""
+    import pandas as pd
+
+    from ml.data import duplicate_groups
+
     n = len(frame)
     ids = [str(v).strip() for v in frame["track_id"]]
     artists = [_text(v) for v in frame["artists"]]

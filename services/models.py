@@ -8,9 +8,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-
-from ml.data import LABEL_COLUMNS
 from ml.features import FeatureError
 from ml.pipeline.datasets import read_dataset
 from ml.predictor import META_FILE, GenrePredictor
@@ -122,7 +119,10 @@ class ModelService:
         self, source: Path, output: Path, *, task: str = "catalog", audio_only: bool = False
     ) -> Predicted:
         """Predict every row of the CSV `source` into the CSV `output` (see `ml.batch.predict_frame`)."""
+        import pandas as pd  # here: `serve` imports this module (the CLI's parser) but never pandas
+
         from ml.batch import predict_frame
+        from ml.data import LABEL_COLUMNS
 
         if not self.exists(task):
             raise ModelMissing(f"no {task} model at {self.path(task)} (run `python main.py train --task {task}`)")
