@@ -219,16 +219,16 @@ class RecommendationService:
         except (snapshot.SnapshotError, ValueError, KeyError, TypeError) as exc:
             log.warning("recommender snapshot not used (%s): rebuilding", exc)
             return None
+        newer -= count
+        if newer > 1000 + REBUILD_SHARE * len(index):
+            log.info("recommender snapshot is %d tracks behind: rebuilding", newer)
+            return None
         self._neighbours, self._loaded_model = None, self._version()
         if "neighbours" in stored:
             try:
                 self._neighbours = Neighbours.from_arrays(arrays, stored["neighbours"], len(index))
             except (ValueError, KeyError, TypeError) as exc:  # the index is fine: only the table goes
                 log.warning("recommender snapshot's neighbour table not used (%s)", exc)
-        newer -= count
-        if newer > 1000 + REBUILD_SHARE * len(index):
-            log.info("recommender snapshot is %d tracks behind: rebuilding", newer)
-            return None
         log.info(
             "recommender index: %d tracks loaded from the snapshot in %.2fs", len(index), time.perf_counter() - started
         )
@@ -356,8 +356,8 @@ class RecommendationService:
     async def prepare_neighbours(
         self, k: int = 10, progress: Callable[[int, int], None] | None = None
     ) -> Neighbours | None:
-        """Work out each seed's default "similar" list (`ml.recsys.neighbours`; ~30 s at 64,600
-        songs) and save it with the index's snapshot; the current table is kept when it was built
+        """Work out each seed's default "similar" list (`ml.recsys.neighbours`; 39 s at 64,588
+        songs here) and save it with the index's snapshot; the current table is kept when it was built
         for this index at this diversity. Setup runs it after the index. None: the index was
         rebuilt meanwhile (its table is for the next setup)."""
         index = await self.index()

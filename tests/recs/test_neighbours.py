@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.models import InteractionKind
+from db.models import InteractionKind, Track
 from db.repositories import InteractionRepository, LikeRepository
+from ml.features import AUDIO_FEATURES
 from ml.recsys.index import CatalogIndex, EngineWeights, Hit
 from ml.recsys.neighbours import Neighbours, build
 from services.recommender import RecommendationService
@@ -160,3 +161,26 @@ async def test_a_table_added_to_a_loaded_snapshot_keeps_its_model_version(
     served = service()
     await served.index()
     assert served._proba is None and served._neighbours is not None
+
+
+async def test_a_snapshot_too_far_behind_is_rebuilt_without_its_table(
+    sessions: async_sessionmaker[AsyncSession], catalog: Catalog, tmp_path: Path
+) -> None:
+    """The rebuilt index numbers its tracks afresh: the old snapshot's table must not come with it."""
+    first = RecommendationService(sessions, snapshot_dir=tmp_path)
+    assert await first.prepare_neighbours() is not None
+    template = catalog.tracks[5]
+    async with sessions.begin() as s:  # more than 1,000 (+5 %) tracks stored since the snapshot
+        s.add_all(
+            Track(
+                spotify_id=f"later{i:017d}",
+                name=f"later song {i}",
+                artists=f"Later Artist {i % 50}",
+                duration_ms=template.duration_ms,
+                **{c: getattr(template, c) for c in AUDIO_FEATURES},
+            )
+            for i in range(1_100)
+        )
+    rebuilt = RecommendationService(sessions, snapshot_dir=tmp_path)
+    assert len(await rebuilt.index()) == len(catalog.tracks) + 1_100
+    assert rebuilt._neighbours is None
