@@ -20,23 +20,53 @@ A shorter list is the table's prefix: the search picks one at a time and gathers
 any n up to `k` (`build` checks that `pool_size` is the same).
 
 The arrays are saved in the recommender's snapshot (`to_arrays` / `from_arrays`) and memory-mapped
-like the rest: ~13 MB at 64,600 songs and ten hits.
+like the rest: ~13 MB at 64,600 songs and ten hits. The snapshot's key vouches for the catalogue,
+the model and the weights, not for the code that ranks: the table also carries `engine()`, a hash of
+the ranking code's source, and a table built by other code is not used (setup builds it again).
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ml.recsys import index as ranking
 from ml.recsys.index import NEUTRAL_DIVERSITY, Hit, Query
 
 if TYPE_CHECKING:
     from ml.recsys.index import CatalogIndex
 
 PREFIX = "neighbours."
+
+
+@functools.cache
+def engine() -> str:
+    """A hash of the source of what decides a list (the pool, the re-ranking and their helpers)."""
+    parts = (
+        ranking.CatalogIndex.search,
+        ranking.CatalogIndex.pool,
+        ranking.CatalogIndex._pool_from,
+        ranking.CatalogIndex._genre_listed,
+        ranking.CatalogIndex._audio_at,
+        ranking.CatalogIndex.distances2_at,
+        ranking.CatalogIndex.rank,
+        ranking.CatalogIndex._pair_distances2,
+        ranking.CatalogIndex.query_for,
+        ranking.CatalogIndex.keys_at,
+        ranking.smallest,
+        ranking._member,
+        ranking._artist_id,
+    )
+    digest = hashlib.blake2b(digest_size=8)
+    for part in parts:
+        digest.update(inspect.getsource(part).encode())
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -86,11 +116,14 @@ class Neighbours:
             PREFIX + "distances": self.distances,
             PREFIX + "radius2": self.radius2,
         }
-        return arrays, {"diversity": self.diversity, "pool_size": self.pool_size}
+        return arrays, {"diversity": self.diversity, "pool_size": self.pool_size, "engine": engine()}
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], n: int) -> Neighbours:
-        """Raises ValueError when the arrays do not fit together or hold more seeds than `n` tracks."""
+        """Raises ValueError when the arrays do not fit together, hold more seeds than `n` tracks, or
+        were worked out by other ranking code."""
+        if meta.get("engine") != engine():
+            raise ValueError("neighbour table worked out by other ranking code")
         table = cls(
             hits=arrays[PREFIX + "hits"],
             scores=arrays[PREFIX + "scores"],

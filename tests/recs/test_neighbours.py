@@ -85,6 +85,23 @@ def test_arrays_round_trip_and_a_table_larger_than_the_index_is_refused() -> Non
     )
     with pytest.raises(ValueError):
         Neighbours.from_arrays(arrays, meta, len(index) - 1)
+    with pytest.raises(ValueError):  # worked out by other ranking code (an older release's setup)
+        Neighbours.from_arrays(arrays, meta | {"engine": "0" * 16}, len(index))
+
+
+async def test_a_table_from_other_ranking_code_is_not_used(
+    sessions: async_sessionmaker[AsyncSession], catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The snapshot's key says nothing of the ranking code: a release that ranks differently must
+    not answer from the lists an older one worked out (its index still loads)."""
+    await RecommendationService(sessions, snapshot_dir=tmp_path).prepare_neighbours()
+    import ml.recsys.neighbours as neighbours
+
+    monkeypatch.setattr(neighbours, "engine", lambda: "another release")
+    served = RecommendationService(sessions, snapshot_dir=tmp_path)
+    await served.index()
+    assert served._loaded_model is not None  # loaded from the snapshot, not rebuilt
+    assert served._neighbours is None
 
 
 def _similar(recs: list) -> list[tuple[int, float, str]]:
