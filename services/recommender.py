@@ -353,9 +353,7 @@ class RecommendationService:
             ids = await TrackRepository(s).provider_feature_ids()
         return await self.add_tracks([t for t in ids if index.position(t) is None])
 
-    async def prepare_neighbours(
-        self, k: int = 10, progress: Callable[[int, int], None] | None = None
-    ) -> Neighbours | None:
+    async def prepare_neighbours(self, k: int = 10) -> Neighbours | None:
         """Work out each seed's default "similar" list (`ml.recsys.neighbours`; 39 s at 64,588
         songs here) and save it with the index's snapshot; the current table is kept when it was built
         for this index at this diversity. Setup runs it after the index. None: the index was
@@ -365,7 +363,7 @@ class RecommendationService:
         if table is not None and (table.size, table.k, table.diversity) == (len(index), k, self.default_diversity):
             return table
         generation = self._generation
-        table = await asyncio.to_thread(build_neighbours, index, k, self.default_diversity, progress)
+        table = await asyncio.to_thread(build_neighbours, index, k, self.default_diversity)
         if generation != self._generation:
             return None
         self._neighbours = table

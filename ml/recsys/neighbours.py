@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,7 @@ import numpy as np
 
 from ml.recsys import index as ranking
 from ml.recsys.index import NEUTRAL_DIVERSITY, Hit, Query
+from ml.text import normalize, split_artists
 
 if TYPE_CHECKING:
     from ml.recsys.index import CatalogIndex
@@ -47,7 +48,8 @@ PREFIX = "neighbours."
 
 @functools.cache
 def engine() -> str:
-    """A hash of the source of what decides a list (the pool, the re-ranking and their helpers)."""
+    """A hash of what decides a list: the source of the pool, the re-ranking and their helpers, and
+    the engine's module constants they read (the weights are the snapshot key's)."""
     parts = (
         ranking.CatalogIndex.search,
         ranking.CatalogIndex.pool,
@@ -62,10 +64,14 @@ def engine() -> str:
         ranking.smallest,
         ranking._member,
         ranking._artist_id,
+        split_artists,
+        normalize,
     )
     digest = hashlib.blake2b(digest_size=8)
     for part in parts:
         digest.update(inspect.getsource(part).encode())
+    constants = (ranking.ARTIST_CAP, ranking.ARTIST_WINDOW, ranking.NEUTRAL_DIVERSITY, ranking._GENRE_MARGIN)
+    digest.update(repr(constants).encode())
     return digest.hexdigest()
 
 
@@ -140,12 +146,7 @@ class Neighbours:
         return table
 
 
-def build(
-    index: CatalogIndex,
-    k: int = 10,
-    diversity: float = NEUTRAL_DIVERSITY,
-    progress: Callable[[int, int], None] | None = None,
-) -> Neighbours:
+def build(index: CatalogIndex, k: int = 10, diversity: float = NEUTRAL_DIVERSITY) -> Neighbours:
     """The table for every labelled track of `index` (the others are left out: radius2 −1).
     Raises ValueError when a list of fewer than `k` would gather a smaller pool than `k` does."""
     if k <= 0:
@@ -159,7 +160,7 @@ def build(
     distances = np.zeros((n, k), dtype=np.float64)
     radius2 = np.full(n, -1.0, dtype=np.float32)
     seeds = np.flatnonzero(np.asarray(index.has_label, dtype=bool)).tolist()
-    for done, position in enumerate(seeds, 1):
+    for position in seeds:
         pool, pool_d2 = index.pool(index.query_for(position), k, (position,), None)
         found = index.rank(
             pool,
@@ -174,6 +175,4 @@ def build(
         radius2[position] = float(pool_d2.max()) if full and pool.size else np.inf
         for i, hit in enumerate(found):
             hits[position, i], scores[position, i], distances[position, i] = hit.position, hit.score, hit.distance
-        if progress is not None and (done % 1000 == 0 or done == len(seeds)):
-            progress(done, len(seeds))
     return Neighbours(hits, scores, distances, radius2, float(diversity), pool_size)

@@ -201,3 +201,18 @@ async def test_a_snapshot_too_far_behind_is_rebuilt_without_its_table(
     rebuilt = RecommendationService(sessions, snapshot_dir=tmp_path)
     assert len(await rebuilt.index()) == len(catalog.tracks) + 1_100
     assert rebuilt._neighbours is None
+
+
+def test_the_engine_hash_follows_the_ranking_constants(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ml.recsys.index as ranking
+    import ml.recsys.neighbours as neighbours
+
+    before = neighbours.engine()
+    monkeypatch.setattr(ranking, "ARTIST_CAP", ranking.ARTIST_CAP + 1)
+    neighbours.engine.cache_clear()
+    try:
+        assert neighbours.engine() != before  # another artist cap ranks differently
+    finally:
+        monkeypatch.undo()
+        neighbours.engine.cache_clear()
+    assert neighbours.engine() == before
