@@ -42,6 +42,8 @@ import copy
 import functools
 import hashlib
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -62,6 +64,49 @@ _SPARSE_QUERY_CLASSES = 24  # a query genre with more non-zero classes uses the 
 ARTIST_CAP = 2
 ARTIST_WINDOW = 10
 _GENRE_MARGIN = 16.0  # genre-list rows whose genre term is this close to the best are re-scored first
+_GENRE_FLOOR = 1e-6  # a steered taste's genre weights below this are dropped (CatalogIndex.steer)
+
+
+class GenreUnions:
+    """The rows filed under any of a set of genre classes, and where each class's column sits among
+    them, per class set: least recently used first out, within `budget` stored positions (8 bytes
+    each; a set needing more than `largest` is answered but not kept). A radio's classes change
+    only when a like brings a new one, and a catalogue seed's are its labels, so a few hundred sets
+    serve most searches. Thread-safe: searches run on a pool."""
+
+    def __init__(self, columns: sparse.csc_matrix, budget: int = 1 << 20, largest: int | None = None) -> None:
+        self.columns = columns
+        self.budget = budget
+        self.largest = budget // 4 if largest is None else largest
+        self._items: OrderedDict[tuple[int, ...], tuple[np.ndarray, list[np.ndarray]]] = OrderedDict()
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def get(self, classes: tuple[int, ...]) -> tuple[np.ndarray, list[np.ndarray]]:
+        with self._lock:
+            found = self._items.get(classes)
+            if found is not None:
+                self._items.move_to_end(classes)
+                return found
+        c = self.columns
+        parts = [c.indices[c.indptr[k] : c.indptr[k + 1]] for k in classes]
+        rows = np.unique(np.concatenate(parts)).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
+        made = (rows, [np.searchsorted(rows, part) for part in parts])
+        size = self._size(made)
+        with self._lock:
+            if classes not in self._items and size <= self.largest:
+                self._items[classes] = made
+                self._held += size
+                while self._held > self.budget:
+                    self._held -= self._size(self._items.popitem(last=False)[1])
+        return made
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @staticmethod
+    def _size(item: tuple[np.ndarray, list[np.ndarray]]) -> int:
+        return item[0].size + sum(part.size for part in item[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -688,11 +733,19 @@ class CatalogIndex:
         largest any track has (and 0, where a partial query holds its unknown columns), each genre
         weight in [0, 1]. Unbounded, a push away from a song left the catalogue behind after enough
         skips: the nearest song is then far, so every skip moved the taste farther (×1.2 a skip)
-        until its squared distances overflowed float32 and nothing was near any more."""
+        until its squared distances overflowed float32 and nothing was near any more.
+
+        A genre weight that falls below `_GENRE_FLOOR` is dropped: it moves no distance by more than
+        2w² · 1e-6 (3e-4 against pool distances of ~100), while each like halves the others and never
+        zeroes them, so a long radio kept every genre it ever liked (at 1e-30) and its searches
+        re-scored all their tracks: 5 classes at the start, 15 after 600 answers."""
         moved = query.moved(self.query_for(position), rate)
         lo, hi = self._audio_box()
         audio = np.clip(moved.audio, lo, hi)
-        genre = None if moved.genre is None else np.clip(moved.genre, 0.0, 1.0)
+        genre = None
+        if moved.genre is not None:
+            genre = np.clip(moved.genre, 0.0, 1.0)
+            genre[genre < _GENRE_FLOOR] = 0.0
         return Query(audio, genre, partial=moved.partial)
 
     def _audio_box(self) -> tuple[np.ndarray, np.ndarray]:
@@ -974,12 +1027,7 @@ class CatalogIndex:
             rows = np.asarray(columns.indices[lo:hi], dtype=np.int64)
             s = np.asarray(columns.data[lo:hi], dtype=np.float32) * q[k]
         else:
-            idx = np.concatenate([columns.indices[lo:hi] for _, lo, hi in spans]).astype(np.int64)
-            val = np.concatenate([columns.data[lo:hi] * q[k] for k, lo, hi in spans]).astype(np.float32)
-            order = np.argsort(idx, kind="stable")
-            idx, val = idx[order], val[order]
-            starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]]) if idx.size else np.zeros(0, dtype=np.int64)
-            rows, s = idx[starts], np.add.reduceat(val, starts) if idx.size else val
+            rows, s = self._genre_union_scores(columns, q, spans)
         missing = self._genre_missing()
         if missing.size:
             rows = np.concatenate([rows, missing])
@@ -1038,17 +1086,29 @@ class CatalogIndex:
             rows = columns.indices[lo:hi]
             s_rows = columns.data[lo:hi] * q[k]
         else:
-            rows = np.unique(np.concatenate([columns.indices[lo:hi] for _, lo, hi in parts]))
-            s = np.zeros(len(d2), dtype=np.float32)
-            for k, lo, hi in parts:
-                s[columns.indices[lo:hi]] += columns.data[lo:hi] * q[k]
-            s_rows = s[rows]
+            rows, s_rows = self._genre_union_scores(columns, q, parts)
         audio_rows = d2[rows]
         missing = self._genre_missing()
         audio_missing = d2[missing]
         d2 += weight * (np.float32(1.0) - np.float32(0.0))
         d2[rows] = audio_rows + weight * (np.float32(1.0) - s_rows)
         d2[missing] = audio_missing + weight * (np.float32(1.0) - unknown)
+
+    def _genre_union_scores(
+        self, columns: sparse.csc_matrix, q: np.ndarray, spans: Sequence[tuple[int, int, int]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, s): the rows filed under any of the classes in `spans` ((class, start, end) in the
+        block's columns, classes ascending), ascending, and their genre similarity `Σ_k column_k · q_k`,
+        added in class order. The union and each column's place in it come from `GenreUnions`
+        (sorting the merged rows was ~40 % of a radio's search)."""
+        unions: GenreUnions | None = getattr(self, "_unions", None)
+        if unions is None or unions.columns is not columns:
+            unions = self._unions = GenreUnions(columns)
+        rows, where = unions.get(tuple(k for k, _, _ in spans))
+        s = np.zeros(rows.size, dtype=np.float32)
+        for (k, lo, hi), at in zip(spans, where, strict=True):
+            s[at] += columns.data[lo:hi] * q[k]
+        return rows, s
 
     def _genre_columns(self) -> sparse.csc_matrix:
         """The scored genre block by columns (built once per index, on first use)."""

@@ -55,6 +55,8 @@ def engine() -> str:
         ranking.CatalogIndex.pool,
         ranking.CatalogIndex._pool_from,
         ranking.CatalogIndex._genre_listed,
+        ranking.CatalogIndex._genre_union_scores,
+        ranking.GenreUnions.get,
         ranking.CatalogIndex._audio_at,
         ranking.CatalogIndex.distances2_at,
         ranking.CatalogIndex.rank,

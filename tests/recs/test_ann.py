@@ -226,3 +226,51 @@ def test_importing_the_engine_does_not_load_usearch() -> None:
     code = "import sys, ml.recsys.index, ml.recsys.ann; sys.exit('usearch' in sys.modules)"
     root = Path(__file__).resolve().parents[2]
     assert subprocess.run([sys.executable, "-c", code], cwd=root, check=False).returncode == 0
+
+
+def test_tastes_over_several_genres_get_the_scans_results_before_and_after_growth() -> None:
+    """A radio's taste spans the genres it liked: its pool is read from the union of their lists,
+    kept per class set (`GenreUnions`). The same ten as the scan, and, once a song is added, the
+    grown index's own lists (not the cached union of the smaller one)."""
+    index = build(EngineWeights(genre_lists_min=1000))  # no graph: the lists, or the scan
+    assert index.ann is None
+    seeds = [s for s in seeds_of(index, 400) if len(index.genres[s]) == 2][:12]
+    tastes = [index.steer(index.query_for(s), seeds[i - 1], 0.5) for i, s in enumerate(seeds)]
+    classes = [np.count_nonzero(t.genre) for t in tastes if t.genre is not None]
+    assert len(classes) == len(tastes) and min(classes) >= 2 and max(classes) >= 3
+
+    def ten(ix: CatalogIndex, taste: Any) -> list[int]:
+        return [h.position for h in ix.search(taste, 10, exclude=set(seeds))]
+
+    for taste in tastes:
+        assert ten(index, taste) == ten(exact_twin(index), taste)
+    assert index._unions is not None and len(index._unions) >= 1
+    rows, _ = catalogue()
+    twin = dataclasses.replace(rows[seeds[0]], id=N_SONGS + 1, spotify_id="sp_new", name="new", artists="new artist")
+    grown = index.extended([twin], {N_SONGS + 1: list(index.genres[seeds[0]])})
+    new = grown.position(N_SONGS + 1)
+    assert new is not None
+    for taste in tastes:
+        assert ten(grown, taste) == ten(exact_twin(grown), taste)
+    assert ten(grown, grown.query_for(seeds[0]))[0] == new  # its twin, under its two genres
+
+
+def test_genre_unions_are_kept_least_recently_used_within_their_budget() -> None:
+    from scipy import sparse
+
+    from ml.recsys.index import GenreUnions
+
+    columns = sparse.csc_matrix(
+        np.asarray([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [0, 1, 1], [0, 0, 0]], dtype=np.float32)
+    )
+    unions = GenreUnions(columns, budget=20, largest=10)
+    rows, where = unions.get((0, 1))
+    assert rows.tolist() == [0, 1, 2, 4]
+    assert [rows[w].tolist() for w in where] == [[0, 1], [1, 2, 4]]
+    assert unions.get((0, 1))[0] is rows  # kept: 4 rows + 5 places = 9 of 20
+    unions.get((1, 2))  # 4 + 5 = 9: 18 held
+    unions.get((0, 1))  # (0, 1) used last
+    unions.get((0, 2))  # 4 + 4 = 8: over budget, the least recently used (1, 2) goes
+    assert len(unions) == 2 and unions.get((0, 1))[0] is rows
+    assert unions.get((0, 1, 2))[0].tolist() == [0, 1, 2, 3, 4]  # 5 + 7 = 12 > 10: answered, not kept
+    assert len(unions) == 2

@@ -199,3 +199,22 @@ def test_hellinger_metric_stays_available_and_bad_metrics_are_refused() -> None:
     assert all(index.genres[h.position] == ("rock",) for h in hits)
     with pytest.raises(ValueError, match="genre_metric"):
         EngineWeights(genre_metric="cosine")  # type: ignore[arg-type]
+
+
+def test_a_long_radio_taste_keeps_only_the_genres_it_still_carries() -> None:
+    """Each like halves the taste's other genre weights and never zeroes them: after 600 answers a
+    radio carried every genre it had ever liked (at 1e-30) and re-scored all their tracks at each
+    step. Below 1e-6 a weight is dropped; what is left still counts as before."""
+    index = build()
+    rock = index.genres.index(("rock",))
+    jazz = next(p for p, g in enumerate(index.genres) if g == ("jazz",))
+    taste = index.query_for(rock)
+    for _ in range(25):  # 25 likes of jazz songs: rock's weight 0.5^25 ≈ 3e-8
+        taste = index.steer(taste, jazz, 0.5)
+    assert taste.genre is not None
+    assert taste.genre[index.classes.index("rock")] == 0.0
+    assert taste.genre[index.classes.index("jazz")] == pytest.approx(1.0, abs=1e-6)
+    fading = index.query_for(rock)
+    for _ in range(10):  # 0.5^10 ≈ 1e-3: still there
+        fading = index.steer(fading, jazz, 0.5)
+    assert fading.genre is not None and 0 < fading.genre[index.classes.index("rock")] < 2e-3
