@@ -74,7 +74,7 @@ class GenreUnions:
     only when a like brings a new one, and a catalogue seed's are its labels, so a few hundred sets
     serve most searches. Thread-safe: searches run on a pool."""
 
-    def __init__(self, columns: sparse.csc_matrix, budget: int = 1 << 20, largest: int | None = None) -> None:
+    def __init__(self, columns: sparse.csc_matrix, budget: int = 1 << 19, largest: int | None = None) -> None:
         self.columns = columns
         self.budget = budget
         self.largest = budget // 4 if largest is None else largest
