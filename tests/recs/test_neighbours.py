@@ -5,6 +5,7 @@ longer list, for a seed liked by several people (co-likes), and for anyone with 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -216,3 +217,37 @@ def test_the_engine_hash_follows_the_ranking_constants(monkeypatch: pytest.Monke
         monkeypatch.undo()
         neighbours.engine.cache_clear()
     assert neighbours.engine() == before
+
+
+def _first() -> Any:
+    def ranked(x: int) -> int:
+        """Doc."""
+        # a comment
+        return x + 1
+
+    return ranked
+
+
+def _reworded() -> Any:
+    def ranked(x: int) -> int:
+        """Other words for it."""
+        return x + 1  # another comment
+
+    return ranked
+
+
+def _changed() -> Any:
+    def ranked(x: int) -> int:
+        """Doc."""
+        return x + 2
+
+    return ranked
+
+
+def test_the_engine_hash_ignores_comments_and_docstrings_but_not_code() -> None:
+    """A release that only rewords the ranking's comments keeps setup's table; one that changes
+    a line of it does not."""
+    from ml.recsys.neighbours import _code
+
+    assert _code(_first()) == _code(_reworded())
+    assert _code(_first()) != _code(_changed())
