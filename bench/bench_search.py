@@ -45,6 +45,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import catalog_csv
+from bench.live import table
 from db.base import Base
 from db.engine import create_engine, create_session_factory
 from db.repositories import TrackRepository
@@ -251,6 +252,12 @@ async def run(args: argparse.Namespace) -> int:
         sign = "≥" if higher else "≤"
         print(f"{name:26s} {value:8.1f} {sign}{target:7.1f} {ratio:6.2f}  {'OK' if met else 'MISS'}")
     print(f"{'opened at once but wrong':26s} {pct(sum(opened_wrong.values()), total):8.1f}")
+    print()
+    shown = []
+    for name, value, target, higher in rows:
+        sign = "≥" if higher else "≤"
+        shown.append((name + (" %" if higher else ""), f"{value:.1f}", f"{sign} {target:g}", f"{value / target:.2f}"))
+    print(table(shown))
     print(f"resolve latency: p50 {p50:.2f} ms  p99 {p99:.2f} ms  max {max(times):.2f} ms")
     print(
         f"resolve CPU time: p50 {statistics.median(cpu):.2f} ms  p99 {percentile(cpu, 0.99):.2f} ms"
