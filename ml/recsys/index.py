@@ -1238,7 +1238,8 @@ class CatalogIndex:
             blocked_keys.add(int(self.recording_keys[p]))
             blocked_keys.add(int(self.song_keys[p]))
         lam = self.weights.max_mmr * diversity
-        vectors = self.audio[pool] if lam > 0 else None  # for the novelty term only
+        # For the novelty term's updates after each pick (none when the hits are alternatives).
+        vectors = self.audio[pool] if lam > 0 and not alternatives and n > 1 else None
         # Novelty: distance to the nearest already chosen / recent track (in scale units).
         novelty = np.full(pool.size, 2.0)
         if recent_window:
@@ -1256,7 +1257,9 @@ class CatalogIndex:
         # track is chosen; rejected candidates (blocked key, artist cap) change neither. The
         # arithmetic is the same as recomputing everything each time.
         base = (1.0 - lam) * rel
-        novelty_term = lam * np.minimum(novelty, 2.0) / 2.0
+        # novelty never exceeds 2 (it starts there and only falls), and lam·x/2 == (lam/2)·x exactly
+        half = lam / 2.0
+        novelty_term = half * novelty
         rec_keys, song_keys = self.recording_keys[pool].tolist(), self.song_keys[pool].tolist()
         pool_ids = pool.tolist()
         # The artist window: its tracks' artists counted, and each distinct main artist's count in
@@ -1306,7 +1309,7 @@ class CatalogIndex:
             if vectors is not None:
                 diff = vectors - vectors[j]
                 novelty = np.minimum(novelty, np.sqrt(np.einsum("ij,ij->i", diff, diff)) / scale)
-                novelty_term = lam * np.minimum(novelty, 2.0) / 2.0
+                novelty_term = half * novelty
         return hits
 
 
