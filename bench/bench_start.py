@@ -12,9 +12,10 @@ the product's genre model) three times and prints one table with the targets of 
   the model and without it (MODEL_PRELOAD=false: loaded on the first genre answer);
 - idle RSS again after 300 genre answers (150 track cards: the full head; 150 POST /genre: the
   audio-only head): the model's mapped pages count once they are touched (file-backed, shared);
-- with HTTP_WORKERS=2, what the extra process adds: its RSS, its PSS (shared pages split between the
-  processes that map them) and its USS (private pages: what the machine gets back if it exits), and
-  the PSS of both processes together.
+- with HTTP_WORKERS=2, what the extra process adds (the target, issue 15's "each extra process
+  ≤ 150 MB more"): the PSS of both processes against the PSS of one (shared pages split between the
+  processes that map them); and its USS (private pages: what the machine gets back if it exits), its
+  PSS and its RSS (which also counts every page it shares with the first).
 - the snapshots on disk, and the recommender's and search index's size per 100k songs.
 """
 
@@ -143,8 +144,18 @@ async def main() -> int:
         ("idle PSS, model on first use, MiB", f"{lean['Pss']:.0f}", "—"),
     ]
     if "worker0_Rss" in two:
-        rows.append(("HTTP_WORKERS=2: extra process RSS, MiB", f"{two['worker0_Rss']:.0f}", f"≤ {WORKER_TARGET_MIB:g}"))
-        rows.append(("HTTP_WORKERS=2: extra process PSS, MiB", f"{two['worker0_Pss']:.0f}", f"≤ {WORKER_TARGET_MIB:g}"))
+        # The target is what the extra process adds to the machine: the two processes' PSS against
+        # one's (its private pages plus its share of what they share). Its RSS also counts every page
+        # it shares with the first (the imports, mapped before the fork): shown, not the target.
+        both = two["Pss"] + two["worker0_Pss"]
+        added = both - lean["Pss"]
+        rows.append(
+            (
+                "HTTP_WORKERS=2: memory the extra process adds (PSS of both − PSS of one), MiB",
+                f"{added:.0f}",
+                f"≤ {WORKER_TARGET_MIB:g}",
+            )
+        )
         rows.append(
             (
                 "HTTP_WORKERS=2: extra process USS (private), MiB",
@@ -152,7 +163,10 @@ async def main() -> int:
                 f"≤ {WORKER_TARGET_MIB:g}",
             )
         )
-        both = two["Pss"] + two["worker0_Pss"]
+        rows.append(("HTTP_WORKERS=2: extra process PSS, MiB", f"{two['worker0_Pss']:.0f}", "—"))
+        rows.append(
+            ("HTTP_WORKERS=2: extra process RSS (shared pages included), MiB", f"{two['worker0_Rss']:.0f}", "—")
+        )
         rows.append(("HTTP_WORKERS=2: PSS of both processes, MiB", f"{both:.0f} (one process: {lean['Pss']:.0f})", "—"))
     for name, (mib, tracks) in snapshot_sizes().items():
         per = mib / tracks * 100_000 if tracks else float("nan")
